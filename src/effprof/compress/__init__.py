@@ -1,0 +1,1 @@
+"""Compression: significance, structured pruning, recovery, quantisation (LightGaussian recipe)."""

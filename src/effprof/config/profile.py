@@ -1,0 +1,51 @@
+"""Options of ``effprof profile`` (also the axes of a sweep file)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from effprof.config.base import StrictModel
+from effprof.units import parse_resolutions, parse_shape
+
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["fp32", "tf32", "fp16", "bf16"]
+
+DEFAULT_INPUT = {"cpu": "1x3x256x256", "cuda": "1x3x720x1280"}
+
+
+class ProfileConfig(StrictModel):
+    """One profile job. ``input=None`` means the device's default (256x256 on CPU, 720p on CUDA)."""
+
+    model: str = "mssnet"
+    variant: str | None = None
+    weights: str | None = None
+    input: str | None = None
+    device: Device = "auto"
+    precision: Precision = "fp32"
+    channels_last: bool = False
+    cuda_graphs: bool = False
+    compile: bool = False
+    onnx: bool = False
+    resolutions: str | None = None
+    warmup: int = Field(default=3, ge=0, le=10_000)
+    repeat: int = Field(default=10, ge=1, le=100_000)
+    threads: int | None = Field(default=None, ge=1, le=1024)
+    crosscheck: bool = True
+    optime: bool = True
+    out: str = "reports/"
+
+    @field_validator("input")
+    @classmethod
+    def _shape(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_shape(value)
+        return value
+
+    @field_validator("resolutions")
+    @classmethod
+    def _resolutions(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_resolutions(value)
+        return value

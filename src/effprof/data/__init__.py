@@ -1,0 +1,1 @@
+"""Data: synthetic blur pairs from images shipped with scikit-image, folder datasets, metrics."""

@@ -1,0 +1,1 @@
+"""Weights shipped with effprof (see the model cards beside them)."""

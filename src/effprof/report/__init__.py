@@ -1,0 +1,1 @@
+"""Self-contained HTML reports rendered from stored runs (reads runs only, never model code)."""

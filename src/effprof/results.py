@@ -1,0 +1,55 @@
+"""Plain data shared by every layer: the user-error type and the "missing measurement" value."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+class EffprofError(Exception):
+    """An error caused by the user's input or environment.
+
+    The CLI prints ``str(error)`` as one line and exits with code 2; no traceback is shown.
+    """
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A number that could not be measured, with the reason (never stored as 0).
+
+    >>> Missing("CUDA out of memory at 1x3x2160x3840")
+    Missing(reason='CUDA out of memory at 1x3x2160x3840')
+    """
+
+    reason: str
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return f"missing ({self.reason})"
+
+
+def is_missing(value: Any) -> bool:
+    """True for ``Missing``, ``None`` and NaN: the three shapes a missing number takes in a run."""
+    if value is None or isinstance(value, Missing):
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def split_missing(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Split a metrics dict into (numbers with ``None`` for missing ones, {name: reason}).
+
+    This is how run.json stores them: ``metrics.latency_ms = null`` and
+    ``missing.latency_ms = "CUDA out of memory"``.
+    """
+    numbers: dict[str, Any] = {}
+    reasons: dict[str, str] = {}
+    for name, value in values.items():
+        if isinstance(value, Missing):
+            numbers[name] = None
+            reasons[name] = value.reason
+        else:
+            numbers[name] = value
+    return numbers, reasons

@@ -1,0 +1,1 @@
+"""Training loop and losses, shared by ``effprof train`` and compression's recovery step."""

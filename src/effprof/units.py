@@ -1,0 +1,106 @@
+"""Units, shapes and resolutions: parsing user strings and formatting numbers with their unit."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from effprof.results import EffprofError
+
+KIB = 1024
+MIB = 1024**2
+GIB = 1024**3
+
+# Named resolutions, as (height, width). "720p" is 1280x720 landscape, "4k" is UHD 3840x2160.
+RESOLUTIONS: dict[str, tuple[int, int]] = {
+    "360p": (360, 640),
+    "480p": (480, 854),
+    "540p": (540, 960),
+    "720p": (720, 1280),
+    "1080p": (1080, 1920),
+    "1440p": (1440, 2560),
+    "2k": (1440, 2560),
+    "4k": (2160, 3840),
+    "2160p": (2160, 3840),
+}
+
+_SHAPE = re.compile(r"^\s*\d+(\s*[xX×,]\s*\d+)*\s*$")
+
+
+def parse_shape(text: str, ndim: int = 4) -> tuple[int, ...]:
+    """Parse ``"1x3x256x256"`` into ``(1, 3, 256, 256)``; every dimension must be a positive integer.
+
+    >>> parse_shape("1x3x720x1280")
+    (1, 3, 720, 1280)
+    """
+    if not isinstance(text, str) or not _SHAPE.match(text):
+        raise EffprofError(f"malformed input shape {text!r}: expected N x C x H x W, e.g. 1x3x256x256")
+    dims = tuple(int(part) for part in re.split(r"\s*[xX×,]\s*", text.strip()))
+    if len(dims) != ndim:
+        raise EffprofError(
+            f"malformed input shape {text!r}: expected {ndim} dimensions (N x C x H x W), got {len(dims)}"
+        )
+    if any(d <= 0 for d in dims):
+        raise EffprofError(f"malformed input shape {text!r}: every dimension must be positive")
+    return dims
+
+
+def format_shape(shape: tuple[int, ...]) -> str:
+    """``(1, 3, 64, 64)`` -> ``"1x3x64x64"``."""
+    return "x".join(str(int(d)) for d in shape)
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """A resolution as (height, width): ``"720p"``, ``"4k"``, ``"512"`` (square) or ``"720x1280"`` (HxW).
+
+    >>> parse_resolution("1080p"), parse_resolution("256"), parse_resolution("720x1280")
+    ((1080, 1920), (256, 256), (720, 1280))
+    """
+    key = text.strip().lower()
+    if key in RESOLUTIONS:
+        return RESOLUTIONS[key]
+    if re.fullmatch(r"\d+", key):
+        side = int(key)
+        if side > 0:
+            return side, side
+    match = re.fullmatch(r"(\d+)\s*[x×]\s*(\d+)", key)
+    if match and int(match[1]) > 0 and int(match[2]) > 0:
+        return int(match[1]), int(match[2])
+    known = ", ".join(RESOLUTIONS)
+    raise EffprofError(f"malformed resolution {text!r}: use a side (512), HxW (720x1280) or one of {known}")
+
+
+def parse_resolutions(text: str) -> list[tuple[int, int]]:
+    """A comma-separated list of resolutions, e.g. ``"256,512,720p,1080p,4k"``."""
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts:
+        raise EffprofError("empty --resolutions: give e.g. 256,512,720p")
+    return [parse_resolution(p) for p in parts]
+
+
+def megapixels(height: int, width: int, batch: int = 1) -> float:
+    """Output megapixels of one forward pass: ``batch * H * W / 1e6``."""
+    return batch * height * width / 1e6
+
+
+def si(value: float, unit: str = "", digits: int = 3) -> str:
+    """Format with an SI prefix: ``si(1.45e11, "MAC")`` -> ``"145 GMAC"``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if value == 0:
+        return f"0 {unit}".strip()
+    prefixes = [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
+    for scale, prefix in prefixes:
+        if abs(value) >= scale:
+            return f"{value / scale:.{digits}g} {prefix}{unit}".strip()
+    return f"{value:.{digits}g} {unit}".strip()
+
+
+def binary_bytes(num_bytes: float) -> str:
+    """Format a byte count with binary prefixes: ``binary_bytes(3 * 2**30)`` -> ``"3.00 GiB"``."""
+    if num_bytes is None or (isinstance(num_bytes, float) and math.isnan(num_bytes)):
+        return "—"
+    for scale, name in ((GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")):
+        if abs(num_bytes) >= scale:
+            return f"{num_bytes / scale:.2f} {name}"
+    return f"{int(num_bytes)} B"
