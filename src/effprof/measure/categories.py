@@ -1,0 +1,63 @@
+"""Op categories shared by counting (aten ops) and timing (torch.profiler events).
+
+One table decides where an op's cost is attributed, so that "MACs by category" and "time by
+category" in a report line up. Names are aten overload packets without the ``aten::`` prefix.
+"""
+
+from __future__ import annotations
+
+CONVOLUTION = "convolution"
+MATMUL = "matmul"
+ELEMENTWISE = "elementwise"
+ACTIVATION = "activation"
+RESIZE = "resize"
+NORMALIZATION = "normalization"
+LAYOUT = "layout copies"
+REDUCTION = "reduction"
+OTHER = "other"
+
+CATEGORIES = (CONVOLUTION, MATMUL, ELEMENTWISE, ACTIVATION, RESIZE, NORMALIZATION, LAYOUT, REDUCTION, OTHER)
+
+_BY_NAME: dict[str, str] = {}
+for _category, _names in {
+    CONVOLUTION: "convolution _convolution conv2d conv1d conv3d cudnn_convolution mkldnn_convolution "
+    "convolution_overrideable _nnpack_spatial_convolution slow_conv2d conv_transpose2d "
+    "cudnn_convolution_transpose _slow_conv2d_forward thnn_conv2d",
+    MATMUL: "mm addmm bmm baddbmm matmul linear _scaled_mm einsum",
+    ELEMENTWISE: "add add_ sub sub_ mul mul_ div div_ neg abs exp log sqrt rsqrt pow clamp clamp_ "
+    "where copysign maximum minimum fill_ zero_ lerp addcmul addcdiv reciprocal sign",
+    ACTIVATION: "prelu _prelu_kernel relu relu_ gelu silu sigmoid tanh leaky_relu hardswish "
+    "hardsigmoid elu softmax _softmax log_softmax",
+    RESIZE: "upsample_bilinear2d upsample_nearest2d upsample_bicubic2d _upsample_bilinear2d_aa "
+    "grid_sampler_2d interpolate avg_pool2d max_pool2d adaptive_avg_pool2d max_pool2d_with_indices",
+    NORMALIZATION: "native_batch_norm _native_batch_norm_legit_no_training batch_norm "
+    "native_layer_norm layer_norm native_group_norm group_norm instance_norm cudnn_batch_norm",
+    LAYOUT: "cat stack pixel_shuffle pixel_unshuffle copy_ _to_copy clone contiguous permute "
+    "transpose view _unsafe_view reshape expand slice select pad constant_pad_nd reflection_pad2d "
+    "replication_pad2d split split_with_sizes unsqueeze squeeze t detach alias as_strided "
+    "empty_like empty new_empty narrow flip roll index_select index chunk _reshape_alias",
+    REDUCTION: "sum mean amax amin max min var std norm linalg_vector_norm",
+}.items():
+    for _name in _names.split():
+        _BY_NAME[_name] = _category
+
+
+def op_category(name: str) -> str:
+    """Category of an op name such as ``aten::convolution``, ``aten.add.Tensor`` or ``add_``.
+
+    >>> op_category("aten::upsample_bilinear2d"), op_category("aten.convolution.default")
+    ('resize', 'convolution')
+    """
+    base = name.split("::")[-1]
+    if base.startswith("aten."):
+        base = base[len("aten.") :]
+    base = base.split(".")[0]
+    if base in _BY_NAME:
+        return _BY_NAME[base]
+    # cuDNN / oneDNN / cuBLAS kernel names seen in profiler traces.
+    lowered = base.lower()
+    if "conv" in lowered or "winograd" in lowered or "implicit_gemm" in lowered:
+        return CONVOLUTION
+    if "gemm" in lowered or "matmul" in lowered:
+        return MATMUL
+    return OTHER
