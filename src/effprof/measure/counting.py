@@ -1,0 +1,371 @@
+"""MACs, FLOPs, bytes and activation memory of one forward pass, counted per aten op on ``meta``.
+
+The model is deep-copied onto the meta device (no weights are copied, no data is computed), run
+once in eval mode under ``no_grad`` inside a ``TorchDispatchMode`` that sees every aten call, and
+each call is costed by :mod:`effprof.measure.formulas`. Module attribution follows the module
+stack at *call time* (global forward hooks), so a shared module is charged to the path that called
+it and functional calls (``F.interpolate``, ``torch.cat``, ``x + y``) to the enclosing module.
+Module paths are state-dict style names; the root module's own ops have the path ``""``.
+
+Activation memory: every op output's storage is tracked from creation until its last tensor dies
+(weak references), so ``live_bytes`` after each op is what eager PyTorch would hold at that moment
+without a caching allocator: the input and every live intermediate, weights excluded, nothing
+saved for backward. ``activation_peak_bytes`` is its maximum over the trace.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from effprof.measure.categories import CATEGORIES, op_category
+from effprof.measure.formulas import COUNTING_POLICY, find_formula
+from effprof.results import EffprofError, Missing
+
+OP_COLUMNS = [
+    *("seq", "op", "category", "module", "module_type", "macs", "flops", "bias_flops"),
+    *("bytes_read", "bytes_written", "input_shapes", "output_shape", "counted", "live_bytes"),
+]
+_SUM_COLUMNS = ["macs", "flops", "bias_flops", "bytes_read", "bytes_written"]
+
+
+def meta_copy(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A deep copy of ``model`` on the meta device in eval mode, floating tensors cast to ``dtype``.
+
+    Parameters and buffers are replaced by meta tensors before copying, so no weight data is
+    copied; tied parameters stay tied.
+    """
+    memo: dict[int, Any] = {}
+    for tensor in (*model.parameters(), *model.buffers()):
+        if id(tensor) in memo:
+            continue
+        target = dtype if tensor.is_floating_point() else tensor.dtype
+        meta = torch.empty_like(tensor, device="meta", dtype=target)
+        if isinstance(tensor, nn.Parameter):
+            meta = nn.Parameter(meta, requires_grad=tensor.requires_grad)
+        memo[id(tensor)] = meta
+    return copy.deepcopy(model, memo).eval()
+
+
+class _CallPaths:
+    """The module stack at call time, as state-dict style paths (via global forward hooks)."""
+
+    def __init__(self, root: nn.Module) -> None:
+        self.root = root
+        self.stack: list[tuple[nn.Module, str]] = []
+        self.called: set[int] = set()
+        self._relative: dict[int, dict[int, str]] = {}
+
+    def _names_under(self, module: nn.Module) -> dict[int, str]:
+        names = self._relative.get(id(module))
+        if names is None:
+            names = {}
+            for name, sub in module.named_modules(remove_duplicate=False):
+                names.setdefault(id(sub), name)
+            self._relative[id(module)] = names
+        return names
+
+    def _path_of(self, module: nn.Module) -> str:
+        if not self.stack:
+            return "" if module is self.root else type(module).__name__
+        for ancestor, ancestor_path in reversed(self.stack):
+            rel = self._names_under(ancestor).get(id(module))
+            if rel is not None:
+                return ".".join(p for p in (ancestor_path, rel) if p)
+        # A module that is not part of the model tree (built inside forward, for instance).
+        return ".".join(p for p in (self.stack[-1][1], f"<{type(module).__name__}>") if p)
+
+    def _enter(self, module: nn.Module, args: Any) -> None:
+        self.called.add(id(module))
+        self.stack.append((module, self._path_of(module)))
+
+    def _exit(self, module: nn.Module, args: Any, output: Any) -> None:
+        while self.stack:
+            if self.stack.pop()[0] is module:
+                break
+
+    @property
+    def current(self) -> tuple[str, str]:
+        """(path, type name) of the innermost running module."""
+        if not self.stack:
+            return "", ""
+        module, path = self.stack[-1]
+        return path, type(module).__name__
+
+    def __enter__(self) -> _CallPaths:
+        self._handles = (
+            register_module_forward_pre_hook(self._enter),
+            register_module_forward_hook(self._exit, always_call=True),
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+class _LiveMemory:
+    """Bytes of live activation storages: a storage is born with the first op output using it and
+    dies with the last tensor that references it. Weight storages are excluded."""
+
+    def __init__(self, excluded: set[int]) -> None:
+        self.excluded = excluded
+        self.storages: dict[int, list[int]] = {}  # storage id -> [nbytes, live tensor refs]
+        self.refs: dict[int, weakref.ref] = {}
+        self.live_bytes = 0
+        self.peak_bytes = 0
+
+    def track(self, tensor: torch.Tensor) -> None:
+        storage = tensor.untyped_storage()
+        key = storage._cdata
+        if key in self.excluded:
+            return
+        entry = self.storages.get(key)
+        if entry is None:
+            entry = self.storages[key] = [storage.nbytes(), 0]
+            self.live_bytes += entry[0]
+            self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+        entry[1] += 1
+        ref = weakref.ref(tensor, partial(self._release, key))
+        self.refs[id(ref)] = ref
+
+    def _release(self, key: int, ref: weakref.ref) -> None:
+        self.refs.pop(id(ref), None)
+        entry = self.storages.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self.storages[key]
+            self.live_bytes -= entry[0]
+
+
+def _tensors(values: Any) -> Iterator[torch.Tensor]:
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif isinstance(value, (list, tuple)):
+            yield from (v for v in value if isinstance(v, torch.Tensor))
+
+
+def _nbytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    """``(1, 3, 64, 64)`` -> ``"1x3x64x64"``; a scalar -> ``"()"``."""
+    return "x".join(str(int(s)) for s in shape) or "()"
+
+
+class _CountingMode(TorchDispatchMode):
+    """Records one row per aten call: cost, bytes, call-time module path, live bytes after it."""
+
+    def __init__(self, paths: _CallPaths, memory: _LiveMemory) -> None:
+        super().__init__()
+        self.paths = paths
+        self.memory = memory
+        self.rows: list[tuple[Any, ...]] = []
+        self._info: dict[Any, tuple[str, str, Any, bool]] = {}
+
+    def _op_info(self, func: Any) -> tuple[str, str, Any, bool]:
+        info = self._info.get(func)
+        if info is None:
+            returns = func._schema.returns
+            is_view = bool(returns) and all(
+                r.alias_info is not None and not r.alias_info.is_write for r in returns
+            )
+            name = str(func)
+            info = self._info[func] = (name, op_category(name), find_formula(func), is_view)
+        return info
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name, category, formula, is_view = self._op_info(func)
+        outs = list(_tensors(out if isinstance(out, (list, tuple)) else (out,)))
+        if formula is None:
+            macs = flops = bias = 0
+        else:
+            cost = formula(args, kwargs, out)
+            macs, flops, bias = cost.macs, cost.flops, cost.bias_flops
+        inputs = list(_tensors((*args, *kwargs.values())))
+        if is_view:
+            read = written = 0
+        else:
+            read = sum(_nbytes(t) for t in inputs)
+            written = sum(_nbytes(t) for t in outs)
+        for tensor in outs:
+            self.memory.track(tensor)
+        path, module_type = self.paths.current
+        self.rows.append(
+            (len(self.rows), name, category, path, module_type, macs, flops, bias, read, written,
+             ", ".join(shape_text(t.shape) for t in inputs),
+             ", ".join(shape_text(t.shape) for t in outs),
+             formula is not None, self.memory.live_bytes)
+        )  # fmt: skip
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class CountResult:
+    """One counted forward pass: totals, per-op table, uncounted ops, never-called modules."""
+
+    input_shape: tuple[int, ...]
+    dtype: str
+    forward_kwargs: dict[str, Any]
+    macs: int
+    flops: int
+    bias_flops: int
+    weights_bytes: int
+    input_bytes: int
+    activation_peak_bytes: int
+    output_shapes: tuple[tuple[int, ...], ...]
+    ops: pd.DataFrame
+    uncounted: pd.DataFrame
+    uncalled_modules: pd.DataFrame
+    seconds: float
+    policy: str = field(default=COUNTING_POLICY, repr=False)
+
+    @property
+    def complete(self) -> bool:
+        """True when every aten op of the trace had a formula."""
+        return self.uncounted.empty
+
+    def to_frame(self) -> pd.DataFrame:
+        """The per-op table (one row per aten call)."""
+        return self.ops
+
+    def by_module(self, depth: int | None = None) -> pd.DataFrame:
+        """Totals per call-time module path, cut to ``depth`` components (None: full paths).
+
+        Every op is in exactly one row, so the columns sum to the totals; depth 1 gives the
+        top-level children (MSSNet: ``E1_1``, ``D3_3``, ...), ``""`` the root's own ops.
+        """
+        paths = self.ops["module"]
+        if depth is not None:
+            paths = paths.map(lambda p: ".".join(p.split(".")[:depth]))
+        grouped = self.ops.assign(module=paths).groupby("module", sort=False)
+        table = grouped[_SUM_COLUMNS].sum()
+        table.insert(0, "calls", grouped.size())
+        return table.reset_index()
+
+    def by_category(self) -> pd.DataFrame:
+        """Totals per op category (convolution, resize, ...) with each category's share of FLOPs."""
+        grouped = self.ops.groupby("category")
+        table = grouped[_SUM_COLUMNS].sum()
+        table.insert(0, "calls", grouped.size())
+        table["flops_share"] = table["flops"] / max(self.flops, 1)
+        order = [c for c in CATEGORIES if c in table.index]
+        return table.loc[order].reset_index()
+
+    def macs_per_output_pixel(self) -> float | Missing:
+        """MACs divided by N x H x W of the largest output (the image a restorer produces)."""
+        if not self.output_shapes:
+            return Missing("the model returned no tensor")
+        shape = max(self.output_shapes, key=lambda s: torch.Size(s).numel())
+        if len(shape) < 3:
+            return Missing(f"output {shape_text(shape)} has no spatial dimensions")
+        pixels = torch.Size(shape[:-3]).numel() * shape[-2] * shape[-1]
+        return self.macs / pixels
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers with units in their names, for run.json."""
+        return {
+            "input_shape": shape_text(self.input_shape),
+            "dtype": self.dtype,
+            "macs": self.macs,
+            "flops": self.flops,
+            "bias_flops": self.bias_flops,
+            "macs_per_output_pixel": self.macs_per_output_pixel(),
+            "weights_bytes": self.weights_bytes,
+            "activation_peak_bytes": self.activation_peak_bytes,
+            "aten_calls": len(self.ops),
+            "uncounted_ops": len(self.uncounted),
+            "uncounted_calls": int(self.uncounted["calls"].sum()) if len(self.uncounted) else 0,
+            "count_seconds": self.seconds,
+        }
+
+
+def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
+    shape = tuple(input_shape)
+    if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise EffprofError(f"input shape must be positive integers, got {shape!r}")
+    return shape
+
+
+def _uncalled(model: nn.Module, called: set[int]) -> pd.DataFrame:
+    """Top-most modules holding parameters that the forward pass never entered."""
+    rows = []
+    skip: list[str] = []
+    for name, module in model.named_modules():
+        if id(module) in called or any(name.startswith(s + ".") for s in skip):
+            continue
+        params = sum(p.numel() for p in module.parameters())
+        if params:
+            rows.append((name, type(module).__name__, params))
+            skip.append(name)
+    return pd.DataFrame(rows, columns=["module", "module_type", "params"])
+
+
+def count_model(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    forward_kwargs: Mapping[str, Any] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> CountResult:
+    """Count MACs, FLOPs, bytes and activation memory of ``model(x, **forward_kwargs)`` on meta."""
+    shape = _check_shape(input_shape)
+    kwargs = dict(forward_kwargs or {})
+    start = time.perf_counter()
+    meta = meta_copy(model, dtype)
+    weights = {id(t): t for t in (*meta.parameters(), *meta.buffers())}.values()
+    weight_storages = {t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in weights}
+    x = torch.empty(shape, device="meta", dtype=dtype)
+    memory = _LiveMemory(set(weight_storages))
+    memory.track(x)
+    paths = _CallPaths(meta)
+    try:
+        with torch.no_grad(), paths, _CountingMode(paths, memory) as mode:
+            output = meta(x, **kwargs)
+    except (NotImplementedError, RuntimeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise EffprofError(
+            f"cannot count {type(model).__name__} on the meta device: {first}"
+        ) from error
+    outputs = tuple(
+        tuple(t.shape) for t in _tensors(output if isinstance(output, (list, tuple)) else (output,))
+    )
+    ops = pd.DataFrame(mode.rows, columns=OP_COLUMNS)
+    missing = ops[~ops["counted"]]
+    uncounted = missing.groupby("op", sort=False).size().rename("calls").reset_index()
+    uncounted = uncounted.sort_values("calls", ascending=False, kind="stable").reset_index(
+        drop=True
+    )
+    return CountResult(
+        input_shape=shape,
+        dtype=str(dtype).removeprefix("torch."),
+        forward_kwargs=kwargs,
+        macs=int(ops["macs"].sum()),
+        flops=int(ops["flops"].sum()),
+        bias_flops=int(ops["bias_flops"].sum()),
+        weights_bytes=sum(weight_storages.values()),
+        input_bytes=_nbytes(x),
+        activation_peak_bytes=memory.peak_bytes,
+        output_shapes=outputs,
+        ops=ops,
+        uncounted=uncounted,
+        uncalled_modules=_uncalled(meta, paths.called),
+        seconds=time.perf_counter() - start,
+    )

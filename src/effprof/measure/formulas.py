@@ -1,0 +1,377 @@
+"""Per-aten-op cost formulas: MACs, FLOPs and bias FLOPs from shapes, one registry entry per op.
+
+The shape functions (``conv_macs``, ``interpolate_flops``, ...) are pure and carry a worked
+example; the registered handlers only unpack an aten call's arguments into them. An op that has no
+entry here is *uncounted*: the counter lists it by name with its call count, never as zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from effprof._registry import Registry
+
+aten = torch.ops.aten
+
+COUNTING_POLICY = (
+    "MACs are the multiply-accumulates of convolution (grouped, strided, dilated, transposed) and "
+    "matrix products (mm, addmm, bmm, baddbmm, mv, dot); FLOPs are 2 x MACs plus the FLOPs of every "
+    "other op by a documented per-element formula (elementwise add/mul/div: 1; PReLU: 2; bilinear "
+    "resize: 7 per output element, 4 mul + 3 add; normalisation: 2 to normalise, 2 for the affine, "
+    "4 more where statistics are computed; softmax: 5; reductions: 1 per input element; "
+    "comparisons and transcendental functions count 1). Bias additions are listed separately as "
+    "bias FLOPs and are not in FLOPs. Memory-only ops (views, copies, cat, pad, pixel (un)shuffle, "
+    "nearest resize) cost 0 FLOPs but their bytes are listed. Counting runs at the aten level on the "
+    "meta device, in eval mode under no_grad; an op with no formula is listed with its call count."
+)
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """The cost of one aten call: MACs, FLOPs (including 2 x MACs, excluding bias) and bias FLOPs."""
+
+    macs: int = 0
+    flops: int = 0
+    bias_flops: int = 0
+
+
+Formula = Callable[[tuple[Any, ...], dict[str, Any], Any], OpCost]
+FORMULAS: Registry[Any, Formula] = Registry("op formula")
+
+
+def register_formula(*ops: Any) -> Callable[[Formula], Formula]:
+    """Register one handler for aten ops (overloads such as ``aten.add.Tensor`` or whole packets)."""
+
+    def decorate(handler: Formula) -> Formula:
+        for op in ops:
+            FORMULAS.add(op, handler)
+        return handler
+
+    return decorate
+
+
+def aten_ops(names: str) -> tuple[Any, ...]:
+    """Op packets from space-separated aten names: ``aten_ops("add mul")``."""
+    return tuple(getattr(aten, name) for name in names.split())
+
+
+def find_formula(func: Any) -> Formula | None:
+    """The handler for an aten overload: its own entry, else its packet's; None if uncounted."""
+    if func in FORMULAS:
+        return FORMULAS.get(func)
+    packet = getattr(func, "overloadpacket", None)
+    if packet is not None and packet in FORMULAS:
+        return FORMULAS.get(packet)
+    return None
+
+
+# ----------------------------------------------------------------------------- shape functions
+
+
+def numel(shape: Sequence[int]) -> int:
+    """Number of elements of a shape; ``numel((1, 64, 32, 32))`` is 65,536."""
+    return math.prod(int(s) for s in shape)
+
+
+def conv_macs(
+    input_shape: Sequence[int],
+    weight_shape: Sequence[int],
+    output_shape: Sequence[int],
+    transposed: bool = False,
+) -> int:
+    """Multiply-accumulates of a (grouped, strided, dilated or transposed) convolution.
+
+    A regular conv does ``N x C_out x prod(out spatial) x (C_in / groups) x prod(kernel)``; a
+    transposed conv scatters every *input* position: ``N x C_in x prod(in spatial) x
+    (C_out / groups) x prod(kernel)`` (its weight is ``C_in x C_out/groups x k...``). Padding is
+    counted as if it were data, as torch.utils.flop_counter does.
+
+    A 3x3 conv, 64->64 channels, on 32x32: 37,748,736 MACs.
+
+    >>> conv_macs((1, 64, 32, 32), (64, 64, 3, 3), (1, 64, 32, 32))
+    37748736
+    """
+    batch = int(input_shape[0])
+    spatial = (input_shape if transposed else output_shape)[2:]
+    w_out, w_in, *kernel = weight_shape
+    return batch * numel(spatial) * numel(kernel) * int(w_out) * int(w_in)
+
+
+def bias_flops(output_shape: Sequence[int]) -> int:
+    """One addition per output element; a conv output of 1x64x32x32: 65,536 bias FLOPs.
+
+    >>> bias_flops((1, 64, 32, 32))
+    65536
+    """
+    return numel(output_shape)
+
+
+def matmul_macs(lhs_shape: Sequence[int], rhs_shape: Sequence[int]) -> int:
+    """MACs of ``lhs @ rhs`` with shared leading batch dims: ``batch x m x k x n``.
+
+    A 128x256 by 256x512 product: 16,777,216 MACs; 4 of them batched (bmm): 67,108,864.
+
+    >>> matmul_macs((128, 256), (256, 512)), matmul_macs((4, 128, 256), (4, 256, 512))
+    (16777216, 67108864)
+    """
+    *batch, m, k = lhs_shape
+    n = rhs_shape[-1] if len(rhs_shape) > 1 else 1
+    return numel(batch) * int(m) * int(k) * int(n)
+
+
+def elementwise_flops(output_shape: Sequence[int], flops_per_element: int) -> int:
+    """``flops_per_element`` per output element; an add of two 1x64x32x32 tensors: 65,536 FLOPs.
+
+    >>> elementwise_flops((1, 64, 32, 32), 1), elementwise_flops((1, 64, 32, 32), 2)
+    (65536, 131072)
+    """
+    return numel(output_shape) * flops_per_element
+
+
+INTERPOLATE_FLOPS_PER_OUTPUT: dict[str, int] = {
+    # Weighted sum of the neighbours, weights taken as precomputed per row/column:
+    "nearest": 0,  # a gather: memory only
+    "linear": 3,  # 2 mul + 1 add
+    "bilinear": 7,  # 4 mul + 3 add
+    "bicubic": 31,  # 16 mul + 15 add
+    "trilinear": 15,  # 8 mul + 7 add
+}
+
+
+def interpolate_flops(output_shape: Sequence[int], mode: str) -> int:
+    """FLOPs of a resize: ``INTERPOLATE_FLOPS_PER_OUTPUT[mode]`` per output element.
+
+    A bilinear 2x upsampling of 1x64x32x32 to 1x64x64x64: 262,144 outputs x 7 = 1,835,008 FLOPs.
+
+    >>> interpolate_flops((1, 64, 64, 64), "bilinear"), interpolate_flops((1, 64, 64, 64), "nearest")
+    (1835008, 0)
+    """
+    return numel(output_shape) * INTERPOLATE_FLOPS_PER_OUTPUT[mode]
+
+
+def norm_flops(input_shape: Sequence[int], affine: bool, computes_stats: bool) -> int:
+    """Per element: 2 to normalise ((x - mean) * inv_std), 2 for the affine (* gamma + beta), 4 to
+    compute the statistics (mean: 1 add; variance: subtract, square, add). Per-channel square
+    roots are ignored.
+
+    Eval-mode batch norm with affine on 1x64x32x32: 65,536 x 4 = 262,144 FLOPs; layer norm with
+    affine (statistics computed): 65,536 x 8 = 524,288 FLOPs.
+
+    >>> norm_flops((1, 64, 32, 32), True, False), norm_flops((1, 64, 32, 32), True, True)
+    (262144, 524288)
+    """
+    per_element = 2 + (2 if affine else 0) + (4 if computes_stats else 0)
+    return numel(input_shape) * per_element
+
+
+SOFTMAX_FLOPS_PER_ELEMENT = 5  # max (compare), subtract, exp, sum (add), divide
+
+
+def softmax_flops(input_shape: Sequence[int]) -> int:
+    """Five FLOPs per element (compare for the max, subtract, exp, add for the sum, divide).
+
+    >>> softmax_flops((8, 1000))
+    40000
+    """
+    return numel(input_shape) * SOFTMAX_FLOPS_PER_ELEMENT
+
+
+def reduction_flops(input_shape: Sequence[int]) -> int:
+    """One FLOP (add or compare) per input element; a mean over 1x64x32x32: 65,536 FLOPs.
+
+    >>> reduction_flops((1, 64, 32, 32))
+    65536
+    """
+    return numel(input_shape)
+
+
+def pool_flops(output_shape: Sequence[int], window: int, op: str) -> int:
+    """Pooling: average = ``window`` FLOPs per output (window-1 adds + 1 divide); max =
+    ``window - 1`` comparisons per output.
+
+    A 2x2 average pool of 1x64x32x32 to 1x64x16x16: 16,384 x 4 = 65,536 FLOPs (max: 49,152).
+
+    >>> pool_flops((1, 64, 16, 16), 4, "avg"), pool_flops((1, 64, 16, 16), 4, "max")
+    (65536, 49152)
+    """
+    per_output = window if op == "avg" else window - 1
+    return numel(output_shape) * per_output
+
+
+def adaptive_window_total(in_size: int, out_size: int) -> int:
+    """Sum of the window lengths adaptive pooling uses along one dim (8 -> 3: 3 + 4 + 3 = 10).
+
+    >>> adaptive_window_total(8, 3), adaptive_window_total(32, 1)
+    (10, 32)
+    """
+    return sum(
+        -((-(i + 1) * in_size) // out_size) - (i * in_size) // out_size for i in range(out_size)
+    )
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+def _shape(t: Any) -> tuple[int, ...]:
+    return tuple(t.shape)
+
+
+def _first_tensor(out: Any) -> torch.Tensor:
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+@register_formula(aten.convolution.default, aten._convolution.default)
+def _convolution(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    x, w, bias, transposed = args[0], args[1], args[2], bool(args[6])
+    macs = conv_macs(_shape(x), _shape(w), _shape(out), transposed)
+    return OpCost(macs, 2 * macs, bias_flops(_shape(out)) if bias is not None else 0)
+
+
+@register_formula(aten.mm.default, aten.bmm.default)
+def _matmul(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    macs = matmul_macs(_shape(args[0]), _shape(args[1]))
+    return OpCost(macs, 2 * macs)
+
+
+@register_formula(aten.addmm.default, aten.baddbmm.default)
+def _matmul_plus_bias(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    macs = matmul_macs(_shape(args[1]), _shape(args[2]))
+    return OpCost(macs, 2 * macs, bias_flops(_shape(out)))
+
+
+@register_formula(aten.mv.default, aten.dot.default)
+def _vector_product(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    macs = numel(_shape(args[0]))  # m x k for mv, k for dot
+    return OpCost(macs, 2 * macs)
+
+
+def _pointwise(flops_per_element: int) -> Formula:
+    def handler(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+        return OpCost(flops=elementwise_flops(_shape(_first_tensor(out)), flops_per_element))
+
+    handler.__doc__ = f"{flops_per_element} FLOP(s) per output element."
+    return handler
+
+
+POINTWISE_FLOPS_PER_ELEMENT: dict[int, str] = {
+    # Transcendentals (exp, erf, tanh, ...) and comparisons count as one FLOP each.
+    1: "add add_ sub sub_ rsub mul mul_ div div_ neg abs exp log sqrt rsqrt reciprocal pow "
+    "maximum minimum where sign erf tanh sin cos relu relu_ clamp_min clamp_max masked_fill "
+    "eq ne gt lt ge le",
+    # compare + multiply (PReLU, leaky ReLU) or two compares (hardtanh, clamp)
+    2: "_prelu_kernel leaky_relu leaky_relu_ hardtanh hardtanh_ clamp clamp_",
+    # lerp a + w*(b - a); addcmul a + v*b*c; softplus log(1 + exp(x))
+    3: "lerp addcmul addcdiv softplus",
+    # sigmoid 1/(1 + exp(-x)): neg, exp, add, div; elu; hardsigmoid (add, 2 compares, div)
+    4: "sigmoid sigmoid_ elu hardsigmoid",
+    # silu x*sigmoid(x); gelu 0.5*x*(1 + erf(x/sqrt2)); hardswish
+    5: "silu silu_ gelu hardswish hardswish_",
+}
+for _per_element, _ops in POINTWISE_FLOPS_PER_ELEMENT.items():
+    register_formula(*aten_ops(_ops))(_pointwise(_per_element))
+
+
+def _resize(mode: str) -> Formula:
+    def handler(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+        return OpCost(flops=interpolate_flops(_shape(out), mode))
+
+    handler.__doc__ = (
+        f"{mode} resize: {INTERPOLATE_FLOPS_PER_OUTPUT[mode]} FLOPs per output element."
+    )
+    return handler
+
+
+RESIZE_OPS: dict[str, str] = {
+    "nearest": "upsample_nearest1d upsample_nearest2d upsample_nearest3d _upsample_nearest_exact1d "
+    "_upsample_nearest_exact2d _upsample_nearest_exact3d",
+    "linear": "upsample_linear1d",
+    "bilinear": "upsample_bilinear2d",
+    "bicubic": "upsample_bicubic2d",
+    "trilinear": "upsample_trilinear3d",
+}
+for _mode, _ops in RESIZE_OPS.items():
+    register_formula(*aten_ops(_ops))(_resize(_mode))
+
+
+@register_formula(aten.native_batch_norm.default, aten._native_batch_norm_legit.default)
+def _batch_norm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    x, weight, training = args[0], args[1], bool(args[5])
+    return OpCost(flops=norm_flops(_shape(x), weight is not None, training))
+
+
+@register_formula(aten._native_batch_norm_legit.no_stats)
+def _batch_norm_no_stats(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    return OpCost(flops=norm_flops(_shape(args[0]), args[1] is not None, True))
+
+
+@register_formula(aten._native_batch_norm_legit_no_training.default)
+def _batch_norm_eval(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    return OpCost(flops=norm_flops(_shape(args[0]), args[1] is not None, False))
+
+
+@register_formula(aten.native_layer_norm.default)
+def _layer_norm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    return OpCost(flops=norm_flops(_shape(args[0]), args[2] is not None, True))
+
+
+@register_formula(aten.native_group_norm.default)
+def _group_norm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    return OpCost(flops=norm_flops(_shape(args[0]), args[1] is not None, True))
+
+
+@register_formula(aten._softmax, aten._log_softmax, aten._safe_softmax)
+def _softmax(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    return OpCost(flops=softmax_flops(_shape(args[0])))
+
+
+@register_formula(aten.sum, aten.mean, aten.amax, aten.amin, aten.prod)
+def _reduction(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    return OpCost(flops=reduction_flops(_shape(args[0])))
+
+
+@register_formula(aten.avg_pool2d.default)
+def _avg_pool(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    kernel = list(args[1]) * (2 if len(args[1]) == 1 else 1)
+    return OpCost(flops=pool_flops(_shape(out), numel(kernel), "avg"))
+
+
+@register_formula(aten.max_pool2d_with_indices.default)
+def _max_pool(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    kernel = list(args[1]) * (2 if len(args[1]) == 1 else 1)
+    return OpCost(flops=pool_flops(_shape(out[0]), numel(kernel), "max"))
+
+
+@register_formula(aten._adaptive_avg_pool2d.default)
+def _adaptive_avg_pool(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    *lead, h_in, w_in = _shape(args[0])
+    h_out, w_out = _shape(out)[-2:]
+    windows = adaptive_window_total(h_in, h_out) * adaptive_window_total(w_in, w_out)
+    return OpCost(flops=numel(lead) * windows)
+
+
+MEMORY_ONLY_OPS = (
+    # Views, copies, concatenation, padding, (un)shuffles, allocation: 0 FLOPs, bytes still listed.
+    "view _unsafe_view _reshape_alias reshape expand permute transpose t unsqueeze squeeze slice "
+    "select split split_with_sizes unbind alias detach as_strided unfold clone copy_ _to_copy cat "
+    "stack flip roll repeat index index_select gather pixel_shuffle pixel_unshuffle constant_pad_nd "
+    "reflection_pad1d reflection_pad2d reflection_pad3d replication_pad1d replication_pad2d "
+    "replication_pad3d empty empty_like empty_strided new_empty new_empty_strided zeros zeros_like "
+    "new_zeros ones ones_like new_ones full full_like fill_ zero_ lift_fresh lift_fresh_copy "
+    "scalar_tensor arange"
+)
+
+
+@register_formula(*aten_ops(MEMORY_ONLY_OPS))
+def _memory_only(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    """0 FLOPs: the op only moves, aliases or allocates memory."""
+    return OpCost()
+
+
+def is_memory_only(func: Any) -> bool:
+    """True when ``func`` is registered as moving or aliasing memory only (0 FLOPs on purpose)."""
+    return find_formula(func) is _memory_only
