@@ -1,0 +1,150 @@
+"""Time per op and per category from torch.profiler."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from effprof.measure.categories import (
+    ACTIVATION,
+    CATEGORIES,
+    CONVOLUTION,
+    ELEMENTWISE,
+    LAYOUT,
+    MATMUL,
+    OTHER,
+    RESIZE,
+)
+from effprof.measure.latency import LatencySpec
+from effprof.measure.optime import kernel_category, op_time, tabulate
+from effprof.results import Missing
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def conv_heavy() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1),
+        nn.PReLU(),
+        nn.Conv2d(32, 32, 3, padding=1),
+        nn.Upsample(scale_factor=2, mode="bilinear"),
+        nn.Conv2d(32, 3, 3, padding=1),
+    ).eval()
+
+
+def test_shares_sum_to_one_and_convolution_dominates_a_conv_heavy_model():
+    result = op_time(conv_heavy(), (1, 3, 64, 64), LatencySpec(threads=1, warmup=1), runs=2)
+    assert not isinstance(result, Missing)
+    assert result.categories["share"].sum() == pytest.approx(1.0)
+    assert result.ops["share"].sum() == pytest.approx(1.0)
+    assert set(CATEGORIES) <= set(result.categories["category"])
+    assert result.share(CONVOLUTION) > 0.5
+    assert result.share(RESIZE) > 0 and result.share(ACTIVATION) > 0
+    assert result.total_ms == pytest.approx(result.ops["time_ms"].sum())
+    assert 0 < result.total_ms <= result.wall_ms * 1.05
+    conv_calls = result.ops[result.ops["name"] == "aten::conv2d"]["calls"].sum()
+    assert conv_calls == 3  # per forward, not summed over the two profiled runs
+    summary = result.summary()
+    assert summary["time_share_convolution"] == pytest.approx(result.share(CONVOLUTION))
+
+
+def test_tabulate_gives_per_forward_times_and_every_category():
+    rows = [
+        {
+            "name": "aten::mkldnn_convolution",
+            "category": CONVOLUTION,
+            "caller": "aten::conv2d",
+            "time_us": 600.0,
+        },
+        {"name": "aten::add", "category": ELEMENTWISE, "caller": "aten::add", "time_us": 300.0},
+        {"name": "aten::add", "category": ELEMENTWISE, "caller": "aten::add", "time_us": 100.0},
+    ]
+    ops, categories = tabulate(rows, runs=2)
+    add = ops[ops["name"] == "aten::add"].iloc[0]
+    assert (
+        add["calls"] == 1
+        and add["time_ms"] == pytest.approx(0.2)
+        and add["share"] == pytest.approx(0.4)
+    )
+    by_name = dict(zip(categories["category"], categories["share"], strict=True))
+    assert by_name[CONVOLUTION] == pytest.approx(0.6) and by_name[LAYOUT] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kernel", "launcher", "category"),
+    [
+        (
+            "void cudnn::ops::nchwToNhwcKernel<__half, __half, float, false, true>(...)",
+            "aten::cudnn_convolution",
+            LAYOUT,
+        ),
+        (
+            "void cudnn::ops::nhwcToNchwKernel<float, float, float, true, false>(...)",
+            "aten::cudnn_convolution",
+            LAYOUT,
+        ),
+        (
+            "sm90_xmma_fprop_implicit_gemm_f16f16_f16f32_f32_nhwckrsc_nhwc_tilesize128x128x64",
+            "aten::cudnn_convolution",
+            CONVOLUTION,
+        ),
+        (
+            "cutlass_80_tensorop_s1688gemm_128x128_32x3_nn_align4",
+            "aten::cudnn_convolution",
+            CONVOLUTION,
+        ),
+        ("cutlass_80_tensorop_s1688gemm_128x128_32x3_nn_align4", "aten::mm", MATMUL),
+        (
+            "void cask_cudnn::computeOffsetsKernel<false, false>(cask_cudnn::ComputeOffsetsParams)",
+            None,
+            CONVOLUTION,
+        ),
+        (
+            "void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>, at::detail::Array<char*, 3> >(int, at::native::CUDAFunctor_add<float>, at::detail::Array<char*, 3>)",
+            "aten::add",
+            ELEMENTWISE,
+        ),
+        (
+            "void at::native::vectorized_elementwise_kernel<4, at::native::(anonymous namespace)::prelu_kernel(at::TensorIterator&)::{lambda()#1}>",
+            "aten::_prelu_kernel",
+            ACTIVATION,
+        ),
+        (
+            "void at::native::(anonymous namespace)::upsample_bilinear2d_out_frame<c10::Half, float>(...)",
+            "aten::upsample_bilinear2d",
+            RESIZE,
+        ),
+        (
+            "void at::native::elementwise_kernel<128, 2, at::native::gpu_kernel_impl_nocast<at::native::direct_copy_kernel_cuda(at::TensorIteratorBase&)>",
+            "aten::copy_",
+            LAYOUT,
+        ),
+        (
+            "void at::native::(anonymous namespace)::CatArrayBatchedCopy<float, unsigned int, 4, 64, 64>(...)",
+            "aten::cat",
+            LAYOUT,
+        ),
+        ("Memcpy DtoD (Device -> Device)", None, LAYOUT),
+        ("Memset (Device)", None, OTHER),
+    ],
+)
+def test_gpu_kernel_names_land_in_the_right_category(kernel, launcher, category):
+    assert kernel_category(kernel, launcher) == category
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_gpu_kernels_are_attributed_and_layout_transposes_counted():
+    from effprof.models import load_model
+
+    model = load_model("mssnet", "small", device="cuda")
+    result = op_time(model, (1, 3, 256, 256), LatencySpec("cuda", "fp16"), runs=2)
+    assert not isinstance(result, Missing), result
+    assert result.categories["share"].sum() == pytest.approx(1.0)
+    assert result.share(CONVOLUTION) > 0.2
+    assert result.share(OTHER) < 0.1, result.ops[result.ops["category"] == OTHER].head(10)
+    assert (
+        result.ops["caller"] != ""
+    ).mean() > 0.9  # kernels linked to the aten op that launched them
+    assert result.timer.endswith("GPU kernel time")
