@@ -1,0 +1,314 @@
+"""The same model counted by effprof, FlopCounterMode, fvcore and thop, each difference explained.
+
+effprof and FlopCounterMode count on the meta device at the requested shape; fvcore (JIT trace)
+and thop (module hooks) run the real model on CPU, at ``shape`` when given (they take seconds to
+minutes at large shapes). Every explanation is written from what was measured: per-op and
+per-module-type totals of each tool set against effprof's per-op table at the same shape.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from effprof.measure.counting import CountResult, count_model, meta_copy, shape_text
+from effprof.measure.params import count_params
+from effprof.measure.tool_counters import (
+    ForwardCall,
+    category_text,
+    explain_thop,
+    hook_visits,
+    op_packet,
+    run_fvcore,
+    run_thop,
+    untie_shared_modules,
+)
+from effprof.results import EffprofError
+
+COLUMNS = [
+    *("counter", "input_shape", "reports", "tool_value", "macs", "flops", "params"),
+    *("seconds", "status", "explanation"),
+]
+REPORTS = {
+    "effprof": "MACs; FLOPs = 2 x MACs + other ops (bias FLOPs apart)",
+    "FlopCounterMode": "FLOPs of conv/matmul/attention only (2 per MAC)",
+    "fvcore": "'flops' that are MACs for conv/matmul, plus its own counts for a few other ops",
+    "thop": "'MACs' from per-module-type rules (conv/linear MACs, 1 per PReLU element, ...)",
+}
+
+
+@dataclass(frozen=True)
+class ReferenceCount:
+    """A count made elsewhere (e.g. the official code's layout file) under ``counter``'s rules."""
+
+    label: str
+    counter: str  # "FlopCounterMode" or "fvcore"
+    value: int
+    input_shape: tuple[int, ...]
+    forward_kwargs: Mapping[str, Any] | None = None  # None: the cross-check's own
+
+
+@dataclass(frozen=True, eq=False)
+class CrossCheck:
+    """One row per counter (and reference), with what each number means and why it differs."""
+
+    table: pd.DataFrame
+    effprof: CountResult
+
+    def to_frame(self) -> pd.DataFrame:
+        """The side-by-side table."""
+        return self.table
+
+    @property
+    def explanations(self) -> list[str]:
+        """Every row's explanation, prefixed with its counter."""
+        texts = []
+        for row in self.table.itertuples():
+            text = row.explanation if isinstance(row.explanation, str) else row.status
+            texts.append(f"{row.counter}: {text}")
+        return texts
+
+
+def _real_copy(model: nn.Module) -> nn.Module:
+    """A CPU float32 eval copy; a meta model gets freshly initialised (seeded) weights."""
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        real = copy.deepcopy(model).to_empty(device="cpu")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            for module in real.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+    else:
+        real = copy.deepcopy(model).to("cpu")
+    return real.float().eval()
+
+
+def _explain_effprof(count: CountResult, params: int) -> str:
+    text = [
+        f"{count.macs:,} MACs; FLOPs = 2 x MACs + {count.flops - 2 * count.macs:,} FLOPs of "
+        f"other ops ({category_text(count)}); bias FLOPs {count.bias_flops:,} listed apart."
+    ]
+    if not count.complete:
+        calls = ", ".join(f"{r.op} x{r.calls}" for r in count.uncounted.itertuples())
+        text.append(f"Ops without a formula (not in the totals): {calls}.")
+    if len(count.uncalled_modules):
+        names = ", ".join(count.uncalled_modules["module"])
+        held = int(count.uncalled_modules["params"].sum())
+        text.append(
+            f"{len(count.uncalled_modules)} modules holding {held:,} of the {params:,} parameters "
+            f"are never called by this forward ({names}): parameter counts that walk the model "
+            "include them, FLOPs cannot."
+        )
+    return " ".join(text)
+
+
+def _explain_flop_counter(total: int, by_op: Mapping[str, int], count: CountResult) -> str:
+    twice = 2 * count.macs
+    if total == twice:
+        head = f"its {total:,} equals effprof's 2 x {count.macs:,} MACs exactly."
+    else:
+        diffs = []
+        for op, value in by_op.items():
+            mine = 2 * int(
+                count.ops.loc[count.ops["op"].map(op_packet) == op_packet(op), "macs"].sum()
+            )
+            if mine != value:
+                diffs.append(f"{op}: {value:,} vs effprof 2 x MACs {mine:,}")
+        head = f"its {total:,} differs from effprof's 2 x MACs {twice:,} ({'; '.join(diffs)})."
+    return (
+        "FlopCounterMode counts only convolution, matrix products and attention, at 2 FLOPs per "
+        f"MAC: {head} effprof's FLOPs are {count.flops - total:,} higher because it also counts "
+        f"{category_text(count)}."
+    )
+
+
+def _run_flop_counter(model: nn.Module, shape: tuple[int, ...], kwargs: Mapping[str, Any]) -> Any:
+    meta = meta_copy(model)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        meta(torch.empty(shape, device="meta"), **kwargs)
+    by_op = {str(op): int(v) for op, v in counter.get_flop_counts().get("Global", {}).items()}
+    return int(counter.get_total_flops()), by_op
+
+
+def pixel_unshuffle_conv_macs(count: CountResult) -> tuple[int, int]:
+    """(calls, MACs) that this trace's pixel-unshuffles would cost as the official grouped conv.
+
+    The official MSSNet unshuffles with a 2x2 stride-2 conv, groups = input channels, fixed 0/1
+    kernel: every output element is r x r MACs (C_in / groups = 1), r^2 = C_out / C_in.
+    """
+    ops = count.ops[count.ops["op"].str.startswith("aten.pixel_unshuffle")]
+    macs = 0
+    for row in ops.itertuples():
+        out = [int(s) for s in row.output_shape.split("x")]
+        c_in = int(row.input_shapes.split(",")[0].split("x")[1])
+        macs += torch.Size(out).numel() * (out[1] // c_in)
+    return len(ops), macs
+
+
+def _explain_reference(ref: ReferenceCount, ours: int, count: CountResult) -> str:
+    diff = ref.value - ours
+    head = f"{ref.label} ({ref.counter} at {shape_text(ref.input_shape)}): {ref.value:,}; "
+    head += f"{ref.counter} on this model: {ours:,}"
+    if diff == 0:
+        return head + ", equal."
+    calls, macs = pixel_unshuffle_conv_macs(count)
+    as_counted = 2 * macs if ref.counter == "FlopCounterMode" else macs
+    if calls and as_counted == diff:
+        return (
+            f"{head}, {diff:+,}. The official code implements pixel-unshuffle as a grouped 2x2 "
+            "stride-2 convolution with a fixed 0/1 kernel; counted as a convolution its "
+            f"{calls} calls cost {macs:,} MACs = {as_counted:,} by {ref.counter}'s rules: exactly "
+            "the difference."
+        )
+    return f"{head}, {diff:+,}: not explained by the known causes (pixel-unshuffle as conv: {as_counted:,})."
+
+
+def _row(counter: str, shape: Sequence[int], **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(COLUMNS)
+    row.update(counter=counter, input_shape=shape_text(shape), status="ok")
+    row["reports"] = REPORTS.get(counter.split(" ")[0], "")
+    row.update(values)
+    return row
+
+
+def _timed(counter: str, shape: Sequence[int], run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A table row from ``run()``; a third-party counter that fails is a missing value, not a crash."""
+    start = time.perf_counter()
+    try:
+        values = run()
+    except Exception as error:
+        message = (str(error).strip().splitlines() or [""])[0]
+        return _row(counter, shape, status=f"missing: {type(error).__name__}: {message}"[:300])
+    return _row(counter, shape, seconds=time.perf_counter() - start, **values)
+
+
+def _effprof_row(count: CountResult, params: int, explanation: str) -> dict[str, Any]:
+    return _row("effprof", count.input_shape, tool_value=count.flops, macs=count.macs,
+                flops=count.flops, params=params, seconds=count.seconds, explanation=explanation)  # fmt: skip
+
+
+def _reference_row(
+    model: nn.Module, ref: ReferenceCount, kwargs: dict[str, Any], fvcore_row: dict[str, Any] | None
+) -> dict[str, Any]:
+    ref_kwargs = dict(ref.forward_kwargs) if ref.forward_kwargs is not None else kwargs
+    shape = tuple(ref.input_shape)
+    ours: Any = None
+    if ref.counter == "FlopCounterMode":
+        ours = _run_flop_counter(model, shape, ref_kwargs)[0]
+    elif (
+        fvcore_row is not None
+        and fvcore_row["input_shape"] == shape_text(shape)
+        and ref_kwargs == kwargs
+    ):
+        ours = fvcore_row["tool_value"]
+    if isinstance(ours, int):
+        text = _explain_reference(ref, ours, count_model(model, shape, forward_kwargs=ref_kwargs))
+    else:
+        text = f"not compared: {ref.counter} did not run on this model at {shape_text(shape)}."
+    return _row(ref.label, shape, reports=f"reference, {ref.counter}'s rules", tool_value=ref.value,
+                macs=ref.value // 2 if ref.counter == "FlopCounterMode" else ref.value,
+                status="reference (not run here)", explanation=text)  # fmt: skip
+
+
+def _same_outputs(a: Any, b: Any) -> str:
+    pairs = list(
+        zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,), strict=True)
+    )
+    if all(torch.equal(p, q) for p, q in pairs):
+        return "outputs identical"
+    return f"outputs differ by at most {max(float((p - q).abs().max()) for p, q in pairs):.3g}"
+
+
+TOOLS = ("FlopCounterMode", "fvcore", "thop")
+
+
+def cross_check(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    forward_kwargs: Mapping[str, Any] | None = None,
+    shape: Sequence[int] | None = None,
+    references: Sequence[ReferenceCount] = (),
+    tools: Sequence[str] = TOOLS,
+) -> CrossCheck:
+    """Count ``model`` with effprof and ``tools`` side by side; explain each difference in words.
+
+    effprof and FlopCounterMode count on meta at ``input_shape``; fvcore and thop run the real
+    model on CPU at ``shape`` (default ``input_shape``). When the model shares a module between
+    parents, thop also runs on a copy with every shared module untied.
+    """
+    unknown = sorted(set(tools) - set(TOOLS))
+    if unknown:
+        raise EffprofError(f"unknown counter(s) {', '.join(unknown)}; known: {', '.join(TOOLS)}")
+    kwargs = dict(forward_kwargs or {})
+    main_shape, real_shape = tuple(input_shape), tuple(shape or input_shape)
+    count = count_model(model, main_shape, forward_kwargs=kwargs)
+    params = count_params(model).total
+    rows = [_effprof_row(count, params, _explain_effprof(count, params))]
+    if "FlopCounterMode" in tools:
+
+        def flop_counter() -> dict[str, Any]:
+            total, by_op = _run_flop_counter(model, main_shape, kwargs)
+            return {"tool_value": total, "macs": total // 2, "flops": total,
+                    "explanation": _explain_flop_counter(total, by_op, count)}  # fmt: skip
+
+        rows.append(_timed("FlopCounterMode", main_shape, flop_counter))
+    fvcore_row = None
+    if {"fvcore", "thop"} & set(tools):
+        real_count = count
+        if real_shape != main_shape:
+            real_count = count_model(model, real_shape, forward_kwargs=kwargs)
+            rows.append(
+                _effprof_row(real_count, params, "effprof at the shape fvcore and thop ran.")
+            )
+        real = _real_copy(model)
+        x = torch.randn(real_shape, generator=torch.Generator().manual_seed(0))
+        if "fvcore" in tools:
+            run = partial(run_fvcore, ForwardCall(real, kwargs), x, real_count, params)
+            fvcore_row = _timed("fvcore", real_shape, run)
+            rows.append(fvcore_row)
+        if "thop" in tools:
+            rows.extend(_thop_rows(real, kwargs, x, real_count, params))
+    rows.extend(_reference_row(model, ref, kwargs, fvcore_row) for ref in references)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    for column in ("tool_value", "macs", "flops", "params"):
+        table[column] = table[column].astype("Int64")
+    table["seconds"] = table["seconds"].astype(float)
+    return CrossCheck(table=table, effprof=count)
+
+
+def _thop_rows(
+    real: nn.Module, kwargs: dict[str, Any], x: torch.Tensor, count: CountResult, params: int
+) -> list[dict[str, Any]]:
+    """thop on the model as it is and, when it shares modules, on an untied copy."""
+    shape = tuple(x.shape)
+    untied_row, untied = None, None
+    if any(n > 1 for n in hook_visits(real).values()):
+
+        def thop_untied() -> dict[str, Any]:
+            nonlocal untied
+            copy_ = untie_shared_modules(real)
+            with torch.no_grad():
+                same = _same_outputs(ForwardCall(real, kwargs)(x), ForwardCall(copy_, kwargs)(x))
+            total, thop_params, layers = run_thop(ForwardCall(copy_, kwargs), x)
+            untied = (total, layers, same)
+            return {"tool_value": total, "macs": total, "params": thop_params,
+                    "explanation": f"thop on a copy with every shared module untied ({same})."}  # fmt: skip
+
+        untied_row = _timed("thop (shared modules untied)", shape, thop_untied)
+
+    def thop_tied() -> dict[str, Any]:
+        total, thop_params, layers = run_thop(ForwardCall(copy.deepcopy(real), kwargs), x)
+        text = explain_thop(real, total, layers, count, untied, thop_params, params)
+        return {"tool_value": total, "macs": total, "params": thop_params, "explanation": text}
+
+    return [_timed("thop", shape, thop_tied)] + ([untied_row] if untied_row else [])
