@@ -34,7 +34,9 @@ def parse_shape(text: str, ndim: int = 4) -> tuple[int, ...]:
     (1, 3, 720, 1280)
     """
     if not isinstance(text, str) or not _SHAPE.match(text):
-        raise EffprofError(f"malformed input shape {text!r}: expected N x C x H x W, e.g. 1x3x256x256")
+        raise EffprofError(
+            f"malformed input shape {text!r}: expected N x C x H x W, e.g. 1x3x256x256"
+        )
     dims = tuple(int(part) for part in re.split(r"\s*[xX×,]\s*", text.strip()))
     if len(dims) != ndim:
         raise EffprofError(
@@ -67,7 +69,9 @@ def parse_resolution(text: str) -> tuple[int, int]:
     if match and int(match[1]) > 0 and int(match[2]) > 0:
         return int(match[1]), int(match[2])
     known = ", ".join(RESOLUTIONS)
-    raise EffprofError(f"malformed resolution {text!r}: use a side (512), HxW (720x1280) or one of {known}")
+    raise EffprofError(
+        f"malformed resolution {text!r}: use a side (512), HxW (720x1280) or one of {known}"
+    )
 
 
 def parse_resolutions(text: str) -> list[tuple[int, int]]:

@@ -37,6 +37,7 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def _register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``.
     from effprof.cli import profile as _profile  # noqa: F401
+    from effprof.cli import train as _train  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -50,7 +50,9 @@ def check_variant(name: str, variant: str | None) -> str | None:
     if variant is None:
         return entry.default_variant
     if variant not in entry.variants:
-        raise EffprofError(f"unknown variant {variant!r} of {name}; known: {', '.join(entry.variants)}")
+        raise EffprofError(
+            f"unknown variant {variant!r} of {name}; known: {', '.join(entry.variants)}"
+        )
     return variant
 
 
@@ -73,7 +75,9 @@ def resolve_weights(name: str, variant: str | None, weights: str) -> Path:
             raise EffprofError(f"no {weights!r} weights for {name} {variant}; shipped for: {have}")
         path = Path(str(resources.files(WEIGHTS_PACKAGE).joinpath(files[variant])))
         if not path.is_file():
-            raise EffprofError(f"shipped weights {files[variant]!r} are missing from this installation")
+            raise EffprofError(
+                f"shipped weights {files[variant]!r} are missing from this installation"
+            )
         return path
     return Path(weights)
 

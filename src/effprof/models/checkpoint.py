@@ -28,9 +28,18 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise EffprofError(f"checkpoint {str(path)!r} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as err:
+    except (
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        OSError,
+    ) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise EffprofError(f"{str(path)!r} is not a readable PyTorch checkpoint ({first[:160]})") from None
+        raise EffprofError(
+            f"{str(path)!r} is not a readable PyTorch checkpoint ({first[:160]})"
+        ) from None
     state = _unwrap(obj, path)
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
@@ -77,7 +86,9 @@ def state_dict_mismatch(model: nn.Module, state: Mapping[str, torch.Tensor]) -> 
     return "; ".join(parts) or None
 
 
-def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
+def load_state_dict_strict(
+    model: nn.Module, state: Mapping[str, torch.Tensor], source: str
+) -> nn.Module:
     """Load ``state`` into ``model``, refusing any mismatch with a message naming the keys."""
     problem = state_dict_mismatch(model, state)
     if problem:

@@ -29,5 +29,7 @@ def build_from_spec(spec: str) -> nn.Module:
         raise EffprofError(f"{module_name!r} has no callable {attr!r} (from --model {spec!r})")
     model = factory()
     if not isinstance(model, nn.Module):
-        raise EffprofError(f"--model {spec!r} returned {type(model).__name__}, not a torch.nn.Module")
+        raise EffprofError(
+            f"--model {spec!r} returned {type(model).__name__}, not a torch.nn.Module"
+        )
     return model

@@ -34,6 +34,13 @@ VARIANT_WIDTHS: dict[str, tuple[int, int, int]] = {
     "base": (54, 42, 42),
     "large": (80, 50, 50),
 }
+# Counts of the official code at 1x3x256x256, training graph (all six outputs), from
+# ../shared/reference/mssnet-layout.json; the cross-check explains how ours differ.
+OFFICIAL_COUNTS_256: dict[str, dict[str, int]] = {
+    "small": {"flop_counter": 82_003_681_280, "fvcore": 41_123_176_448},
+    "base": {"flop_counter": 289_769_078_784, "fvcore": 145_099_284_480},
+    "large": {"flop_counter": 577_553_223_680, "fvcore": 289_073_819_648},
+}
 OUTPUT_NAMES = ("res1_1", "res2_1", "res2_2", "res3_1", "res3_2", "res3_3")
 INPUT_MULTIPLE = 16  # half-size input, unshuffle by 2, two 2x downsamplings in each U-Net
 
@@ -136,7 +143,9 @@ class UNetEncoder(nn.Module):
             self.csff_enc1, self.csff_enc2, self.csff_enc3 = (conv1x1(w, w) for w in (w1, w2, w3))
             self.csff_dec1, self.csff_dec2, self.csff_dec3 = (conv1x1(w, w) for w in (w1, w2, w3))
 
-    def _fused(self, level: int, x: Tensor, prev: tuple[list[Tensor], list[Tensor]] | None) -> Tensor:
+    def _fused(
+        self, level: int, x: Tensor, prev: tuple[list[Tensor], list[Tensor]] | None
+    ) -> Tensor:
         if prev is None:
             return x
         enc, dec = prev
@@ -245,15 +254,22 @@ class MSSNet(nn.Module):
         return F.pixel_unshuffle(x, 2) if self.pixel_unshuffle else x
 
     @staticmethod
-    def _resize_all(feats: tuple[list[Tensor], list[Tensor]], factor: float) -> tuple[list[Tensor], list[Tensor]]:
+    def _resize_all(
+        feats: tuple[list[Tensor], list[Tensor]], factor: float
+    ) -> tuple[list[Tensor], list[Tensor]]:
         """Carry a stage's encoder and decoder features to the next scale's resolution."""
         if factor == 1:
             return feats
         enc, dec = feats
-        up = [F.interpolate(f, scale_factor=factor, mode="bilinear", align_corners=False) for f in enc + dec]
+        up = [
+            F.interpolate(f, scale_factor=factor, mode="bilinear", align_corners=False)
+            for f in enc + dec
+        ]
         return up[: len(enc)], up[len(enc) :]
 
-    def _stage(self, enc: UNetEncoder, dec: UNetDecoder, x: Tensor, prev) -> tuple[list[Tensor], list[Tensor]]:
+    def _stage(
+        self, enc: UNetEncoder, dec: UNetDecoder, x: Tensor, prev
+    ) -> tuple[list[Tensor], list[Tensor]]:
         e = enc(x, prev)
         return e, dec(e)
 
@@ -264,17 +280,27 @@ class MSSNet(nn.Module):
                 "use effprof.models.PadToMultiple"
             )
         # Scale 1: half-size image (bilinear, align_corners=True as in the official code).
-        half = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=True) if self.multiscale else x
+        half = (
+            F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=True)
+            if self.multiscale
+            else x
+        )
         s1 = self._stage(self.E1_1, self.D1_1, self.shallow_feat1(self._unshuffle(half)), None)
 
         # Scale 2: two stages on the unshuffled full image, fused with scale 1's decoder output.
-        feat2 = torch.cat([self.shallow_feat2(self._unshuffle(x)), self.up_scale1_feat(s1[1][0])], 1)
-        s2_1 = self._stage(self.E2_1, self.D2_1, self.fusion12(feat2), self._resize_all(s1, self.stage_resize[0]))
+        feat2 = torch.cat(
+            [self.shallow_feat2(self._unshuffle(x)), self.up_scale1_feat(s1[1][0])], 1
+        )
+        s2_1 = self._stage(
+            self.E2_1, self.D2_1, self.fusion12(feat2), self._resize_all(s1, self.stage_resize[0])
+        )
         s2_2 = self._stage(self.E2_2, self.D2_2, s2_1[1][0], s2_1)
 
         # Scale 3: three stages at full resolution.
         feat3 = torch.cat([self.shallow_feat3(x), self.up_scale2_feat(s2_2[1][0])], 1)
-        s3_1 = self._stage(self.E3_1, self.D3_1, self.fusion23(feat3), self._resize_all(s2_2, self.stage_resize[1]))
+        s3_1 = self._stage(
+            self.E3_1, self.D3_1, self.fusion23(feat3), self._resize_all(s2_2, self.stage_resize[1])
+        )
         s3_2 = self._stage(self.E3_2, self.D3_2, s3_1[1][0], s3_1)
         s3_3 = self._stage(self.E3_3, self.D3_3, s3_2[1][0], s3_2)
 
@@ -293,7 +319,9 @@ class MSSNet(nn.Module):
 
 def build_mssnet(variant: str, *, pixel_unshuffle: bool = True, multiscale: bool = True) -> MSSNet:
     """An MSSNet of the named width variant (small / base / large)."""
-    return MSSNet(Widths(*VARIANT_WIDTHS[variant]), pixel_unshuffle=pixel_unshuffle, multiscale=multiscale)
+    return MSSNet(
+        Widths(*VARIANT_WIDTHS[variant]), pixel_unshuffle=pixel_unshuffle, multiscale=multiscale
+    )
 
 
 @register_model(

@@ -1,0 +1,272 @@
+"""The profile job: count, time and measure one model, then write one run.
+
+Everything is validated and measured in memory first; the run folder is written at the end, so
+bad input never leaves anything behind and a failed measurement is a ``Missing`` value in an
+otherwise complete run.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from effprof.config import DEFAULT_INPUT, ProfileConfig
+from effprof.measure.counting import COUNTING_POLICY, CountResult, count_model
+from effprof.measure.crosscheck import ReferenceCount, cross_check
+from effprof.measure.environment import collect_environment, resolve_device
+from effprof.measure.latency import LatencySpec, measure_latency
+from effprof.measure.memory import measure_peak_memory
+from effprof.measure.onnx import export_onnx, onnx_parity, ort_latency
+from effprof.measure.optime import op_time
+from effprof.measure.params import count_params
+from effprof.models import PadToMultiple, check_variant, get_entry, load_model, padded_size
+from effprof.results import EffprofError, Missing
+from effprof.runs import RunWriter, check_writable
+from effprof.units import format_shape, parse_shape
+
+Progress = Callable[[str], None]
+CROSSCHECK_MAX_SIDE = 256  # fvcore and thop run the real model on CPU: cap their input
+
+
+@dataclass(frozen=True)
+class ProfileTarget:
+    """What a profile measures, resolved from the config before any work is done."""
+
+    model_name: str
+    variant: str | None
+    device: str
+    input_shape: tuple[int, ...]
+    padded_shape: tuple[int, ...]
+    multiple: int
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class Collected:
+    """Results gathered while profiling: metrics (may hold Missing), tables, notes, files."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def add(self, prefix: str, values: dict[str, Any]) -> None:
+        self.metrics.update({f"{prefix}{k}": v for k, v in values.items()})
+
+
+def resolve_target(config: ProfileConfig) -> ProfileTarget:
+    """Validate model, variant, device and input shape; compute the padded shape the model sees."""
+    entry = get_entry(config.model)
+    variant = check_variant(config.model, config.variant)
+    device = resolve_device(config.device)
+    shape = parse_shape(config.input or DEFAULT_INPUT[device])
+    notes: list[str] = []
+    multiple = entry.input_multiple if entry is not None else 1
+    if entry is not None and shape[1] != entry.input_channels:
+        raise EffprofError(
+            f"{config.model} takes {entry.input_channels}-channel images, "
+            f"but --input {format_shape(shape)} has {shape[1]}"
+        )
+    padded = shape
+    if multiple > 1:
+        ph, pw = padded_size(shape[-2], shape[-1], multiple)
+        padded = (*shape[:-2], ph, pw)
+        if padded != shape:
+            notes.append(
+                f"{config.model} needs H and W divisible by {multiple}: the {shape[-2]}x{shape[-1]} "
+                f"input is reflect-padded to {ph}x{pw} and the output cropped back; counts are at "
+                f"{ph}x{pw}, times include the padding"
+            )
+    return ProfileTarget(config.model, variant, device, shape, padded, multiple, tuple(notes))
+
+
+def _crosscheck_shape(shape: tuple[int, ...], multiple: int) -> tuple[int, ...]:
+    """The shape for fvcore/thop: the profiled one, or capped at 256 per side (keeping the multiple)."""
+    height, width = shape[-2:]
+    side = max(height, width)
+    if side <= CROSSCHECK_MAX_SIDE:
+        return shape
+    scale = CROSSCHECK_MAX_SIDE / side
+    h, w = padded_size(
+        max(1, round(height * scale)), max(1, round(width * scale)), max(multiple, 1)
+    )
+    return (*shape[:-2], h, w)
+
+
+def _official_references(target: ProfileTarget) -> list[ReferenceCount]:
+    """For MSSNet, the official code's counts at 256x256 (training graph), read from the package."""
+    from effprof.models.mssnet import OFFICIAL_COUNTS_256
+
+    if target.model_name != "mssnet" or target.variant not in OFFICIAL_COUNTS_256:
+        return []
+    counts = OFFICIAL_COUNTS_256[target.variant]
+    shape = (1, 3, 256, 256)
+    return [
+        ReferenceCount("official code, FlopCounterMode, all six outputs", "FlopCounterMode",
+                       counts["flop_counter"], shape, {"all_outputs": True}),
+        ReferenceCount("official code, fvcore, all six outputs", "fvcore",
+                       counts["fvcore"], shape, {"all_outputs": True}),
+    ]  # fmt: skip
+
+
+def _measure_counts(model: nn.Module, target: ProfileTarget, out: Collected) -> CountResult:
+    count = count_model(model, target.padded_shape)
+    out.add("", count.summary())
+    out.metrics["input_shape"] = format_shape(target.input_shape)
+    out.metrics["padded_shape"] = format_shape(target.padded_shape)
+    out.metrics["megapixels"] = (
+        target.input_shape[0] * target.input_shape[-2] * target.input_shape[-1] / 1e6
+    )
+    out.tables["ops"] = count.ops
+    out.tables["modules"] = count.by_module()
+    out.tables["categories"] = count.by_category()
+    out.tables["uncounted"] = count.uncounted
+    out.tables["uncalled_modules"] = count.uncalled_modules
+    return count
+
+
+def _measure_time(
+    model: nn.Module, config: ProfileConfig, target: ProfileTarget, out: Collected, step: Progress
+) -> None:
+    spec = LatencySpec(
+        device=target.device, precision=config.precision, channels_last=config.channels_last,
+        cuda_graphs=config.cuda_graphs, compile=config.compile, warmup=config.warmup,
+        repeat=config.repeat, threads=config.threads,
+    )  # fmt: skip
+    runnable = (
+        PadToMultiple(model, target.multiple)
+        if target.padded_shape != target.input_shape
+        else model
+    )
+    step("latency")
+    latency = measure_latency(runnable, target.input_shape, spec)
+    if isinstance(latency, Missing):
+        out.metrics["latency_median_ms"] = latency
+        out.metrics["throughput_mpix_s"] = latency
+    else:
+        out.add("", latency.summary())
+        out.metrics["latency_timer"] = latency.timer
+        out.tables["latency"] = latency.to_frame()
+        out.notes.extend(f"latency: {n}" for n in latency.notes)
+    step("peak memory")
+    memory = measure_peak_memory(runnable, target.input_shape, spec)
+    if isinstance(memory, Missing):
+        out.metrics["memory_peak_bytes"] = memory
+        out.metrics["memory_activation_peak_bytes"] = memory
+    else:
+        out.add("", memory.summary())
+        out.metrics["memory_method"] = memory.method
+        out.tables["memory"] = memory.to_frame()
+        out.notes.extend(f"memory: {n}" for n in memory.notes)
+    if config.optime:
+        step("time per op")
+        timing = op_time(runnable, target.input_shape, spec)
+        if isinstance(timing, Missing):
+            out.metrics["optime_total_ms"] = timing
+        else:
+            out.add("", timing.summary())
+            out.tables["optime_ops"] = timing.ops
+            out.tables["optime_categories"] = timing.categories
+    if config.onnx:
+        step("ONNX Runtime")
+        _measure_onnx(runnable, config, target, out)
+
+
+def _measure_onnx(
+    model: nn.Module, config: ProfileConfig, target: ProfileTarget, out: Collected
+) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="effprof-onnx-"))
+    path = folder / "model.onnx"
+    model = copy.deepcopy(model).cpu().float().eval()  # ONNX Runtime runs on the CPU, in fp32
+    try:
+        export_onnx(model, target.input_shape, path)
+    except Exception as error:  # the exporter fails in many ways; the run records why
+        out.metrics["ort_latency_median_ms"] = Missing(
+            f"ONNX export failed: {str(error).splitlines()[0][:200]}"
+        )
+        return
+    out.files["model.onnx"] = path
+    out.metrics["onnx_file_bytes"] = path.stat().st_size
+    threads = config.threads or torch.get_num_threads()
+    result = ort_latency(
+        path, target.input_shape, threads=threads, warmup=config.warmup, repeat=config.repeat
+    )
+    if isinstance(result, Missing):
+        out.metrics["ort_latency_median_ms"] = result
+    else:
+        out.add(
+            "ort_",
+            {k: v for k, v in result.summary().items() if k.startswith(("latency", "throughput"))},
+        )
+        out.tables["ort_latency"] = result.to_frame()
+    x = torch.rand(target.input_shape, generator=torch.Generator().manual_seed(1))
+    parity = onnx_parity(model, path, x)
+    out.add("onnx_", parity.summary())
+
+
+def profile(
+    config: ProfileConfig | None = None, *, progress: Progress | None = None, **options: Any
+) -> Path:
+    """Profile one model and write a run; returns the run folder.
+
+    >>> run_dir = profile(model="mssnet", variant="small", input="1x3x64x64")  # doctest: +SKIP
+    """
+    if config is None:
+        from effprof.config import validate
+
+        config = validate(ProfileConfig, options, "profile options")
+    elif options:
+        raise TypeError("pass either a ProfileConfig or keyword options, not both")
+    step = progress or (lambda _name: None)
+    started = time.perf_counter()
+    target = resolve_target(config)
+    out_root = check_writable(config.out)
+
+    step("loading model")
+    model = load_model(config.model, target.variant, config.weights, device=target.device)
+    collected = Collected(notes=list(target.notes))
+    step("counting on the meta device")
+    _measure_counts(model, target, collected)
+    params = count_params(model)
+    collected.metrics.update(
+        param_count=params.total, param_trainable=params.trainable, param_bytes=params.bytes,
+        buffer_bytes=params.buffer_bytes,
+    )  # fmt: skip
+    collected.tables["params"] = params.to_frame()
+
+    _measure_time(model, config, target, collected, step)
+
+    if config.crosscheck:
+        step("cross-checking counters")
+        check = cross_check(
+            model, target.padded_shape,
+            shape=_crosscheck_shape(target.padded_shape, target.multiple),
+            references=_official_references(target),
+        )  # fmt: skip
+        collected.tables["crosscheck"] = check.to_frame()
+
+    env = collect_environment(target.device)
+    collected.metrics["profile_seconds"] = time.perf_counter() - started
+    params_record = config.model_dump(mode="json")
+    params_record.update({"variant": target.variant, "device": target.device,
+                          "input": format_shape(target.input_shape), "counting_policy": COUNTING_POLICY})  # fmt: skip
+    step("writing the run")
+    writer = RunWriter(out_root, "profile", config.model, target.variant, params_record).start()
+    try:
+        for name, table in collected.tables.items():
+            writer.add_table(name, table)
+        for name, source in collected.files.items():
+            source.replace(writer.file_path(name))
+        return writer.finish(collected.metrics, env, collected.notes)
+    except BaseException:
+        writer.abandon()
+        raise

@@ -1,0 +1,248 @@
+"""The train job: build a model, train it on synthetic blur, evaluate it on the held-out test set,
+and write a run (kind ``train``) with the loss curve, the checkpoint and fp16 weights.
+
+>>> outcome = train(model="mssnet", variant="small", steps=200, device="cpu")  # doctest: +SKIP
+>>> outcome.metrics["test_gain_db"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from effprof.config import validate
+from effprof.config.train import TrainConfig
+from effprof.data import (
+    TEST_SEED,
+    BlurSpec,
+    KernelSpec,
+    SyntheticBlur,
+    SyntheticSpec,
+    heldout_pairs,
+    synthetic_pairs,
+)
+from effprof.measure.environment import collect_environment, resolve_device
+from effprof.measure.precision import num_threads
+from effprof.models import (
+    build_model,
+    check_variant,
+    get_entry,
+    load_state_dict_strict,
+    read_state_dict,
+    resolve_weights,
+)
+from effprof.results import EffprofError
+from effprof.runs import RunWriter, check_writable
+from effprof.train import (
+    EvalResult,
+    PlainLines,
+    Progress,
+    RichBar,
+    Silent,
+    TrainResult,
+    TrainSpec,
+    evaluate_pairs,
+)
+from effprof.train import train as train_loop
+
+EVAL_SEED = 7  # the periodic-evaluation crops (calibration images), distinct from TEST_SEED
+CHECKPOINT_FILE = "checkpoint.pt"
+WEIGHTS_FILE = "weights-fp16.pt"
+
+
+@dataclass
+class TrainOutcome:
+    """A finished training run: where it is stored, its headline metrics, the loop's result and the
+    held-out test evaluation (None when ``test=False``)."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    result: TrainResult
+    test: EvalResult | None
+    notes: list[str] = field(default_factory=list)
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex SHA-256 of a file (identifies the exact weights a run used)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def zero_output_heads(model: nn.Module, prefix: str = "tail") -> int:
+    """Zero the weights of every conv under modules named ``prefix*``: a residual network then
+    starts as the identity (output = input). Returns how many convolutions were zeroed."""
+    zeroed = 0
+    for name, module in model.named_modules():
+        if name.split(".")[0].startswith(prefix) and isinstance(module, nn.Conv2d):
+            nn.init.zeros_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+            zeroed += 1
+    return zeroed
+
+
+def blur_spec(config: TrainConfig) -> BlurSpec:
+    """The training blur described by a config."""
+    kernel = KernelSpec(
+        min_length_px=config.min_blur_px,
+        max_length_px=config.max_blur_px,
+        linear_fraction=config.linear_fraction,
+    )
+    return BlurSpec(kernel=kernel, max_noise_sigma=config.noise, jpeg_quality=config.jpeg)
+
+
+def _progress(mode: str) -> Progress:
+    if mode == "auto":
+        mode = "bar" if sys.stderr.isatty() else "lines"
+    return {"bar": RichBar, "lines": PlainLines, "none": Silent}[mode]()
+
+
+def _check(config: TrainConfig) -> tuple[str, str | None]:
+    """Everything that can be wrong with the input, checked before anything is written."""
+    variant = check_variant(config.model, config.variant)
+    device = resolve_device(config.device)
+    if config.precision == "bf16" and device != "cuda":
+        raise EffprofError(
+            "--precision bf16 training needs --device cuda (autocast on cpu is slow here)"
+        )
+    if config.precision == "tf32" and device != "cuda":
+        raise EffprofError("--precision tf32 needs --device cuda")
+    entry = get_entry(config.model)
+    multiple = entry.input_multiple if entry is not None else 1
+    for name, size in (
+        ("crop", config.crop),
+        ("eval_size", config.eval_size),
+        ("test_size", config.test_size),
+    ):
+        if size % multiple:
+            raise EffprofError(
+                f"--{name.replace('_', '-')} {size} must be a multiple of {multiple} for {config.model}"
+            )
+    if config.resume is not None and not Path(config.resume).is_file():
+        raise EffprofError(f"--resume {config.resume!r} does not exist")
+    check_writable(config.out)
+    return device, variant
+
+
+def train(config: TrainConfig | None = None, /, **options: Any) -> TrainOutcome:
+    """Train a model on synthetic blur per ``config`` (or keyword options) and write a train run."""
+    data = {**(config.model_dump() if config else {}), **options}
+    config = validate(TrainConfig, data, "train options")
+    device, variant = _check(config)
+    name = config.model
+    entry = get_entry(name)
+    multiple = entry.input_multiple if entry is not None else 1
+    model = build_model(name, variant)
+    notes: list[str] = []
+    if config.weights is not None:
+        path = resolve_weights(name, variant, config.weights)
+        load_state_dict_strict(model, read_state_dict(path), config.weights)
+        notes.append(f"started from weights {config.weights!r} (sha256 {sha256_of(path)[:16]})")
+    elif config.zero_tail and config.resume is None:
+        zeroed = zero_output_heads(model)
+        notes.append(
+            f"zero-initialised {zeroed} output-head convolutions: the untrained network returns its input"
+        )
+    model = model.to(device)
+
+    spec = SyntheticSpec(
+        split="train",
+        crop_px=config.crop,
+        batch=config.batch,
+        blur=blur_spec(config),
+        seed=config.seed,
+        curriculum_steps=config.curriculum_steps,
+    )
+    loop_spec = TrainSpec(
+        steps=config.steps,
+        lr=config.lr,
+        min_lr=config.min_lr,
+        warmup_steps=config.warmup_steps,
+        grad_clip=config.grad_clip,
+        eval_every=config.eval_every,
+        checkpoint_every=config.checkpoint_every,
+        log_every=config.log_every,
+        precision=config.precision,
+        channels_last=config.channels_last,
+        time_budget_s=config.max_minutes * 60 if config.max_minutes else None,
+    )
+    writer = RunWriter(config.out, "train", name, variant, params=config.model_dump(mode="json"))
+    with num_threads(config.threads):
+        source = SyntheticBlur.load(spec, device)
+        validation = synthetic_pairs(
+            "calibration", config.eval_count, config.eval_size, EVAL_SEED, spec.blur
+        )
+
+        def evaluate(net: nn.Module) -> dict[str, float]:
+            summary = evaluate_pairs(net, validation, device, multiple).summary()
+            return {"psnr_db": summary["psnr_db"], "gain_db": summary["gain_db"]}
+
+        writer.start()
+        try:
+            result = train_loop(
+                model,
+                source,
+                loop_spec,
+                evaluate=evaluate,
+                checkpoint=writer.file_path(CHECKPOINT_FILE),
+                resume=config.resume,
+                progress=_progress(config.progress),
+            )
+            test = None
+            if config.test:
+                test = evaluate_pairs(
+                    model, heldout_pairs(config.test_count, config.test_size), device, multiple
+                )
+                writer.add_table("test_images", test.per_image)
+        except BaseException:
+            if not writer.file_path(CHECKPOINT_FILE).is_file():
+                writer.abandon()
+            raise
+        weights_path = writer.file_path(WEIGHTS_FILE)
+        torch.save(
+            {k: v.detach().to("cpu", torch.float16) for k, v in model.state_dict().items()},
+            weights_path,
+        )
+        writer.add_table("loss", result.history)
+        if not result.evals.empty:
+            writer.add_table("evals", result.evals)
+
+    metrics = _metrics(model, result, test)
+    metrics["weights_fp16_sha256"] = sha256_of(weights_path)
+    notes += [
+        f"stopped: {result.stopped} after {result.steps_done} steps",
+        f"data: synthetic, train split ({len(source.names)} scikit-image images), seed {config.seed}",
+        f"periodic evaluation: {config.eval_count} crops of {config.eval_size} px from the calibration images, seed {EVAL_SEED}",
+    ]
+    if test is not None:
+        notes.append(
+            f"test: {config.test_count} crops of {config.test_size} px from the held-out test images, seed {TEST_SEED}"
+        )
+    run_dir = writer.finish(metrics, collect_environment(device), notes)
+    return TrainOutcome(run_dir, metrics, result, test, notes)
+
+
+def _metrics(model: nn.Module, result: TrainResult, test: EvalResult | None) -> dict[str, Any]:
+    history = result.history
+    metrics: dict[str, Any] = {
+        "param_count": sum(p.numel() for p in model.parameters()),
+        "steps_done": result.steps_done,
+        "train_s": result.seconds,
+        "final_loss": float(history["loss"].iloc[-1]) if not history.empty else None,
+        "step_median_s": float(history["step_s"].median()) if not history.empty else None,
+    }
+    if test is not None:
+        metrics.update({f"test_{k}": v for k, v in test.summary().items()})
+    return metrics
+
+
+__all__ = ["TrainOutcome", "train", "zero_output_heads"]

@@ -1,0 +1,142 @@
+"""``effprof profile`` and ``effprof runs``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from effprof.api.profile import profile as run_profile
+from effprof.cli import app, console, err_console
+from effprof.config import ProfileConfig, load_config, validate
+from effprof.runs import load_runs, read_record
+from effprof.units import binary_bytes, si
+
+
+def _options(**given: Any) -> dict[str, Any]:
+    """Options the user actually set (None / unset flags are left to the config file or defaults)."""
+    return {k: v for k, v in given.items() if v is not None}
+
+
+@app.command()
+def profile(
+    model: str = typer.Option(None, help="registered name (mssnet) or package.module:callable"),
+    variant: str = typer.Option(None, help="model variant, e.g. small | base | large"),
+    weights: str = typer.Option(
+        None, help="checkpoint file, or a shipped name such as 'synthetic'"
+    ),
+    input: str = typer.Option(
+        None,
+        "--input",
+        help="N x C x H x W, e.g. 1x3x720x1280 (default: 256x256 on CPU, 720p on CUDA)",
+    ),
+    device: str = typer.Option(None, help="auto | cpu | cuda"),
+    precision: str = typer.Option(None, help="fp32 | tf32 | fp16 | bf16"),
+    channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last"),
+    cuda_graphs: bool = typer.Option(None, "--cuda-graphs/--no-cuda-graphs"),
+    compile: bool = typer.Option(None, "--compile/--no-compile", help="time torch.compile'd model"),
+    onnx: bool = typer.Option(
+        None, "--onnx/--no-onnx", help="also export to ONNX and time ONNX Runtime"
+    ),
+    resolutions: str = typer.Option(None, help="resolution sweep, e.g. 256,512,720p,1080p,4k"),
+    warmup: int = typer.Option(None, help="untimed warm-up forwards"),
+    repeat: int = typer.Option(None, help="timed forwards"),
+    threads: int = typer.Option(None, help="torch intra-op threads while timing"),
+    crosscheck: bool = typer.Option(
+        None, "--crosscheck/--no-crosscheck", help="count with FlopCounterMode, fvcore and thop too"
+    ),
+    out: str = typer.Option(None, help="run store root (default reports/)"),
+    config: Path = typer.Option(None, help="YAML file of these options; flags given here win"),
+) -> None:
+    """Count, time and measure a model; write a run and its HTML report."""
+    given = _options(
+        model=model, variant=variant, weights=weights, input=input, device=device,
+        precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs,
+        compile=compile, onnx=onnx, resolutions=resolutions, warmup=warmup, repeat=repeat,
+        threads=threads, crosscheck=crosscheck, out=out,
+    )  # fmt: skip
+    settings = (
+        load_config(ProfileConfig, config, given)
+        if config
+        else validate(ProfileConfig, given, "options")
+    )
+    with console.status("profiling") as status:
+        run_dir = run_profile(settings, progress=lambda step: status.update(f"profiling: {step}"))
+    _print_summary(run_dir)
+
+
+def _value(metrics: dict[str, Any], missing: dict[str, str], key: str, fmt) -> str:
+    if metrics.get(key) is None:
+        return f"missing ({missing[key]})" if key in missing else "—"
+    return fmt(metrics[key])
+
+
+def _print_summary(run_dir: Path) -> None:
+    record = read_record(run_dir)
+    m, miss = record.metrics, record.missing
+    table = Table(
+        title=f"{record.model} {record.variant or ''} — {m.get('input_shape')} on {record.env.get('device_name')}"
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("parameters", "param_count", lambda v: f"{v:,}"),
+        ("MACs", "macs", lambda v: si(v, "MAC")),
+        ("FLOPs", "flops", lambda v: si(v, "FLOP")),
+        ("MACs per output pixel", "macs_per_output_pixel", lambda v: f"{v:,.0f}"),
+        ("latency median", "latency_median_ms", lambda v: f"{v:,.2f} ms"),
+        (
+            "latency p10 / p90",
+            "latency_p10_ms",
+            lambda v: f"{v:,.2f} / {m.get('latency_p90_ms', 0):,.2f} ms",
+        ),
+        ("latency CV", "latency_cv", lambda v: f"{100 * v:.1f} %"),
+        ("throughput", "throughput_mpix_s", lambda v: f"{v:,.3f} MP/s"),
+        ("peak activation memory (measured)", "memory_activation_peak_bytes", binary_bytes),
+        ("peak activation memory (meta trace)", "activation_peak_bytes", binary_bytes),
+        ("weights", "weights_bytes", binary_bytes),
+    ]
+    if "ort_latency_median_ms" in m:
+        rows.append(
+            ("ONNX Runtime latency median", "ort_latency_median_ms", lambda v: f"{v:,.2f} ms")
+        )
+    for label, key, fmt in rows:
+        table.add_row(label, _value(m, miss, key, fmt))
+    console.print(table)
+    for note in record.notes:
+        if not note.startswith(("latency:", "memory:")):
+            console.print(f"note: {note}", markup=False)
+    report = run_dir / "report.html"
+    console.print(f"run: {run_dir}", markup=False)
+    if report.is_file():
+        console.print(f"report: {report}", markup=False)
+
+
+RUN_COLUMNS = {
+    "run_id": "run",
+    "kind": "kind",
+    "model": "model",
+    "variant": "variant",
+    "metrics.input_shape": "input",
+    "env.device_name": "device",
+    "metrics.latency_median_ms": "latency ms",
+}
+
+
+@app.command()
+def runs(root: Path = typer.Option(Path("reports/"), "--root", help="run store root")) -> None:
+    """List stored runs, newest last."""
+    frame = load_runs(root)
+    if frame.empty:
+        err_console.print(f"no runs under {root}", markup=False)
+        return
+    table = Table()
+    columns = [c for c in RUN_COLUMNS if c in frame.columns]
+    for column in columns:
+        table.add_column(RUN_COLUMNS[column])
+    for _, row in frame.sort_values("created").iterrows():
+        table.add_row(*("" if row[c] is None or row[c] != row[c] else
+                        (f"{row[c]:,.2f}" if isinstance(row[c], float) else str(row[c])) for c in columns))  # fmt: skip
+    console.print(table)
