@@ -113,9 +113,9 @@ def category_text(count: CountResult, ops: pd.DataFrame | None = None) -> str:
 
 
 def run_fvcore(call: nn.Module, x: torch.Tensor, count: CountResult, params: int) -> dict[str, Any]:
-    from fvcore.nn import FlopCountAnalysis, parameter_count
-
     with quiet():
+        from fvcore.nn import FlopCountAnalysis, parameter_count
+
         analysis = FlopCountAnalysis(call, (x,))
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         analysis.tracer_warnings("none")
@@ -164,9 +164,9 @@ def _thop_layers(info: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 def run_thop(call: nn.Module, x: torch.Tensor) -> tuple[int, int, dict[str, float]]:
-    import thop
-
     with quiet(), torch.no_grad():
+        import thop
+
         ops, params, info = thop.profile(call, inputs=(x,), verbose=False, ret_layer_info=True)
     return int(ops), int(params), _thop_layers(info)
 
