@@ -213,7 +213,13 @@ def _reference_row(
     if isinstance(ours, int):
         text = _explain_reference(ref, ours, count_model(model, shape, forward_kwargs=ref_kwargs))
     else:
-        text = f"not compared: {ref.counter} did not run on this model at {shape_text(shape)}."
+        ran = (
+            "did not run" if fvcore_row is None else f"ran at {fvcore_row['input_shape']}, {kwargs}"
+        )
+        text = (
+            f"not compared: the reference is {ref.counter} at {shape_text(shape)}, {ref_kwargs}; "
+            f"{ref.counter} {ran} here."
+        )
     return _row(ref.label, shape, reports=f"reference, {ref.counter}'s rules", tool_value=ref.value,
                 macs=ref.value // 2 if ref.counter == "FlopCounterMode" else ref.value,
                 status="reference (not run here)", explanation=text)  # fmt: skip

@@ -99,12 +99,18 @@ def op_packet(op: str) -> str:
 def effprof_flops_for(count: CountResult, name: str) -> tuple[int, int]:
     """(FLOPs, output elements) of effprof's ops whose packet matches a tool's op name."""
     ops = count.ops[count.ops["op"].map(op_packet) == op_packet(name)]
-    shapes = ops["output_shape"].str.split(", ").str[0].str.split("x")
-    elements = int(shapes.map(lambda dims: torch.Size([int(d) for d in dims]).numel()).sum())
+    elements = sum(_first_numel(text) for text in ops["output_shape"])
     return int(ops["flops"].sum()), elements
 
 
+def _first_numel(shapes: str) -> int:
+    """Elements of the first shape in an ops-table cell: ``"1x12x4x4, 3"`` -> 192; ``"()"`` -> 1."""
+    first = shapes.split(", ")[0]
+    return 1 if first in ("()", "") else torch.Size(int(d) for d in first.split("x")).numel()
+
+
 def category_text(count: CountResult, ops: pd.DataFrame | None = None) -> str:
+    """Non-convolution FLOPs by category, largest first: ``"resize 212,337,664, activation ..."``."""
     ops = count.ops if ops is None else ops
     ops = ops[ops["category"] != "convolution"]
     by = ops.groupby("category")["flops"].sum()
@@ -113,6 +119,7 @@ def category_text(count: CountResult, ops: pd.DataFrame | None = None) -> str:
 
 
 def run_fvcore(call: nn.Module, x: torch.Tensor, count: CountResult, params: int) -> dict[str, Any]:
+    """fvcore's count of ``call(x)`` and an explanation of how it differs from effprof's."""
     with quiet():
         from fvcore.nn import FlopCountAnalysis, parameter_count
 
@@ -164,6 +171,7 @@ def _thop_layers(info: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 def run_thop(call: nn.Module, x: torch.Tensor) -> tuple[int, int, dict[str, float]]:
+    """thop's (ops, params, {module path: ops}); thop mutates ``call``, so pass a copy."""
     with quiet(), torch.no_grad():
         import thop
 
@@ -192,6 +200,7 @@ def explain_thop(
     thop_params: int,
     params: int,
 ) -> str:
+    """Why thop's total differs from effprof's: shared modules, its own rules, what it cannot see."""
     from thop.profile import register_hooks
 
     call = ForwardCall(model, {})
