@@ -68,6 +68,15 @@ def test_activation_peak_of_a_tiny_chain_matches_a_hand_count() -> None:
     assert result.input_bytes == 768
 
 
+def test_in_place_ops_allocate_nothing() -> None:
+    # ReLU(inplace=True) writes into conv1's output: no second 1024 B map, so the peak is at conv2.
+    model = Chain()
+    model[1] = nn.ReLU(inplace=True)
+    result = count_model(model, (1, 3, 8, 8))
+    assert result.ops["live_bytes"].tolist() == [768 + 1024, 768 + 1024, 768 + 1024 + 512]
+    assert result.activation_peak_bytes == 768 + 1024 + 512
+
+
 def test_half_precision_halves_weights_and_activations() -> None:
     full = count_model(Chain(), (1, 3, 8, 8))
     half = count_model(Chain(), (1, 3, 8, 8), dtype=torch.float16)
