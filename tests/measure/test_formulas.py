@@ -108,8 +108,23 @@ def test_pixel_shuffles_cost_no_flops_but_list_their_bytes() -> None:
 def test_op_without_formula_is_listed_with_its_call_count() -> None:
     result = count_model(Cumsum(), (1, 2, 4, 4))
     assert not result.complete
-    assert result.uncounted.to_dict("records") == [{"op": "aten.cumsum.default", "calls": 2}]
+    assert result.uncounted.to_dict("records") == [
+        {"op": "aten.cumsum.default", "calls": 2, "reason": "no formula"}
+    ]
     assert not result.ops.loc[result.ops["op"] == "aten.cumsum.default", "counted"].any()
+
+
+def test_a_formula_that_fails_leaves_its_op_uncounted_not_zero(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(args: object, kwargs: object, out: object) -> formulas.OpCost:
+        raise IndexError("unexpected arguments")
+
+    monkeypatch.setitem(FORMULAS._entries, aten.cumsum.default, broken)
+    result = count_model(Cumsum(), (1, 2, 4, 4))
+    [row] = result.uncounted.to_dict("records")
+    assert row["calls"] == 2
+    assert row["reason"] == "formula failed: IndexError: unexpected arguments"
 
 
 def test_registry_refuses_duplicates_and_resolves_overloads_through_packets() -> None:

@@ -127,7 +127,10 @@ class _LiveMemory:
         self.peak_bytes = 0
 
     def track(self, tensor: torch.Tensor) -> None:
-        storage = tensor.untyped_storage()
+        try:
+            storage = tensor.untyped_storage()
+        except (RuntimeError, NotImplementedError):  # sparse / nested tensors: no plain storage
+            return
         key = storage._cdata
         if key in self.excluded:
             return
@@ -177,6 +180,7 @@ class _CountingMode(TorchDispatchMode):
         self.memory = memory
         self.rows: list[tuple[Any, ...]] = []
         self._info: dict[Any, tuple[str, str, Any, bool]] = {}
+        self.failures: dict[str, str] = {}  # op name -> why it is uncounted
 
     def _op_info(self, func: Any) -> tuple[str, str, Any, bool]:
         info = self._info.get(func)
@@ -194,11 +198,17 @@ class _CountingMode(TorchDispatchMode):
         out = func(*args, **kwargs)
         name, category, formula, is_view = self._op_info(func)
         outs = list(_tensors(out if isinstance(out, (list, tuple)) else (out,)))
+        macs = flops = bias = 0
+        counted = formula is not None
         if formula is None:
-            macs = flops = bias = 0
+            self.failures.setdefault(name, "no formula")
         else:
-            cost = formula(args, kwargs, out)
-            macs, flops, bias = cost.macs, cost.flops, cost.bias_flops
+            try:
+                cost = formula(args, kwargs, out)
+                macs, flops, bias = cost.macs, cost.flops, cost.bias_flops
+            except Exception as error:  # a formula that cannot read this call: list it, never 0
+                counted = False
+                self.failures[name] = f"formula failed: {type(error).__name__}: {error}"
         inputs = list(_tensors((*args, *kwargs.values())))
         if is_view:
             read = written = 0
@@ -212,7 +222,7 @@ class _CountingMode(TorchDispatchMode):
             (len(self.rows), name, category, path, module_type, macs, flops, bias, read, written,
              ", ".join(shape_text(t.shape) for t in inputs),
              ", ".join(shape_text(t.shape) for t in outs),
-             formula is not None, self.memory.live_bytes)
+             counted, self.memory.live_bytes)
         )  # fmt: skip
         return out
 
@@ -339,7 +349,7 @@ def count_model(
     try:
         with torch.no_grad(), paths, _CountingMode(paths, memory) as mode:
             output = meta(x, **kwargs)
-    except (NotImplementedError, RuntimeError) as error:
+    except (NotImplementedError, RuntimeError, ValueError, TypeError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise EffprofError(
             f"cannot count {type(model).__name__} on the meta device: {first}"
@@ -350,6 +360,7 @@ def count_model(
     ops = pd.DataFrame(mode.rows, columns=OP_COLUMNS)
     missing = ops[~ops["counted"]]
     uncounted = missing.groupby("op", sort=False).size().rename("calls").reset_index()
+    uncounted["reason"] = uncounted["op"].map(mode.failures)
     uncounted = uncounted.sort_values("calls", ascending=False, kind="stable").reset_index(
         drop=True
     )
