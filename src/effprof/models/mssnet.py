@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from effprof.models.mssnet_map import mssnet_components, mssnet_counterfactuals
 from effprof.models.registry import register_model
 
 VARIANT_WIDTHS: dict[str, tuple[int, int, int]] = {
@@ -331,6 +332,8 @@ def build_mssnet(variant: str, *, pixel_unshuffle: bool = True, multiscale: bool
     summary="MSSNet multi-scale-stage deblurring network (Kim et al., ECCVW 2022)",
     input_multiple=INPUT_MULTIPLE,
     shipped_weights={"synthetic": {"small": "mssnet-small-synthetic.pt"}},
+    components=mssnet_components,
+    counterfactuals=mssnet_counterfactuals(build_mssnet),
 )
 def mssnet(variant: str) -> nn.Module:
     """Registered builder: ``effprof profile --model mssnet --variant base``."""

@@ -1,1 +1,5 @@
-"""Self-contained HTML reports rendered from stored runs (reads runs only, never model code)."""
+"""Reports: self-contained HTML rendered from stored runs only (never from models or measure).
+
+``effprof.report.page`` is the shared look (shell, CSS, tables, charts); ``render_report`` turns
+runs into the "why is it so cheap" page.
+"""
