@@ -230,7 +230,12 @@ def capture_cuda_graph(
 def _compile(
     model: nn.Module, forward: Callable[[nn.Module], object], device: str
 ) -> tuple[Callable[[], object], float]:
-    """torch.compile (default mode); the first call compiles and is timed separately (seconds)."""
+    """torch.compile (default mode); the first call compiles and is timed separately (seconds).
+
+    Dynamo's caches are reset first: every measured copy of a model shares its forward's code
+    object, and past ``cache_size_limit`` recompilations dynamo silently falls back to eager.
+    """
+    torch._dynamo.reset()
     compiled = torch.compile(model)
     begin = time.perf_counter()
     forward(compiled)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -157,7 +156,7 @@ def ort_latency(
         raise
     used = session.get_providers()
     device = "cuda" if "CUDAExecutionProvider" in used[:1] else "cpu"
-    threads_note = threads if threads is not None else f"ORT default ({os.cpu_count()} cpus)"
+    threads_note = threads if threads is not None else "ORT default (one per physical core)"
     return LatencyResult(
         samples_ms=tuple(samples),
         input_shape=tuple(input_shape),
