@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from effprof.measure.counting import count_model
 from effprof.measure.formulas import COUNTING_POLICY
-from effprof.models import build_model
+from effprof.models import MODELS, build_model
 from effprof.results import EffprofError, Missing
 from tests.measure.zoo import Chain, Functional, Heads, SharedActivation
 
@@ -31,6 +31,28 @@ def test_mssnet_conv_macs_equal_flop_counter_mode_exactly(variant: str) -> None:
     assert 2 * int(conv["macs"].sum()) == counter.get_total_flops()
     assert 2 * result.macs == counter.get_total_flops()
     assert result.complete
+
+
+REGISTERED = [
+    (name, variant, counterfactual)
+    for name, entry in MODELS.items()
+    for variant in entry.variants
+    for counterfactual in (None, *entry.counterfactuals)
+]
+
+
+@pytest.mark.parametrize(("name", "variant", "counterfactual"), REGISTERED)
+def test_every_registered_model_and_counterfactual_counts_completely(
+    name: str, variant: str, counterfactual: str | None
+) -> None:
+    entry = MODELS.get(name)
+    build = entry.build if counterfactual is None else entry.counterfactuals[counterfactual][1]
+    with torch.device("meta"):
+        model = build(variant)
+    side = 4 * entry.input_multiple
+    result = count_model(model, (1, entry.input_channels, side, side))
+    assert result.complete, result.uncounted
+    assert result.macs > 0 and result.flops > 2 * result.macs
 
 
 def test_shared_module_is_charged_to_the_path_that_called_it() -> None:
