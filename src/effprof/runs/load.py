@@ -1,26 +1,141 @@
-"""Reading the run store into pandas."""
+"""Reading the run store into pandas: one row per run, tables in long form, older schemas upgraded.
+
+>>> runs = load_runs("reports/", kind="profile", status="finished")             # doctest: +SKIP
+>>> runs["metrics.latency_median_ms"] / runs["metrics.megapixels"]               # doctest: +SKIP
+>>> load_table(runs, "categories")  # every run's table stacked, run_id first   # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from effprof.results import EffprofError
-from effprof.runs.store import RUN_FILE, RUNS_DIR, read_record, read_table
+from effprof.runs.ledger import RunStoreWarning, read_entries
+from effprof.runs.store import PARTIAL_SUFFIX, RUN_FILE, RUNS_DIR, SCHEMA_VERSION, RunRecord
 
-ID_COLUMNS = ["run_id", "created", "kind", "model", "variant", "status", "group", "parent"]
+# The fixed columns of load_runs, in order: name -> (dtype, meaning). After them come params.*,
+# metrics.*, missing.* and env.* (each group sorted by name), flattened with dots.
+ID_COLUMNS: dict[str, tuple[str, str]] = {
+    "run_id": ("string", "folder name, e.g. 20261126-031400-profile-mssnet-small-3f9a"),
+    "created": ("datetime64[ns, UTC]", "when the run started"),
+    "kind": ("string", "profile | evaluate | train | compress ..."),
+    "model": ("string", "registered name or package.module:callable"),
+    "variant": ("string", "model variant; <NA> for models without variants"),
+    "status": ("string", "finished | failed"),
+    "error": ("string", "why a failed run failed; <NA> otherwise"),
+    "group": ("string", "group the run belongs to, e.g. a compression pipeline"),
+    "parent": ("string", "run this one derives from"),
+    "sweep": ("string", "sweep (file stem) that ran this configuration; <NA> outside sweeps"),
+    "config_hash": ("string", "stable hash of the sweep configuration; <NA> outside sweeps"),
+    "schema_version": ("Int64", "run.json layout version the run was written with"),
+    "path": ("string", "run folder"),
+}
+GROUPS = ("params", "metrics", "missing", "env")
+ERROR_NOTE = "error: "  # a failed run's first note of this form says why it failed
+
+
+# --- schema versions ---------------------------------------------------------------------------
+
+
+def _upgrade_v0(data: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """v0: run.json before ``schema_version`` existed. It had no ``status`` (every written run was
+    finished), no ``missing`` reasons and no ``tables`` list (the parquet files are the tables)."""
+    data.setdefault("status", "finished")
+    data.setdefault("missing", {})
+    data.setdefault("tables", sorted(p.stem for p in run_dir.glob("*.parquet")))
+    data["schema_version"] = 1
+    return data
+
+
+# version -> function that lifts a run.json dict from that version to the next one
+UPGRADES: dict[int, Callable[[dict[str, Any], Path], dict[str, Any]]] = {0: _upgrade_v0}
+
+
+def upgrade_record(data: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Lift a run.json dict of any older schema to the current one; a newer schema is an error."""
+    version = data.get("schema_version", 0)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise EffprofError(
+            f"schema_version {version!r} is newer than this effprof reads ({SCHEMA_VERSION}); "
+            "upgrade effprof"
+        )
+    while version < SCHEMA_VERSION:
+        data = UPGRADES[version](dict(data), run_dir)
+        version = data["schema_version"]
+    return data
+
+
+def read_run(run_dir: str | Path) -> RunRecord:
+    """run.json of one run folder in the current layout (older schemas upgraded; the record's
+    ``schema_version`` stays the one it was written with); unreadable -> EffprofError."""
+    run_dir = Path(run_dir)
+    path = run_dir / RUN_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EffprofError(f"{str(run_dir)!r} is not a run folder (no {RUN_FILE})") from None
+    except (OSError, ValueError) as err:
+        raise EffprofError(f"{str(path)!r} is corrupt: {err}") from None
+    if not isinstance(data, dict):
+        raise EffprofError(f"{str(path)!r} is corrupt: not a JSON object")
+    written = data.get("schema_version", 0)
+    data = upgrade_record(data, run_dir) | {"schema_version": written}
+    known = set(RunRecord.__dataclass_fields__)
+    try:
+        return RunRecord(**{k: v for k, v in data.items() if k in known})
+    except TypeError as err:  # a required field is absent
+        raise EffprofError(f"{str(path)!r} is corrupt: {err}") from None
+
+
+# --- scanning the store ------------------------------------------------------------------------
+
+
+def store_root(root: str | Path) -> Path:
+    """The store root for ``root`` given as the store (``reports/``) or its ``runs/`` folder."""
+    root = Path(root)
+    if not (root / RUNS_DIR).is_dir() and root.name == RUNS_DIR:
+        return root.parent
+    return root
+
+
+def _candidates(root: str | Path) -> list[Path]:
+    root = Path(root)
+    if (root / RUN_FILE).is_file():
+        return [root]
+    base = store_root(root) / RUNS_DIR
+    return sorted(p for p in base.glob("*") if p.is_dir() and not p.name.startswith("."))
+
+
+def scan_runs(root: str | Path) -> Iterator[tuple[Path, RunRecord]]:
+    """Every readable run under ``root``; half-written, corrupt and too-new folders are skipped with
+    a :class:`RunStoreWarning`, never raised."""
+    for run_dir in _candidates(root):
+        if run_dir.name.endswith(PARTIAL_SUFFIX):
+            warnings.warn(
+                f"skipping {run_dir}: half-written (still running, or it crashed)",
+                RunStoreWarning,
+                stacklevel=3,
+            )
+            continue
+        try:
+            yield run_dir, read_run(run_dir)
+        except EffprofError as err:
+            warnings.warn(f"skipping {run_dir}: {err}", RunStoreWarning, stacklevel=3)
 
 
 def run_dirs(root: str | Path) -> list[Path]:
-    """Finished run folders under ``root`` (``root/runs/*`` or ``root`` itself being a runs dir)."""
-    root = Path(root)
-    base = root / RUNS_DIR if (root / RUNS_DIR).is_dir() else root
-    if (base / RUN_FILE).is_file():
-        return [base]
-    return sorted(p for p in base.glob("*") if p.is_dir() and not p.name.endswith(".partial"))
+    """Readable run folders under ``root`` (a store, its ``runs/`` folder, or one run folder)."""
+    return [path for path, _ in scan_runs(root)]
+
+
+# --- one row per run ---------------------------------------------------------------------------
 
 
 def _flatten(prefix: str, values: dict[str, Any], row: dict[str, Any]) -> None:
@@ -34,27 +149,204 @@ def _flatten(prefix: str, values: dict[str, Any], row: dict[str, Any]) -> None:
             row[name] = value
 
 
-def load_runs(root: str | Path = "reports/") -> pd.DataFrame:
-    """One row per finished run: id columns, then ``params.*``, ``metrics.*``, ``env.*``."""
-    rows = []
-    for run_dir in run_dirs(root):
-        try:
-            record = read_record(run_dir)
-        except EffprofError as err:
-            warnings.warn(f"skipping {run_dir}: {err}", stacklevel=2)
+def run_error(record: RunRecord) -> str | None:
+    """Why a failed run failed (its first ``error: ...`` note); None for other runs."""
+    if record.status != "failed":
+        return None
+    for note in record.notes:
+        if note.startswith(ERROR_NOTE):
+            return note[len(ERROR_NOTE) :]
+    return "failed (no reason recorded)"
+
+
+def record_row(record: RunRecord, run_dir: Path) -> dict[str, Any]:
+    """The flat row of one run (before dtypes are fixed)."""
+    row: dict[str, Any] = {
+        "run_id": record.run_id,
+        "created": record.created,
+        "kind": record.kind,
+        "model": record.model,
+        "variant": record.variant,
+        "status": record.status,
+        "error": run_error(record),
+        "group": record.group,
+        "parent": record.parent,
+        "sweep": None,
+        "config_hash": None,
+        "schema_version": record.schema_version,
+        "path": str(run_dir),
+    }
+    for group in GROUPS:
+        _flatten(group, getattr(record, group) or {}, row)
+    return row
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def column_dtype(name: str, values: Iterable[Any]) -> str:
+    """The dtype a flattened column gets, from the Python types of its non-null values.
+
+    bool -> ``boolean``; int -> ``Int64``; int and float -> ``float64``; str -> ``string``;
+    anything mixed -> ``string`` (values as text); all null -> ``float64`` for ``metrics.*``,
+    ``string`` for the rest. Nullable dtypes keep a missing value from turning ints into floats.
+    """
+    types = {type(v) for v in values if not _is_null(v)}
+    if not types:
+        return "float64" if name.startswith("metrics.") else "string"
+    if types == {bool}:
+        return "boolean"
+    if types == {int}:
+        return "Int64"
+    if types <= {int, float}:
+        return "float64"
+    return "string"
+
+
+def _typed_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    names: dict[str, None] = dict.fromkeys(ID_COLUMNS)
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    flat = [n for n in names if n not in ID_COLUMNS]
+    ordered = list(ID_COLUMNS) + sorted(flat, key=lambda n: (GROUPS.index(n.split(".")[0]), n))
+    data = {}
+    for name in ordered:
+        values = [row.get(name) for row in rows]
+        if name == "created":
+            data[name] = pd.to_datetime(
+                pd.Series(values, dtype="object"), utc=True, format="ISO8601"
+            ).astype(ID_COLUMNS[name][0])
             continue
-        row: dict[str, Any] = {col: getattr(record, col) for col in ID_COLUMNS}
-        row["path"] = str(run_dir)
-        _flatten("params", record.params, row)
-        _flatten("metrics", record.metrics, row)
-        _flatten("env", record.env, row)
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=None if rows else [*ID_COLUMNS, "path"])
-    if not frame.empty:
-        frame["created"] = pd.to_datetime(frame["created"], utc=True)
+        dtype = ID_COLUMNS[name][0] if name in ID_COLUMNS else column_dtype(name, values)
+        if dtype == "string":
+            values = [None if _is_null(v) else str(v) for v in values]
+        data[name] = pd.Series(values, dtype="object").astype(dtype)
+    return pd.DataFrame(data, columns=ordered)
+
+
+def _attach_ledger(frame: pd.DataFrame, root: Path) -> None:
+    entries = {e.run_id: e for e in read_entries(root) if e.run_id}
+    if not entries or frame.empty:
+        return
+    frame["sweep"] = frame["run_id"].map(lambda r: entries[r].sweep if r in entries else None)
+    frame["config_hash"] = frame["run_id"].map(
+        lambda r: entries[r].config_hash if r in entries else None
+    )
+    for column in ("sweep", "config_hash"):
+        frame[column] = frame[column].astype("string")
+
+
+def _coerce(value: Any, series: pd.Series) -> Any:
+    """Filter values typed on a command line (``threads=4``) compared with numeric columns."""
+    if not isinstance(value, str):
+        return value
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return {"true": True, "false": False}.get(value.lower(), value)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        try:
+            return float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            return value
+    return value
+
+
+def filter_runs(frame: pd.DataFrame, filters: dict[str, Any]) -> pd.DataFrame:
+    """Keep rows matching every filter: value (==), list/tuple/set (isin), or callable(series)."""
+    keep = pd.Series(True, index=frame.index)
+    for key, wanted in filters.items():
+        name = key.replace("__", ".")
+        if name not in frame.columns:
+            if frame.empty or name.split(".")[0] in GROUPS:
+                return frame.iloc[0:0]  # no run has that option or metric
+            raise EffprofError(
+                f"cannot filter on {key!r}: no such column (use {', '.join(ID_COLUMNS)}, "
+                "params.*, metrics.* or env.*)"
+            )
+        column = frame[name]
+        if callable(wanted):
+            match = wanted(column)
+        elif isinstance(wanted, (list, tuple, set, frozenset)):
+            match = column.isin([_coerce(v, column) for v in wanted])
+        elif wanted is None:
+            match = column.isna()
+        else:
+            match = column == _coerce(wanted, column)
+        keep &= pd.Series(match, index=frame.index).fillna(False).astype(bool)
+    return frame[keep]
+
+
+def load_runs(root: str | Path = "reports/", **filters: Any) -> pd.DataFrame:
+    """One row per run under ``root``, filtered: ``load_runs("reports/", model="mssnet",
+    variant=["small", "base"], **{"params.precision": "fp16"})`` (``params__precision`` works too).
+
+    Columns: :data:`ID_COLUMNS`, then ``params.*`` (the run's options), ``metrics.*``, ``missing.*``
+    (why a metric is null) and ``env.*``; dtypes as :func:`column_dtype` says. Rows are sorted by
+    ``created``. Unreadable run folders are skipped with a :class:`RunStoreWarning`.
+    """
+    frame = runs_frame(scan_runs(root), store_root(root))
+    frame = frame.sort_values(["created", "run_id"], kind="stable").reset_index(drop=True)
+    return filter_runs(frame, filters).reset_index(drop=True) if filters else frame
+
+
+def runs_frame(runs: Iterable[tuple[Path, RunRecord]], root: Path | None = None) -> pd.DataFrame:
+    """The load_runs frame of the given (folder, record) pairs, in that order; ``root`` is the
+    store whose sweep ledger names their ``sweep`` and ``config_hash``."""
+    frame = _typed_frame([record_row(record, run_dir) for run_dir, record in runs])
+    if root is not None:
+        _attach_ledger(frame, root)
     return frame
 
 
-def load_table(run: str | Path, name: str) -> pd.DataFrame:
-    """A stored table of one run folder, e.g. ``load_table(path, "ops")``."""
-    return read_table(run, name)
+# --- finding runs and their tables -------------------------------------------------------------
+
+
+def find_run(spec: str | Path, root: str | Path = "reports/") -> Path:
+    """A run folder from a path, or from a run id (whole, or a unique prefix or suffix) in ``root``."""
+    path = Path(spec)
+    if (path / RUN_FILE).is_file():
+        return path
+    text = str(spec)
+    names = [p.name for p in _candidates(root) if not p.name.endswith(PARTIAL_SUFFIX)]
+    if text in names:
+        return store_root(root) / RUNS_DIR / text
+    matches = [n for n in names if n.startswith(text) or n.endswith(text)]
+    if len(matches) == 1:
+        return store_root(root) / RUNS_DIR / matches[0]
+    if matches:
+        shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
+        raise EffprofError(f"{text!r} matches {len(matches)} runs in {str(root)!r}: {shown}")
+    raise EffprofError(f"{text!r} is neither a run folder nor a run id in {str(root)!r}")
+
+
+def _run_paths(run: Any, root: str | Path) -> list[Path]:
+    if isinstance(run, pd.DataFrame):
+        return [Path(p) for p in run["path"]]
+    if isinstance(run, pd.Series):
+        return [Path(run["path"])]
+    if isinstance(run, RunRecord):
+        return [find_run(run.run_id, root)]
+    if isinstance(run, (str, Path)):
+        return [find_run(run, root)]
+    return [path for item in run for path in _run_paths(item, root)]
+
+
+def load_table(run: Any, name: str, root: str | Path = "reports/") -> pd.DataFrame:
+    """A stored table (``"ops"``, ``"modules"``, ``"categories"``, ``"latency"``, ...) in long form,
+    ``run_id`` first, so the tables of several runs stack: ``run`` is a run folder, a run id, a row
+    or frame of :func:`load_runs`, or a list of these. With several runs, runs lacking the table
+    are left out; with one, a missing table is an EffprofError."""
+    paths = _run_paths(run, root)
+    frames = []
+    for path in paths:
+        file = path / f"{name}.parquet"
+        if not file.is_file():
+            if len(paths) == 1:
+                raise EffprofError(f"run {str(path)!r} has no table {name!r}")
+            continue
+        frame = pd.read_parquet(file)
+        frame.insert(0, "run_id", pd.Series([path.name] * len(frame), dtype="string"))
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame({"run_id": pd.Series([], dtype="string")})
+    return pd.concat(frames, ignore_index=True)
