@@ -10,9 +10,12 @@ not in it, which ``wall_ms`` beside it shows.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +137,20 @@ class OpTime:
         return self.ops
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null: kineto prints "USDT: profiler_start" lines from C++."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as sink:
+            os.dup2(sink.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _outermost(event: Any) -> Any:
     while event.cpu_parent is not None:
         event = event.cpu_parent
@@ -238,7 +255,7 @@ def op_time(
             for _ in range(max(spec.warmup, 1)):
                 prepared(x, **kwargs)
             synchronize(spec.device)
-            with profile(activities=activities) as prof:
+            with _native_stderr_silenced(), profile(activities=activities) as prof:
                 begin = time.perf_counter()
                 for _ in range(runs):
                     prepared(x, **kwargs)

@@ -43,6 +43,7 @@ class PadToMultiple(nn.Module):
         super().__init__()
         self.model = model
         self.multiple = multiple
+        self.train(model.training)  # a wrapper must not flip an eval model back to train mode
 
     def forward(self, x: Tensor, *args, **kwargs):
         padded, size = pad_to_multiple(x, self.multiple)
