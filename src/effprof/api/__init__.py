@@ -1,5 +1,6 @@
 """Jobs: the one place that composes models, data, measurement, compression and the run store."""
 
 from effprof.api.profile import profile
+from effprof.api.sweep import sweep
 
-__all__ = ["profile"]
+__all__ = ["profile", "sweep"]

@@ -36,7 +36,10 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def _register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``.
+    from effprof.cli import compare as _compare  # noqa: F401
     from effprof.cli import profile as _profile  # noqa: F401
+    from effprof.cli import report as _report  # noqa: F401
+    from effprof.cli import sweep as _sweep  # noqa: F401
     from effprof.cli import train as _train  # noqa: F401
 
 
@@ -44,7 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``effprof`` script and ``python -m effprof``."""
     _register_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone_mode=False makes click *return* the code of a typer.Exit raised in a command
+        code = app(args=argv, standalone_mode=False)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except click.exceptions.Exit as done:
@@ -61,4 +65,4 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

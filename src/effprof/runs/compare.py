@@ -178,16 +178,23 @@ def compare_runs(run_dirs: Sequence[str | Path]) -> Comparison:
 
 def resolve_runs(specs: Sequence[str], root: str | Path = "reports/") -> list[Path]:
     """Run folders from command-line words: paths and run ids (in order), then the runs matching
-    every ``key=value`` filter (e.g. ``model=mssnet``, ``params.precision=fp16``), oldest first."""
-    filters = dict(s.split("=", 1) for s in specs if "=" in s and not Path(s).exists())
-    named = [find_run(s, root) for s in specs if not ("=" in s and not Path(s).exists())]
+    every ``key=value`` filter (e.g. ``model=mssnet``, ``params.precision=fp16``; a key given twice
+    matches either value: ``variant=small variant=base``), oldest first."""
+    filters: dict[str, list[str]] = {}
+    named = []
+    for spec in specs:
+        if "=" in spec and not Path(spec).exists():
+            key, value = spec.split("=", 1)
+            filters.setdefault(key, []).append(value)  # a key given twice: either value
+        else:
+            named.append(find_run(spec, root))
     found = list(dict.fromkeys(p.resolve() for p in named))
     if filters:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             matched = filter_runs(load_runs(root), filters)
         if matched.empty:
-            shown = " ".join(f"{k}={v}" for k, v in filters.items())
+            shown = " ".join(f"{k}={v}" for k, values in filters.items() for v in values)
             raise EffprofError(f"no run in {str(root)!r} matches {shown}")
         found += [p for p in (Path(x).resolve() for x in matched["path"]) if p not in found]
     return found

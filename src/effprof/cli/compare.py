@@ -1,0 +1,74 @@
+"""``effprof compare RUN...``: headline metrics side by side, ratios to the first run, and a page."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from effprof.cli import app, console, err_console
+from effprof.report.compare import format_metric, format_ratio, render_comparison
+from effprof.runs import Comparison, compare_runs, resolve_runs
+
+
+def _print_table(comparison: Comparison) -> None:
+    table = Table(title="headline metrics (ratios to run 1)")
+    table.add_column("metric")
+    for label in comparison.labels:
+        table.add_column(label, justify="right")
+    for metric, group in comparison.headline.groupby("metric", sort=False):
+        cells = []
+        for position, (_, cell) in enumerate(group.iterrows()):
+            if math.isnan(cell["value"]):
+                reason = cell["missing"]
+                cells.append("—" if reason is None or reason != reason else f"missing ({reason})")
+                continue
+            text = format_metric(cell["value"], cell["unit"])
+            cells.append(text if position == 0 else f"{text} ({format_ratio(cell['ratio'])})")
+        table.add_row(str(metric), *cells)
+    console.print(table)
+    for _, row in comparison.runs.iterrows():
+        console.print(
+            f"{row['label'].split(':')[0]}: {row['path']}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def compare(
+    runs: list[str] = typer.Argument(
+        ..., help="run folders, run ids, or key=value filters (model=mssnet params.precision=fp16)"
+    ),
+    root: Path = typer.Option(Path("reports/"), "--root", help="run store for ids and filters"),
+    html: Path = typer.Option(
+        None, "--html", help="page to write (default <root>/comparisons/compare-<time>.html)"
+    ),
+    no_html: bool = typer.Option(False, "--no-html", help="print the table only"),
+) -> None:
+    """Compare runs: headline metrics with ratios to the first, and a comparison HTML page."""
+    with warnings.catch_warnings(record=True) as skipped:
+        warnings.simplefilter("always")
+        comparison = compare_runs(resolve_runs(runs, root))
+    for warning in skipped:
+        err_console.print(
+            f"warning: {warning.message}", markup=False, highlight=False, soft_wrap=True
+        )
+    for line in comparison.warnings:
+        console.print(
+            f"warning: {line}", style="bold yellow", markup=False, highlight=False, soft_wrap=True
+        )
+    _print_table(comparison)
+    if no_html:
+        return
+    if html is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        html = root / "comparisons" / f"compare-{stamp}.html"
+    html.parent.mkdir(parents=True, exist_ok=True)
+    html.write_text(render_comparison(comparison), encoding="utf-8")
+    console.print(f"page: {html}", markup=False, highlight=False, soft_wrap=True)
