@@ -270,3 +270,13 @@ def test_ray_executor_stores_the_same_runs_as_local(local_store, tmp_path, monke
     runs = load_runs(tmp_path / "store")
     assert set(runs["params.out"].dropna()) == {str(tmp_path / "store")}
     assert (runs[runs["status"] == "finished"]["metrics.latency_threads"] == 1).all()
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "configs").glob("sweep-*.yaml")), ids=lambda p: p.name
+)
+def test_shipped_sweep_files_expand(path):
+    spec = read_sweep(path)
+    tasks = plan_tasks(spec)
+    assert spec.name == path.stem and len(tasks) == spec.grid_size > 1
+    assert len({t.config_hash for t in tasks}) == len(tasks)

@@ -153,3 +153,29 @@ def test_find_run_by_path_id_prefix_or_suffix(tmp_path):
         find_run(run.name[:8], tmp_path)
     with pytest.raises(EffprofError, match="neither a run folder nor a run id"):
         find_run("nope", tmp_path)
+
+
+def test_readme_lines_find_the_fastest_variant_per_megapixel(tmp_path):
+    for variant, device, latency_ms in [
+        ("small", "NVIDIA H200", 8.0),
+        ("base", "NVIDIA H200", 20.0),
+        ("small", "AMD EPYC", 900.0),
+        ("base", "AMD EPYC", 2000.0),
+    ]:
+        for megapixels in (0.065536, 0.9216):  # 256x256 and 720p: time grows with the pixels
+            write_run(tmp_path, "profile", variant=variant, params={"precision": "fp16"},
+                      env=dict(CPU_ENV, device_name=device),
+                      metrics={"latency_median_ms": latency_ms * megapixels, "megapixels": megapixels})  # fmt: skip
+    write_run(tmp_path, "evaluate")  # other kinds of runs in the store do not get in the way
+
+    # the README's three lines
+    runs = load_runs(tmp_path, kind="profile", status="finished")
+    runs["ms_per_mpix"] = runs["metrics.latency_median_ms"] / runs["metrics.megapixels"]
+    best = (
+        runs.groupby(["env.device_name", "params.precision", "variant"])["ms_per_mpix"]
+        .median()
+        .sort_values()
+    )
+
+    assert best.index[0] == ("NVIDIA H200", "fp16", "small")
+    assert best.loc[("AMD EPYC", "fp16", "base")] == pytest.approx(2000.0)
