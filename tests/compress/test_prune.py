@@ -56,13 +56,13 @@ def test_tails_and_image_inputs_keep_their_channels(pruned):
     assert out.shape == (1, 3, 48, 64)
 
 
-def test_pruned_widths_are_multiples_of_the_rounding(pruned):
+def test_every_prunable_width_is_a_multiple_of_the_rounding(pruned):
     _, result = pruned
     widths = result.widths_frame()
-    changed = widths[widths.out_channels != widths.dense_out_channels]
-    assert len(changed) > 50
-    assert (changed.out_channels % ROUND_TO == 0).all()
-    assert (changed.out_channels >= ROUND_TO).all()
+    free = widths[~widths.protected]
+    assert (free.out_channels % ROUND_TO == 0).all()  # 20 -> 16 even where nothing else went
+    assert (free.out_channels >= ROUND_TO).all()
+    assert (widths[widths.protected].out_channels.isin([3, 12])).all()
 
 
 def test_pruned_model_reloads_without_the_pruning_code(pruned, tmp_path):
@@ -103,16 +103,22 @@ def test_torch_pruning_magnitude_baseline_hits_the_same_budget(mssnet, calibrati
     )
     assert 0.5 <= result.macs_ratio <= 0.6
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    assert all(
-        c.out_channels in (3, 12) or c.out_channels % 16 == 0 or c.out_channels in (20, 60, 100)
-        for c in convs
-    )
+    assert all(c.out_channels in (3, 12) or c.out_channels % 16 == 0 for c in convs)
+
+
+def test_without_round_all_untouched_widths_stay(mssnet, calibration):
+    spec = PruneSpec(0.9, criterion="magnitude", steps=1, round_to=16, round_all=False)
+    _, result = prune(mssnet, spec, calibration)
+    assert 0.85 <= result.macs_ratio <= 0.9
+    widths = result.widths_frame()
+    assert (widths.out_channels == widths.dense_out_channels).sum() > 100
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (PruneSpec(0.01), r"cannot keep only 0.01 of the MACs: .* between 0\.0\d+ and 1.0"),
+        (PruneSpec(0.01), r"cannot keep 0.01 of the MACs: .* between 0\.05\d+ and 0\.82\d+"),
+        (PruneSpec(0.9, round_to=16), r"rounded down\) .* between 0\.2\d+ and 0\.71\d+"),
         (PruneSpec(1.5), r"must be in \(0, 1\)"),
         (PruneSpec(0.5, criterion="random"), "unknown pruning criterion 'random'"),
     ],

@@ -46,13 +46,15 @@ MAX_ROUNDS_PER_STEP = 8
 class PruneSpec:
     """What to prune: keep ``target_macs_ratio`` of the dense MACs (0.5 = half), ranking channels
     by ``criterion`` (a significance criterion or ``tp-magnitude``), in ``steps`` steps, keeping
-    channel counts of pruned groups at multiples of ``round_to``; ``protect`` names extra convs
-    whose output channels must stay."""
+    channel counts at multiples of ``round_to`` (with ``round_all``, every prunable group, pruned
+    or not, is cut to a multiple: an untouched width such as 54 would leave tensor cores idle);
+    ``protect`` names extra convs whose output channels must stay."""
 
     target_macs_ratio: float
     criterion: str = "taylor"
     steps: int = 4
     round_to: int = 8
+    round_all: bool = True
     protect: tuple[str, ...] = ()
 
     def check(self) -> None:
@@ -88,6 +90,7 @@ class PruneResult:
     dense_macs: int
     macs: int
     achievable_min_ratio: float
+    achievable_max_ratio: float
     steps: tuple[PruneStep, ...]
     widths: tuple[tuple[str, int, int, int, int], ...]  # layer, dense in, dense out, in, out
     protected: tuple[str, ...]
@@ -205,7 +208,8 @@ def _chunks(
     group: _Group, gi: int, round_to: int, per_mac: bool
 ) -> list[tuple[float, int, list[int]]]:
     """(priority, group index, channels) chunks in removal order; the kept count stays a multiple
-    of ``round_to`` and never falls below it."""
+    of ``round_to`` and never falls below it. The first chunk is the remainder (4 of 20 channels
+    for ``round_to=8``) when the width is not a multiple."""
     order = group.scores.argsort().tolist()
     first = group.channels % round_to or round_to
     sizes, left = [], group.channels
@@ -237,6 +241,12 @@ def _prune_round(
     chunks.sort(key=lambda c: c[0])
     chosen: dict[int, list[int]] = {}
     saved = 0.0
+    if spec.round_all:  # the remainders go first, whatever they score
+        for gi, g in enumerate(scored):
+            if g.channels % spec.round_to and g.channels > spec.round_to:
+                chosen[gi] = g.scores.argsort()[: g.channels % spec.round_to].tolist()
+                saved += len(chosen[gi]) * g.cost_macs
+        chunks = [c for c in chunks if not (c[1] in chosen and set(c[2]) <= set(chosen[c[1]]))]
     for _, gi, channels in chunks:
         if saved >= saving_macs:
             break
@@ -250,14 +260,25 @@ def _prune_round(
     return sum(len(c) for c in chosen.values())
 
 
-def _min_macs_ratio(model: nn.Module, spec: PruneSpec, example: Tensor) -> float:
-    """Conv MACs with every prunable group cut to ``round_to`` channels, over the dense conv MACs."""
+def _achievable_ratios(model: nn.Module, spec: PruneSpec, example: Tensor) -> tuple[float, float]:
+    """(lowest, highest) conv MAC ratio pruning can reach: every prunable group at ``round_to``
+    channels, and every group only rounded down to a multiple (1.0 without ``round_all``)."""
+    r = spec.round_to
+    low = _ratio_with_widths(model, spec, example, lambda n: min(n, r))
+    high = _ratio_with_widths(model, spec, example, lambda n: max(n // r * r, min(n, r)))
+    return low, high if spec.round_all else 1.0
+
+
+def _ratio_with_widths(
+    model: nn.Module, spec: PruneSpec, example: Tensor, keep_of: Callable[[int], int]
+) -> float:
+    """Conv MACs with every prunable group of width n cut to ``keep_of(n)``, over the dense MACs."""
     graph = _build_graph(model, example)
     groups, _ = _groups(graph, spec.protect)
     floor_in: dict[nn.Module, int] = {}
     floor_out: dict[nn.Module, int] = {}
     for group in groups:
-        keep = min(len(group[0].idxs), spec.round_to)
+        keep = keep_of(len(group[0].idxs))
         for item in group:
             module, handler = item.dep.target.module, item.dep.handler
             if not isinstance(module, nn.Conv2d):
@@ -306,11 +327,13 @@ def prune(
 
     pruned = copy.deepcopy(model).eval()
     untie_shared(pruned)
-    min_ratio = _min_macs_ratio(pruned, spec, example)
-    if spec.target_macs_ratio <= min_ratio:
+    min_ratio, max_ratio = _achievable_ratios(pruned, spec, example)
+    if not min_ratio < spec.target_macs_ratio <= max_ratio:
+        rounding = " (every width rounded down)" if spec.round_all else ""
         raise EffprofError(
-            f"cannot keep only {spec.target_macs_ratio:g} of the MACs: with round_to={spec.round_to} "
-            f"and the protected output layers, pruning can keep between {min_ratio:.3f} and 1.0"
+            f"cannot keep {spec.target_macs_ratio:g} of the MACs: with round_to={spec.round_to}"
+            f"{rounding} and the protected output layers, pruning can keep between "
+            f"{min_ratio:.3f} and {max_ratio:.3f}"
         )
     dense_macs = macs_of(pruned)
     estimate_dense = conv_macs(pruned, example)
@@ -346,6 +369,7 @@ def prune(
         dense_macs,
         macs,
         min_ratio,
+        max_ratio,
         tuple(steps),
         _widths(model, pruned),
         tuple(sorted(protected)),
