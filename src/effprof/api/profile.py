@@ -19,6 +19,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from effprof.api.explain import (
+    measure_attribution,
+    measure_counterfactuals,
+    measure_roofline,
+    measure_scaling,
+)
 from effprof.config import DEFAULT_INPUT, ProfileConfig
 from effprof.measure.counting import COUNTING_POLICY, CountResult, count_model
 from effprof.measure.crosscheck import ReferenceCount, cross_check
@@ -34,7 +40,9 @@ from effprof.runs import RunWriter, check_writable
 from effprof.units import format_shape, parse_shape
 
 Progress = Callable[[str], None]
-CROSSCHECK_MAX_SIDE = 256  # fvcore and thop run the real model on CPU: cap their input
+CROSSCHECK_MAX_SIDE = (
+    64  # fvcore and thop run the real model on CPU (thop: minutes for base at 256)
+)
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,7 @@ def resolve_target(config: ProfileConfig) -> ProfileTarget:
 
 
 def _crosscheck_shape(shape: tuple[int, ...], multiple: int) -> tuple[int, ...]:
-    """The shape for fvcore/thop: the profiled one, or capped at 256 per side (keeping the multiple)."""
+    """The shape for fvcore/thop: the profiled one, or capped at 64 per side (keeping the multiple)."""
     height, width = shape[-2:]
     side = max(height, width)
     if side <= CROSSCHECK_MAX_SIDE:
@@ -134,14 +142,18 @@ def _measure_counts(model: nn.Module, target: ProfileTarget, out: Collected) -> 
     return count
 
 
-def _measure_time(
-    model: nn.Module, config: ProfileConfig, target: ProfileTarget, out: Collected, step: Progress
-) -> None:
-    spec = LatencySpec(
+def _latency_spec(config: ProfileConfig, target: ProfileTarget) -> LatencySpec:
+    return LatencySpec(
         device=target.device, precision=config.precision, channels_last=config.channels_last,
         cuda_graphs=config.cuda_graphs, compile=config.compile, warmup=config.warmup,
         repeat=config.repeat, threads=config.threads,
     )  # fmt: skip
+
+
+def _measure_time(
+    model: nn.Module, config: ProfileConfig, target: ProfileTarget, out: Collected, step: Progress
+) -> None:
+    spec = _latency_spec(config, target)
     runnable = (
         PadToMultiple(model, target.multiple)
         if target.padded_shape != target.input_shape
@@ -235,7 +247,7 @@ def profile(
     model = load_model(config.model, target.variant, config.weights, device=target.device)
     collected = Collected(notes=list(target.notes))
     step("counting on the meta device")
-    _measure_counts(model, target, collected)
+    count = _measure_counts(model, target, collected)
     params = count_params(model)
     collected.metrics.update(
         param_count=params.total, param_trainable=params.trainable, param_bytes=params.bytes,
@@ -244,6 +256,17 @@ def profile(
     collected.tables["params"] = params.to_frame()
 
     _measure_time(model, config, target, collected, step)
+
+    entry = get_entry(config.model)
+    step("time per call and attribution")
+    spec = _latency_spec(config, target)
+    measure_attribution(model, entry, target, spec, count, params.to_frame(), collected)
+    step("counterfactuals on the meta device")
+    measure_counterfactuals(model, entry, target, count, collected)
+    step("roofline")
+    measure_roofline(config, target, count, collected)
+    if config.resolutions:
+        measure_scaling(model, config, target, spec, collected, step)
 
     if config.crosscheck:
         step("cross-checking counters")

@@ -11,6 +11,7 @@ from rich.table import Table
 from effprof.api.profile import profile as run_profile
 from effprof.cli import app, console, err_console
 from effprof.config import ProfileConfig, load_config, validate
+from effprof.report.render import write_report
 from effprof.runs import load_runs, read_record
 from effprof.units import binary_bytes, si
 
@@ -47,6 +48,11 @@ def profile(
     crosscheck: bool = typer.Option(
         None, "--crosscheck/--no-crosscheck", help="count with FlopCounterMode, fvcore and thop too"
     ),
+    roofline: bool = typer.Option(
+        None,
+        "--roofline/--no-roofline",
+        help="measure this device's peak FLOP/s and bandwidth now (cached for later runs)",
+    ),
     out: str = typer.Option(None, help="run store root (default reports/)"),
     config: Path = typer.Option(None, help="YAML file of these options; flags given here win"),
 ) -> None:
@@ -55,7 +61,7 @@ def profile(
         model=model, variant=variant, weights=weights, input=input, device=device,
         precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs,
         compile=compile, onnx=onnx, resolutions=resolutions, warmup=warmup, repeat=repeat,
-        threads=threads, crosscheck=crosscheck, out=out,
+        threads=threads, crosscheck=crosscheck, roofline=roofline, out=out,
     )  # fmt: skip
     settings = (
         load_config(ProfileConfig, config, given)
@@ -64,7 +70,21 @@ def profile(
     )
     with console.status("profiling") as status:
         run_dir = run_profile(settings, progress=lambda step: status.update(f"profiling: {step}"))
+        status.update("writing report.html")
+        _write_report(run_dir)
     _print_summary(run_dir)
+
+
+def _write_report(run_dir: Path) -> None:
+    """report.html beside the run; a rendering failure is reported, the run stays intact."""
+    try:
+        write_report([run_dir])
+    except Exception as error:  # the measured run matters more than its page
+        err_console.print(
+            f"warning: report.html not written ({type(error).__name__}: {error}); "
+            f"retry with: effprof report {run_dir}",
+            markup=False,
+        )
 
 
 def _value(metrics: dict[str, Any], missing: dict[str, str], key: str, fmt) -> str:

@@ -34,6 +34,7 @@ class ProfileConfig(StrictModel):
     threads: int | None = Field(default=None, ge=1, le=1024)
     crosscheck: bool = True
     optime: bool = True
+    roofline: bool = False  # measure the device's peak FLOP/s and bandwidth now (then cached)
     out: str = "reports/"
 
     @field_validator("input")

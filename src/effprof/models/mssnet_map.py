@@ -19,7 +19,8 @@ that carry one scale's features to the next, and the global residual add), tails
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 
 from torch import nn
@@ -76,7 +77,19 @@ def _labels(stage: str, part: str) -> dict[str, str]:
     return {"scale": STAGE_SCALE[stage], "stage": stage, "part": part}
 
 
-def mssnet_components(path: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class ComponentMap:
+    """A model's component map: ``map(path)`` labels a module; ``order`` lists each dimension's
+    groups in reading order (for tables and charts)."""
+
+    label: Callable[[str], dict[str, str]]
+    order: Mapping[str, tuple[str, ...]]
+
+    def __call__(self, path: str) -> dict[str, str]:
+        return self.label(path)
+
+
+def mssnet_labels(path: str) -> dict[str, str]:
     """Scale, stage and part of the MSSNet module at state-dict style ``path``; ``{}`` if unknown.
 
     The root module's own ops (``path == ""``) are inter-scale fusion; their scale and stage are
@@ -102,6 +115,10 @@ def mssnet_components(path: str) -> dict[str, str]:
     part = _CHILD_PART.get(child)
     return _labels(stage, part) if part else {}
 
+
+mssnet_components = ComponentMap(
+    mssnet_labels, {"scale": SCALES, "stage": STAGES, "part": PARTS}
+)
 
 COUNTERFACTUAL_TEXT = {
     "no pixel-unshuffle": (

@@ -36,6 +36,12 @@ CSP = (
 )
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["sendDataToCloud"]}  # fmt: skip
 PALETTE = ("#2f6fb0", "#e0803a", "#3c9a5f", "#c2464b", "#7f62b3", "#8c6d52", "#d36fb0", "#6b7683")
+# One colour per quantity, the same in every chart of every page.
+COLORS = {
+    "parameters": "#2f6fb0", "MACs": "#e0803a", "FLOPs": "#e0803a", "activations written": "#3c9a5f",
+    "measured time": "#c2464b", "time (per-call timing)": "#c2464b", "time (torch.profiler)": "#7f62b3",
+    "peak activation memory": "#3c9a5f",
+}  # fmt: skip
 FONT = "-apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 
 CSS = """
@@ -151,7 +157,9 @@ def format_value(value: Any) -> str:
         return f"{int(value):,}"
     if isinstance(value, float) or hasattr(value, "dtype"):
         number = float(value)
-        if number != 0 and (abs(number) >= 1e6 or abs(number) < 1e-3):
+        if number.is_integer() and abs(number) < 1e15:
+            return f"{int(number):,}"
+        if number != 0 and (abs(number) >= 1e15 or abs(number) < 1e-3):
             return f"{number:.4g}"
         return f"{number:,.4g}" if abs(number) < 1000 else f"{number:,.0f}"
     return str(value)
@@ -293,6 +301,14 @@ def paragraph(text: str, cls: str = "") -> str:
 def note(text: str) -> str:
     """A small muted paragraph (how a number was measured, what is missing)."""
     return paragraph(text, "note")
+
+
+def findings(items: Iterable[tuple[str, str]]) -> str:
+    """A list of (lead, sentence) findings; the lead is bold. Both are escaped."""
+    body = "".join(
+        f"<li><strong>{escape(lead)}</strong> {escape(text)}</li>" for lead, text in items
+    )
+    return f"<ul>{body}</ul>"
 
 
 def bullets(items: Iterable[str], cls: str = "") -> str:

@@ -1,0 +1,204 @@
+"""The "why is it so cheap" measurements of a profile: attribution, counterfactuals, roofline and
+the resolution sweep. Each adds metrics and tables to the profile's ``Collected`` (in memory; the
+profile job writes the run at the end).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from effprof.measure.attribution import attribute
+from effprof.measure.calltime import call_times
+from effprof.measure.counterfactual import Counterfactual, count_counterfactuals
+from effprof.measure.counting import CountResult, count_model
+from effprof.measure.latency import LatencySpec, measure_latency
+from effprof.measure.precision import PRECISION_DTYPES
+from effprof.measure.roofline import Ceilings, device_ceilings, layer_roofline, model_floors
+from effprof.measure.scaling import count_sweep, fit_table, padded, resolution_label, three_x_table
+from effprof.models import PadToMultiple, build_model
+from effprof.models.registry import ModelEntry
+from effprof.results import Missing
+from effprof.units import parse_resolutions
+
+if TYPE_CHECKING:
+    from effprof.api.profile import Collected, ProfileTarget
+
+Progress = Callable[[str], None]
+SWEEP_TIME_BUDGET_S = (
+    120.0  # latency of the resolution sweep: sizes predicted to overrun it are skipped
+)
+SWEEP_WARMUP, SWEEP_REPEAT = 1, 3
+CALLTIME_BUDGET_MS = 3000.0
+SCALING_QUANTITIES = ("macs", "flops", "activation_peak_bytes", "latency_median_ms")
+
+
+def measure_attribution(
+    model: nn.Module,
+    entry: ModelEntry | None,
+    target: ProfileTarget,
+    spec: LatencySpec,
+    count: CountResult,
+    params: pd.DataFrame,
+    out: Collected,
+) -> None:
+    """Time every aten call, then roll MACs/params/bytes/time up by the model's components."""
+    latency = out.metrics.get("latency_median_ms")
+    # Median of up to 5 passes, as many as fit in about CALLTIME_BUDGET_MS (one on a slow device).
+    runs = max(1, min(5, int(CALLTIME_BUDGET_MS / latency))) if isinstance(latency, float) else 1
+    times = call_times(
+        model, target.padded_shape, spec, expected_ops=list(count.ops["op"]), runs=runs
+    )
+    if isinstance(times, Missing):
+        out.metrics["calltime_total_ms"] = times
+        out.notes.append(f"attribution: time per component not measured: {times.reason}")
+    components = entry.components if entry is not None else None
+    result = attribute(
+        count.ops, params, components=components,
+        call_times=None if isinstance(times, Missing) else times.table,
+    )  # fmt: skip
+    out.add("", result.summary())
+    out.tables["attribution"] = result.to_frame()
+    labels = result.labels
+    if not isinstance(times, Missing):
+        labels = labels.assign(time_ms=times.table["time_ms"].to_numpy())
+        out.metrics["calltime_timer"] = times.timer
+    out.tables["op_labels"] = labels
+    out.metrics["component_map"] = "model's component map" if components else "module tree"
+
+
+def _counterfactual_models(entry: ModelEntry, variant: str | None) -> list[Counterfactual]:
+    items = []
+    with torch.device("meta"):
+        for name, (isolates, build) in entry.counterfactuals.items():
+            items.append(Counterfactual(name, "design", isolates, build(variant)))
+        for other in entry.variants:
+            if other != variant:
+                text = f"width: the {other} variant, same architecture"
+                items.append(Counterfactual(other, "variant", text, build_model(entry.name, other)))
+    return items
+
+
+def measure_counterfactuals(
+    model: nn.Module, entry: ModelEntry | None, target: ProfileTarget, count: CountResult,
+    out: Collected,
+) -> None:  # fmt: skip
+    """Count the model's registered counterfactuals and its other variants on the meta device."""
+    if entry is None or not (entry.counterfactuals or len(entry.variants) > 1):
+        out.metrics["counterfactuals"] = Missing(
+            "the model declares no counterfactuals or variants (registry entry)"
+        )
+        return
+    table = count_counterfactuals(
+        model, count, _counterfactual_models(entry, target.variant), components=entry.components
+    )
+    out.tables["counterfactuals"] = table.to_frame()
+    out.tables["counterfactual_groups"] = table.groups
+    for row in table.table.itertuples():
+        if row.kind != "real":
+            out.metrics[f"counterfactual_macs_ratio_{row.name.replace(' ', '_')}"] = row.macs_ratio
+
+
+def measure_roofline(
+    config: Any, target: ProfileTarget, count: CountResult, out: Collected
+) -> None:
+    """Per-layer roofline against the device's (cached or, with ``roofline``, measured) ceilings."""
+    ceilings = device_ceilings(
+        target.device, config.precision, config.threads, measure=config.roofline
+    )
+    if isinstance(ceilings, Missing):
+        out.metrics["roofline_floor_ms"] = ceilings
+        return
+    assert isinstance(ceilings, Ceilings)
+    out.add("", ceilings.summary())
+    labels = out.tables.get("op_labels")
+    times = labels[["seq", "time_ms"]] if labels is not None and "time_ms" in labels else None
+    layers = layer_roofline(
+        count.ops, ceilings, call_times=times,
+        labels=labels.drop(columns="time_ms", errors="ignore") if labels is not None else None,
+        element_bytes=PRECISION_DTYPES[config.precision].itemsize,
+    )  # fmt: skip
+    out.tables["roofline_layers"] = layers
+    latency = out.metrics.get("latency_median_ms")
+    out.add("", model_floors(count.flops, layers, ceilings, latency))
+
+
+def _sweep_latency(
+    model: nn.Module, target: ProfileTarget, spec: LatencySpec, sweep: pd.DataFrame,
+    out: Collected, step: Progress,
+) -> list[Any]:  # fmt: skip
+    """Median latency at each size, smallest first, while the predicted cost fits the budget."""
+    runnable = PadToMultiple(model, target.multiple) if target.multiple > 1 else model
+    values: list[Any] = []
+    spent = 0.0
+    per_pixel_s = None
+    latency = out.metrics.get("latency_median_ms")
+    if isinstance(latency, float):
+        per_pixel_s = latency / 1e3 / (target.padded_shape[-2] * target.padded_shape[-1])
+    forwards = SWEEP_WARMUP + SWEEP_REPEAT
+    for row in sweep.itertuples():
+        shape = (target.input_shape[0], target.input_shape[1], row.height, row.width)
+        predicted = per_pixel_s * row.padded_pixels * forwards if per_pixel_s else 0.0
+        if spent + predicted > SWEEP_TIME_BUDGET_S:
+            values.append(Missing(
+                f"skipped: predicted {predicted:.0f} s for {forwards} forwards at "
+                f"{row.resolution} would pass the sweep's {SWEEP_TIME_BUDGET_S:.0f} s budget"
+            ))  # fmt: skip
+            continue
+        step(f"resolution sweep: latency at {row.resolution}")
+        begin = time.perf_counter()
+        result = measure_latency(runnable, shape, spec)
+        spent += time.perf_counter() - begin
+        if isinstance(result, Missing):
+            values.append(result)
+            continue
+        values.append(result.median_ms)
+        per_pixel_s = result.median_ms / 1e3 / row.padded_pixels
+    return values
+
+
+def measure_scaling(
+    model: nn.Module, config: Any, target: ProfileTarget, spec: LatencySpec, out: Collected,
+    step: Progress,
+) -> None:  # fmt: skip
+    """Counts at every ``--resolutions`` size, latency where it fits the budget, laws and 3x."""
+    sizes = parse_resolutions(config.resolutions)
+    batch, channels = target.input_shape[0], target.input_shape[1]
+    step("resolution sweep: counting on meta")
+    sweep = count_sweep(model, sizes, batch=batch, channels=channels, multiple=target.multiple)
+    sweep_spec = LatencySpec(**{**spec.__dict__, "warmup": SWEEP_WARMUP, "repeat": SWEEP_REPEAT})
+    latencies = _sweep_latency(model, target, sweep_spec, sweep, out, step)
+    sweep["latency_median_ms"] = [v if isinstance(v, float) else None for v in latencies]
+    sweep["latency_missing"] = [v.reason if isinstance(v, Missing) else None for v in latencies]
+    sweep["latency_median_ms"] = sweep["latency_median_ms"].astype(float)
+    fits = fit_table(sweep, SCALING_QUANTITIES)
+
+    def exact(height: int, width: int) -> dict[str, float]:
+        shape = (batch, channels, padded(height, target.multiple), padded(width, target.multiple))
+        counted = count_model(model, shape)
+        return {"macs": counted.macs, "flops": counted.flops,
+                "activation_peak_bytes": counted.activation_peak_bytes}  # fmt: skip
+
+    h, w = target.input_shape[-2:]
+    bases = [(h, w)] + [
+        (r.height, r.width) for r in sweep.itertuples()
+        if resolution_label(3 * r.height, 3 * r.width) in set(sweep["resolution"])
+        and (r.height, r.width) != (h, w)
+    ]  # fmt: skip
+    three_x = pd.concat(
+        [three_x_table(sweep, SCALING_QUANTITIES, base, multiple=target.multiple, batch=batch,
+                       exact=exact if base == (h, w) else None) for base in bases],
+        ignore_index=True,
+    )  # fmt: skip
+    out.tables["scaling"] = sweep
+    out.tables["scaling_fits"] = fits
+    out.tables["scaling_3x"] = three_x
+    for fit in fits.itertuples():
+        if fit.missing is None:
+            out.metrics[f"scaling_{fit.quantity}_r2"] = fit.r2
+            out.metrics[f"scaling_{fit.quantity}_per_pixel"] = fit.b

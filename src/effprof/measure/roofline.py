@@ -1,0 +1,300 @@
+"""Roofline: the device's measured ceilings, each layer's arithmetic intensity and bound, and how
+far the whole model sits from its compute and memory floors.
+
+Ceilings are measured once per device, precision, thread count and torch version and cached as
+JSON (``$EFFPROF_CACHE_DIR``, else ``$XDG_CACHE_HOME/effprof``, else ``~/.cache/effprof``):
+
+* peak compute = the best of a few dense square matmuls (``torch.mm``, n = 2048 on cpu, 8192 on
+  cuda) in the precision used, at ``2 n^3`` FLOPs each;
+* bandwidth = the best of a few large tensor copies (``dst.copy_(src)``, 128 MiB on cpu, 1 GiB on
+  cuda), counting bytes read + bytes written.
+
+Per layer (one module's ops of one category, e.g. a conv), from the counting trace::
+
+    intensity = FLOPs / bytes moved,   bytes moved = bytes read + bytes written
+    (inputs and weights read once, outputs written once: no reuse between ops, precision-scaled)
+    roofline time = max(FLOPs / peak, bytes moved / bandwidth); bound = compute if
+    intensity >= peak / bandwidth (the ridge point) else memory
+
+Worked example: a 3x3 conv, 20->20 channels, bias-free, on 1x20x256x256 in fp32 does
+2 x 23,592,960 = 47,185,920 FLOPs and moves 5,242,880 + 1,440 + 5,242,880 = 10,487,200 bytes:
+intensity 4.5 FLOP/byte. Model floors: compute floor = total FLOPs / peak; memory floor = total
+bytes moved / bandwidth; roofline floor = sum of the layers' roofline times (at least the larger
+of the two). Measured latency divided by a floor says how far the model is from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from effprof.measure.environment import device_name
+from effprof.measure.precision import (
+    PRECISION_DTYPES,
+    backend_flags,
+    is_out_of_memory,
+    num_threads,
+    oom_missing,
+    release_memory,
+    synchronize,
+    unsupported,
+)
+from effprof.results import Missing
+
+CACHE_FILE = "ceilings.json"
+COUNTED_ELEMENT_BYTES = 4  # the counting trace is float32
+MATMUL_SIDE = {"cpu": 2048, "cuda": 8192}
+COPY_BYTES = {"cpu": 128 * 2**20, "cuda": 2**30}
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """Measured peak compute (FLOP/s) and bandwidth (bytes/s) of one device and precision."""
+
+    device: str
+    device_name: str
+    precision: str
+    threads: int
+    torch_version: str
+    matmul_flops_per_s: float
+    copy_bytes_per_s: float
+    method: str
+    measured_at: str
+
+    @property
+    def ridge_flops_per_byte(self) -> float:
+        """Arithmetic intensity where the compute roof meets the bandwidth roof."""
+        return self.matmul_flops_per_s / self.copy_bytes_per_s
+
+    def summary(self) -> dict[str, Any]:
+        """Flat metrics for run.json."""
+        return {
+            "ceiling_matmul_flops_per_s": self.matmul_flops_per_s,
+            "ceiling_copy_bytes_per_s": self.copy_bytes_per_s,
+            "ceiling_ridge_flops_per_byte": self.ridge_flops_per_byte,
+            "ceiling_method": self.method,
+            "ceiling_measured_at": self.measured_at,
+        }
+
+
+def cache_dir() -> Path:
+    """Where ceilings are cached: $EFFPROF_CACHE_DIR, $XDG_CACHE_HOME/effprof or ~/.cache/effprof."""
+    if os.environ.get("EFFPROF_CACHE_DIR"):
+        return Path(os.environ["EFFPROF_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "effprof"
+
+
+def cache_key(device: str, precision: str, threads: int) -> str:
+    """``"cpu|AMD EPYC|fp32|threads=2|torch=2.13.0+cpu"``."""
+    return f"{device}|{device_name(device)}|{precision}|threads={threads}|torch={torch.__version__}"
+
+
+def _best_seconds(run: Any, device: str, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        synchronize(device)
+        start = time.perf_counter()
+        run()
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _matmul_seconds(side: int, dtype: torch.dtype, device: str, repeat: int) -> float:
+    a = torch.rand(side, side, device=device).to(dtype)
+    b = torch.rand(side, side, device=device).to(dtype)
+    torch.mm(a, b)  # warm-up (and cuBLAS heuristics)
+    return _best_seconds(lambda: torch.mm(a, b), device, repeat)
+
+
+def _copy_seconds(elements: int, dtype: torch.dtype, device: str, repeat: int) -> float:
+    src = torch.rand(elements, device=device).to(dtype)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    return _best_seconds(lambda: dst.copy_(src), device, repeat)
+
+
+def measure_ceilings(
+    device: str, precision: str = "fp32", threads: int | None = None, *, repeat: int = 8
+) -> Ceilings | Missing:
+    """Measure peak matmul throughput and copy bandwidth now (best of ``repeat`` after a warm-up)."""
+    reason = unsupported(device, precision, cuda_graphs=False, compile=False)
+    if reason is not None:
+        return reason
+    dtype = PRECISION_DTYPES[precision]
+    side = MATMUL_SIDE[device]
+    elements = COPY_BYTES[device] // torch.tensor([], dtype=dtype).element_size()
+    try:
+        with num_threads(threads) as used, backend_flags(precision, device), torch.no_grad():
+            mm_s = _matmul_seconds(side, dtype, device, repeat)
+            copy_s = _copy_seconds(elements, dtype, device, repeat)
+    except Exception as error:
+        if is_out_of_memory(error):
+            return oom_missing(error)
+        raise
+    finally:
+        if device == "cuda":
+            release_memory()
+    copy_bytes = 2 * elements * PRECISION_DTYPES[precision].itemsize
+    return Ceilings(
+        device=device,
+        device_name=device_name(device),
+        precision=precision,
+        threads=used,
+        torch_version=torch.__version__,
+        matmul_flops_per_s=2 * side**3 / mm_s,
+        copy_bytes_per_s=copy_bytes / copy_s,
+        method=(
+            f"best of {repeat}: torch.mm {side}x{side} {precision} (2n^3 FLOPs); "
+            f"tensor copy of {copy_bytes // 2 // 2**20} MiB (bytes read + written)"
+        ),
+        measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def device_ceilings(
+    device: str,
+    precision: str = "fp32",
+    threads: int | None = None,
+    *,
+    measure: bool = False,
+    directory: Path | None = None,
+) -> Ceilings | Missing:
+    """This device's ceilings: measured now (and cached) when ``measure``, else from the cache.
+
+    Without a cache entry and without ``measure`` the result is ``Missing`` saying how to get one.
+    """
+    with num_threads(threads) as used:
+        key = cache_key(device, precision, used)
+    path = (directory or cache_dir()) / CACHE_FILE
+    cached = _read_cache(path).get(key)
+    if cached is not None and not measure:
+        try:
+            return Ceilings(**cached)
+        except TypeError:
+            pass  # an entry from another version of this file: measure again
+    if not measure:
+        return Missing(
+            "this device's ceilings are not measured yet (run effprof profile --roofline once; "
+            "they are cached for later runs)"
+        )
+    result = measure_ceilings(device, precision, used)
+    if isinstance(result, Ceilings):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data = _read_cache(path)
+            data[key] = asdict(result)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+            tmp.replace(path)
+        except OSError:
+            pass  # an unwritable cache only costs a re-measurement next time
+    return result
+
+
+def layer_roofline(
+    ops: pd.DataFrame,
+    ceilings: Ceilings,
+    *,
+    call_times: pd.DataFrame | None = None,
+    labels: pd.DataFrame | None = None,
+    element_bytes: int = COUNTED_ELEMENT_BYTES,
+) -> pd.DataFrame:
+    """One row per layer (module x op category): FLOPs, bytes moved, intensity, roofline time,
+    bound, measured time (when ``call_times`` is given) and attained FLOP/s.
+
+    ``element_bytes`` rescales the float32 trace's bytes to the precision used (2 for fp16/bf16).
+    ``labels`` (per-call scale/stage/part) adds the layer's labels.
+    """
+    trace = ops[["seq", "module", "category", "flops", "bytes_read", "bytes_written"]].copy()
+    trace["bytes_moved"] = (trace["bytes_read"] + trace["bytes_written"]) * (
+        element_bytes / COUNTED_ELEMENT_BYTES
+    )
+    trace["measured_ms"] = (
+        trace["seq"].map(call_times.set_index("seq")["time_ms"])
+        if call_times is not None
+        else np.nan
+    )
+    keys = ["module", "category"]
+    if labels is not None:
+        label_columns = [c for c in ("scale", "stage", "part") if c in labels.columns]
+        trace = trace.merge(labels[["seq", *label_columns]], on="seq", how="left")
+        keys += label_columns
+    layers = (
+        trace.groupby(keys, sort=False, dropna=False)
+        .agg(
+            first_seq=("seq", "min"),
+            calls=("seq", "size"),
+            flops=("flops", "sum"),
+            bytes_moved=("bytes_moved", "sum"),
+            measured_ms=("measured_ms", lambda s: s.sum(min_count=1)),
+        )
+        .reset_index()
+        .sort_values("first_seq", ignore_index=True)
+    )
+    layers = layers[layers["bytes_moved"] > 0].reset_index(drop=True)
+    layers["intensity_flops_per_byte"] = layers["flops"] / layers["bytes_moved"]
+    compute_ms = layers["flops"] / ceilings.matmul_flops_per_s * 1e3
+    memory_ms = layers["bytes_moved"] / ceilings.copy_bytes_per_s * 1e3
+    layers["roofline_ms"] = np.maximum(compute_ms, memory_ms)
+    ridge = ceilings.ridge_flops_per_byte
+    layers["bound"] = np.where(layers["intensity_flops_per_byte"] >= ridge, "compute", "memory")
+    layers["attained_flops_per_s"] = layers["flops"] / (layers["measured_ms"] / 1e3)
+    layers["roofline_fraction"] = layers["roofline_ms"] / layers["measured_ms"]
+    return layers.drop(columns="first_seq")
+
+
+def model_floors(
+    flops: float,
+    layers: pd.DataFrame,
+    ceilings: Ceilings,
+    latency_ms: float | Missing | None,
+) -> dict[str, Any]:
+    """Compute, memory and roofline floors of one forward and the measured latency's ratio to them.
+
+    Also the share of layer time (measured when available, else roofline time) in memory-bound
+    layers.
+    """
+    bytes_moved = float(layers["bytes_moved"].sum())
+    floors = {
+        "roofline_compute_floor_ms": flops / ceilings.matmul_flops_per_s * 1e3,
+        "roofline_memory_floor_ms": bytes_moved / ceilings.copy_bytes_per_s * 1e3,
+        "roofline_floor_ms": float(layers["roofline_ms"].sum()),
+        "roofline_bytes_moved": bytes_moved,
+        "roofline_intensity_flops_per_byte": flops / bytes_moved if bytes_moved else None,
+    }
+    memory = layers["bound"] == "memory"
+    measured = layers["measured_ms"]
+    if measured.notna().all() and measured.sum() > 0:
+        floors["roofline_memory_bound_time_share"] = float(measured[memory].sum() / measured.sum())
+        floors["roofline_memory_bound_time_basis"] = "measured per-call time"
+    else:
+        estimate = layers["roofline_ms"]
+        floors["roofline_memory_bound_time_share"] = float(estimate[memory].sum() / estimate.sum())
+        floors["roofline_memory_bound_time_basis"] = "roofline time (no measured time)"
+    if isinstance(latency_ms, (int, float)) and latency_ms > 0:
+        for name in ("compute", "memory"):
+            floors[f"roofline_latency_over_{name}_floor"] = (
+                latency_ms / floors[f"roofline_{name}_floor_ms"]
+            )
+        floors["roofline_latency_over_floor"] = latency_ms / floors["roofline_floor_ms"]
+        floors["roofline_fraction_of_peak"] = floors["roofline_compute_floor_ms"] / latency_ms
+    return floors

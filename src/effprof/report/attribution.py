@@ -1,0 +1,151 @@
+"""The attribution section: MACs, parameters, memory traffic and measured time by stage, part and
+op category."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from effprof.report import numbers as fmt
+from effprof.report import page
+from effprof.report.runview import RunView
+
+SHARES = (
+    ("params_share", "parameters"),
+    ("macs_share", "MACs"),
+    ("written_bytes_share", "activations written"),
+    ("time_ms_share", "measured time"),
+)
+COLUMNS = {
+    "group": "group", "macs": "MACs", "params": "params", "written_bytes": "written",
+    "time_ms": "time", "macs_share": "MACs %", "time_ms_share": "time %",
+}  # fmt: skip
+FORMATS = {
+    "macs": lambda v: fmt.count(v, "MAC"), "params": fmt.count, "written_bytes": fmt.nbytes,
+    "time_ms": fmt.ms, "macs_share": fmt.pct, "time_ms_share": fmt.pct,
+    "flops": lambda v: fmt.count(v, "FLOP"), "flops_share": fmt.pct,
+}  # fmt: skip
+
+
+def share_chart(
+    rows: pd.DataFrame, dimension: str, caption: str, height: int = 340, horizontal: bool = False
+) -> str:
+    """Grouped bars: each group's share of params, MACs, written bytes and time, with a table."""
+    fig = go.Figure()
+    labels = [page.chart_text(g) for g in rows["group"]]
+    for column, name in SHARES:
+        values = rows[column]
+        if values.notna().any() and (values.fillna(0) != 0).any():
+            if horizontal:
+                fig.add_bar(y=labels, x=100 * values, name=name, orientation="h",
+                            marker_color=page.COLORS[name])  # fmt: skip
+            else:
+                fig.add_bar(x=labels, y=100 * values, name=name, marker_color=page.COLORS[name])
+    if horizontal:
+        fig.update_layout(barmode="group", yaxis_title=dimension, xaxis_title="share of total (%)",
+                          yaxis={"autorange": "reversed"}, margin={"l": 130})  # fmt: skip
+    else:
+        fig.update_layout(barmode="group", xaxis_title=dimension, yaxis_title="share of total (%)")
+    columns = {k: v for k, v in COLUMNS.items() if k in rows and rows[k].notna().any()}
+    columns["group"] = dimension
+    return page.figure(
+        fig, caption=caption, numbers=rows, columns=columns, formats=FORMATS, height=height
+    )
+
+
+def category_chart(view: RunView, rows: pd.DataFrame) -> str:
+    """FLOPs share vs measured time share per op category (per-call time and profiler time)."""
+    fig = go.Figure()
+    labels = [page.chart_text(g) for g in rows["group"]]
+    fig.add_bar(
+        x=labels, y=100 * rows["flops_share"], name="FLOPs", marker_color=page.COLORS["FLOPs"]
+    )
+    if rows["time_ms_share"].notna().any():
+        fig.add_bar(x=labels, y=100 * rows["time_ms_share"], name="time (per-call timing)",
+                    marker_color=page.COLORS["measured time"])  # fmt: skip
+    table = rows[["group", "calls", "flops", "flops_share", "time_ms", "time_ms_share"]].copy()
+    optime = view.table("optime_categories")
+    if optime is not None:
+        shares = optime.set_index("category")["share"]
+        table["profiler_share"] = table["group"].map(shares)
+        fig.add_bar(x=labels, y=100 * table["profiler_share"].fillna(0), name="time (torch.profiler)",
+                    marker_color=page.COLORS["time (torch.profiler)"])  # fmt: skip
+    fig.update_layout(barmode="group", xaxis_title="op category", yaxis_title="share of total (%)")
+    return page.figure(
+        fig,
+        caption=(
+            "FLOPs are not time: each op category's share of the counted FLOPs beside its share "
+            "of the measured time. Memory-bound ops (elementwise, activation, resize, layout) do "
+            "almost no FLOPs but take real time."
+        ),
+        numbers=table,
+        columns={"group": "category", "calls": "calls", "flops": "FLOPs", "flops_share": "FLOPs %",
+                 "time_ms": "time", "time_ms_share": "time %", "profiler_share": "profiler %"},
+        formats={**FORMATS, "profiler_share": fmt.pct},
+    )  # fmt: skip
+
+
+def render(view: RunView) -> str:
+    """The attribution section body."""
+    table = view.table("attribution")
+    if table is None:
+        return page.note("This run has no attribution table (profiled by an older effprof).")
+    parts = []
+    timer = view.metric("calltime_timer")
+    missing = view.reason("calltime_total_ms")
+    parts.append(
+        page.note(
+            f"Time is measured per aten call ({timer}) in one extra forward pass and summed per "
+            f"group: {fmt.ms(view.metric('calltime_total_ms'))} in all, against a latency median of "
+            f"{fmt.ms(view.metric('latency_median_ms'))} (the gap is Python and dispatch overhead). "
+            "MACs and parameters are counted; 'activations written' is the bytes each group's ops "
+            "write in one forward."
+            if timer
+            else f"Time per group not measured: {missing or 'no per-call timing in this run'}."
+        )
+    )
+    by = {
+        dim: table[table["dimension"] == dim].reset_index(drop=True)
+        for dim in table["dimension"].unique()
+    }
+    if "stage" in by:
+        parts.append("<h3>By stage</h3>")
+        parts.append(
+            share_chart(
+                by["stage"], "stage",
+                "Each stage's share of parameters, MACs, activation bytes and time. Every stage has "
+                "about the same parameters; its cost follows the resolution it runs at.",
+            )
+        )  # fmt: skip
+    if "part" in by:
+        label = "part" if "scale" in by else "top-level module"
+        parts.append(f"<h3>By {label}</h3>")
+        parts.append(
+            share_chart(
+                by["part"], label,
+                f"Each {label}'s share, summed over all stages (encoder/decoder levels 1-3 are "
+                "full, 1/2 and 1/4 of the stage's resolution).",
+                height=max(360, 56 * len(by["part"])), horizontal=True,
+            )
+        )  # fmt: skip
+    if "scale" in by:
+        parts.append("<h3>By scale</h3>")
+        parts.append(
+            page.table(
+                by["scale"],
+                columns={"group": "scale", **{k: v for k, v in COLUMNS.items() if k != "group"},
+                         "params_share": "params %", "live_peak_bytes": "peak live while running"},
+                formats={**FORMATS, "params_share": fmt.pct, "live_peak_bytes": fmt.nbytes},
+            )
+        )  # fmt: skip
+    if "category" in by:
+        parts.append("<h3>By op category</h3>")
+        parts.append(category_chart(view, by["category"]))
+    parts.append(
+        page.note(
+            "Every aten call is in exactly one group of each dimension, so each dimension's "
+            "columns sum to the model's totals. Ops a network's forward runs outside any submodule "
+            "take the scale and stage of the module that consumes them."
+        )
+    )
+    return "".join(parts)

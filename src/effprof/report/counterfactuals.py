@@ -1,0 +1,81 @@
+"""The counterfactuals section: the same network with one design decision switched off, and the
+other width variants, counted on the meta device."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from effprof.report import numbers as fmt
+from effprof.report import page
+from effprof.report.runview import RunView
+
+
+def render(view: RunView) -> str:
+    """The counterfactuals section body."""
+    table = view.table("counterfactuals")
+    if table is None:
+        reason = view.reason("counterfactuals") or "this run has no counterfactual table"
+        return page.note(f"No counterfactuals: {reason}.")
+    names = [page.chart_text(n) for n in table["name"]]
+    fig = go.Figure()
+    for column, label in (
+        ("macs_ratio", "MACs"),
+        ("activation_ratio", "peak activation memory"),
+        ("params_ratio", "parameters"),
+    ):
+        fig.add_bar(x=names, y=table[column], name=label, marker_color=page.COLORS[label])  # fmt: skip
+    fig.update_layout(barmode="group", xaxis_title="network",
+                      yaxis_title="relative to the real network (x)")  # fmt: skip
+    parts = [
+        page.figure(
+            fig,
+            caption=(
+                f"Cost of each counterfactual relative to the profiled network "
+                f"({view.metric('padded_shape') or view.metric('input_shape')}, counted on the meta "
+                "device: nothing was run). 1.0 = the real network."
+            ),
+            numbers=table,
+            columns={"name": "network", "macs": "MACs", "macs_ratio": "MACs x",
+                     "activation_peak_bytes": "activation peak", "activation_ratio": "memory x",
+                     "params": "params"},
+            formats={"macs": lambda v: fmt.count(v, "MAC"), "macs_ratio": fmt.times,
+                     "activation_peak_bytes": fmt.nbytes, "activation_ratio": fmt.times,
+                     "params": fmt.count},
+        )
+    ]  # fmt: skip
+    parts.append("<h3>What each comparison isolates</h3>")
+    parts.append(
+        page.table(
+            table[table["kind"] != "real"],
+            columns={"name": "network", "isolates": "what changes (all else equal)",
+                     "macs_ratio": "MACs x", "activation_ratio": "memory x"},
+            formats={"macs_ratio": fmt.times, "activation_ratio": fmt.times},
+        )
+    )  # fmt: skip
+    groups = view.table("counterfactual_groups")
+    if groups is not None and len(groups):
+        dimension = str(groups["dimension"].iloc[0])
+        designs = set(table.loc[table["kind"].isin(["real", "design"]), "name"])
+        shown = groups[groups["name"].isin(designs)]
+        fig = go.Figure()
+        for name, rows in shown.groupby("name", sort=False):
+            fig.add_bar(x=[page.chart_text(g) for g in rows["group"]], y=rows["macs"] / 1e9,
+                        name=page.chart_text(name))  # fmt: skip
+        fig.update_layout(barmode="group", xaxis_title=dimension, yaxis_title="MACs (G)")
+        wide = shown.pivot_table(index="group", columns="name", values="ratio_to_real", sort=False)
+        wide = wide.reset_index()
+        parts.append(f"<h3>Where a change costs, per {dimension}</h3>")
+        parts.append(
+            page.figure(
+                fig,
+                caption=(
+                    f"MACs per {dimension} of the real network and of each design counterfactual. "
+                    "Without pixel-unshuffle the stages of the coarse scales see 4x the pixels, so "
+                    "their convolutions cost 4x; the full-resolution stages do not change."
+                ),
+                numbers=wide,
+                columns={c: ("x real: " + c if c != "group" else dimension) for c in wide.columns},
+                formats={c: fmt.times for c in wide.columns if c != "group"},
+            )
+        )
+    return "".join(parts)

@@ -1,0 +1,69 @@
+"""The counters section: effprof, FlopCounterMode, fvcore and thop side by side, each explained."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from effprof.report import numbers as fmt
+from effprof.report import page
+from effprof.report.runview import RunView
+
+
+def render(view: RunView) -> str:
+    """The counters section body."""
+    table = view.table("crosscheck")
+    if table is None:
+        return page.note(
+            "No cross-check in this run (it was profiled with --no-crosscheck). effprof's own "
+            f"counts: {fmt.count(view.metric('macs'), 'MAC')}, {fmt.count(view.metric('flops'), 'FLOP')}."
+        )
+    ran = table[table["tool_value"].notna()]
+    fig = go.Figure()
+    names = [
+        page.chart_text(f"{c} @ {s}")
+        for c, s in zip(ran["counter"], ran["input_shape"], strict=True)
+    ]
+    fig.add_bar(y=names, x=ran["tool_value"].astype(float) / 1e9, orientation="h",
+                marker={"color": ["#2f6fb0" if c == "effprof" else "#8c98a8" for c in ran["counter"]]})  # fmt: skip
+    fig.update_layout(xaxis_title="number each tool reports (G, in its own unit)",
+                      yaxis_title="counter @ input", yaxis={"autorange": "reversed"})  # fmt: skip
+    parts = [
+        page.figure(
+            fig,
+            caption=(
+                "What each counter reports for the same model. The tools disagree on the unit "
+                "(MACs or FLOPs) and on what they count; the table below says why each number is "
+                "what it is."
+            ),
+            numbers=ran,
+            columns={"counter": "counter", "input_shape": "input", "tool_value": "reported",
+                     "macs": "as MACs"},
+            formats={"tool_value": fmt.count, "macs": lambda v: fmt.count(v, "MAC")},
+            height=300,
+        ),
+        "<h3>Each number explained</h3>",
+        page.wide(
+            page.table(
+                table,
+                columns={"counter": "counter", "input_shape": "input", "reports": "what it reports",
+                         "tool_value": "reported", "params": "params", "seconds": "time (s)",
+                         "status": "status", "explanation": "explanation"},
+                formats={"tool_value": fmt.integer, "params": fmt.integer, "seconds": fmt.plain},
+            )
+        ),
+    ]  # fmt: skip
+    uncounted = view.table("uncounted")
+    if uncounted is not None and len(uncounted):
+        parts.append(
+            page.table(uncounted, caption="Ops without a formula (not in effprof's totals)")
+        )
+    uncalled = view.table("uncalled_modules")
+    if uncalled is not None and len(uncalled):
+        parts.append(
+            page.table(uncalled, caption="Modules with parameters that this forward never calls",
+                       columns={"module": "module", "module_type": "type", "params": "params"})
+        )  # fmt: skip
+    policy = view.record.params.get("counting_policy")
+    if policy:
+        parts.append(page.note(f"Counting policy: {policy}"))
+    return "".join(parts)

@@ -1,0 +1,135 @@
+"""The roofline section: layers against this device's measured ceilings; the model's floors."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from effprof.report import numbers as fmt
+from effprof.report import page
+from effprof.report.runview import RunView
+
+FORMULA = (
+    "Arithmetic intensity = FLOPs / bytes moved, where bytes moved = bytes of every input "
+    "(activations and weights) read once + bytes of every output written once, per op, in the "
+    "precision used (no reuse between ops is assumed, so this is the traffic of an unfused eager "
+    "run). Roofline time = max(FLOPs / peak FLOP/s, bytes / bandwidth); a layer is memory-bound when "
+    "its intensity is below the ridge point peak / bandwidth. A layer is one module's ops of one "
+    "category (e.g. one conv)."
+)
+
+
+def _cards(view: RunView) -> str:
+    m = view.metrics
+    return page.cards([
+        ("Compute floor", fmt.ms(m.get("roofline_compute_floor_ms")),
+         "total FLOPs / measured peak FLOP/s"),
+        ("Memory floor", fmt.ms(m.get("roofline_memory_floor_ms")),
+         f"{fmt.nbytes(m.get('roofline_bytes_moved'))} moved / bandwidth"),
+        ("Roofline floor", fmt.ms(m.get("roofline_floor_ms")), "sum of each layer's roofline time"),
+        ("Measured latency", fmt.ms(m.get("latency_median_ms")),
+         f"{fmt.times(m.get('roofline_latency_over_compute_floor'))} the compute floor"),
+        ("Share of peak", fmt.pct(m.get("roofline_fraction_of_peak")), "compute floor / latency"),
+        ("Time in memory-bound layers", fmt.pct(m.get("roofline_memory_bound_time_share")),
+         str(m.get("roofline_memory_bound_time_basis") or "")),
+    ])  # fmt: skip
+
+
+def _chart(view: RunView) -> str:
+    layers = view.table("roofline_layers")
+    peak = view.number("ceiling_matmul_flops_per_s")
+    bandwidth = view.number("ceiling_copy_bytes_per_s")
+    if layers is None or peak is None or bandwidth is None:
+        return ""
+    shown = layers[(layers["flops"] > 0)].copy()
+    measured = shown["measured_ms"].notna().any()
+    shown["y"] = (
+        shown["attained_flops_per_s"] if measured else shown["flops"] / (shown["roofline_ms"] / 1e3)
+    )
+    shown = shown[np.isfinite(shown["y"]) & (shown["y"] > 0)]
+    fig = go.Figure()
+    lo = max(float(shown["intensity_flops_per_byte"].min()) / 2, 1e-3) if len(shown) else 0.01
+    hi = (
+        max(float(shown["intensity_flops_per_byte"].max()) * 2, 10 * peak / bandwidth)
+        if len(shown)
+        else 1e3
+    )
+    xs = np.geomspace(lo, hi, 200)
+    fig.add_scatter(x=xs, y=np.minimum(peak, bandwidth * xs) / 1e9, mode="lines",
+                    name="roofline (measured ceilings)", line={"color": "#1d2430", "width": 2})  # fmt: skip
+    for category, rows in shown.groupby("category", sort=False):
+        hover = [
+            page.chart_text(f"{mod} ({cat})")
+            for mod, cat in zip(rows["module"], rows["category"], strict=True)
+        ]
+        fig.add_scatter(
+            x=rows["intensity_flops_per_byte"], y=rows["y"] / 1e9, mode="markers",
+            name=page.chart_text(category), text=hover, marker={"size": 6, "opacity": 0.75},
+            hovertemplate="%{text}<br>%{x:.3g} FLOP/byte<br>%{y:.3g} GFLOP/s<extra></extra>",
+        )  # fmt: skip
+    fig.update_layout(
+        xaxis={"type": "log", "title": {"text": "arithmetic intensity (FLOP/byte)"}},
+        yaxis={"type": "log", "title": {"text": "attained GFLOP/s" + ("" if measured else " (roofline estimate)")}},
+    )  # fmt: skip
+    above = int((shown["y"] > peak * 1.05).sum()) if measured else 0
+    warning = (
+        page.note(
+            f"{above} layers attain more than the measured peak: the ceilings were measured while "
+            "the machine was busier than during this run, so they are too low. Re-measure them on "
+            "an idle machine with effprof profile --roofline."
+        )
+        if above
+        else ""
+    )
+    top = layers.sort_values("measured_ms" if measured else "roofline_ms", ascending=False).head(25)
+    return page.figure(
+        fig,
+        caption=(
+            "Each point is a layer: its arithmetic intensity and the FLOP rate it attained "
+            "(FLOPs / measured time of its calls). The line is the roofline from this device's "
+            "measured ceilings; points far below it lose time to overheads, not to the hardware's "
+            "limits. Layers without FLOPs (layout copies) are in the table only."
+        ),
+        numbers=top,
+        numbers_caption="The 25 layers that take the most time",
+        columns={"module": "layer", "intensity_flops_per_byte": "FLOP/byte", "bound": "bound",
+                 "measured_ms": "measured", "roofline_fraction": "of roof"},
+        formats={"intensity_flops_per_byte": fmt.plain, "measured_ms": fmt.ms, "roofline_ms": fmt.ms,
+                 "roofline_fraction": fmt.pct},
+        height=420,
+    ) + warning  # fmt: skip
+
+
+def _bound_table(view: RunView) -> str:
+    layers = view.table("roofline_layers")
+    if layers is None:
+        return ""
+    grouped = layers.groupby(["category", "bound"], as_index=False).agg(
+        layers=("module", "size"), flops=("flops", "sum"), measured_ms=("measured_ms", "sum"),
+        roofline_ms=("roofline_ms", "sum"),
+    )  # fmt: skip
+    return page.table(
+        grouped,
+        caption="Layers per category and bound: summed measured time against their roofline time",
+        columns={"category": "category", "bound": "bound", "layers": "layers", "flops": "FLOPs",
+                 "measured_ms": "measured", "roofline_ms": "roofline"},
+        formats={"flops": lambda v: fmt.count(v, "FLOP"), "measured_ms": fmt.ms, "roofline_ms": fmt.ms},
+    )  # fmt: skip
+
+
+def render(view: RunView) -> str:
+    """The roofline section body."""
+    if view.number("ceiling_matmul_flops_per_s") is None:
+        reason = (
+            view.reason("roofline_floor_ms") or "device ceilings were not measured for this run"
+        )
+        return page.note(f"No roofline: {reason}.") + page.note(FORMULA)
+    m = view.metrics
+    ceilings = page.note(
+        f"Ceilings of {view.record.env.get('device_name', 'this device')} "
+        f"({view.record.params.get('precision', '')}, measured {m.get('ceiling_measured_at')}): "
+        f"peak {fmt.count(m.get('ceiling_matmul_flops_per_s'), 'FLOP/s')}, bandwidth "
+        f"{fmt.nbytes(m.get('ceiling_copy_bytes_per_s'))}/s, ridge point "
+        f"{fmt.plain(m.get('ceiling_ridge_flops_per_byte'))} FLOP/byte. Method: {m.get('ceiling_method')}."
+    )
+    return _cards(view) + ceilings + _chart(view) + _bound_table(view) + page.note(FORMULA)
