@@ -156,6 +156,24 @@ def test_resume_runs_only_the_failed_configuration(local_store, tmp_path):
     assert retried == again.failed[0].run_id
 
 
+def test_resume_runs_a_finished_configuration_again_when_its_run_is_gone(local_store, tmp_path):
+    path, original, first = local_store
+    store = tmp_path / "store"
+    shutil.copytree(original, store)
+    gone = first.finished[0]
+    shutil.rmtree(store / "runs" / gone.run_id)
+
+    again = sweep(path, out=store, resume=True)
+
+    assert sorted(o.config_hash for o in again.outcomes) == sorted(
+        [gone.config_hash, first.failed[0].config_hash]
+    )
+    assert len(again.skipped) == 2
+    assert sorted(load_runs(store, status="finished")["config_hash"]) == sorted(
+        o.config_hash for o in first.finished
+    )
+
+
 def test_cli_sweep_summary_exit_code_and_shards(tmp_path, capsys):
     path = write_sweep(
         tmp_path, {"model": [f"{TINY}:conv"], "input": ["1x3x32x32", "1x3x64x64"], **FAST}

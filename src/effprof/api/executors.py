@@ -158,6 +158,9 @@ class RayExecutor:
 
     def check(self, tasks: Sequence[SweepTask]) -> None:
         import_ray()
+        for task in tasks:  # CPU timings need a thread count; "auto" waits for the cluster
+            if task.config.device == "cpu":
+                task_resources(task, cluster_gpus=0)
 
     def _connect(self, ray: Any) -> bool:
         if ray.is_initialized():
@@ -169,6 +172,8 @@ class RayExecutor:
         return True
 
     def run(self, tasks: Sequence[SweepTask], store: Path, emit: Emit) -> None:
+        if not tasks:
+            return
         ray = import_ray()
         started_here = self._connect(ray)
         try:
