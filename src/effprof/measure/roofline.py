@@ -17,8 +17,8 @@ Per layer (one module's ops of one category, e.g. a conv), from the counting tra
     intensity >= peak / bandwidth (the ridge point) else memory
 
 Worked example: a 3x3 conv, 20->20 channels, bias-free, on 1x20x256x256 in fp32 does
-2 x 23,592,960 = 47,185,920 FLOPs and moves 5,242,880 + 1,440 + 5,242,880 = 10,487,200 bytes:
-intensity 4.5 FLOP/byte. Model floors: compute floor = total FLOPs / peak; memory floor = total
+2 x 235,929,600 = 471,859,200 FLOPs and moves 5,242,880 (input) + 14,400 (weights) + 5,242,880
+(output) = 10,500,160 bytes: intensity 44.9 FLOP/byte. Model floors: compute floor = total FLOPs / peak; memory floor = total
 bytes moved / bandwidth; roofline floor = sum of the layers' roofline times (at least the larger
 of the two). Measured latency divided by a floor says how far the model is from it.
 """
