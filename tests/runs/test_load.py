@@ -10,7 +10,15 @@ import pandas as pd
 import pytest
 
 from effprof.results import EffprofError
-from effprof.runs import ID_COLUMNS, RunStoreWarning, find_run, load_runs, load_table
+from effprof.runs import (
+    ID_COLUMNS,
+    LedgerEntry,
+    RunStoreWarning,
+    find_run,
+    load_runs,
+    load_table,
+    write_entry,
+)
 from tests.runs.conftest import CPU_ENV, categories, write_run
 
 
@@ -156,20 +164,20 @@ def test_find_run_by_path_id_prefix_or_suffix(tmp_path):
 
 
 def test_readme_lines_find_the_fastest_variant_per_megapixel(tmp_path):
-    for variant, device, latency_ms in [
-        ("small", "NVIDIA H200", 8.0),
-        ("base", "NVIDIA H200", 20.0),
-        ("small", "AMD EPYC", 900.0),
-        ("base", "AMD EPYC", 2000.0),
-    ]:
+    grid = [("small", "NVIDIA H200", 8.0), ("base", "NVIDIA H200", 20.0),
+            ("small", "AMD EPYC", 900.0), ("base", "AMD EPYC", 2000.0)]  # fmt: skip
+    for n, (variant, device, latency_ms) in enumerate(grid):
         for megapixels in (0.065536, 0.9216):  # 256x256 and 720p: time grows with the pixels
-            write_run(tmp_path, "profile", variant=variant, params={"precision": "fp16"},
-                      env=dict(CPU_ENV, device_name=device),
-                      metrics={"latency_median_ms": latency_ms * megapixels, "megapixels": megapixels})  # fmt: skip
-    write_run(tmp_path, "evaluate")  # other kinds of runs in the store do not get in the way
+            run = write_run(tmp_path, "profile", variant=variant, params={"precision": "fp16"},
+                            env=dict(CPU_ENV, device_name=device),
+                            metrics={"latency_median_ms": latency_ms * megapixels, "megapixels": megapixels})  # fmt: skip
+            write_entry(
+                tmp_path, LedgerEntry("sweep-variants", f"{n}-{megapixels}", "finished", run.name)
+            )
+    write_run(tmp_path, "profile")  # a run outside the sweep does not get in the way
 
     # the README's three lines
-    runs = load_runs(tmp_path, kind="profile", status="finished")
+    runs = load_runs(tmp_path, sweep="sweep-variants", status="finished")
     runs["ms_per_mpix"] = runs["metrics.latency_median_ms"] / runs["metrics.megapixels"]
     best = (
         runs.groupby(["env.device_name", "params.precision", "variant"])["ms_per_mpix"]
@@ -177,5 +185,6 @@ def test_readme_lines_find_the_fastest_variant_per_megapixel(tmp_path):
         .sort_values()
     )
 
+    assert len(runs) == 8
     assert best.index[0] == ("NVIDIA H200", "fp16", "small")
     assert best.loc[("AMD EPYC", "fp16", "base")] == pytest.approx(2000.0)
