@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from effprof.cli import main
@@ -59,6 +60,15 @@ def test_train_then_evaluate_the_trained_weights(tmp_path, capsys):
         "ssim",
         "blurry_psnr_db",
     }
+
+
+def test_training_is_reproducible_for_a_seed(tmp_path, capsys):
+    for out in ("a", "b"):
+        code, _, err = run_cli([*TINY_TRAIN, "--steps", "1", "--out", str(tmp_path / out)], capsys)
+        assert code == 0, err
+    (first,), (second,) = written_runs(tmp_path / "a"), written_runs(tmp_path / "b")
+    a, b = (torch.load(run / "weights-fp16.pt", weights_only=True) for run in (first, second))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def write_pair(root: Path, name: str, size: tuple[int, int], twin: bool = True) -> None:

@@ -141,7 +141,9 @@ def train(config: TrainConfig | None = None, /, **options: Any) -> TrainOutcome:
     name = config.model
     entry = get_entry(name)
     multiple = entry.input_multiple if entry is not None else 1
-    model = build_model(name, variant)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)  # the initial weights are part of the recipe too
+        model = build_model(name, variant)
     notes: list[str] = []
     if config.weights is not None:
         path = resolve_weights(name, variant, config.weights)

@@ -16,7 +16,8 @@ ProgressMode = Literal["auto", "bar", "lines", "none"]
 class TrainConfig(StrictModel):
     """One training job: model, synthetic data, schedule, evaluation and checkpointing.
 
-    Blur lengths are trajectory path lengths in pixels of the crop; ``noise`` is the largest
+    ``seed`` fixes the initial weights and the data stream (same seed, same thread count: same
+    weights on a CPU). Blur lengths are trajectory path lengths in pixels of the crop; ``noise`` is the largest
     Gaussian noise standard deviation in [0, 1] units; ``zero_tail`` starts every output head
     (modules named ``tail*``) at zero weights so the untrained network returns its input (it
     learned more slowly than the default initialisation in our comparison, so it is off).
