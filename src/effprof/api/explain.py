@@ -49,11 +49,14 @@ def measure_attribution(
 ) -> None:
     """Time every aten call, then roll MACs/params/bytes/time up by the model's components."""
     latency = out.metrics.get("latency_median_ms")
-    # Median of up to 5 passes, as many as fit in about CALLTIME_BUDGET_MS (one on a slow device).
-    runs = max(1, min(5, int(CALLTIME_BUDGET_MS / latency))) if isinstance(latency, float) else 1
+    # Fastest of 2 to 5 passes, as many as fit in about CALLTIME_BUDGET_MS; the latency
+    # measurement just ran this model, so no warm-up pass is needed.
+    warm = isinstance(latency, float)
+    runs = max(2, min(5, int(CALLTIME_BUDGET_MS / latency))) if warm else 2
     times = call_times(
-        model, target.padded_shape, spec, expected_ops=list(count.ops["op"]), runs=runs
-    )
+        model, target.padded_shape, spec, expected_ops=list(count.ops["op"]), runs=runs,
+        warmup=0 if warm else 1,
+    )  # fmt: skip
     if isinstance(times, Missing):
         out.metrics["calltime_total_ms"] = times
         out.notes.append(f"attribution: time per component not measured: {times.reason}")
@@ -199,6 +202,6 @@ def measure_scaling(
     out.tables["scaling_fits"] = fits
     out.tables["scaling_3x"] = three_x
     for fit in fits.itertuples():
-        if fit.missing is None:
+        if pd.isna(fit.missing):
             out.metrics[f"scaling_{fit.quantity}_r2"] = fit.r2
             out.metrics[f"scaling_{fit.quantity}_per_pixel"] = fit.b

@@ -8,6 +8,7 @@ otherwise complete run.
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -225,6 +226,29 @@ def _measure_onnx(
     out.add("onnx_", parity.summary())
 
 
+def _load_average() -> float | None:
+    """1-minute load average of the host (None where the OS does not report one)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def _note_busy_host(before: float | None, after: float | None, out: Collected) -> None:
+    """Record the load while timing; say so when other work competed for the CPU."""
+    loads = [v for v in (before, after) if v is not None]
+    if not loads:
+        out.metrics["host_load_avg_1min"] = Missing("the OS reports no load average")
+        return
+    load, cores = max(loads), os.cpu_count() or 1
+    out.metrics["host_load_avg_1min"] = load
+    if load > 0.75 * cores:
+        out.notes.append(
+            f"the host was busy while timing (1-minute load average {load:.1f} on {cores} "
+            "cores): other work competed for the CPU, so times are pessimistic"
+        )
+
+
 def profile(
     config: ProfileConfig | None = None, *, progress: Progress | None = None, **options: Any
 ) -> Path:
@@ -255,7 +279,9 @@ def profile(
     )  # fmt: skip
     collected.tables["params"] = params.to_frame()
 
+    load_before = _load_average()
     _measure_time(model, config, target, collected, step)
+    _note_busy_host(load_before, _load_average(), collected)
 
     entry = get_entry(config.model)
     step("time per call and attribution")

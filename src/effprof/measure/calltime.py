@@ -4,7 +4,8 @@ The real model runs under a ``TorchDispatchMode`` at the same level as the count
 (:mod:`effprof.measure.counting`), in eval mode under ``no_grad``, so it sees the same aten calls
 in the same order: row ``seq`` of this table is row ``seq`` of the per-op count table, and time can
 be rolled up by module, scale, stage or category exactly like MACs. Each call is timed on its
-own: on cpu with ``perf_counter`` around the call (cpu ops run synchronously); on cuda with a
+own, and each call keeps its fastest time over the passes (other processes only ever add time, so
+the minimum is the most repeatable estimate on a shared host): on cpu with ``perf_counter`` around the call (cpu ops run synchronously); on cuda with a
 pair of CUDA events around the call after a synchronisation, so a call's time is its kernels' time
 (plus a few microseconds of launch latency), not the Python gaps between calls. The sum is
 therefore the model's *compute* time; the latency protocol's median (which includes Python and
@@ -76,7 +77,7 @@ class _TimingMode(TorchDispatchMode):
 
 @dataclass(frozen=True)
 class CallTimes:
-    """Median time per aten call over ``runs`` passes; ``table`` columns: seq, op, time_ms."""
+    """Fastest time per aten call over ``runs`` passes; ``table`` columns: seq, op, time_ms."""
 
     device: str
     timer: str
@@ -112,7 +113,7 @@ def call_times(
     warmup: int = 1,
     forward_kwargs: Mapping[str, Any] | None = None,
 ) -> CallTimes | Missing:
-    """Time every aten call of ``model(x)`` (``warmup`` passes, then ``runs``, median per call).
+    """Time every aten call of ``model(x)`` (``warmup`` passes, then ``runs``, fastest per call).
 
     ``expected_ops`` is the counting trace's ``op`` column: when the timed trace differs (another
     op order on this device), the result is ``Missing`` rather than times attached to wrong rows.
@@ -158,7 +159,7 @@ def call_times(
         {
             "seq": np.arange(len(names)),
             "op": names,
-            "time_ms": np.median(np.asarray(samples, dtype=float), axis=0),
+            "time_ms": np.min(np.asarray(samples, dtype=float), axis=0),
         }
     )
     timer = TIMER_CUDA if spec.device == "cuda" else TIMER_CPU

@@ -116,9 +116,7 @@ def mssnet_labels(path: str) -> dict[str, str]:
     return _labels(stage, part) if part else {}
 
 
-mssnet_components = ComponentMap(
-    mssnet_labels, {"scale": SCALES, "stage": STAGES, "part": PARTS}
-)
+mssnet_components = ComponentMap(mssnet_labels, {"scale": SCALES, "stage": STAGES, "part": PARTS})
 
 COUNTERFACTUAL_TEXT = {
     "no pixel-unshuffle": (

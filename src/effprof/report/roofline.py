@@ -81,6 +81,7 @@ def _chart(view: RunView) -> str:
         if above
         else ""
     )
+    layers = layers.assign(module=layers["module"].replace("", "(root)"))
     top = layers.sort_values("measured_ms" if measured else "roofline_ms", ascending=False).head(25)
     return page.figure(
         fig,

@@ -33,8 +33,10 @@ def label(resolution: str) -> str:
 def _law_chart(sweep, fits, quantity: str) -> str:
     title, axis, scale, formatter = QUANTITY[quantity]
     points = sweep[sweep[quantity].notna()]
-    if points.empty:
-        return ""
+    if len(points) < 2:
+        return page.note(
+            f"{title}: measured at {len(points)} size(s), too few for a chart or a law."
+        )
     mp = points["padded_pixels"] / 1e6
     fig = go.Figure()
     fig.add_scatter(x=mp, y=points[quantity] / scale, mode="markers+text", name=title,
@@ -46,13 +48,20 @@ def _law_chart(sweep, fits, quantity: str) -> str:
         a, b, r2 = (float(fit[c].iloc[0]) for c in ("a", "b", "r2"))
         if abs(a) < 1e-6 * abs(b) * float(sweep["padded_pixels"].min()):
             a = 0.0  # rounding noise of an exactly proportional law
-        xs = np.linspace(0, float(sweep["padded_pixels"].max()) * 1.05, 50)
+        xs = np.geomspace(
+            float(points["padded_pixels"].min()), float(points["padded_pixels"].max()), 50
+        )
         fig.add_scatter(x=xs / 1e6, y=(a + b * xs) / scale, mode="lines", name="fitted law",
                         line={"dash": "dot"})  # fmt: skip
         caption += (
             f" Fitted law: {formatter(a)} + {formatter(b * 1e6)} per megapixel, R² = {r2:.6f}."
         )
-    fig.update_layout(xaxis_title="megapixels (padded)", yaxis_title=axis, showlegend=False)
+    spread = float(points["padded_pixels"].max() / points["padded_pixels"].min())
+    kind = "log" if spread > 20 else "linear"  # sizes from 256x256 to 4k: log axes keep them apart
+    fig.update_layout(xaxis={"type": kind, "title": {"text": "megapixels (padded)"}},
+                      yaxis={"type": kind, "title": {"text": axis}}, showlegend=False)  # fmt: skip
+    if kind == "log":
+        caption += " Both axes are logarithmic; a straight line of slope 1 means cost per pixel is constant."
     numbers = points.assign(size=[label(r) for r in points["resolution"]])
     return page.figure(
         fig, caption=caption, numbers=numbers,
