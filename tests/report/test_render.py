@@ -120,3 +120,16 @@ def test_cli_renders_a_stored_run_and_refuses_a_folder_that_is_not_one(
     assert done.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "not a run folder" in err and len(err.splitlines()) == 1
+
+
+def test_several_profile_runs_get_one_report_each(profile_run, tmp_path, capsys):
+    first = copy_run(profile_run, tmp_path / "a")
+    second = copy_run(profile_run, tmp_path / "b", variant="other")
+    with pytest.raises(SystemExit) as done:
+        main(["report", str(first), str(second)])
+    assert done.value.code == 0
+    assert (first / "report.html").is_file() and (second / "report.html").is_file()
+    assert "Why is mssnet other so cheap?" in (second / "report.html").read_text()
+    with pytest.raises(SystemExit) as done:
+        main(["report", str(first), str(second), "--out", str(tmp_path / "x.html")])
+    assert done.value.code == 2 and "--out names one file" in capsys.readouterr().err

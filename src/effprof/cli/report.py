@@ -8,21 +8,22 @@ from pathlib import Path
 import typer
 
 from effprof.cli import app, console
-from effprof.report.render import write_report
+from effprof.report.render import write_reports
 
 
 @app.command()
 def report(
     run_dirs: list[Path] = typer.Argument(
-        ..., help="run folders: a profile run, plus any compress runs for the compression section"
+        ...,
+        help="run folders: profile runs (one report each), plus compress runs to show with them",
     ),
     out: Path = typer.Option(
         None, help="HTML file to write (default: report.html in the profile run's folder)"
     ),
 ) -> None:
-    """Render the "why is it so cheap" report of stored runs (works offline, no model code needed)."""
+    """Render the "why is it so cheap" report of stored profile runs (no model code needed)."""
     started = time.perf_counter()
-    path = write_report(run_dirs, out)
-    size = path.stat().st_size / 2**20
-    seconds = time.perf_counter() - started
-    console.print(f"report: {path} ({size:.1f} MiB, {seconds:.1f} s)", markup=False)
+    for path in write_reports(run_dirs, out):
+        size = path.stat().st_size / 2**20
+        seconds = time.perf_counter() - started
+        console.print(f"report: {path} ({size:.1f} MiB, {seconds:.1f} s)", markup=False)

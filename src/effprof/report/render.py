@@ -108,9 +108,29 @@ def _render(subject: RunView, compress_runs: list[RunView]) -> str:
 def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> Path:
     """Render and write the report; default path: ``report.html`` in the first profile run's folder."""
     subject, compress_runs = _open(run_dirs)
-    text = _render(subject, compress_runs)
-    path = Path(out) if out is not None else subject.path / REPORT_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_reports([subject.path, *(r.path for r in compress_runs)], out)[0]
+
+
+def write_reports(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> list[Path]:
+    """One report per profile run given (each into its own folder; compress runs join every one).
+
+    ``out`` names the file and needs exactly one profile run.
+    """
+    if not run_dirs:
+        raise EffprofError("give at least one run folder")
+    views = [RunView.open(p) for p in run_dirs]
+    subjects, compress_runs = (
+        [v for v in views if v.kind == "profile"],
+        [v for v in views if v.kind == "compress"],
+    )
+    _split(views)  # the error when there is no profile run
+    if out is not None and len(subjects) > 1:
+        raise EffprofError(f"--out names one file but {len(subjects)} profile runs were given")
+    paths = []
+    for subject in subjects:
+        path = Path(out) if out is not None else subject.path / REPORT_FILE
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(_render(subject, compress_runs), encoding="utf-8")
+        tmp.replace(path)
+        paths.append(path)
+    return paths
