@@ -110,11 +110,15 @@ def render(view: RunView) -> str:
     }
     if "stage" in by:
         parts.append("<h3>By stage</h3>")
+        params = by["stage"]["params_share"]
+        same = params.min() > 0 and params.max() / params.min() < 1.3
         parts.append(
             share_chart(
                 by["stage"], "stage",
-                "Each stage's share of parameters, MACs, activation bytes and time. Every stage has "
-                "about the same parameters; its cost follows the resolution it runs at.",
+                "Each stage's share of parameters, MACs, activation bytes and time."
+                + (f" Every stage holds about the same parameters ({fmt.pct(params.min())} to "
+                   f"{fmt.pct(params.max())}); its cost follows the resolution it runs at."
+                   if same else ""),
             )
         )  # fmt: skip
     if "part" in by:
@@ -123,8 +127,9 @@ def render(view: RunView) -> str:
         parts.append(
             share_chart(
                 by["part"], label,
-                f"Each {label}'s share, summed over all stages (encoder/decoder levels 1-3 are "
-                "full, 1/2 and 1/4 of the stage's resolution).",
+                f"Each {label}'s share of parameters, MACs, activation bytes and time"
+                + (", summed over all stages (encoder/decoder levels 1-3 run at full, 1/2 and 1/4 "
+                   "of their stage's resolution)." if "stage" in by else "."),
                 height=max(360, 56 * len(by["part"])), horizontal=True,
             )
         )  # fmt: skip

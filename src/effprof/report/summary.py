@@ -214,11 +214,12 @@ def overview_chart(view: RunView) -> str:
                       yaxis_title="scale (feature resolution)" if dim == "scale" else "module",
                       yaxis={"autorange": "reversed"})  # fmt: skip
     numbers = rows[["group", "params_share", "macs_share", "time_ms_share"]]
+    what = "scale" if dim == "scale" else "top-level module"
     return page.figure(
         fig,
         caption=(
-            "Where the cost sits: each bar is one scale's share of the whole network's parameters, "
-            "MACs (counted) and time (measured per aten call on this device)."
+            f"Where the cost sits: each bar is one {what}'s share of the whole network's "
+            "parameters, MACs (counted) and time (measured per aten call on this device)."
         ),
         numbers=numbers,
         columns={"group": dim, "params_share": "params", "macs_share": "MACs",
