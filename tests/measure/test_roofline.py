@@ -14,7 +14,7 @@ from effprof.results import Missing
 
 CEILINGS = Ceilings(
     device="cpu", device_name="test cpu", precision="fp32", threads=1, torch_version="x",
-    matmul_flops_per_s=100e9, copy_bytes_per_s=10e9, method="made up", measured_at="now",
+    matmul_flops_per_s=100e9, conv_flops_per_s=40e9, copy_bytes_per_s=10e9, method="made up", measured_at="now",
 )  # fmt: skip
 
 
@@ -61,11 +61,13 @@ def test_floors_and_ratios_to_the_measured_latency(conv_relu):
 def test_ceilings_are_measured_once_then_read_from_the_cache(tmp_path, monkeypatch):
     monkeypatch.setitem(roofline.MATMUL_SIDE, "cpu", 128)
     monkeypatch.setitem(roofline.COPY_BYTES, "cpu", 2**20)
+    monkeypatch.setitem(roofline.CONV_SHAPE, "cpu", (1, 8, 16, 16))
     missing = device_ceilings("cpu", threads=1, directory=tmp_path)
     assert isinstance(missing, Missing) and "--roofline" in missing.reason
     measured = device_ceilings("cpu", threads=1, measure=True, directory=tmp_path)
     assert isinstance(measured, Ceilings)
     assert measured.matmul_flops_per_s > 1e6 and measured.copy_bytes_per_s > 1e6
+    assert measured.peak_flops_per_s == max(measured.matmul_flops_per_s, measured.conv_flops_per_s)
     cached = device_ceilings("cpu", threads=1, directory=tmp_path)
     assert cached == measured
     assert list(json.loads((tmp_path / "ceilings.json").read_text())) == [

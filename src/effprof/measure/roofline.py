@@ -4,8 +4,11 @@ far the whole model sits from its compute and memory floors.
 Ceilings are measured once per device, precision, thread count and torch version and cached as
 JSON (``$EFFPROF_CACHE_DIR``, else ``$XDG_CACHE_HOME/effprof``, else ``~/.cache/effprof``):
 
-* peak compute = the best of a few dense square matmuls (``torch.mm``, n = 2048 on cpu, 8192 on
-  cuda) in the precision used, at ``2 n^3`` FLOPs each;
+* peak compute = the faster of two dense kernels, each the best of a few runs in the precision
+  used: a square matmul (``torch.mm``, n = 2048 on cpu, 8192 on cuda, ``2 n^3`` FLOPs) and a 3x3
+  convolution (256 -> 256 channels on 64x64, batch 1 on cpu / 8 on cuda). Both are kept: on some
+  CPUs the BLAS matmul reaches far less than oneDNN's convolutions (MKL on AMD), and a roofline
+  below what the model's own convolutions attain would be no ceiling;
 * bandwidth = the best of a few large tensor copies (``dst.copy_(src)``, 128 MiB on cpu, 1 GiB on
   cuda), counting bytes read + bytes written.
 
@@ -54,11 +57,13 @@ CACHE_FILE = "ceilings.json"
 COUNTED_ELEMENT_BYTES = 4  # the counting trace is float32
 MATMUL_SIDE = {"cpu": 2048, "cuda": 8192}
 COPY_BYTES = {"cpu": 128 * 2**20, "cuda": 2**30}
+CONV_SHAPE = {"cpu": (1, 256, 64, 64), "cuda": (8, 256, 64, 64)}  # N, C (in = out), H, W
 
 
 @dataclass(frozen=True)
 class Ceilings:
-    """Measured peak compute (FLOP/s) and bandwidth (bytes/s) of one device and precision."""
+    """Measured compute (FLOP/s of a matmul and of a conv) and bandwidth (bytes/s) of one device
+    and precision; the peak is the faster kernel."""
 
     device: str
     device_name: str
@@ -66,19 +71,27 @@ class Ceilings:
     threads: int
     torch_version: str
     matmul_flops_per_s: float
+    conv_flops_per_s: float
     copy_bytes_per_s: float
     method: str
     measured_at: str
 
     @property
+    def peak_flops_per_s(self) -> float:
+        """The compute roof: the faster of the matmul and the convolution."""
+        return max(self.matmul_flops_per_s, self.conv_flops_per_s)
+
+    @property
     def ridge_flops_per_byte(self) -> float:
         """Arithmetic intensity where the compute roof meets the bandwidth roof."""
-        return self.matmul_flops_per_s / self.copy_bytes_per_s
+        return self.peak_flops_per_s / self.copy_bytes_per_s
 
     def summary(self) -> dict[str, Any]:
         """Flat metrics for run.json."""
         return {
+            "ceiling_peak_flops_per_s": self.peak_flops_per_s,
             "ceiling_matmul_flops_per_s": self.matmul_flops_per_s,
+            "ceiling_conv_flops_per_s": self.conv_flops_per_s,
             "ceiling_copy_bytes_per_s": self.copy_bytes_per_s,
             "ceiling_ridge_flops_per_byte": self.ridge_flops_per_byte,
             "ceiling_method": self.method,
@@ -117,6 +130,15 @@ def _matmul_seconds(side: int, dtype: torch.dtype, device: str, repeat: int) -> 
     return _best_seconds(lambda: torch.mm(a, b), device, repeat)
 
 
+def _conv_seconds(
+    shape: tuple[int, int, int, int], dtype: torch.dtype, device: str, repeat: int
+) -> float:
+    x = torch.rand(shape, device=device).to(dtype)
+    w = torch.rand(shape[1], shape[1], 3, 3, device=device).to(dtype)
+    torch.nn.functional.conv2d(x, w, padding=1)  # warm-up (and cuDNN's algorithm search)
+    return _best_seconds(lambda: torch.nn.functional.conv2d(x, w, padding=1), device, repeat)
+
+
 def _copy_seconds(elements: int, dtype: torch.dtype, device: str, repeat: int) -> float:
     src = torch.rand(elements, device=device).to(dtype)
     dst = torch.empty_like(src)
@@ -137,6 +159,7 @@ def measure_ceilings(
     try:
         with num_threads(threads) as used, backend_flags(precision, device), torch.no_grad():
             mm_s = _matmul_seconds(side, dtype, device, repeat)
+            conv_s = _conv_seconds(CONV_SHAPE[device], dtype, device, repeat)
             copy_s = _copy_seconds(elements, dtype, device, repeat)
     except Exception as error:
         if is_out_of_memory(error):
@@ -146,6 +169,7 @@ def measure_ceilings(
         if device == "cuda":
             release_memory()
     copy_bytes = 2 * elements * PRECISION_DTYPES[precision].itemsize
+    n, c, h, w = CONV_SHAPE[device]
     return Ceilings(
         device=device,
         device_name=device_name(device),
@@ -153,9 +177,11 @@ def measure_ceilings(
         threads=used,
         torch_version=torch.__version__,
         matmul_flops_per_s=2 * side**3 / mm_s,
+        conv_flops_per_s=2 * n * c * c * 9 * h * w / conv_s,
         copy_bytes_per_s=copy_bytes / copy_s,
         method=(
-            f"best of {repeat}: torch.mm {side}x{side} {precision} (2n^3 FLOPs); "
+            f"best of {repeat}: torch.mm {side}x{side} {precision} (2n^3 FLOPs), 3x3 conv "
+            f"{c}->{c} on {n}x{c}x{h}x{w}; "
             f"tensor copy of {copy_bytes // 2 // 2**20} MiB (bytes read + written)"
         ),
         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -252,7 +278,7 @@ def layer_roofline(
     )
     layers = layers[layers["bytes_moved"] > 0].reset_index(drop=True)
     layers["intensity_flops_per_byte"] = layers["flops"] / layers["bytes_moved"]
-    compute_ms = layers["flops"] / ceilings.matmul_flops_per_s * 1e3
+    compute_ms = layers["flops"] / ceilings.peak_flops_per_s * 1e3
     memory_ms = layers["bytes_moved"] / ceilings.copy_bytes_per_s * 1e3
     layers["roofline_ms"] = np.maximum(compute_ms, memory_ms)
     ridge = ceilings.ridge_flops_per_byte
@@ -275,7 +301,7 @@ def model_floors(
     """
     bytes_moved = float(layers["bytes_moved"].sum())
     floors = {
-        "roofline_compute_floor_ms": flops / ceilings.matmul_flops_per_s * 1e3,
+        "roofline_compute_floor_ms": flops / ceilings.peak_flops_per_s * 1e3,
         "roofline_memory_floor_ms": bytes_moved / ceilings.copy_bytes_per_s * 1e3,
         "roofline_floor_ms": float(layers["roofline_ms"].sum()),
         "roofline_bytes_moved": bytes_moved,

@@ -97,7 +97,8 @@ def render(view: RunView) -> str:
         page.note(
             f"Time is measured per aten call ({timer}) in one extra forward pass and summed per "
             f"group: {fmt.ms(view.metric('calltime_total_ms'))} in all, against a latency median of "
-            f"{fmt.ms(view.metric('latency_median_ms'))} (the gap is Python and dispatch overhead). "
+            f"{fmt.ms(view.metric('latency_median_ms'))}: each call keeps its fastest of several "
+            "passes, and the Python and dispatch time between calls is not in it. "
             "MACs and parameters are counted; 'activations written' is the bytes each group's ops "
             "write in one forward."
             if timer

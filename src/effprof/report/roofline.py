@@ -37,7 +37,7 @@ def _cards(view: RunView) -> str:
 
 def _chart(view: RunView) -> str:
     layers = view.table("roofline_layers")
-    peak = view.number("ceiling_matmul_flops_per_s")
+    peak = view.number("ceiling_peak_flops_per_s") or view.number("ceiling_matmul_flops_per_s")
     bandwidth = view.number("ceiling_copy_bytes_per_s")
     if layers is None or peak is None or bandwidth is None:
         return ""
@@ -120,7 +120,7 @@ def _bound_table(view: RunView) -> str:
 
 def render(view: RunView) -> str:
     """The roofline section body."""
-    if view.number("ceiling_matmul_flops_per_s") is None:
+    if view.number("ceiling_copy_bytes_per_s") is None:
         reason = (
             view.reason("roofline_floor_ms") or "device ceilings were not measured for this run"
         )
@@ -129,7 +129,9 @@ def render(view: RunView) -> str:
     ceilings = page.note(
         f"Ceilings of {view.record.env.get('device_name', 'this device')} "
         f"({view.record.params.get('precision', '')}, measured {m.get('ceiling_measured_at')}): "
-        f"peak {fmt.count(m.get('ceiling_matmul_flops_per_s'), 'FLOP/s')}, bandwidth "
+        f"peak {fmt.count(m.get('ceiling_peak_flops_per_s') or m.get('ceiling_matmul_flops_per_s'), 'FLOP/s')} "
+        f"(matmul {fmt.count(m.get('ceiling_matmul_flops_per_s'), 'FLOP/s')}, 3x3 conv "
+        f"{fmt.count(m.get('ceiling_conv_flops_per_s'), 'FLOP/s')}), bandwidth "
         f"{fmt.nbytes(m.get('ceiling_copy_bytes_per_s'))}/s, ridge point "
         f"{fmt.plain(m.get('ceiling_ridge_flops_per_byte'))} FLOP/byte. Method: {m.get('ceiling_method')}."
     )

@@ -77,10 +77,14 @@ def scale_finding(view: RunView) -> tuple[str, str] | None:
         f"{fmt.pct(fine['macs_share'].sum())} of the MACs."
     )
     if coarse["time_ms_share"].notna().all():
-        text += (
-            f" Measured time is less lopsided: the coarse scales take "
-            f"{fmt.pct(coarse['time_ms_share'].sum())} of it (small tensors use the hardware less well)."
-        )
+        time_share, macs_share = coarse["time_ms_share"].sum(), coarse["macs_share"].sum()
+        if time_share > 1.25 * macs_share:
+            text += (
+                f" Measured time is less lopsided: the coarse scales take {fmt.pct(time_share)} "
+                "of it (small tensors use the hardware less well)."
+            )
+        else:
+            text += f" Measured time agrees: the coarse scales take {fmt.pct(time_share)} of it."
     return "Coarse scales are nearly free.", text
 
 
@@ -138,7 +142,7 @@ def roofline_finding(view: RunView) -> tuple[str, str]:
         return "Roofline not measured:", f"{reason}."
     return "Distance to the hardware.", (
         f"The measured latency is {fmt.times(ratio)} the compute floor "
-        f"({fmt.ms(view.metric('roofline_compute_floor_ms'))} at this device's measured matmul peak): "
+        f"({fmt.ms(view.metric('roofline_compute_floor_ms'))} at this device's measured peak): "
         f"the model runs at {fmt.pct(view.number('roofline_fraction_of_peak'))} of peak; "
         f"{fmt.pct(view.number('roofline_memory_bound_time_share'))} of its time is in memory-bound layers."
     )
