@@ -11,7 +11,8 @@ names, paths, config values, notes) goes through :func:`escape`; chart text thro
     table(frame, columns=..., formats=..., caption=...) -> str      # a numbers table
     figure(fig, caption=..., numbers=..., formats=...) -> str       # chart + caption + its numbers
     cards([(label, value, detail), ...]) -> str                     # headline numbers
-    paragraph(text) / bullets(items) / note(text) / escape(value) / chart_text(value)
+    paragraph(text) / bullets(items) / findings(pairs) / note(text) / warning(text)
+    escape(value) / chart_text(value)
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ h3 { font-size:16px; margin:18px 0 6px; }
 .answer ul { margin:4px 0; padding-left:20px; }
 .answer li { margin:4px 0; }
 .note { color:var(--muted); font-size:13px; margin:6px 0; }
+.warning { background:#fdf6ec; border-left:4px solid #e0a23a; color:#6b4a12; font-size:13px;
+           padding:6px 12px; margin:8px 0; border-radius:4px; }
 .missing { color:#9a5b00; }
 .figure-row { display:grid; grid-template-columns:minmax(0, 3fr) minmax(0, 2fr); gap:18px;
               align-items:start; margin:10px 0 18px; }
@@ -309,6 +312,11 @@ def findings(items: Iterable[tuple[str, str]]) -> str:
         f"<li><strong>{escape(lead)}</strong> {escape(text)}</li>" for lead, text in items
     )
     return f"<ul>{body}</ul>"
+
+
+def warning(text: str) -> str:
+    """A caveat the reader must not miss (busy host, padded input): amber, escaped."""
+    return paragraph(text, "warning")
 
 
 def bullets(items: Iterable[str], cls: str = "") -> str:

@@ -73,10 +73,11 @@ def _chart(view: RunView) -> str:
     )  # fmt: skip
     above = int((shown["y"] > peak * 1.05).sum()) if measured else 0
     warning = (
-        page.note(
-            f"{above} layers attain more than the measured peak: the ceilings were measured while "
-            "the machine was busier than during this run, so they are too low. Re-measure them on "
-            "an idle machine with effprof profile --roofline."
+        page.warning(
+            f"{above} layers attain more than the measured peak, so the roof is too low here: "
+            "the ceilings were measured while the machine was busier than during the per-call "
+            "timing, or these layers' shapes suit the hardware better than the benchmark kernels. "
+            "Re-measure on an idle machine with effprof profile --roofline."
         )
         if above
         else ""

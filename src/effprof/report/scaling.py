@@ -40,7 +40,7 @@ def _law_chart(sweep, fits, quantity: str) -> str:
     mp = points["padded_pixels"] / 1e6
     fig = go.Figure()
     fig.add_scatter(x=mp, y=points[quantity] / scale, mode="markers+text", name=title,
-                    text=[label(r) for r in points["resolution"]], textposition="top left",
+                    text=[label(r) for r in points["resolution"]], textposition="top center",
                     marker={"size": 9})  # fmt: skip
     fit = fits[fits["quantity"] == quantity]
     caption = f"{title} against megapixels computed (after padding)."
@@ -57,7 +57,7 @@ def _law_chart(sweep, fits, quantity: str) -> str:
             f" Fitted law: {formatter(a)} + {formatter(b * 1e6)} per megapixel, R² = {r2:.6f}."
         )
     spread = float(points["padded_pixels"].max() / points["padded_pixels"].min())
-    kind = "log" if spread > 20 else "linear"  # sizes from 256x256 to 4k: log axes keep them apart
+    kind = "log" if spread > 8 else "linear"  # sizes from 256x256 to 4k: log axes keep them apart
     fig.update_layout(xaxis={"type": kind, "title": {"text": "megapixels (padded)"}},
                       yaxis={"type": kind, "title": {"text": axis}}, showlegend=False)  # fmt: skip
     if kind == "log":

@@ -240,7 +240,8 @@ def render(view: RunView) -> str:
         + page.findings(findings(view))
         + "</div>"
     )
-    notes = [n for n in view.record.notes if not n.startswith(("latency:", "memory:"))]
-    return (
-        headline_cards(view) + answer + overview_chart(view) + "".join(page.note(n) for n in notes)
-    )
+    notes = [
+        n for n in view.record.notes if not n.startswith(("latency:", "memory:", "attribution:"))
+    ]
+    caveats = "".join(page.warning(n) for n in notes)
+    return headline_cards(view) + caveats + answer + overview_chart(view)
