@@ -300,6 +300,30 @@ def _ratio_with_widths(
     return low / dense
 
 
+def _check_target(untied: nn.Module, spec: PruneSpec, example: Tensor) -> tuple[float, float]:
+    """The achievable (lowest, highest) MAC ratio; an error naming it if the target is outside."""
+    min_ratio, max_ratio = _achievable_ratios(untied, spec, example)
+    if not min_ratio < spec.target_macs_ratio <= max_ratio:
+        rounding = " (every width rounded down)" if spec.round_all else ""
+        raise EffprofError(
+            f"cannot keep {spec.target_macs_ratio:g} of the MACs: with round_to={spec.round_to}"
+            f"{rounding} and the protected output layers, pruning can keep between "
+            f"{min_ratio:.3f} and {max_ratio:.3f}"
+        )
+    return min_ratio, max_ratio
+
+
+def check_target(
+    model: nn.Module, spec: PruneSpec, calibration: Calibration
+) -> tuple[float, float]:
+    """Refuse, before any pruning, a spec whose MAC target ``model`` cannot reach; returns the
+    achievable (lowest, highest) conv MAC ratio. ``model`` is left unchanged."""
+    spec.check()
+    untied = copy.deepcopy(model).eval()
+    untie_shared(untied)
+    return _check_target(untied, spec, calibration.batches[0][0][:1])
+
+
 def _widths(dense: nn.Module, pruned: nn.Module) -> tuple[tuple[str, int, int, int, int], ...]:
     before = {n: m for n, m in dense.named_modules() if isinstance(m, nn.Conv2d)}
     return tuple(
@@ -327,14 +351,7 @@ def prune(
 
     pruned = copy.deepcopy(model).eval()
     untie_shared(pruned)
-    min_ratio, max_ratio = _achievable_ratios(pruned, spec, example)
-    if not min_ratio < spec.target_macs_ratio <= max_ratio:
-        rounding = " (every width rounded down)" if spec.round_all else ""
-        raise EffprofError(
-            f"cannot keep {spec.target_macs_ratio:g} of the MACs: with round_to={spec.round_to}"
-            f"{rounding} and the protected output layers, pruning can keep between "
-            f"{min_ratio:.3f} and {max_ratio:.3f}"
-        )
+    min_ratio, max_ratio = _check_target(pruned, spec, example)
     dense_macs = macs_of(pruned)
     estimate_dense = conv_macs(pruned, example)
     _, protected = _groups(_build_graph(pruned, example), spec.protect)

@@ -270,6 +270,19 @@ def prelu_as_leaky_relu(model: onnx.ModelProto) -> int:
     return count
 
 
+@contextmanager
+def _quiet_ort() -> Iterator[None]:
+    """ONNX Runtime's global log level at errors only, back at its default (warnings) after: the
+    sessions the quantisation tools open log a line per initializer they drop."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    try:
+        yield
+    finally:
+        ort.set_default_logger_severity(2)
+
+
 def quantize_int8(
     fp32_onnx: str | Path,
     out_path: str | Path,
@@ -288,7 +301,7 @@ def quantize_int8(
     ):
         if getattr(spec, key) not in table:
             raise EffprofError(f"unknown {key} {getattr(spec, key)!r}; known: {', '.join(table)}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet_ort():
         rewritten, prepared = Path(tmp) / "rewritten.onnx", Path(tmp) / "prepared.onnx"
         graph = onnx.load(str(fp32_onnx))
         prelu_as_leaky_relu(graph)
@@ -320,6 +333,44 @@ def quantize_int8(
         tuple(spec.keep_float),
         out_path.stat().st_size,
     )
+
+
+class OrtModel(nn.Module):
+    """An ONNX Runtime session used like a torch model: ``forward(x)`` runs every image of the batch
+    through the (fixed-shape, batch-1) graph, casting to the graph's input type and back to float32.
+
+    Compression only runs the file it wrote (to score its quality); timing belongs to
+    ``effprof.measure.onnx``.
+    """
+
+    def __init__(self, session, input_name: str, input_dtype: np.dtype) -> None:
+        super().__init__()
+        self.session = session
+        self.input_name = input_name
+        self.input_dtype = input_dtype
+
+    @classmethod
+    def open(cls, path: str | Path, threads: int | None = None) -> OrtModel:
+        """A CPU session on the .onnx file at ``path`` (``threads`` intra-op threads)."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        first = session.get_inputs()[0]
+        dtype = np.float16 if first.type == "tensor(float16)" else np.float32
+        return cls(session, first.name, np.dtype(dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        images = x.detach().cpu().numpy().astype(self.input_dtype)
+        outputs = [
+            self.session.run(None, {self.input_name: images[i : i + 1]})[0]
+            for i in range(images.shape[0])
+        ]
+        return torch.from_numpy(np.concatenate(outputs).astype(np.float32)).to(x.device)
 
 
 def _int8_convs(graph: onnx.ModelProto) -> int:
