@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import random
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,8 @@ def written_runs(out: Path) -> list[Path]:
 
 def test_profile_mssnet_end_to_end(tmp_path, capsys):
     code, out, err = run_cli(
-        ["profile", "--model", "mssnet", "--input", "1x3x64x64", "--out", str(tmp_path), *FAST], capsys
+        ["profile", "--model", "mssnet", "--input", "1x3x64x64", "--out", str(tmp_path), *FAST],
+        capsys,
     )
     assert code == 0, err
     (run,) = written_runs(tmp_path)
@@ -44,7 +45,8 @@ def test_profile_mssnet_end_to_end(tmp_path, capsys):
 
 def test_unaligned_input_is_padded_and_said(tmp_path, capsys):
     code, _, err = run_cli(
-        ["profile", "--model", "mssnet", "--input", "1x3x60x70", "--out", str(tmp_path), *FAST], capsys
+        ["profile", "--model", "mssnet", "--input", "1x3x60x70", "--out", str(tmp_path), *FAST],
+        capsys,
     )
     assert code == 0, err
     (run,) = written_runs(tmp_path)
@@ -55,7 +57,16 @@ def test_unaligned_input_is_padded_and_said(tmp_path, capsys):
 
 def test_generic_model_and_out_of_memory_is_missing(tmp_path, capsys):
     code, _, err = run_cli(
-        ["profile", "--model", "tests.cli.tiny_models:oom", "--input", "1x3x32x32", "--out", str(tmp_path), *FAST],
+        [
+            "profile",
+            "--model",
+            "tests.cli.tiny_models:oom",
+            "--input",
+            "1x3x32x32",
+            "--out",
+            str(tmp_path),
+            *FAST,
+        ],
         capsys,
     )
     assert code == 0, err
@@ -68,11 +79,18 @@ def test_generic_model_and_out_of_memory_is_missing(tmp_path, capsys):
 
 def _bad_checkpoints(tmp_path: Path) -> dict[str, Path]:
     garbage = tmp_path / "garbage.pt"
-    garbage.write_bytes(os.urandom(256))
+    garbage.write_bytes(random.Random(0).randbytes(256) + b"\x80\x02q\x00")
     wrong = tmp_path / "wrong-shapes.pt"
     with torch.device("meta"):
         base = build_model("mssnet", "base")
-    torch.save({"model_state_dict": {k: torch.zeros(v.shape) for k, v in list(base.state_dict().items())[:3]}}, wrong)
+    torch.save(
+        {
+            "model_state_dict": {
+                k: torch.zeros(v.shape) for k, v in list(base.state_dict().items())[:3]
+            }
+        },
+        wrong,
+    )
     return {"missing": tmp_path / "nope.pt", "garbage": garbage, "wrong": wrong}
 
 
@@ -107,10 +125,17 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, case):
 def test_bad_checkpoints_are_refused(tmp_path, capsys, kind):
     path = _bad_checkpoints(tmp_path)[kind]
     out_dir = tmp_path / "out"
-    code, _, err = run_cli(["profile", "--model", "mssnet", "--weights", str(path), "--out", str(out_dir), *FAST], capsys)
+    code, _, err = run_cli(
+        ["profile", "--model", "mssnet", "--weights", str(path), "--out", str(out_dir), *FAST],
+        capsys,
+    )
     assert code == 2
     assert err.startswith("error: ") and err.strip().count("\n") == 0
-    expected = {"missing": "does not exist", "garbage": "not a readable PyTorch checkpoint", "wrong": "mis-shaped"}
+    expected = {
+        "missing": "does not exist",
+        "garbage": "not a readable PyTorch checkpoint",
+        "wrong": "mis-shaped",
+    }
     assert expected[kind] in err
     if kind == "wrong":
         assert "missing (" in err and "shallow_feat1.0.weight" in err
@@ -119,12 +144,18 @@ def test_bad_checkpoints_are_refused(tmp_path, capsys, kind):
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("repeat: 3\nbogus: 1\n", "bogus: unknown key"), ("threads: many\n", "threads:"), ("[unclosed\n", "not valid YAML")],
+    [
+        ("repeat: 3\nbogus: 1\n", "bogus: unknown key"),
+        ("threads: many\n", "threads:"),
+        ("[unclosed\n", "not valid YAML"),
+    ],
 )
 def test_bad_config_files(tmp_path, capsys, text, expected):
     config = tmp_path / "profile.yaml"
     config.write_text(text)
-    code, _, err = run_cli(["profile", "--config", str(config), "--out", str(tmp_path / "out"), *FAST], capsys)
+    code, _, err = run_cli(
+        ["profile", "--config", str(config), "--out", str(tmp_path / "out"), *FAST], capsys
+    )
     assert code == 2 and expected in err and err.strip().count("\n") == 0
     assert written_runs(tmp_path / "out") == []
 
@@ -137,13 +168,17 @@ def test_unreadable_config(tmp_path, capsys):
 def test_out_not_writable(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    code, _, err = run_cli(["profile", "--model", "mssnet", "--out", str(blocker / "sub"), *FAST], capsys)
+    code, _, err = run_cli(
+        ["profile", "--model", "mssnet", "--out", str(blocker / "sub"), *FAST], capsys
+    )
     assert code == 2 and "is not writable" in err
 
 
 def test_config_file_values_and_flag_override(tmp_path, capsys):
     config = tmp_path / "p.yaml"
-    config.write_text(f"model: tests.cli.tiny_models:tiny\ninput: 1x3x16x16\nrepeat: 2\nwarmup: 0\ncrosscheck: false\nout: {tmp_path}\n")
+    config.write_text(
+        f"model: tests.cli.tiny_models:tiny\ninput: 1x3x16x16\nrepeat: 2\nwarmup: 0\ncrosscheck: false\nout: {tmp_path}\n"
+    )
     code, _, err = run_cli(["profile", "--config", str(config), "--input", "1x3x32x32"], capsys)
     assert code == 0, err
     (run,) = written_runs(tmp_path)

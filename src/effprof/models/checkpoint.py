@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,22 +26,24 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise EffprofError(f"checkpoint {str(path)!r} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        RuntimeError,
-        EOFError,
-        ValueError,
-        OSError,
-    ) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except Exception as err:  # a damaged or foreign file fails inside the unpickler in many ways
         raise EffprofError(
-            f"{str(path)!r} is not a readable PyTorch checkpoint ({first[:160]})"
+            f"{str(path)!r} is not a readable PyTorch checkpoint ({_reason(err)})"
         ) from None
     state = _unwrap(obj, path)
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     return state
+
+
+def _reason(err: Exception) -> str:
+    """A short reason: torch's weights-only errors are paragraphs; keep the telling line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    telling = [line for line in lines if "error:" in line.lower() or "unsupported" in line.lower()]
+    text = (telling or lines or [""])[-1]
+    if not telling:  # a bare KeyError('101') from the unpickler says little without its type
+        text = f"{type(err).__name__}: {text}".rstrip(": ")
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
