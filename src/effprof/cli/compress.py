@@ -1,0 +1,141 @@
+"""``effprof compress``: run a compression config, one run per step, and show LightGaussian's table."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from effprof.api.compress import CompressEvent, summary_frame
+from effprof.api.compress import compress as run_compress
+from effprof.cli import app, console, err_console
+from effprof.config import load_config, validate
+from effprof.config.compress import CompressConfig
+from effprof.units import binary_bytes
+
+TABLE_WIDTH = 160
+
+
+def _options(**given: Any) -> dict[str, Any]:
+    return {k: v for k, v in given.items() if v is not None}
+
+
+class _Bar:
+    """A rich bar over the steps; the current phase (and recovery's loss) as its text."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(
+            TextColumn("compress"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+        )
+        self.task: Any = None
+
+    def __call__(self, event: CompressEvent) -> None:
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task("steps", total=event.total, status="")
+        status = f"{event.label}: {event.detail}" if event.detail else event.label
+        done = event.index + (1 if event.kind in ("done", "skip") else 0)
+        self.bar.update(self.task, completed=done, status=status)
+        if event.kind in ("done", "skip"):
+            verb = "skipped (finished earlier)" if event.kind == "skip" else "done"
+            self.bar.console.print(f"{event.label}: {verb}", markup=False, highlight=False)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.bar.stop()
+
+
+def _lines(event: CompressEvent) -> None:
+    if event.kind == "train" and not event.detail.split("/")[0].endswith("0"):
+        return  # one line per ten training log rows
+    where = f"[{event.index}/{event.total - 1}] {event.label}"
+    print(f"{where} {event.kind}: {event.detail}".rstrip(": "), file=sys.stderr, flush=True)
+
+
+def _fmt(value: Any, spec: str, suffix: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:{spec}}{suffix}"
+
+
+def _with_ratio(value: Any, ratio: Any, spec: str) -> str:
+    text = _fmt(value, spec)
+    return text if text == "—" else f"{text} ({_fmt(ratio, '.2f', 'x')})"
+
+
+def _table(frame) -> Table:
+    table = Table(title="compression: ratios against the dense model")
+    for name in ("step", "from", "size (x smaller)", "MACs", "ORT ms (x faster)",
+                 "torch ms (x faster)", "PSNR dB", "Δ dense", "Δ same training"):  # fmt: skip
+        table.add_column(name, justify="left" if name in ("step", "from") else "right")
+    for row in frame.itertuples():
+        same = f"{_fmt(row.quality_delta_db, '+.2f')} {row.reference}" if row.reference else "—"
+        table.add_row(
+            str(row.step), row.source if isinstance(row.source, str) else "",
+            f"{binary_bytes(row.file_bytes)} ({_fmt(row.size_x, '.1f', 'x')})",
+            _fmt(row.macs_ratio, ".2f", "x"),
+            _with_ratio(row.ort_latency_ms, row.ort_speedup, ",.1f"),
+            _with_ratio(row.torch_latency_ms, row.torch_speedup, ",.1f"),
+            _fmt(row.test_psnr_db, ".2f"), _fmt(row.psnr_delta_db, "+.2f"), same,
+        )  # fmt: skip
+    return table
+
+
+@app.command()
+def compress(
+    config: Path = typer.Option(
+        None, help="YAML file naming the steps (configs/compress-*.yaml); flags given here win"
+    ),
+    model: str = typer.Option(None, help="registered name (mssnet) or package.module:callable"),
+    variant: str = typer.Option(None, help="model variant, e.g. small | base | large"),
+    weights: str = typer.Option(None, help="weights file or a shipped name such as 'synthetic'"),
+    device: str = typer.Option(None, help="auto | cpu | cuda"),
+    threads: int = typer.Option(None, help="torch and ONNX Runtime intra-op threads (default 1)"),
+    resume: bool = typer.Option(
+        None, "--resume/--no-resume", help="skip steps already finished by this config in --out"
+    ),
+    progress: str = typer.Option(None, help="auto | bar | lines | none"),
+    out: str = typer.Option(None, help="run store root (default reports/)"),
+) -> None:
+    """Compress a model step by step (significance, prune, recover, fp16/bf16, int8, vq); one run each."""
+    given = _options(
+        model=model, variant=variant, weights=weights, device=device, threads=threads,
+        resume=resume, progress=progress, out=out,
+    )  # fmt: skip
+    settings = (
+        load_config(CompressConfig, config, given)
+        if config
+        else validate(CompressConfig, given, "options (give --config FILE naming the steps)")
+    )
+    mode = settings.progress
+    if mode == "auto":
+        mode = "bar" if sys.stderr.isatty() else "lines"
+    bar = _Bar() if mode == "bar" else None
+    handler = {"bar": bar, "lines": _lines, "none": None}[mode]
+    try:
+        paths = run_compress(settings, progress=handler)
+    finally:
+        if bar is not None:
+            bar.stop()
+    frame = summary_frame(paths)
+    # piped into a file or a log, the table keeps one line per step instead of the 80-column default
+    (console if console.is_terminal else Console(width=TABLE_WIDTH)).print(_table(frame))
+    console.print(
+        "x smaller: dense file / this file; x faster: dense latency / this latency in the same "
+        "runtime; PSNR on the held-out synthetic crops; Δ same training: PSNR against the "
+        "uncompressed model given as many extra training steps (named)",
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print(f"runs: {paths[0].parent} (group {frame['group'].iloc[0]})", markup=False)

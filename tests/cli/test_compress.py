@@ -1,0 +1,74 @@
+"""`effprof compress`: the summary table end to end, and bad input as one line with exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from effprof.cli import main
+
+TINY = {
+    "model": "tests.compress.tiny_restorer:restorer",
+    "ort": False,
+    "test_count": 2,
+    "test_size": 32,
+    "calibration_count": 2,
+    "calibration_size": 32,
+    "calibration_batch": 2,
+    "latency_warmup": 0,
+    "latency_repeat": 1,
+    "threads": 1,
+}
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    captured = capsys.readouterr()
+    return done.value.code, captured.out, captured.err
+
+
+def config_file(tmp_path: Path, steps: list) -> Path:
+    path = tmp_path / "compress.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "steps": steps}))
+    return path
+
+
+def test_compress_prints_the_lightgaussian_table(tmp_path, capsys):
+    steps = [
+        {"step": "prune", "target_macs": 0.5, "steps": 1},
+        {"step": "vq", "codebook_size": 16},
+    ]
+    args = ["compress", "--config", str(config_file(tmp_path, steps)), "--out", str(tmp_path)]
+    code, out, err = run_cli([*args, "--progress", "lines"], capsys)
+    assert code == 0, err
+    rows = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│ ")]
+    assert [r for r in rows if r in ("dense", "prune", "vq")] == ["dense", "prune", "vq"]
+    assert "(1.0x)" in out and "+0.00 dense" in out  # the dense row against itself
+    assert "[1/2] prune done" in err
+    code, out, err = run_cli([*args, "--resume", "--progress", "none"], capsys)
+    assert code == 0, err
+    assert len(list((tmp_path / "runs").iterdir())) == 3  # resumed: nothing ran twice
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ([{"step": "quantize"}], "steps.0: Input tag 'quantize'"),
+        ([{"step": "vq", "codebook_size": "big"}], "steps.0.vq.codebook_size: Input should be a valid integer"),
+        ([{"step": "prune", "target_macs": 0.01}], "cannot keep 0.01 of the MACs"),
+    ],
+)  # fmt: skip
+def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, steps, message):
+    path = config_file(tmp_path, steps)
+    code, _, err = run_cli(["compress", "--config", str(path), "--out", str(tmp_path)], capsys)
+    assert code == 2
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not [p for p in (tmp_path / "runs").glob("*") if not p.name.startswith(".")]
+
+
+def test_without_a_config_the_missing_steps_are_named(tmp_path, capsys):
+    code, _, err = run_cli(["compress", "--model", "mssnet", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "give --config FILE naming the steps" in err and "steps" in err
