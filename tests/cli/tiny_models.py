@@ -21,7 +21,9 @@ class OutOfMemoryOnRealDevices(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "meta":
-            raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 1 TiB (out of memory)")
+            raise RuntimeError(
+                "DefaultCPUAllocator: not enough memory: you tried to allocate 1 TiB (out of memory)"
+            )
         return self.conv(x)
 
 

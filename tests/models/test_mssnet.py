@@ -46,7 +46,7 @@ def test_golden_outputs(reference_dir):
         outputs = model(golden["input"], all_outputs=True)
         final = model(golden["input"])
     assert len(outputs) == len(golden["outputs"]) == len(OUTPUT_NAMES)
-    for name, ours, theirs in zip(OUTPUT_NAMES, outputs, golden["outputs"]):
+    for name, ours, theirs in zip(OUTPUT_NAMES, outputs, golden["outputs"], strict=True):
         assert ours.shape == theirs.shape, name
         rel = (ours - theirs).norm() / theirs.norm()
         assert rel < 1e-4, f"{name}: relative L2 error {rel:.2e}"
@@ -62,7 +62,11 @@ def test_prelu_is_shared():
 
 def test_counterfactual_switches_build_and_run():
     x = torch.empty(1, 3, 64, 64, device="meta")
-    for kwargs in ({"pixel_unshuffle": False}, {"multiscale": False}, {"pixel_unshuffle": False, "multiscale": False}):
+    for kwargs in (
+        {"pixel_unshuffle": False},
+        {"multiscale": False},
+        {"pixel_unshuffle": False, "multiscale": False},
+    ):
         from effprof.models.mssnet import build_mssnet
 
         with torch.device("meta"):
