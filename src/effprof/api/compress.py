@@ -24,13 +24,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from effprof.api.compress_steps import (
-    STEPS,
-    Context,
-    Stage,
-    count_macs,
-    dense_step,
-)
+from effprof.api.compress_measure import Context, Stage, count_macs
+from effprof.api.compress_steps import STEPS, dense_step
 from effprof.compress.prune import PruneSpec, check_target
 from effprof.compress.recover import frozen
 from effprof.compress.reload import load_pruned
