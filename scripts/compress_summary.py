@@ -1,0 +1,49 @@
+"""Write a compression pipeline's per-step table (one run group) as CSV, and print it.
+
+    python scripts/compress_summary.py reports/ --group GROUP --csv reports/benchmarks/compression.csv
+
+Columns: ``effprof.api.compress.summary_frame`` (ratios against dense, PSNR change against dense
+and against the equally trained dense control) plus the runs' extra metrics (SSIM, gain over
+blurry, fidelity SSIM, INT8 parity, VQ bits per weight, recovery steps and time).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from effprof.api.compress import summary_frame
+from effprof.runs import load_runs
+
+EXTRA = [
+    "test_gain_db", "test_blurry_psnr_db", "fidelity_ssim", "onnx_bytes", "int8_convs",
+    "float_convs", "int8_rel_l2_error", "vq_bits_per_conv_weight", "vq_weight_relative_error",
+    "recover_steps", "recover_s", "distill_l1_before", "distill_l1_after",
+    "achievable_min_macs_ratio", "torch_latency_cv", "ort_latency_cv",
+]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("store")
+    parser.add_argument("--group", help="run group (default: the latest compress pipeline)")
+    parser.add_argument("--csv", type=Path, required=True)
+    args = parser.parse_args()
+    runs = load_runs(args.store, kind="compress", status="finished")
+    group = args.group or runs.sort_values("created")["group"].iloc[-1]
+    runs = runs[runs["group"] == group].sort_values("created")
+    frame = summary_frame(list(runs["path"]))
+    for name in EXTRA:
+        column = f"metrics.{name}"
+        frame[name] = list(runs[column]) if column in runs else None
+    args.csv.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.csv, index=False)
+    with pd.option_context("display.width", 250, "display.max_columns", 40):
+        print(frame.drop(columns=["run_id", "group"]).to_string(float_format="%.3f"))
+    print(f"group {group}: {len(frame)} steps -> {args.csv}")
+
+
+if __name__ == "__main__":
+    main()
