@@ -6,7 +6,7 @@ structure.json + weights.pt, ONNX Runtime fp32 from model.onnx, ONNX Runtime INT
 model-int8.onnx — and times them round-robin for ``--rounds`` rounds, writing one row per
 (model, runtime, round) with the 1-minute load average read just before.
 
-    python scripts/compress_latency.py reports/ --group GROUP --rounds 3 \
+    python scripts/compress_latency.py reports/ [--group GROUP] --rounds 3 \
         --csv reports/benchmarks/compression-cpu.csv
 
 Speed-ups are best taken within a round (same load), as medians over rounds.
@@ -23,16 +23,18 @@ import pandas as pd
 import torch
 
 from effprof.compress.reload import STRUCTURE_FILE, load_pruned
+from effprof.config import load_config
+from effprof.config.compress import CompressConfig
 from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.onnx import ort_latency
 from effprof.results import Missing
 from effprof.runs import load_runs
 
 
-def _targets(store: str, group: str) -> list[tuple[str, str, Path]]:
-    """(step label, runtime, file) for every timeable artefact of the group, in step order."""
-    runs = load_runs(store, kind="compress")
-    runs = runs[runs["group"] == group].sort_values("created")
+def _targets(store: str, group: str | None, config: Path | None) -> list[tuple[str, str, Path]]:
+    """(step label, runtime, file) for every timeable artefact of the group (default: the latest
+    pipeline), in step order."""
+    runs = pipeline_runs(store, group, config)
     targets = []
     for _, row in runs.iterrows():
         path, step = Path(row["path"]), row["params.step"]
@@ -52,10 +54,23 @@ def _time(runtime: str, path: Path, shape: tuple[int, ...], repeat: int, threads
     return ort_latency(path, shape, threads=threads, warmup=2, repeat=repeat)
 
 
+def pipeline_runs(store: str, group: str | None, config: Path | None) -> pd.DataFrame:
+    """Finished runs of one pipeline in step order: ``group``, else the latest pipeline of
+    ``config``, else the latest pipeline in the store."""
+    runs = load_runs(store, kind="compress", status="finished").sort_values("created")
+    if config is not None:
+        wanted = load_config(CompressConfig, config).pipeline_hash()
+        runs = runs[runs["params.pipeline_hash"] == wanted]
+    if runs.empty:
+        raise SystemExit(f"no finished compress runs in {store} for {config or 'any config'}")
+    return runs[runs["group"] == (group or runs["group"].iloc[-1])]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("store", help="run store root, e.g. reports/")
-    parser.add_argument("--group", required=True, help="the pipeline's run group")
+    parser.add_argument("--group", help="the pipeline's run group (default: the latest)")
+    parser.add_argument("--config", type=Path, help="the latest pipeline of this compress config")
     parser.add_argument("--size", type=int, default=256, help="input side in pixels")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=10)
@@ -65,7 +80,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     shape = (1, 3, args.size, args.size)
-    targets = [t for t in _targets(args.store, args.group) if not args.steps or t[0] in args.steps]
+    targets = [
+        t
+        for t in _targets(args.store, args.group, args.config)
+        if not args.steps or t[0] in args.steps
+    ]
     rows = []
     for round_ in range(args.rounds):
         for step, runtime, path in targets:

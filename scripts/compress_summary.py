@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from effprof.api.compress import summary_frame
+from effprof.config import load_config
+from effprof.config.compress import CompressConfig
 from effprof.runs import load_runs
 
 EXTRA = [
@@ -25,15 +27,27 @@ EXTRA = [
 ]  # fmt: skip
 
 
+def pipeline_runs(store: str, group: str | None, config: Path | None) -> pd.DataFrame:
+    """Finished runs of one pipeline in step order: ``group``, else the latest pipeline of
+    ``config``, else the latest pipeline in the store."""
+    runs = load_runs(store, kind="compress", status="finished").sort_values("created")
+    if config is not None:
+        wanted = load_config(CompressConfig, config).pipeline_hash()
+        runs = runs[runs["params.pipeline_hash"] == wanted]
+    if runs.empty:
+        raise SystemExit(f"no finished compress runs in {store} for {config or 'any config'}")
+    return runs[runs["group"] == (group or runs["group"].iloc[-1])]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("store")
     parser.add_argument("--group", help="run group (default: the latest compress pipeline)")
+    parser.add_argument("--config", type=Path, help="the latest pipeline of this compress config")
     parser.add_argument("--csv", type=Path, required=True)
     args = parser.parse_args()
-    runs = load_runs(args.store, kind="compress", status="finished")
-    group = args.group or runs.sort_values("created")["group"].iloc[-1]
-    runs = runs[runs["group"] == group].sort_values("created")
+    runs = pipeline_runs(args.store, args.group, args.config)
+    group = runs["group"].iloc[0]
     frame = summary_frame(list(runs["path"]))
     for name in EXTRA:
         column = f"metrics.{name}"
