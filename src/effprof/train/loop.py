@@ -98,7 +98,9 @@ def precision_context(precision: TrainPrecision, device: torch.device) -> Iterat
             if precision in ("tf32", "bf16"):
                 torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         if precision == "bf16":
-            with torch.autocast(device.type, dtype=torch.bfloat16):
+            # One autocast region spans the whole loop, so its weight cache must be off: cached
+            # bf16 copies of the parameters would otherwise never see the optimizer's updates.
+            with torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False):
                 yield
         else:
             yield
