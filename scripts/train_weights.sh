@@ -9,9 +9,10 @@
 # Environment:
 #   DEVICE=cpu|cuda       picks configs/train-mssnet-small-$DEVICE.yaml (default cpu)
 #   MAX_MINUTES=N         time budget (default: none on cpu, 4 on cuda)
+#   PHASES="N1 N2 ..."    total steps per phase (resume with a longer cosine); cpu default below
 #   OUT=DIR               run store root (default reports/)
 #   INSTALL=1             copy the trained fp16 weights over the shipped file afterwards
-#   THREADS=N             torch threads on cpu (default 2; the config's value otherwise)
+#   THREADS=N             torch threads (default: the config's, 1 on cpu: a shared CPU slows 2 threads 10x)
 # Extra arguments go to `effprof train` (e.g. --steps 200 for a quick try).
 #
 # On a machine without effprof installed (the lent GPU machines) the script runs it from src/;
@@ -38,6 +39,10 @@ if command -v effprof >/dev/null 2>&1 && python -c "import effprof" 2>/dev/null;
 else
     PYTHON=python3
     if ! $PYTHON -c "import pydantic" 2>/dev/null; then
+        compgen -G ".whl/pydantic-*.whl" >/dev/null || {
+            echo "error: pydantic is missing here; carry .whl/ with its cp312 wheels (see the lead's notes)" >&2
+            exit 2
+        }
         $PYTHON -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
             --target /tmp/effprof-site .whl/*.whl
         export PYTHONPATH="/tmp/effprof-site${PYTHONPATH:+:$PYTHONPATH}"
@@ -47,11 +52,34 @@ else
 fi
 
 export PYTHONUNBUFFERED=1
-log="$(mktemp)"
-"${EFFPROF[@]}" train "${args[@]}" --progress lines "$@" | tee "$log"
-run_dir="$(sed -n 's/^run: //p' "$log" | tail -n 1)"
-rm -f "$log"
-[[ -n "$run_dir" && -f "$run_dir/weights-fp16.pt" ]] || { echo "error: training wrote no weights" >&2; exit 1; }
+
+# One `effprof train` call; prints its run folder last.
+train_phase() {
+    local log run
+    log="$(mktemp)"
+    "${EFFPROF[@]}" train "${args[@]}" --progress lines "$@" | tee "$log" >&2
+    run="$(sed -n 's/^run: //p' "$log" | tail -n 1)"
+    rm -f "$log"
+    [[ -n "$run" && -f "$run/weights-fp16.pt" ]] || { echo "error: training wrote no weights" >&2; exit 1; }
+    echo "$run"
+}
+
+# PHASES: total step counts; each phase after the first resumes the previous run's checkpoint with
+# a longer schedule (a warm restart of the cosine: optimizer state, step count and loss curve carry
+# on). The shipped CPU weights were trained in the phases below; a GPU run is one time-boxed phase.
+if [[ "$DEVICE" == cuda ]]; then PHASES="${PHASES:-}"; else PHASES="${PHASES:-4000 12000}"; fi
+run_dir=""
+if [[ -z "$PHASES" ]]; then
+    run_dir="$(train_phase "$@")"
+else
+    for steps in $PHASES; do
+        if [[ -z "$run_dir" ]]; then
+            run_dir="$(train_phase --steps "$steps" "$@")"
+        else
+            run_dir="$(train_phase --steps "$steps" --resume "$run_dir/checkpoint.pt" "$@")"
+        fi
+    done
+fi
 echo "weights: $run_dir/weights-fp16.pt"
 if [[ "${INSTALL:-0}" == 1 ]]; then
     cp "$run_dir/weights-fp16.pt" src/effprof/models/weights/mssnet-small-synthetic.pt

@@ -11,8 +11,18 @@ from effprof.train import ReconstructionLoss, deblur_loss, fft_l1, model_outputs
 
 def test_perfect_outputs_have_zero_loss():
     sharp = torch.rand(2, 3, 16, 16)
-    half = torch.nn.functional.interpolate(sharp, size=(8, 8), mode="bilinear", align_corners=False)
+    half = torch.nn.functional.interpolate(sharp, size=(8, 8), mode="bilinear", align_corners=True)
     assert float(deblur_loss([half, sharp, sharp], sharp)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_half_resolution_target_is_on_mssnet_s_own_half_grid():
+    # MSSNet's res1_1 is its half-size input (bilinear, align_corners=True) plus a correction: an
+    # untrained correction of zero must score exactly 0 when input and target agree.
+    x = torch.rand(1, 3, 32, 32)
+    half_input = torch.nn.functional.interpolate(
+        x, scale_factor=0.5, mode="bilinear", align_corners=True
+    )
+    assert float(deblur_loss([half_input], x)) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_constant_offset_matches_a_hand_computation():

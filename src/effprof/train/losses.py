@@ -1,7 +1,9 @@
 """The MSSNet paper's training loss, usable by any network with one or several outputs.
 
-For each output the sharp target is resized (bilinear) to that output's size — MSSNet's first
-output, ``res1_1``, is half resolution — and the loss adds the L1 distance of the images and
+For each output the sharp target is resized to that output's size — MSSNet's first output,
+``res1_1``, is half resolution — with bilinear interpolation and ``align_corners=True``, as the
+official trainer builds its label pyramid (and as MSSNet makes its own half-size input, so the
+half-resolution output and its target sit on the same pixel grid); the loss adds the L1 distance of the images and
 ``fft_weight`` (0.1) times the L1 distance of their 2-D FFTs (real and imaginary parts), summed
 over the outputs, as in the official trainer:
 
@@ -28,10 +30,10 @@ ExtraLoss = Callable[[list[Tensor], Tensor], Tensor]  # (outputs, blurry) -> ext
 
 
 def resize_to(target: Tensor, like: Tensor) -> Tensor:
-    """``target`` resized (bilinear, align_corners=False) to ``like``'s height and width."""
+    """``target`` resized (bilinear, align_corners=True, the official label pyramid) to ``like``'s size."""
     if target.shape[-2:] == like.shape[-2:]:
         return target
-    return F.interpolate(target, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    return F.interpolate(target, size=like.shape[-2:], mode="bilinear", align_corners=True)
 
 
 def fft_l1(output: Tensor, target: Tensor) -> Tensor:
