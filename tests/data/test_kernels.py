@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from effprof.data import KernelSpec, random_kernels
+from effprof.data import KernelSpec, path_lengths, random_kernels, random_trajectories
 
 
 def kernels(seed: int, count: int = 16, **spec) -> torch.Tensor:
@@ -62,3 +62,11 @@ def test_shaky_kernels_are_not_all_straight():
     assert k.shape[-1] < 2 * 20 + 4  # sized to the batch, not to the worst case
     spread = (k > 0).flatten(1).sum(1).float()
     assert spread.std() > 0  # different shapes
+
+
+def test_path_length_of_a_straight_line_is_its_drawn_length():
+    spec = KernelSpec(min_length_px=10, max_length_px=10, linear_fraction=1.0)
+    points, weights = random_trajectories(3, spec, torch.Generator().manual_seed(0))
+    assert torch.allclose(
+        path_lengths(points, weights), torch.full((3,), 10.0, dtype=torch.float64)
+    )

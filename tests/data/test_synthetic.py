@@ -62,6 +62,9 @@ def test_heldout_set_is_24_crops_of_256_from_test_images_only_and_fixed():
     assert len(pairs) == 24
     assert all(p.blurry.shape == p.sharp.shape == (3, 256, 256) for p in pairs)
     assert {p.name.rsplit("-", 1)[0] for p in pairs} == set(TEST_IMAGES)
+    assert all(
+        4 * 0.5 - 0.01 <= p.blur_px <= 24 + 0.01 for p in pairs
+    )  # exposed part of a 4-24 px path
     again = heldout_pairs()
     assert all(torch.equal(a.blurry, b.blurry) for a, b in zip(pairs, again, strict=True))
     assert (

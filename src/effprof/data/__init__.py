@@ -16,7 +16,13 @@ from effprof.data.images import (
     bundled_image,
     split_images,
 )
-from effprof.data.kernels import KernelSpec, random_kernels, random_trajectories, rasterise
+from effprof.data.kernels import (
+    KernelSpec,
+    path_lengths,
+    random_kernels,
+    random_trajectories,
+    rasterise,
+)
 from effprof.data.metrics import DATA_RANGE, PSNR_CAP_DB, fidelity, psnr_db, quality, ssim
 from effprof.data.pairs import ImagePair
 from effprof.data.synthetic import (
@@ -57,6 +63,7 @@ __all__ = [
     "fidelity",
     "heldout_pairs",
     "jpeg",
+    "path_lengths",
     "psnr_db",
     "quality",
     "quantize_8bit",

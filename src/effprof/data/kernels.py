@@ -142,6 +142,13 @@ def rasterise(points: Tensor, weights: Tensor, size: int | None = None) -> Tenso
     return kernels.to(torch.float32)
 
 
+def path_lengths(points: Tensor, weights: Tensor) -> Tensor:
+    """Exposed path length in pixels of each trajectory (count,): what the sensor integrated."""
+    steps = (points[:, 1:] - points[:, :-1]).norm(dim=-1)
+    exposed = (weights[:, 1:] > 0) & (weights[:, :-1] > 0)
+    return (steps * exposed).sum(dim=1)
+
+
 def random_kernels(
     count: int, spec: KernelSpec, gen: torch.Generator, size: int | None = None
 ) -> Tensor:

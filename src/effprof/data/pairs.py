@@ -9,11 +9,13 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class ImagePair:
-    """``blurry`` and ``sharp`` are float32 (3, H, W) in [0, 1]; ``sharp`` is None for blurry-only data."""
+    """``blurry`` and ``sharp`` are float32 (3, H, W) in [0, 1]; ``sharp`` is None for blurry-only data;
+    ``blur_px`` is the exposed motion path length of a synthetic pair (None when unknown)."""
 
     name: str
     blurry: Tensor
     sharp: Tensor | None
+    blur_px: float | None = None
 
     @property
     def size(self) -> tuple[int, int]:

@@ -21,7 +21,13 @@ from torch import Tensor
 
 from effprof.data.degrade import add_noise, blur_valid, jpeg, quantize_8bit
 from effprof.data.images import split_images
-from effprof.data.kernels import KernelSpec, random_kernels
+from effprof.data.kernels import (
+    KernelSpec,
+    path_lengths,
+    random_kernels,
+    random_trajectories,
+    rasterise,
+)
 from effprof.data.pairs import ImagePair
 
 TEST_SEED = 2022
@@ -184,18 +190,23 @@ def synthetic_pairs(
 ) -> list[ImagePair]:
     """``count`` fixed pairs of ``size_px`` squares, cycling over the split's images (on the CPU).
 
-    Pair i comes from image ``i % n_images`` and is named ``<image>-<i>``; no flips or rotations.
+    Pair i comes from image ``i % n_images`` and is named ``<image>-<i>``; no flips or rotations;
+    each pair records its exposed blur path length (``blur_px``).
     """
     named = split_images(split)
     names = list(named)
     gen = step_generator(seed, 0)
-    kernels = random_kernels(count, blur.kernel, gen)
+    points, weights = random_trajectories(count, blur.kernel, gen)  # = random_kernels, with lengths
+    kernels, lengths = rasterise(points, weights), path_lengths(points, weights)
     source_px = size_px + kernels.shape[-1] - 1
     images = [_mirror_pad_to(image, source_px, source_px) for image in named.values()]
     picks = [i % len(images) for i in range(count)]
     sources = _cut(images, picks, source_px, gen, augment=False)
     blurry, sharp = degrade(sources, kernels, blur, gen)
-    return [ImagePair(f"{names[p]}-{i:02d}", blurry[i], sharp[i]) for i, p in enumerate(picks)]
+    return [
+        ImagePair(f"{names[p]}-{i:02d}", blurry[i], sharp[i], round(float(lengths[i]), 2))
+        for i, p in enumerate(picks)
+    ]
 
 
 def heldout_pairs(count: int = TEST_COUNT, size_px: int = TEST_SIZE_PX) -> list[ImagePair]:

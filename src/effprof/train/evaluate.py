@@ -23,8 +23,8 @@ from effprof.results import EffprofError
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Per-image quality (``per_image``: name, height, width, blurry_psnr_db, blurry_ssim, psnr_db,
-    ssim, gain_db, ssim_gain) and its means (``summary()``)."""
+    """Per-image quality (``per_image``: name, height, width, [blur_px for synthetic pairs],
+    blurry_psnr_db, blurry_ssim, psnr_db, ssim, gain_db, ssim_gain) and its means (``summary()``)."""
 
     per_image: pd.DataFrame
 
@@ -91,6 +91,8 @@ def evaluate_pairs(
             }
             for i, pair in enumerate(group):
                 row = {"name": pair.name, "height": pair.size[0], "width": pair.size[1]}
+                if pair.blur_px is not None:
+                    row["blur_px"] = pair.blur_px
                 row.update({k: float(v[i]) for k, v in scores.items()})
                 rows.append(row)
     finally:
