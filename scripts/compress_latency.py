@@ -2,8 +2,8 @@
 
 A pipeline run times each model once, minutes apart; on a shared machine the load changes in
 between. This script reloads every model a pipeline (one run group) stored — torch fp32 from
-structure.json + weights.pt, ONNX Runtime fp32 from model.onnx, ONNX Runtime INT8 from
-model-int8.onnx — and times them round-robin for ``--rounds`` rounds, writing one row per
+structure.json + weights.pt, ONNX Runtime fp32 / fp16 / INT8 from model.onnx /
+model-fp16.onnx / model-int8.onnx — and times them round-robin for ``--rounds`` rounds, writing one row per
 (model, runtime, round) with the 1-minute load average read just before.
 
     python scripts/compress_latency.py reports/ [--group GROUP] --rounds 3 \
@@ -42,6 +42,8 @@ def _targets(store: str, group: str | None, config: Path | None) -> list[tuple[s
             targets.append((step, "torch fp32", path))
         if (path / "model.onnx").is_file():
             targets.append((step, "ort fp32", path / "model.onnx"))
+        if (path / "model-fp16.onnx").is_file():
+            targets.append((step, "ort fp16", path / "model-fp16.onnx"))
         if (path / "model-int8.onnx").is_file():
             targets.append((step, "ort int8", path / "model-int8.onnx"))
     return targets
@@ -57,13 +59,16 @@ def _time(runtime: str, path: Path, shape: tuple[int, ...], repeat: int, threads
 def pipeline_runs(store: str, group: str | None, config: Path | None) -> pd.DataFrame:
     """Finished runs of one pipeline in step order: ``group``, else the latest pipeline of
     ``config``, else the latest pipeline in the store."""
-    runs = load_runs(store, kind="compress", status="finished").sort_values("created")
+    runs = load_runs(store, kind="compress", status="finished").sort_values(
+        ["created", "params.index"]
+    )
     if config is not None:
         wanted = load_config(CompressConfig, config).pipeline_hash()
         runs = runs[runs["params.pipeline_hash"] == wanted]
     if runs.empty:
         raise SystemExit(f"no finished compress runs in {store} for {config or 'any config'}")
-    return runs[runs["group"] == (group or runs["group"].iloc[-1])]
+    runs = runs[runs["group"] == (group or runs["group"].iloc[-1])]
+    return runs.sort_values("params.index")  # "created" has one-second resolution
 
 
 def main() -> None:

@@ -30,13 +30,16 @@ EXTRA = [
 def pipeline_runs(store: str, group: str | None, config: Path | None) -> pd.DataFrame:
     """Finished runs of one pipeline in step order: ``group``, else the latest pipeline of
     ``config``, else the latest pipeline in the store."""
-    runs = load_runs(store, kind="compress", status="finished").sort_values("created")
+    runs = load_runs(store, kind="compress", status="finished").sort_values(
+        ["created", "params.index"]
+    )
     if config is not None:
         wanted = load_config(CompressConfig, config).pipeline_hash()
         runs = runs[runs["params.pipeline_hash"] == wanted]
     if runs.empty:
         raise SystemExit(f"no finished compress runs in {store} for {config or 'any config'}")
-    return runs[runs["group"] == (group or runs["group"].iloc[-1])]
+    runs = runs[runs["group"] == (group or runs["group"].iloc[-1])]
+    return runs.sort_values("params.index")  # "created" has one-second resolution
 
 
 def main() -> None:
