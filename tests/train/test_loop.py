@@ -100,3 +100,39 @@ def test_periodic_evaluation_runs_without_gradients_in_eval_mode():
     result = train(Tiny(), lambda s: batch, TrainSpec(steps=4, eval_every=2), evaluate=evaluate)
     assert list(result.evals["step"]) == [2, 4] and modes == [(False, False)] * 2
     assert "eval_score" in result.evals
+
+
+def test_weight_average_is_what_is_returned_and_saved_and_it_resumes_exactly(tmp_path):
+    batch = fixed_batch(16)
+    raw: list[torch.Tensor] = []  # raw weights after each step, seen when the next batch is asked
+
+    def batches(step, model):
+        if step:
+            raw.append(model.conv.weight.detach().clone())
+        return batch
+
+    torch.manual_seed(0)
+    model = Tiny()
+    spec = TrainSpec(steps=5, lr=1e-2, min_lr=1e-2, ema_decay=0.5)  # constant lr: resumable
+    path = tmp_path / "ck.pt"
+    train(model, lambda s: batches(s, model), spec, checkpoint=path)
+    state = torch.load(path, weights_only=True)
+    raw.append(state["train_state_dict"]["conv.weight"])
+    expected = raw[0]  # the average starts at the first step's weights, then halves toward each
+    for weights in raw[1:]:
+        expected = 0.5 * expected + 0.5 * weights
+    assert torch.allclose(model.conv.weight, expected, atol=1e-7)
+    assert torch.equal(state["model_state_dict"]["conv.weight"], model.conv.weight.detach())
+    assert not torch.equal(expected, raw[-1])
+
+    torch.manual_seed(0)
+    part = tmp_path / "part.pt"
+    train(
+        Tiny(),
+        lambda s: batch,
+        TrainSpec(steps=3, lr=1e-2, min_lr=1e-2, ema_decay=0.5),
+        checkpoint=part,
+    )
+    resumed = Tiny()
+    train(resumed, lambda s: batch, spec, resume=part)
+    assert torch.allclose(resumed.conv.weight, model.conv.weight, atol=1e-6)

@@ -47,7 +47,13 @@ def train(
     device: str = typer.Option(None, help="auto | cpu | cuda"),
     precision: str = typer.Option(
         None,
-        help="fp32 | tf32 | bf16 (cuda only for tf32/bf16; bf16 autocast made MSSNet diverge on an H200: use tf32)",
+        help="fp32 | tf32 | bf16 (tf32: cuda only; bf16 autocast on cuda or a cpu with bf16 instructions)",
+    ),
+    channels_last: bool = typer.Option(
+        None, "--channels-last/--no-channels-last", help="train in channels_last memory format"
+    ),
+    ema_decay: float = typer.Option(
+        None, help="keep a moving average of the weights (e.g. 0.999); it is evaluated and saved"
     ),
     max_minutes: float = typer.Option(
         None, help="time budget: decay the learning rate by time and stop, saving, when spent"
@@ -83,6 +89,7 @@ def train(
     given = _options(
         model=model, variant=variant, steps=steps, batch=batch, crop=crop, lr=lr,
         warmup_steps=warmup_steps, device=device, precision=precision, max_minutes=max_minutes,
+        channels_last=channels_last, ema_decay=ema_decay,
         weights=weights, resume=resume, max_blur_px=max_blur, noise=noise, jpeg=_jpeg(jpeg),
         curriculum_steps=curriculum_steps, eval_every=eval_every, checkpoint_every=checkpoint_every,
         seed=seed, threads=threads, test=test, progress=progress, out=out,

@@ -10,6 +10,11 @@ Checkpoints use the official MSSNet trainers' format — a dict with ``model_sta
 and seconds trained, plain lists and numbers, so ``torch.load(weights_only=True)`` reads it).
 Synthetic data has no epochs: ``epoch`` counts ``STEPS_PER_EPOCH`` steps.
 
+With ``ema_decay`` the loop also keeps an exponential moving average of the weights (Polyak
+averaging, ``torch.optim.swa_utils``): evaluations score the average, the trained model handed
+back is the average, and a checkpoint stores it as ``model_state_dict`` (what a user loads) with
+the raw weights under ``train_state_dict`` so ``resume`` continues exactly.
+
 The learning rate is a function of progress p = step / steps, or, with a time budget, of
 max(step / steps, seconds / budget): a time-boxed run still decays to ``min_lr`` and stops cleanly
 at the budget, saving its checkpoint.
@@ -29,6 +34,7 @@ from typing import Any, Literal
 import pandas as pd
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from effprof.train.losses import LossFn, ReconstructionLoss
 from effprof.train.progress import Progress, Silent
@@ -38,13 +44,15 @@ Evaluator = Callable[[nn.Module], dict[str, float]]
 TrainPrecision = Literal["fp32", "tf32", "bf16"]
 STEPS_PER_EPOCH = 1000
 HISTORY_KEY = "effprof_train"
+RAW_KEY = "train_state_dict"
 
 
 @dataclass(frozen=True)
 class TrainSpec:
     """How to train: ``steps`` Adam steps at peak ``lr`` after ``warmup_steps`` of linear warm-up,
     cosine-decayed to ``min_lr``; evaluation every ``eval_every`` steps and a checkpoint every
-    ``checkpoint_every`` (0 = only at the end); ``time_budget_s`` stops the run gracefully."""
+    ``checkpoint_every`` (0 = only at the end); ``time_budget_s`` stops the run gracefully;
+    ``ema_decay`` (e.g. 0.999) keeps a moving average of the weights, 0 = off."""
 
     steps: int
     lr: float = 5e-4
@@ -59,10 +67,13 @@ class TrainSpec:
     precision: TrainPrecision = "fp32"
     channels_last: bool = False
     time_budget_s: float | None = None
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.lr <= 0 or self.min_lr < 0 or self.log_every < 1:
             raise ValueError("steps and log_every must be >= 1, lr > 0 and min_lr >= 0")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 @dataclass
@@ -115,16 +126,22 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None,
     step: int,
     extra: dict[str, Any] | None = None,
+    average: nn.Module | None = None,
 ) -> Path:
-    """Write an official-format checkpoint atomically (temporary file, then rename)."""
+    """Write an official-format checkpoint atomically (temporary file, then rename).
+
+    With a weight ``average`` its weights are the ``model_state_dict`` and ``model``'s raw weights
+    go under ``train_state_dict`` (read back by :func:`load_checkpoint`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
-        "model_state_dict": model.state_dict(),
+        "model_state_dict": (model if average is None else average).state_dict(),
         "optimizer_state_dict": optimizer.state_dict() if optimizer is not None else {},
         "epoch": step // STEPS_PER_EPOCH,
         "all_step": step,
     }
+    if average is not None:
+        state[RAW_KEY] = model.state_dict()
     if extra:
         state[HISTORY_KEY] = extra
     tmp = path.with_name(f".{path.name}.tmp")
@@ -134,11 +151,17 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    average: nn.Module | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Restore model (and optimizer) from an official-format checkpoint; returns (all_step, history)."""
+    """Restore model (and optimizer, and weight average) from an official-format checkpoint;
+    returns (all_step, history). A checkpoint without an average starts one from its weights."""
     state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model_state_dict"], strict=True)
+    model.load_state_dict(state.get(RAW_KEY, state["model_state_dict"]), strict=True)
+    if average is not None:
+        average.load_state_dict(state["model_state_dict"], strict=True)
     if optimizer is not None and state.get("optimizer_state_dict"):
         optimizer.load_state_dict(state["optimizer_state_dict"])
     return int(state.get("all_step", 0)), dict(state.get(HISTORY_KEY, {}))
@@ -175,7 +198,16 @@ def train(
     optimizer = torch.optim.Adam(
         params, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay, fused=fused
     )
-    step, saved = (0, {}) if resume is None else load_checkpoint(resume, model, optimizer)
+    ema = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(spec.ema_decay), use_buffers=True)
+        if spec.ema_decay
+        else None
+    )
+    average = None if ema is None else ema.module
+    scored = model if average is None else average  # the weights evaluations and callers get
+    step, saved = (0, {}) if resume is None else load_checkpoint(resume, model, optimizer, average)
+    if ema is not None and resume is not None:
+        ema.n_averaged.fill_(max(step, 1))  # continue the restored average, do not restart it
     rows: list[dict[str, Any]] = list(pd.DataFrame(saved.get("history", {})).to_dict("records"))
     eval_rows: list[dict[str, Any]] = list(pd.DataFrame(saved.get("evals", {})).to_dict("records"))
     seconds_before = float(saved.get("seconds", 0.0))
@@ -193,8 +225,9 @@ def train(
             return
         began = time.perf_counter()
         model.eval()
+        scored.eval()
         with torch.no_grad(), torch.autocast(device.type, enabled=False):
-            metrics = evaluate(model)
+            metrics = evaluate(scored)
         model.train()
         if "start" in interval:  # evaluation time does not count as step time
             interval["start"] += time.perf_counter() - began
@@ -257,6 +290,8 @@ def train(
                 if spec.grad_clip:
                     torch.nn.utils.clip_grad_norm_(params, spec.grad_clip)
                 optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(model)
                 step += 1
                 interval.update(
                     loss=interval["loss"] + loss.detach().float(),
@@ -268,19 +303,21 @@ def train(
                 if spec.eval_every and step % spec.eval_every == 0 and step < spec.steps:
                     run_eval()
                 if checkpoint and spec.checkpoint_every and step % spec.checkpoint_every == 0:
-                    save_checkpoint(checkpoint, model, optimizer, step, history())
+                    save_checkpoint(checkpoint, model, optimizer, step, history(), average)
             log_interval()
         run_eval()  # outside the precision context: the final numbers are plain fp32
     except KeyboardInterrupt:
         stopped = "interrupted"
         if checkpoint:
-            save_checkpoint(checkpoint, model, optimizer, step, history())
+            save_checkpoint(checkpoint, model, optimizer, step, history(), average)
         raise
     finally:
         progress.stop()
     seconds = seconds_before + time.perf_counter() - started
     if checkpoint:
-        save_checkpoint(checkpoint, model, optimizer, step, history())
+        save_checkpoint(checkpoint, model, optimizer, step, history(), average)
+    if average is not None:
+        model.load_state_dict(average.state_dict())
     model.eval()
     return TrainResult(
         history=pd.DataFrame(rows),
