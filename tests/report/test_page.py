@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
@@ -44,6 +45,13 @@ def test_user_text_inside_chart_data_cannot_close_the_script():
     payload = re.search(r'<script type="application/json"[^>]*>(.*?)</script>', html, re.S)[1]
     assert "<" not in payload and "\\u003cscript\\u003e" in payload
     assert "&lt;script&gt;" in html.split("<figcaption>")[1]
+
+
+def test_numpy_scalars_and_arrays_in_chart_data_are_serialised():
+    import numpy as np
+
+    text = page._json_for_script({"a": np.float32(1.5), "b": np.arange(3), "c": np.array(2)})
+    assert json.loads(text) == {"a": 1.5, "b": [0, 1, 2], "c": 2}
 
 
 def test_table_escapes_cells_and_formats_missing_values():

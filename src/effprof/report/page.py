@@ -137,7 +137,8 @@ def _json_for_script(data: Any) -> str:
 
 
 def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
+    """numpy / torch scalars and arrays (an array's ``item()`` fails unless it has one element)."""
+    if getattr(value, "ndim", 0) == 0 and hasattr(value, "item"):
         return value.item()
     if hasattr(value, "tolist"):
         return value.tolist()
