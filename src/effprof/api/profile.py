@@ -35,6 +35,7 @@ from effprof.measure.memory import measure_peak_memory
 from effprof.measure.onnx import export_onnx, onnx_parity, ort_latency
 from effprof.measure.optime import op_time
 from effprof.measure.params import count_params
+from effprof.measure.precision import num_threads
 from effprof.models import PadToMultiple, check_variant, get_entry, load_model, padded_size
 from effprof.results import EffprofError, Missing
 from effprof.runs import RunWriter, check_writable
@@ -296,11 +297,12 @@ def profile(
 
     if config.crosscheck:
         step("cross-checking counters")
-        check = cross_check(
-            model, target.padded_shape,
-            shape=_crosscheck_shape(target.padded_shape, target.multiple),
-            references=_official_references(target),
-        )  # fmt: skip
+        with num_threads(config.threads):  # fvcore and thop run the model: same threads as timing
+            check = cross_check(
+                model, target.padded_shape,
+                shape=_crosscheck_shape(target.padded_shape, target.multiple),
+                references=_official_references(target),
+            )  # fmt: skip
         collected.tables["crosscheck"] = check.to_frame()
 
     env = collect_environment(target.device)
