@@ -1,7 +1,9 @@
 """Write the model card of weights trained by ``effprof train`` from its stored run (numbers are read,
 never typed): ``python scripts/train_card.py RUN_DIR --command "scripts/train_weights.sh" > MODEL_CARD.md``.
 
-RUN_DIR is the last run of a training; earlier phases are found through ``params.resume``.
+RUN_DIR is the last run of a training; earlier phases are found through ``params.resume`` (a longer
+cosine on the same optimizer) or ``params.weights`` pointing into a run folder (a new phase started
+from those weights with a fresh optimizer).
 """
 
 from __future__ import annotations
@@ -18,12 +20,49 @@ from effprof.runs import read_record, read_table
 BUCKETS_PX = (0.0, 8.0, 14.0, 1e9)  # exposed blur path length bins of the per-image table
 
 
+def _parent(run_dir: Path) -> Path | None:
+    params = read_record(run_dir).params
+    source = params.get("resume") or params.get("weights")
+    if source is None or not (Path(source).parent / "run.json").is_file():
+        return None
+    return Path(source).parent
+
+
 def phases(run_dir: Path) -> list[Path]:
-    """The run and the runs it resumed from, oldest first."""
+    """The run and the runs it resumed or started from, oldest first."""
     chain = [run_dir]
-    while (resume := read_record(chain[0]).params.get("resume")) is not None:
-        chain.insert(0, Path(resume).parent)
+    while (parent := _parent(chain[0])) is not None:
+        chain.insert(0, parent)
     return chain
+
+
+def phase_line(number: int, run_dir: Path) -> str:
+    record = read_record(run_dir)
+    p, m, env = record.params, record.metrics, record.env
+    start = (
+        "from scratch"
+        if not p.get("resume") and not p.get("weights")
+        else "resuming the previous phase (same optimizer, longer cosine)"
+        if p.get("resume")
+        else "from the previous phase's weights, fresh optimizer"
+    )
+    ema = (
+        f", moving average of the weights (decay {p['ema_decay']:g}) evaluated and saved"
+        if p.get("ema_decay")
+        else ""
+    )
+    stopped = next(
+        (n.removeprefix("stopped: ") for n in record.notes if n.startswith("stopped: ")), ""
+    )
+    budget = f" ({stopped})" if stopped.startswith("time budget") else ""
+    return (
+        f"{number}. `{run_dir.name}`: {start}; {m['steps_done']:,} steps{budget}, "
+        f"{p.get('precision', 'fp32')}{' channels_last' if p.get('channels_last') else ''}{ema}; "
+        f"peak lr {p['lr']:g} after {p['warmup_steps']} warm-up steps, cosine to {p['min_lr']:g}, "
+        f"clip {p['grad_clip']}, crops {p['crop']} px x {p['batch']}, seed {p['seed']}; "
+        f"{m['train_s'] / 60:,.0f} min at a median {m['step_median_s']:.2f} s/step, git "
+        f"{str(env.get('git_commit'))[:12]}; test gain {m.get('test_gain_db', float('nan')):+.2f} dB."
+    )
 
 
 def by_blur(images: pd.DataFrame) -> str:
@@ -45,11 +84,22 @@ def by_blur(images: pd.DataFrame) -> str:
     return "\n".join(rows)
 
 
-def card(run_dir: Path, command: str, weights: Path | None) -> str:
+def card(run_dir: Path, command: str, weights: Path | None, note: str = "") -> str:
     record = read_record(run_dir)
     m, p, env = record.metrics, record.params, record.env
     chain = phases(run_dir)
-    steps = [read_record(r).params["steps"] for r in chain]
+    records = [read_record(r) for r in chain]
+    steps_total = sum(r.metrics["steps_done"] for r in records if not r.params.get("resume"))
+    steps_total += sum(
+        r.metrics["steps_done"] - records[i - 1].metrics["steps_done"]
+        for i, r in enumerate(records)
+        if r.params.get("resume")
+    )
+    seconds_total = sum(
+        r.metrics["train_s"]
+        - (records[i - 1].metrics["train_s"] if r.params.get("resume") else 0.0)
+        for i, r in enumerate(records)
+    )
     images = read_table(run_dir, "test_images")
     digest = (
         hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -57,7 +107,7 @@ def card(run_dir: Path, command: str, weights: Path | None) -> str:
         else m.get("weights_fp16_sha256")
     )
     kernel = TEST_BLUR.kernel
-    hours = m["train_s"] / 3600
+    hours = seconds_total / 3600
     curriculum = (
         f"Curriculum: the longest blur ramps from 35% to 100% over the first {p['curriculum_steps']} steps."
         if p.get("curriculum_steps")
@@ -93,7 +143,7 @@ By blur length (per-crop means):
   never mixed: train ({len(TRAIN_IMAGES)}) {", ".join(TRAIN_IMAGES)}; calibration (for compression,
   also the periodic validation during training) {", ".join(CALIBRATION_IMAGES)}; test
   {", ".join(TEST_IMAGES)}. Gray images repeated on RGB, RGBA composited on white.
-* Training crops: {p["crop"]}x{p["crop"]}, batch {p["batch"]}, random flips and 90-degree rotations;
+* Training crops: size and batch per phase (below), random flips and 90-degree rotations;
   images sampled in proportion to their area capped at 512x512; small images mirror-padded.
 * Blur: camera-shake trajectories (Boracchi & Foi-style random walk with inertia, centripetal pull
   and abrupt shakes, exposure fraction 0.5-1) and {kernel.linear_fraction:.0%} straight lines, path
@@ -106,12 +156,14 @@ By blur length (per-crop means):
 
 * Loss: the paper's, L1 + 0.1 x L1 of the 2-D FFT, summed over MSSNet's six outputs against the
   sharp target (half resolution for res1_1, bilinear, align_corners=True as the official trainer).
-* Adam (0.9, 0.999), peak learning rate {p["lr"]:g} after {p["warmup_steps"]} warm-up steps, cosine
-  decay to {p["min_lr"]:g}, gradient-norm clip {p["grad_clip"]}, fp32, PyTorch's default initialisation, seed {p["seed"]}.
-* Phases (total steps; each later phase resumes the previous checkpoint with a longer cosine):
-  {" -> ".join(str(s) for s in steps)}; {m["steps_done"]:,} steps in all.
-* Time: {m["train_s"]:,.0f} s ({hours:.1f} h) of training on {hardware}, on a CPU shared with other
-  jobs (median {m["step_median_s"]:.2f} s per step in the last phase).
+* Adam (0.9, 0.999) with linear warm-up and cosine decay, gradient-norm clipping, PyTorch's default
+  initialisation. Phases:
+
+{chr(10).join("  " + phase_line(i + 1, r) for i, r in enumerate(chain))}
+
+{note}
+* In all: {steps_total:,} steps, {seconds_total:,.0f} s ({hours:.1f} h) of training on {hardware},
+  on a CPU shared with other jobs.
 * Software: torch {env.get("torch_version")}, effprof {env.get("effprof_version")} at git
   {str(env.get("git_commit"))[:12]}.
 
@@ -133,8 +185,10 @@ def main() -> None:
     parser.add_argument(
         "--weights", type=Path, default=None, help="the shipped file, for its sha256"
     )
+    parser.add_argument("--note", default="", help="a remark added under the phases")
     args = parser.parse_args()
-    print(card(args.run_dir, args.command, args.weights), end="")
+    note = f"* {args.note}\n" if args.note else ""
+    print(card(args.run_dir, args.command, args.weights, note), end="")
 
 
 if __name__ == "__main__":

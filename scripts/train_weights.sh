@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Reproduce the shipped MSSNet-small weights (src/effprof/models/weights/mssnet-small-synthetic.pt).
 #
-# CPU (how the shipped file was made; see MODEL_CARD.md for the numbers):
+# CPU (how the shipped file was made; see MODEL_CARD.md for the numbers): phase 1, 3000 fp32 steps
+# from scratch (configs/train-mssnet-small-cpu.yaml); phase 2 starts from phase 1's weights with a
+# fresh optimizer, bf16 autocast, channels_last and a moving average of the weights for 95 minutes
+# (configs/train-mssnet-small-cpu-finetune.yaml):
 #     scripts/train_weights.sh
 # GPU (unattended, time-boxed: the learning rate decays over the budget and the run stops and saves):
 #     DEVICE=cuda MAX_MINUTES=4 scripts/train_weights.sh
@@ -9,7 +12,8 @@
 # Environment:
 #   DEVICE=cpu|cuda       picks configs/train-mssnet-small-$DEVICE.yaml (default cpu)
 #   MAX_MINUTES=N         time budget (default: none on cpu, 4 on cuda)
-#   PHASES="N1 N2 ..."    total steps per phase (resume with a longer cosine); cpu default below
+#   PHASES="N1 N2 ..."    instead of the two cpu phases: total steps per phase, each resuming the
+#                         previous one with a longer cosine (warm restart)
 #   OUT=DIR               run store root (default reports/)
 #   INSTALL=1             copy the trained fp16 weights over the shipped file afterwards
 #   THREADS=N             torch threads (default: the config's, 1 on cpu: a shared CPU slows 2 threads 10x)
@@ -64,14 +68,9 @@ train_phase() {
     echo "$run"
 }
 
-# PHASES: total step counts; each phase after the first resumes the previous run's checkpoint with
-# a longer schedule (a warm restart of the cosine: optimizer state, step count and loss curve carry
-# on). The shipped CPU weights were trained in the phases below; a GPU run is one time-boxed phase.
-if [[ "$DEVICE" == cuda ]]; then PHASES="${PHASES:-}"; else PHASES="${PHASES:-4000 12000}"; fi
+# A GPU run is one time-boxed phase; PHASES gives resumed phases of one config instead.
 run_dir=""
-if [[ -z "$PHASES" ]]; then
-    run_dir="$(train_phase "$@")"
-else
+if [[ -n "${PHASES:-}" ]]; then
     for steps in $PHASES; do
         if [[ -z "$run_dir" ]]; then
             run_dir="$(train_phase --steps "$steps" "$@")"
@@ -79,6 +78,14 @@ else
             run_dir="$(train_phase --steps "$steps" --resume "$run_dir/checkpoint.pt" "$@")"
         fi
     done
+elif [[ "$DEVICE" == cuda ]]; then
+    run_dir="$(train_phase "$@")"
+else
+    phase1="$(train_phase "$@")"
+    args=(--config configs/train-mssnet-small-cpu-finetune.yaml --device cpu --out "$OUT")
+    [[ -n "${MAX_MINUTES:-}" ]] && args+=(--max-minutes "$MAX_MINUTES")
+    [[ -n "${THREADS:-}" ]] && args+=(--threads "$THREADS")
+    run_dir="$(train_phase --weights "$phase1/checkpoint.pt" "$@")"
 fi
 echo "weights: $run_dir/weights-fp16.pt"
 if [[ "${INSTALL:-0}" == 1 ]]; then
