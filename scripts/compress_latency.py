@@ -21,14 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from compress_summary import pipeline_runs  # the script's folder is on sys.path
 
 from effprof.compress.reload import STRUCTURE_FILE, load_pruned
-from effprof.config import load_config
-from effprof.config.compress import CompressConfig
 from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.onnx import ort_latency
 from effprof.results import Missing
-from effprof.runs import load_runs
 
 
 def _targets(store: str, group: str | None, config: Path | None) -> list[tuple[str, str, Path]]:
@@ -54,21 +52,6 @@ def _time(runtime: str, path: Path, shape: tuple[int, ...], repeat: int, threads
         spec = LatencySpec(device="cpu", warmup=2, repeat=repeat, threads=threads)
         return measure_latency(load_pruned(path), shape, spec)
     return ort_latency(path, shape, threads=threads, warmup=2, repeat=repeat)
-
-
-def pipeline_runs(store: str, group: str | None, config: Path | None) -> pd.DataFrame:
-    """Finished runs of one pipeline in step order: ``group``, else the latest pipeline of
-    ``config``, else the latest pipeline in the store."""
-    runs = load_runs(store, kind="compress", status="finished").sort_values(
-        ["created", "params.index"]
-    )
-    if config is not None:
-        wanted = load_config(CompressConfig, config).pipeline_hash()
-        runs = runs[runs["params.pipeline_hash"] == wanted]
-    if runs.empty:
-        raise SystemExit(f"no finished compress runs in {store} for {config or 'any config'}")
-    runs = runs[runs["group"] == (group or runs["group"].iloc[-1])]
-    return runs.sort_values("params.index")  # "created" has one-second resolution
 
 
 def main() -> None:
