@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from effprof.data import CALIBRATION_IMAGES, TEST_BLUR, TEST_IMAGES, TEST_SEED, TRAIN_IMAGES
+from effprof.results import EffprofError
 from effprof.runs import read_record, read_table
 
 BUCKETS_PX = (0.0, 8.0, 14.0, 1e9)  # exposed blur path length bins of the per-image table
@@ -28,24 +30,32 @@ def _parent(run_dir: Path) -> Path | None:
     return Path(source).parent
 
 
-def phases(run_dir: Path) -> list[Path]:
-    """The run and the runs it resumed or started from, oldest first."""
+def phases(run_dir: Path, earlier: list[Path]) -> list[Path]:
+    """The run and the runs it resumed or started from, oldest first, after ``earlier``: phases
+    the chain cannot reach (a resumed run whose first part was interrupted has no run.json)."""
     chain = [run_dir]
     while (parent := _parent(chain[0])) is not None:
         chain.insert(0, parent)
-    return chain
+    return [*earlier, *chain]
 
 
-def phase_line(number: int, run_dir: Path) -> str:
+def _start(p: dict, parent_known: bool) -> str:
+    if p.get("resume"):
+        return (
+            "resuming the previous phase (same optimizer, longer cosine)"
+            if parent_known
+            else "resuming its own interrupted run (same optimizer and schedule; steps and time of "
+            "both parts counted here)"
+        )
+    return (
+        "from the previous phase's weights, fresh optimizer" if p.get("weights") else "from scratch"
+    )
+
+
+def phase_line(number: int, run_dir: Path, parent_known: bool) -> str:
     record = read_record(run_dir)
     p, m, env = record.params, record.metrics, record.env
-    start = (
-        "from scratch"
-        if not p.get("resume") and not p.get("weights")
-        else "resuming the previous phase (same optimizer, longer cosine)"
-        if p.get("resume")
-        else "from the previous phase's weights, fresh optimizer"
-    )
+    start = _start(p, parent_known)
     ema = (
         f", moving average of the weights (decay {p['ema_decay']:g}) evaluated and saved"
         if p.get("ema_decay")
@@ -84,20 +94,39 @@ def by_blur(images: pd.DataFrame) -> str:
     return "\n".join(rows)
 
 
-def card(run_dir: Path, command: str, weights: Path | None, note: str = "") -> str:
+def validation(run_dir: Path) -> str:
+    """The periodic validation of the last phase: where it ended and where it peaked."""
+    try:
+        evals = read_table(run_dir, "evals")
+    except EffprofError:
+        return "No periodic validation was stored."
+    last, best = evals.iloc[-1], evals.loc[evals["eval_gain_db"].idxmax()]
+    blurry = last["eval_psnr_db"] - last["eval_gain_db"]
+    return (
+        f"Periodic validation of the last phase (8 crops of 128 px from the calibration images, "
+        f"blurry PSNR {blurry:.2f} dB: nearly sharp, smooth images): gain {last['eval_gain_db']:+.2f} dB "
+        f"at step {int(last['step']):,}, best {best['eval_gain_db']:+.2f} dB at step {int(best['step']):,}."
+    )
+
+
+def card(
+    run_dir: Path, command: str, weights: Path | None, note: str = "", earlier: Sequence[Path] = ()
+) -> str:
     record = read_record(run_dir)
     m, p, env = record.metrics, record.params, record.env
-    chain = phases(run_dir)
+    chain = phases(run_dir, earlier)
     records = [read_record(r) for r in chain]
-    steps_total = sum(r.metrics["steps_done"] for r in records if not r.params.get("resume"))
-    steps_total += sum(
-        r.metrics["steps_done"] - records[i - 1].metrics["steps_done"]
+    # a resumed run's steps and seconds include its parent's: count them once
+    known = [
+        bool(r.params.get("resume")) and i > 0 and _parent(chain[i]) == chain[i - 1]
         for i, r in enumerate(records)
-        if r.params.get("resume")
+    ]
+    steps_total = sum(
+        r.metrics["steps_done"] - (records[i - 1].metrics["steps_done"] if known[i] else 0)
+        for i, r in enumerate(records)
     )
     seconds_total = sum(
-        r.metrics["train_s"]
-        - (records[i - 1].metrics["train_s"] if r.params.get("resume") else 0.0)
+        r.metrics["train_s"] - (records[i - 1].metrics["train_s"] if known[i] else 0.0)
         for i, r in enumerate(records)
     )
     images = read_table(run_dir, "test_images")
@@ -133,6 +162,8 @@ no border crop; SSIM as scikit-image (Gaussian window, sigma 1.5).
 | MSSNet-small (these weights, fp32 at evaluation) | {m["test_psnr_db"]:.2f} | {m["test_ssim"]:.4f} |
 | gain | **{m["test_gain_db"]:+.2f}** | {m["test_ssim_gain"]:+.4f} |
 
+{validation(run_dir)}
+
 By blur length (per-crop means):
 
 {by_blur(images)}
@@ -159,7 +190,7 @@ By blur length (per-crop means):
 * Adam (0.9, 0.999) with linear warm-up and cosine decay, gradient-norm clipping, PyTorch's default
   initialisation. Phases:
 
-{chr(10).join("  " + phase_line(i + 1, r) for i, r in enumerate(chain))}
+{chr(10).join("  " + phase_line(i + 1, r, known[i]) for i, r in enumerate(chain))}
 
 {note}
 * In all: {steps_total:,} steps, {seconds_total:,.0f} s ({hours:.1f} h) of training on {hardware},
@@ -186,9 +217,12 @@ def main() -> None:
         "--weights", type=Path, default=None, help="the shipped file, for its sha256"
     )
     parser.add_argument("--note", default="", help="a remark added under the phases")
+    parser.add_argument(
+        "--earlier", type=Path, action="append", default=[], help="an earlier phase's run folder"
+    )
     args = parser.parse_args()
     note = f"* {args.note}\n" if args.note else ""
-    print(card(args.run_dir, args.command, args.weights, note), end="")
+    print(card(args.run_dir, args.command, args.weights, note, args.earlier), end="")
 
 
 if __name__ == "__main__":
