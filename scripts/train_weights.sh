@@ -3,7 +3,7 @@
 #
 # CPU (how the shipped file was made; see MODEL_CARD.md for the numbers): phase 1, 3000 fp32 steps
 # from scratch (configs/train-mssnet-small-cpu.yaml); phase 2 starts from phase 1's weights with a
-# fresh optimizer, bf16 autocast, channels_last and a moving average of the weights for 95 minutes
+# fresh optimizer, bf16 autocast, channels_last and a moving average of the weights for 103 minutes
 # (configs/train-mssnet-small-cpu-finetune.yaml):
 #     scripts/train_weights.sh
 # GPU (unattended, time-boxed: the learning rate decays over the budget and the run stops and saves):
