@@ -65,14 +65,30 @@ def phase_line(number: int, run_dir: Path, parent_known: bool) -> str:
         (n.removeprefix("stopped: ") for n in record.notes if n.startswith("stopped: ")), ""
     )
     budget = f" ({stopped})" if stopped.startswith("time budget") else ""
+    zoom = p.get("zoom") or (1.0, 1.0)
+    rescaled = f", rescaled x{zoom[0]:g}-{zoom[1]:g}" if tuple(zoom) != (1.0, 1.0) else ""
     return (
         f"{number}. `{run_dir.name}`: {start}; {m['steps_done']:,} steps{budget}, "
         f"{p.get('precision', 'fp32')}{' channels_last' if p.get('channels_last') else ''}{ema}; "
         f"peak lr {p['lr']:g} after {p['warmup_steps']} warm-up steps, cosine to {p['min_lr']:g}, "
-        f"clip {p['grad_clip']}, crops {p['crop']} px x {p['batch']}, seed {p['seed']}; "
-        f"{m['train_s'] / 60:,.0f} min at a median {m['step_median_s']:.2f} s/step, git "
-        f"{str(env.get('git_commit'))[:12]}; test gain {m.get('test_gain_db', float('nan')):+.2f} dB."
+        f"clip {p['grad_clip']}, crops {p['crop']} px x {p['batch']}{rescaled}, seed {p['seed']}; "
+        f"{m['train_s'] / 60:,.1f} min on {_hardware(record)} at a median "
+        f"{m['step_median_s']:.2f} s/step, git {_git(env)}; test gain "
+        f"{m.get('test_gain_db', float('nan')):+.2f} dB."
     )
+
+
+def _git(env: dict) -> str:
+    commit = env.get("git_commit")
+    return str(commit)[:12] if commit else "not recorded (no repository on that machine)"
+
+
+def _hardware(record) -> str:
+    env, p = record.env, record.params
+    if env.get("device") == "cuda":
+        return str(env.get("device_name"))
+    threads = p.get("threads") or env.get("torch_threads")
+    return f"the CPU ({env.get('cpu_model')}), {threads} thread(s)"
 
 
 def by_blur(images: pd.DataFrame) -> str:
@@ -102,15 +118,22 @@ def validation(run_dir: Path) -> str:
         return "No periodic validation was stored."
     last, best = evals.iloc[-1], evals.loc[evals["eval_gain_db"].idxmax()]
     blurry = last["eval_psnr_db"] - last["eval_gain_db"]
+    p = read_record(run_dir).params
     return (
-        f"Periodic validation of the last phase (8 crops of 128 px from the calibration images, "
-        f"blurry PSNR {blurry:.2f} dB: nearly sharp, smooth images): gain {last['eval_gain_db']:+.2f} dB "
+        f"Periodic validation of the last phase ({p.get('eval_count')} crops of "
+        f"{p.get('eval_size')} px from the calibration images, blurry PSNR {blurry:.2f} dB: "
+        f"nearly sharp, smooth images): gain {last['eval_gain_db']:+.2f} dB "
         f"at step {int(last['step']):,}, best {best['eval_gain_db']:+.2f} dB at step {int(best['step']):,}."
     )
 
 
 def card(
-    run_dir: Path, command: str, weights: Path | None, note: str = "", earlier: Sequence[Path] = ()
+    run_dir: Path,
+    command: str,
+    weights: Path | None,
+    note: str = "",
+    earlier: Sequence[Path] = (),
+    name: str = "synthetic",
 ) -> str:
     record = read_record(run_dir)
     m, p, env = record.metrics, record.params, record.env
@@ -142,10 +165,14 @@ def card(
         if p.get("curriculum_steps")
         else "No curriculum."
     )
-    hardware = f"{env.get('device_name')} ({env.get('device')}), {p.get('threads') or env.get('torch_threads')} torch thread(s)"
+    by_hardware: dict[str, float] = {}
+    for i, r in enumerate(records):
+        own = r.metrics["train_s"] - (records[i - 1].metrics["train_s"] if known[i] else 0.0)
+        by_hardware[_hardware(r)] = by_hardware.get(_hardware(r), 0.0) + own
+    hardware = "; ".join(f"{s / 60:,.1f} min on {h}" for h, s in by_hardware.items())
     return f"""# MSSNet-small weights trained by effprof on synthetic blur
 
-`load_model("mssnet", "small", weights="synthetic")` / `effprof evaluate --model mssnet --weights synthetic`.
+`load_model("mssnet", "small", weights="{name}")` / `effprof evaluate --model mssnet --weights {name}`.
 A state dict of {m["param_count"]:,} parameters stored in fp16 (sha256 `{digest}`), trained from
 scratch by effprof; not the authors' checkpoint. Quality numbers measured with it are about
 synthetic camera-shake blur on a handful of images, not GoPro or RealBlur.
@@ -176,6 +203,8 @@ By blur length (per-crop means):
   {", ".join(TEST_IMAGES)}. Gray images repeated on RGB, RGBA composited on white.
 * Training crops: size and batch per phase (below), random flips and 90-degree rotations;
   images sampled in proportion to their area capped at 512x512; small images mirror-padded.
+  Where a phase says "rescaled", each sharp crop was first resized by a factor drawn
+  log-uniformly from that range (antialiased bilinear; > 1 enlarges), before it was blurred.
 * Blur: camera-shake trajectories (Boracchi & Foi-style random walk with inertia, centripetal pull
   and abrupt shakes, exposure fraction 0.5-1) and {kernel.linear_fraction:.0%} straight lines, path
   length {p["min_blur_px"]:g}-{p["max_blur_px"]:g} px, kernels centred on their centroid and summing to
@@ -193,10 +222,9 @@ By blur length (per-crop means):
 {chr(10).join("  " + phase_line(i + 1, r, known[i]) for i, r in enumerate(chain))}
 
 {note}
-* In all: {steps_total:,} steps, {seconds_total:,.0f} s ({hours:.1f} h) of training on {hardware},
-  on a CPU shared with other jobs.
-* Software: torch {env.get("torch_version")}, effprof {env.get("effprof_version")} at git
-  {str(env.get("git_commit"))[:12]}.
+* In all: {steps_total:,} steps, {seconds_total:,.0f} s ({hours:.1f} h) of training: {hardware}
+  (the CPU was shared with other jobs).
+* Software of the last phase: torch {env.get("torch_version")}, effprof source at git {_git(env)}.
 
 ## Reproduce
 
@@ -217,12 +245,13 @@ def main() -> None:
         "--weights", type=Path, default=None, help="the shipped file, for its sha256"
     )
     parser.add_argument("--note", default="", help="a remark added under the phases")
+    parser.add_argument("--name", default="synthetic", help="the shipped weights name")
     parser.add_argument(
         "--earlier", type=Path, action="append", default=[], help="an earlier phase's run folder"
     )
     args = parser.parse_args()
     note = f"* {args.note}\n" if args.note else ""
-    print(card(args.run_dir, args.command, args.weights, note, args.earlier), end="")
+    print(card(args.run_dir, args.command, args.weights, note, args.earlier, args.name), end="")
 
 
 if __name__ == "__main__":

@@ -6,12 +6,16 @@
 # fresh optimizer, bf16 autocast, channels_last and a moving average of the weights for 103 minutes
 # (configs/train-mssnet-small-cpu-finetune.yaml):
 #     scripts/train_weights.sh
-# GPU (unattended, time-boxed: the learning rate decays over the budget and the run stops and saves):
-#     DEVICE=cuda MAX_MINUTES=4 scripts/train_weights.sh
+# GPU (unattended, time-boxed: the learning rate decays over each budget and the run stops and
+# saves): phase 1 from the CPU-trained weights (configs/train-mssnet-small-cuda.yaml, MAX_MINUTES,
+# default 4), phase 2 with rescaled crops (configs/train-mssnet-small-cuda-finetune.yaml,
+# MAX_MINUTES2, default 4); FROM=WEIGHTS skips phase 1 and starts phase 2 from WEIGHTS:
+#     DEVICE=cuda MAX_MINUTES=6.5 MAX_MINUTES2=4 scripts/train_weights.sh
 #
 # Environment:
 #   DEVICE=cpu|cuda       picks configs/train-mssnet-small-$DEVICE.yaml (default cpu)
-#   MAX_MINUTES=N         time budget (default: none on cpu, 4 on cuda)
+#   MAX_MINUTES=N         time budget (default: none on cpu, 4 on cuda); MAX_MINUTES2 for cuda phase 2
+#   FROM=WEIGHTS          cuda: skip phase 1, start phase 2 from these weights
 #   PHASES="N1 N2 ..."    instead of the two cpu phases: total steps per phase, each resuming the
 #                         previous one with a longer cosine (warm restart)
 #   OUT=DIR               run store root (default reports/)
@@ -79,7 +83,14 @@ if [[ -n "${PHASES:-}" ]]; then
         fi
     done
 elif [[ "$DEVICE" == cuda ]]; then
-    run_dir="$(train_phase "$@")"
+    if [[ -n "${FROM:-}" ]]; then
+        phase1_weights="$FROM"
+    else
+        phase1_weights="$(train_phase "$@")/checkpoint.pt"
+    fi
+    args=(--config configs/train-mssnet-small-cuda-finetune.yaml --device cuda --out "$OUT"
+          --max-minutes "${MAX_MINUTES2:-4}")
+    run_dir="$(train_phase --weights "$phase1_weights" "$@")"
 else
     phase1="$(train_phase "$@")"
     args=(--config configs/train-mssnet-small-cpu-finetune.yaml --device cpu --out "$OUT")

@@ -189,6 +189,7 @@ def test_an_interrupted_compress_keeps_finished_runs_and_resumes(tmp_path, monke
         ([{"step": "prune", "target_macs": 0.5, "criterion": "random"}], "unknown criterion 'random'"),
         ([{"step": "vq", "from": "int8"}], "from 'int8' names no earlier step"),
         ([{"step": "recover", "crop": 40}], r"steps\.0\.crop 40 must be a multiple of 16"),
+        ([{"step": "recover", "zoom": [3, 1]}], r"steps\.0\.recover: .*zoom must satisfy 0\.25 <= low <= high <= 4"),
         ([{"step": "prune", "target_macs": 0.01}], r"steps\.0 \(prune\): cannot keep 0\.01 of the MACs: .* between 0\.05\d+ and 0\.82\d+"),
         ([{"step": "prune", "target_macs": 0.5}, {"step": "prune", "target_macs": 0.6}], r"target_macs 0\.6 is not below the 0\.5"),
     ],

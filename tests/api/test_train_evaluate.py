@@ -128,6 +128,10 @@ def test_bad_train_options_are_one_line_errors(tmp_path, capsys):
     assert code == 2 and "multiple of 16" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli([*TINY_TRAIN, "--jpeg", "best", "--out", str(tmp_path)], capsys)
     assert code == 2 and "--jpeg" in err
+    code, _, err = run_cli([*TINY_TRAIN, "--zoom", "big", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "--zoom" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli([*TINY_TRAIN, "--zoom", "2-0.5", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "zoom must satisfy" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(
         [*TINY_TRAIN, "--resume", str(tmp_path / "none.pt"), "--out", str(tmp_path)], capsys
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from effprof.data import (
@@ -95,6 +97,27 @@ def test_sharp_target_is_aligned_with_the_blurry_input():
         image, identity, BlurSpec(max_noise_sigma=0.0, quantize=False), torch.Generator()
     )
     assert torch.allclose(same, target, atol=1e-6)  # FFT round-off only
+
+
+def _roughness(images: torch.Tensor) -> float:
+    """Mean absolute difference between horizontal neighbours."""
+    return float((images[..., 1:] - images[..., :-1]).abs().mean())
+
+
+def test_zoom_off_leaves_the_stream_unchanged_and_enlarging_smooths_the_crops():
+    plain = SyntheticBlur.load(SMALL)(3)
+    explicit = SyntheticBlur.load(replace(SMALL, zoom=(1.0, 1.0)))(3)
+    assert all(torch.equal(a, b) for a, b in zip(plain, explicit, strict=True))
+    enlarged = SyntheticBlur.load(replace(SMALL, batch=16, zoom=(3.0, 3.0)))
+    native = SyntheticBlur.load(replace(SMALL, batch=16))
+    for step in range(2):
+        zoomed_sharp, native_sharp = enlarged(step)[1], native(step)[1]
+        assert zoomed_sharp.shape == native_sharp.shape == (16, 3, 32, 32)
+        assert float(zoomed_sharp.min()) >= 0 and float(zoomed_sharp.max()) <= 1
+        assert _roughness(zoomed_sharp) < 0.7 * _roughness(native_sharp)
+    ranged = SyntheticBlur.load(replace(SMALL, zoom=(0.5, 2.0)))
+    assert all(torch.equal(a, b) for a, b in zip(ranged(4), ranged(4), strict=True))
+    assert min(min(im.shape[-2:]) for im in ranged.images) >= (32 + 9 - 1) / 0.5  # room to shrink
 
 
 def test_small_source_images_are_mirrored_up_to_size():

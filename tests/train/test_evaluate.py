@@ -49,8 +49,9 @@ def test_fidelity_of_a_model_to_itself_is_the_cap():
     assert (frame["fidelity_psnr_db"] == 100.0).all()
 
 
-def test_shipped_synthetic_weights_improve_psnr_on_held_out_crops():
-    model = load_model("mssnet", "small", weights="synthetic")
+@pytest.mark.parametrize("weights", ["synthetic", "synthetic-cpu"])
+def test_shipped_synthetic_weights_improve_psnr_on_held_out_crops(weights):
+    model = load_model("mssnet", "small", weights=weights)
     result = evaluate_pairs(model, heldout_pairs(count=2, size_px=128), input_multiple=16)
     assert len(result.per_image) == 2
     assert result.summary()["gain_db"] > 0  # the mean: one crop of the two may lose (MODEL_CARD.md)

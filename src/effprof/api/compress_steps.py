@@ -150,6 +150,7 @@ def recover_step(ctx: Context, stage: Stage, step: RecoverStep, writer: RunWrite
         crop_px=step.crop,
         batch=step.batch,
         seed=step.seed,
+        zoom=step.zoom,
     )
     probe = ctx.calibration.batches[0][0].to(ctx.device)
     before = distillation_gap(student, ctx.teacher, probe)
@@ -168,9 +169,11 @@ def recover_step(ctx: Context, stage: Stage, step: RecoverStep, writer: RunWrite
         distill_l1_before=before,
         distill_l1_after=after,
     )
+    low, high = step.zoom
+    zoomed = f", rescaling by {low:g}-{high:g}x" if (low, high) != (1.0, 1.0) else ""
     notes = [
         f"recovered {stage.label}: {result.steps_done} steps, {step.batch} crops of {step.crop} px "
-        f"per step (fresh crops, flips, rotations and blur kernels every step, seed {step.seed})",
+        f"per step (fresh crops, flips, rotations{zoomed} and blur kernels every step, seed {step.seed})",
         "distill_l1_*: mean L1 between this model's and the dense model's outputs (all outputs) "
         "on the first calibration batch, before and after",
     ]

@@ -159,6 +159,7 @@ def train(config: TrainConfig | None = None, /, **options: Any) -> TrainOutcome:
         blur=blur_spec(config),
         seed=config.seed,
         curriculum_steps=config.curriculum_steps,
+        zoom=config.zoom,
     )
     loop_spec = TrainSpec(
         steps=config.steps,

@@ -21,16 +21,15 @@ def _options(**given: Any) -> dict[str, Any]:
     return {k: v for k, v in given.items() if v is not None}
 
 
-def _jpeg(text: str | None) -> tuple[int, int] | None:
+def _range(option: str, text: str | None, kind: type, example: str) -> tuple[Any, Any] | None:
+    """``LOW-HIGH`` (or one value) as a (low, high) pair of ``kind``; None when not given."""
     if text is None:
         return None
     low, _, high = text.partition("-")
     try:
-        return int(low), int(high or low)
+        return kind(low), kind(high or low)
     except ValueError:
-        raise EffprofError(
-            f"--jpeg expects LOW-HIGH qualities such as 60-95, got {text!r}"
-        ) from None
+        raise EffprofError(f"{option} expects LOW-HIGH such as {example}, got {text!r}") from None
 
 
 @app.command()
@@ -65,6 +64,9 @@ def train(
         None, help="largest noise standard deviation in [0, 1] units (default 0.01)"
     ),
     jpeg: str = typer.Option(None, help="JPEG quality range, e.g. 60-95 (default: no JPEG)"),
+    zoom: str = typer.Option(
+        None, help="rescale sharp crops by a factor in this range, e.g. 0.75-2 (default: 1-1, off)"
+    ),
     curriculum_steps: int = typer.Option(
         None, help="ramp the longest blur up over this many steps"
     ),
@@ -90,7 +92,8 @@ def train(
         model=model, variant=variant, steps=steps, batch=batch, crop=crop, lr=lr,
         warmup_steps=warmup_steps, device=device, precision=precision, max_minutes=max_minutes,
         channels_last=channels_last, ema_decay=ema_decay,
-        weights=weights, resume=resume, max_blur_px=max_blur, noise=noise, jpeg=_jpeg(jpeg),
+        weights=weights, resume=resume, max_blur_px=max_blur, noise=noise, jpeg=_range("--jpeg", jpeg, int, "60-95"),
+        zoom=_range("--zoom", zoom, float, "0.75-2"),
         curriculum_steps=curriculum_steps, eval_every=eval_every, checkpoint_every=checkpoint_every,
         seed=seed, threads=threads, test=test, progress=progress, out=out,
     )  # fmt: skip

@@ -44,7 +44,8 @@ PSEUDO_VIEW_SEED = 5000  # distinct from the seeds effprof train uses (0 by defa
 class RecoverSpec:
     """How to recover: ``steps`` Adam steps at peak ``lr`` (cosine to ``min_lr``) on pseudo-views of
     ``batch`` crops of ``crop_px``; the loss weighs reconstruction against the sharp image by
-    ``reconstruction_weight`` and distillation towards the teacher by ``distill_weight``."""
+    ``reconstruction_weight`` and distillation towards the teacher by ``distill_weight``; ``zoom``
+    rescales the sharp crops as in training (``SyntheticSpec.zoom``)."""
 
     steps: int = 150
     lr: float = 2e-4
@@ -57,6 +58,7 @@ class RecoverSpec:
     crop_px: int = 64
     batch: int = 4
     seed: int = PSEUDO_VIEW_SEED
+    zoom: tuple[float, float] = (1.0, 1.0)
     log_every: int = 10
 
     def check(self) -> None:
@@ -138,7 +140,12 @@ def pseudo_views(
     """The pseudo-view source: ``source(step)`` is a fresh (blurry, sharp) batch for every step."""
     return SyntheticBlur.load(
         SyntheticSpec(
-            split=split, crop_px=spec.crop_px, batch=spec.batch, seed=spec.seed, augment=True
+            split=split,
+            crop_px=spec.crop_px,
+            batch=spec.batch,
+            seed=spec.seed,
+            augment=True,
+            zoom=spec.zoom,
         ),
         device=device,
     )

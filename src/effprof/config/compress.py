@@ -96,11 +96,14 @@ class RecoverStep(_Step):
     crop: int = Field(default=64, ge=16, le=2048)
     batch: int = Field(default=4, ge=1, le=4096)
     seed: int = Field(default=5000, ge=0)
+    zoom: tuple[float, float] = (1.0, 1.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> RecoverStep:
         if self.min_lr > self.lr:
             raise ValueError(f"min_lr {self.min_lr} exceeds lr {self.lr}")
+        if not 0.25 <= self.zoom[0] <= self.zoom[1] <= 4.0:
+            raise ValueError(f"zoom must satisfy 0.25 <= low <= high <= 4, got {self.zoom}")
         if self.distill_weight == 0 and self.reconstruction_weight == 0:
             raise ValueError("distill_weight and reconstruction_weight cannot both be 0")
         return self

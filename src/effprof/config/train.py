@@ -44,6 +44,7 @@ class TrainConfig(StrictModel):
     linear_fraction: float = Field(default=0.25, ge=0, le=1)
     noise: float = Field(default=0.01, ge=0, le=0.5)
     jpeg: tuple[int, int] | None = None
+    zoom: tuple[float, float] = (1.0, 1.0)
     curriculum_steps: int = Field(default=0, ge=0)
     seed: int = Field(default=0, ge=0)
     device: Device = "auto"
@@ -74,6 +75,8 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"jpeg qualities must satisfy 1 <= low <= high <= 100, got {self.jpeg}"
             )
+        if not 0.25 <= self.zoom[0] <= self.zoom[1] <= 4.0:
+            raise ValueError(f"zoom must satisfy 0.25 <= low <= high <= 4, got {self.zoom}")
         if self.weights is not None and self.resume is not None:
             raise ValueError("give weights (start from them) or resume (continue a run), not both")
         return self

@@ -13,6 +13,7 @@ seed 2022, blurred with ``TEST_BLUR``; it never depends on the training recipe.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -58,6 +59,9 @@ class SyntheticSpec:
 
     ``curriculum_steps`` > 0 ramps the longest blur linearly from ``curriculum_start`` of
     ``blur.kernel.max_length_px`` to all of it over that many steps (short blurs first).
+    ``zoom`` (low, high) rescales each sharp crop by a factor drawn log-uniformly from that range
+    before it is blurred (antialiased bilinear; > 1 enlarges): enlarged crops are smooth yet sharp,
+    which teaches the network not to "deblur" smooth shading into edges. (1, 1) is off.
     """
 
     split: str = "train"
@@ -68,6 +72,7 @@ class SyntheticSpec:
     augment: bool = True
     curriculum_steps: int = 0
     curriculum_start: float = 0.35
+    zoom: tuple[float, float] = (1.0, 1.0)
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -110,15 +115,31 @@ def degrade(
 
 
 def _cut(
-    images: list[Tensor], picks: list[int], source_px: int, gen: torch.Generator, augment: bool
+    images: list[Tensor],
+    picks: list[int],
+    source_px: int,
+    gen: torch.Generator,
+    augment: bool,
+    zoom: tuple[float, float] = (1.0, 1.0),
 ) -> Tensor:
-    """Random source_px squares, one from ``images[pick]`` per pick, optionally flipped / rotated."""
+    """Random source_px squares, one from ``images[pick]`` per pick, optionally rescaled by a
+    factor drawn log-uniformly from ``zoom`` and flipped / rotated."""
     crops = []
+    log_low, log_high = math.log(zoom[0]), math.log(zoom[1])
     for pick in picks:
         image = images[pick]
-        top = int(torch.randint(image.shape[-2] - source_px + 1, (1,), generator=gen))
-        left = int(torch.randint(image.shape[-1] - source_px + 1, (1,), generator=gen))
-        crop = image[:, top : top + source_px, left : left + source_px]
+        cut_px = source_px
+        if zoom != (1.0, 1.0):  # (1, 1) draws nothing: the stream stays that of unzoomed data
+            u = float(torch.rand(1, generator=gen)) if log_high > log_low else 0.0
+            factor = math.exp(log_low + (log_high - log_low) * u)
+            cut_px = min(max(round(source_px / factor), 2), image.shape[-2], image.shape[-1])
+        top = int(torch.randint(image.shape[-2] - cut_px + 1, (1,), generator=gen))
+        left = int(torch.randint(image.shape[-1] - cut_px + 1, (1,), generator=gen))
+        crop = image[:, top : top + cut_px, left : left + cut_px]
+        if cut_px != source_px:
+            crop = F.interpolate(
+                crop[None], size=(source_px, source_px), mode="bilinear", antialias=True
+            )[0].clamp(0.0, 1.0)
         if augment:
             flip, turns = (
                 torch.randint(2, (1,), generator=gen),
@@ -147,7 +168,7 @@ class SyntheticBlur:
     @classmethod
     def load(cls, spec: SyntheticSpec, device: str | torch.device = "cpu") -> SyntheticBlur:
         """Load the split's images onto ``device`` (mirror-padded where smaller than the largest source)."""
-        largest = spec.crop_px + spec.blur.kernel.max_size_px - 1
+        largest = math.ceil((spec.crop_px + spec.blur.kernel.max_size_px - 1) / min(spec.zoom))
         named = split_images(spec.split)
         images = [_mirror_pad_to(image, largest, largest).to(device) for image in named.values()]
         areas = torch.tensor(
@@ -177,7 +198,7 @@ class SyntheticBlur:
             self.weights, self.spec.batch, replacement=True, generator=gen
         ).tolist()
         source_px = self.spec.crop_px + kernels.shape[-1] - 1
-        sources = _cut(self.images, picks, source_px, gen, self.spec.augment)
+        sources = _cut(self.images, picks, source_px, gen, self.spec.augment, self.spec.zoom)
         return degrade(sources, kernels, blur, gen)
 
 

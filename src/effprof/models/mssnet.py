@@ -331,7 +331,10 @@ def build_mssnet(variant: str, *, pixel_unshuffle: bool = True, multiscale: bool
     default_variant="small",
     summary="MSSNet multi-scale-stage deblurring network (Kim et al., ECCVW 2022)",
     input_multiple=INPUT_MULTIPLE,
-    shipped_weights={"synthetic": {"small": "mssnet-small-synthetic.pt"}},
+    shipped_weights={
+        "synthetic": {"small": "mssnet-small-synthetic.pt"},
+        "synthetic-cpu": {"small": "mssnet-small-synthetic-cpu.pt"},
+    },
     components=mssnet_components,
     counterfactuals=mssnet_counterfactuals(build_mssnet),
 )
