@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
-# Reproduce the shipped MSSNet-small weights (src/effprof/models/weights/mssnet-small-synthetic.pt).
+# Reproduce the shipped MSSNet-small weights (src/effprof/models/weights/mssnet-small-synthetic*.pt).
 #
-# CPU (how the shipped file was made; see MODEL_CARD.md for the numbers): phase 1, 3000 fp32 steps
-# from scratch (configs/train-mssnet-small-cpu.yaml); phase 2 starts from phase 1's weights with a
-# fresh optimizer, bf16 autocast, channels_last and a moving average of the weights for 103 minutes
-# (configs/train-mssnet-small-cpu-finetune.yaml):
+# CPU (how `synthetic-cpu` was made; see MODEL_CARD-cpu.md for the numbers): phase 1, 3000 fp32
+# steps from scratch (configs/train-mssnet-small-cpu.yaml); phase 2 starts from phase 1's weights
+# with a fresh optimizer, bf16 autocast, channels_last and a moving average of the weights for 103
+# minutes (configs/train-mssnet-small-cpu-finetune.yaml); phase 3 adds rescaled crops for 60
+# minutes (configs/train-mssnet-small-cpu-zoom.yaml), about 4 hours in all. Install the result with
+# INSTALL_AS=synthetic-cpu:
 #     scripts/train_weights.sh
 # GPU (unattended, time-boxed: the learning rate decays over each budget and the run stops and
-# saves): phase 1 from the CPU-trained weights (configs/train-mssnet-small-cuda.yaml, MAX_MINUTES,
-# default 4), phase 2 with rescaled crops (configs/train-mssnet-small-cuda-finetune.yaml,
-# MAX_MINUTES2, default 4); FROM=WEIGHTS skips phase 1 and starts phase 2 from WEIGHTS:
-#     DEVICE=cuda MAX_MINUTES=6.5 MAX_MINUTES2=4 scripts/train_weights.sh
+# saves), how `synthetic` was made (MODEL_CARD.md): phase 1 from the CPU-trained weights
+# `synthetic-cpu` (configs/train-mssnet-small-cuda.yaml, MAX_MINUTES, default 4; the shipped run
+# started from the CPU weights of before CPU phase 3), phase 2 with rescaled crops
+# (configs/train-mssnet-small-cuda-finetune.yaml, MAX_MINUTES2, default 4); FROM=WEIGHTS skips
+# phase 1 and starts phase 2 from WEIGHTS:
+#     DEVICE=cuda MAX_MINUTES=6.5 MAX_MINUTES2=4.3 scripts/train_weights.sh
 #
 # Environment:
 #   DEVICE=cpu|cuda       picks configs/train-mssnet-small-$DEVICE.yaml (default cpu)
 #   MAX_MINUTES=N         time budget (default: none on cpu, 4 on cuda); MAX_MINUTES2 for cuda phase 2
 #   FROM=WEIGHTS          cuda: skip phase 1, start phase 2 from these weights
-#   PHASES="N1 N2 ..."    instead of the two cpu phases: total steps per phase, each resuming the
+#   PHASES="N1 N2 ..."    instead of the three cpu phases: total steps per phase, each resuming the
 #                         previous one with a longer cosine (warm restart)
 #   OUT=DIR               run store root (default reports/)
-#   INSTALL=1             copy the trained fp16 weights over the shipped file afterwards
+#   INSTALL=1             copy the trained fp16 weights over the shipped `synthetic` file afterwards
+#   INSTALL_AS=NAME       ... over the shipped file of that name instead (synthetic-cpu)
 #   THREADS=N             torch threads (default: the config's, 1 on cpu: a shared CPU slows 2 threads 10x)
 # Extra arguments go to `effprof train` (e.g. --steps 200 for a quick try).
 #
@@ -96,10 +101,15 @@ else
     args=(--config configs/train-mssnet-small-cpu-finetune.yaml --device cpu --out "$OUT")
     [[ -n "${MAX_MINUTES:-}" ]] && args+=(--max-minutes "$MAX_MINUTES")
     [[ -n "${THREADS:-}" ]] && args+=(--threads "$THREADS")
-    run_dir="$(train_phase --weights "$phase1/checkpoint.pt" "$@")"
+    phase2="$(train_phase --weights "$phase1/checkpoint.pt" "$@")"
+    args=(--config configs/train-mssnet-small-cpu-zoom.yaml --device cpu --out "$OUT")
+    [[ -n "${MAX_MINUTES:-}" ]] && args+=(--max-minutes "$MAX_MINUTES")
+    [[ -n "${THREADS:-}" ]] && args+=(--threads "$THREADS")
+    run_dir="$(train_phase --weights "$phase2/checkpoint.pt" "$@")"
 fi
 echo "weights: $run_dir/weights-fp16.pt"
-if [[ "${INSTALL:-0}" == 1 ]]; then
-    cp "$run_dir/weights-fp16.pt" src/effprof/models/weights/mssnet-small-synthetic.pt
-    echo "installed: src/effprof/models/weights/mssnet-small-synthetic.pt"
+if [[ "${INSTALL:-0}" == 1 || -n "${INSTALL_AS:-}" ]]; then
+    target="src/effprof/models/weights/mssnet-small-${INSTALL_AS:-synthetic}.pt"
+    cp "$run_dir/weights-fp16.pt" "$target"
+    echo "installed: $target"
 fi
