@@ -38,6 +38,7 @@ def test_train_then_evaluate_the_trained_weights(tmp_path, capsys):
     record = json.loads((train_run / "run.json").read_text())
     assert record["kind"] == "train" and record["variant"] == "small"
     assert record["metrics"]["steps_done"] == 2
+    assert record["env"]["torch_threads"] == 1  # the environment the training ran in
     loss = read_table(train_run, "loss")
     assert list(loss["step"]) == [2] and loss["loss"].iloc[0] > 0
     assert (train_run / "checkpoint.pt").is_file() and (train_run / "weights-fp16.pt").is_file()

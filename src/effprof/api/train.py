@@ -186,6 +186,7 @@ def train(config: TrainConfig | None = None, /, **options: Any) -> TrainOutcome:
             summary = evaluate_pairs(net, validation, device, multiple).summary()
             return {"psnr_db": summary["psnr_db"], "gain_db": summary["gain_db"]}
 
+        env = collect_environment(device)  # at the start: the code and threads that train
         writer.start()
         try:
             result = train_loop(
@@ -227,7 +228,7 @@ def train(config: TrainConfig | None = None, /, **options: Any) -> TrainOutcome:
         notes.append(
             f"test: {config.test_count} crops of {config.test_size} px from the held-out test images, seed {TEST_SEED}"
         )
-    run_dir = writer.finish(metrics, collect_environment(device), notes)
+    run_dir = writer.finish(metrics, env, notes)
     return TrainOutcome(run_dir, metrics, result, test, notes)
 
 
