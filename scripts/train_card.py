@@ -148,10 +148,11 @@ def card(
         r.metrics["steps_done"] - (records[i - 1].metrics["steps_done"] if known[i] else 0)
         for i, r in enumerate(records)
     )
-    seconds_total = sum(
+    own_seconds = [
         r.metrics["train_s"] - (records[i - 1].metrics["train_s"] if known[i] else 0.0)
         for i, r in enumerate(records)
-    )
+    ]
+    seconds_total = sum(own_seconds)
     images = read_table(run_dir, "test_images")
     digest = (
         hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -166,8 +167,7 @@ def card(
         else "No curriculum."
     )
     by_hardware: dict[str, float] = {}
-    for i, r in enumerate(records):
-        own = r.metrics["train_s"] - (records[i - 1].metrics["train_s"] if known[i] else 0.0)
+    for r, own in zip(records, own_seconds, strict=True):
         by_hardware[_hardware(r)] = by_hardware.get(_hardware(r), 0.0) + own
     hardware = "; ".join(f"{s / 60:,.1f} min on {h}" for h, s in by_hardware.items())
     return f"""# MSSNet-small weights trained by effprof on synthetic blur

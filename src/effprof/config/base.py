@@ -19,6 +19,12 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
+def check_zoom(zoom: tuple[float, float]) -> None:
+    """Refuse a crop rescaling range (``zoom``: low, high) outside 0.25 <= low <= high <= 4."""
+    if not 0.25 <= zoom[0] <= zoom[1] <= 4.0:
+        raise ValueError(f"zoom must satisfy 0.25 <= low <= high <= 4, got {zoom}")
+
+
 def describe_validation_error(err: ValidationError, source: str) -> str:
     """The first problem of a pydantic error as one line: ``config.yaml: repeat: input should be ...``."""
     first = err.errors()[0]

@@ -29,7 +29,7 @@ from pydantic import Field, model_validator
 
 from effprof.compress.prune import TP_MAGNITUDE
 from effprof.compress.significance import SIGNIFICANCE
-from effprof.config.base import StrictModel
+from effprof.config.base import StrictModel, check_zoom
 
 Device = Literal["auto", "cpu", "cuda"]
 ProgressMode = Literal["auto", "bar", "lines", "none"]
@@ -102,8 +102,7 @@ class RecoverStep(_Step):
     def _consistent(self) -> RecoverStep:
         if self.min_lr > self.lr:
             raise ValueError(f"min_lr {self.min_lr} exceeds lr {self.lr}")
-        if not 0.25 <= self.zoom[0] <= self.zoom[1] <= 4.0:
-            raise ValueError(f"zoom must satisfy 0.25 <= low <= high <= 4, got {self.zoom}")
+        check_zoom(self.zoom)
         if self.distill_weight == 0 and self.reconstruction_weight == 0:
             raise ValueError("distill_weight and reconstruction_weight cannot both be 0")
         return self

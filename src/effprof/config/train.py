@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from effprof.config.base import StrictModel
+from effprof.config.base import StrictModel, check_zoom
 
 Device = Literal["auto", "cpu", "cuda"]
 TrainPrecision = Literal["fp32", "tf32", "bf16"]
@@ -78,8 +78,7 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"jpeg qualities must satisfy 1 <= low <= high <= 100, got {self.jpeg}"
             )
-        if not 0.25 <= self.zoom[0] <= self.zoom[1] <= 4.0:
-            raise ValueError(f"zoom must satisfy 0.25 <= low <= high <= 4, got {self.zoom}")
+        check_zoom(self.zoom)
         if self.weights is not None and self.resume is not None:
             raise ValueError("give weights (start from them) or resume (continue a run), not both")
         return self
