@@ -181,6 +181,53 @@ def test_an_interrupted_compress_keeps_finished_runs_and_resumes(tmp_path, monke
     assert len(written(tmp_path)) == 8
 
 
+def test_a_step_hash_covers_its_own_chain_of_models_not_unrelated_steps():
+    base = [
+        {"step": "prune", "target_macs": 0.5},
+        {"step": "recover", "steps": 5},
+        {"step": "vq"},
+        {"step": "recover", "name": "dense-extra", "from": "dense", "steps": 5},
+    ]
+    config = validate(CompressConfig, {"model": TINY, "steps": base}, "tiny")
+    assert config.sources() == ["dense", "prune", "recover", "dense"]
+    hashes = dict(zip(config.labels(), config.step_hashes(), strict=True))
+
+    def edited(index, **change):
+        steps = [dict(s) for s in base]
+        steps[index].update(change)
+        again = validate(CompressConfig, {"model": TINY, "steps": steps}, "tiny")
+        new = dict(zip(again.labels(), again.step_hashes(), strict=True))
+        return sorted(label for label in hashes if new[label] != hashes[label])
+
+    assert edited(2, codebook_size=64) == ["vq"]  # nothing starts from a vq step's model
+    assert edited(0, target_macs=0.6) == ["prune", "recover", "vq"]  # the branch, not the control
+    assert edited(3, steps=6) == ["dense-extra"]
+    assert edited(1, seed=1) == ["recover", "vq"]
+    # inserting a measuring step leaves every other step's hash alone
+    inserted = [base[0], {"step": "int8"}, *base[1:]]
+    again = validate(CompressConfig, {"model": TINY, "steps": inserted}, "tiny")
+    new = dict(zip(again.labels(), again.step_hashes(), strict=True))
+    assert all(new[label] == hashes[label] for label in hashes)
+    # the pipeline's settings reach every step through dense
+    other = validate(CompressConfig, {"model": TINY, "steps": base, "test_count": 3}, "tiny")
+    assert not set(other.step_hashes()) & set(hashes.values())
+
+
+def test_resume_after_adding_a_step_runs_only_that_step(tmp_path):
+    first = compress(tiny_config(tmp_path))
+    steps = [
+        {"step": "prune", "target_macs": 0.5, "steps": 1},
+        {"step": "fp16"},  # new, before the steps that ran
+        {"step": "recover", "steps": 2, "crop": 32, "batch": 2},
+        {"step": "vq", "codebook_size": 16},
+    ]
+    paths = compress(tiny_config(tmp_path, steps=steps, resume=True))
+    assert [paths[i] for i in (0, 1, 3, 4)] == first  # reused
+    assert paths[2] not in first and read_record(paths[2]).params["step"] == "fp16"
+    assert read_record(paths[2]).parent == first[1].name
+    assert len(written(tmp_path)) == 5
+
+
 @pytest.mark.parametrize(
     ("steps", "message"),
     [

@@ -4,8 +4,9 @@ The dense model is measured first (run ``dense``); then each step of the config 
 model it starts from and writes a run of kind ``compress`` in one group (the pipeline), whose
 ``parent`` is the run of the model the step started from. A run is published only when its step
 has finished, so an interrupted compress leaves the finished steps' runs intact; ``resume=True``
-skips every step whose hash (the pipeline's settings and every step up to it) already has a
-finished run in the store, reloading the models those steps saved.
+skips every step whose hash (the pipeline's settings, the step and the chain of steps that made
+the model it starts from) already has a finished run in the store, reloading the models those steps
+saved.
 
 >>> run_dirs = compress(load_config(CompressConfig, "configs/compress-quick.yaml"))  # doctest: +SKIP
 >>> summary_frame(run_dirs)                                                          # doctest: +SKIP
@@ -89,13 +90,10 @@ class _Plan:
 
 def _plan(config: CompressConfig) -> list[_Plan]:
     plans = [_Plan(DENSE, None, config.pipeline_hash(), None)]
-    current = DENSE
-    for label, step, step_hash in zip(
-        config.labels(), config.steps, config.step_hashes(), strict=True
+    for label, step, step_hash, source in zip(
+        config.labels(), config.steps, config.step_hashes(), config.sources(), strict=True
     ):
-        source = step.from_ or current
         plans.append(_Plan(label, step, step_hash, source))
-        current = label if step.step in MODEL_STEPS else source
     return plans
 
 

@@ -212,12 +212,26 @@ class CompressConfig(StrictModel):
         data = self.model_dump(mode="json", exclude={"steps", "out", "resume", "progress"})
         return _hash(data)
 
+    def sources(self) -> list[str]:
+        """Per step, the label of the model it starts from: its ``from``, else the model the
+        previous step left (the latest earlier prune / recover step's, or ``dense``)."""
+        current, sources = DENSE, []
+        for label, step in zip(self.labels(), self.steps, strict=True):
+            source = step.from_ or current
+            sources.append(source)
+            current = label if step.step in MODEL_STEPS else source
+        return sources
+
     def step_hashes(self) -> list[str]:
-        """Per step, a hash of the pipeline and of every step up to and including it (what its
-        result depends on): ``--resume`` skips a step whose hash has a finished run."""
-        base = self.pipeline_hash()
-        steps = [s.model_dump(mode="json", by_alias=True) for s in self.steps]
-        return [_hash({"pipeline": base, "steps": steps[: i + 1]}) for i in range(len(steps))]
+        """Per step, a hash of what its result depends on: its label and settings and the hash of
+        the model it starts from, which in turn covers that model's own chain of prune / recover
+        steps back to the pipeline (``dense``). ``--resume`` skips a step whose hash has a finished
+        run, so editing or adding a step re-runs it and the steps built on its model, no others."""
+        hashes = {DENSE: self.pipeline_hash()}
+        for label, step, source in zip(self.labels(), self.steps, self.sources(), strict=True):
+            settings = step.model_dump(mode="json", by_alias=True)
+            hashes[label] = _hash({"source": hashes[source], "label": label, "step": settings})
+        return [hashes[label] for label in self.labels()]
 
 
 def label_of(step: Any, counts: dict[str, int]) -> str:
