@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
+from torch.autograd import DeviceType
+from torch.autograd.profiler_util import Interval, Kernel
 
 from effprof.measure.categories import (
     ACTIVATION,
@@ -17,7 +21,7 @@ from effprof.measure.categories import (
     RESIZE,
 )
 from effprof.measure.latency import LatencySpec
-from effprof.measure.optime import kernel_category, op_time, tabulate
+from effprof.measure.optime import kernel_category, kernel_rows, op_time, tabulate
 from effprof.results import Missing
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -131,6 +135,42 @@ def test_tabulate_gives_per_forward_times_and_every_category():
 )
 def test_gpu_kernel_names_land_in_the_right_category(kernel, launcher, category):
     assert kernel_category(kernel, launcher) == category
+
+
+def _event(name, device, start, end, parent=None, kernels=(), is_async=False):
+    return SimpleNamespace(
+        name=name, device_type=device, cpu_parent=parent, kernels=list(kernels),
+        is_async=is_async, time_range=Interval(start, end),
+    )  # fmt: skip
+
+
+def test_kernels_take_the_op_torch_linked_them_to_and_unclaimed_ones_still_count():
+    # what prof.events() holds after torch parsed a CUDA trace: ops with their kernels attached
+    # (by correlation id), the kernel events themselves, and a runtime call that launched nothing
+    conv = "sm90_xmma_fprop_implicit_gemm_f16f16_f16f32_f32_nhwckrsc_nhwc"
+    transpose = "void cudnn::engines_precompiled::nchwToNhwcKernel<__half, __half, float, false>"
+    outer = _event("aten::conv2d", DeviceType.CPU, 0.0, 50.0)
+    inner = _event(
+        "aten::cudnn_convolution", DeviceType.CPU, 1.0, 40.0, parent=outer,
+        kernels=[Kernel(transpose, 0, 3.0), Kernel(conv, 0, 20.5)],
+    )  # fmt: skip
+    legacy = _event("aten::add", DeviceType.CPU, 60.0, 61.0, kernels=[Kernel("aten::add", 0, 7.0)])
+    events = [
+        outer,
+        inner,
+        legacy,  # a per-op CUDA time without a device event: not a kernel
+        _event("cudaLaunchKernel", DeviceType.CPU, 2.0, 3.0, parent=inner),
+        _event("cudaLaunchKernel", DeviceType.CPU, 0.0, 1.0, is_async=True, kernels=[Kernel(conv, 0, 20.5)]),
+        _event(transpose, DeviceType.CUDA, 100.0, 103.0),
+        _event(conv, DeviceType.CUDA, 103.5, 124.0),
+        _event("Memset (Device)", DeviceType.CUDA, 130.0, 131.25),  # no op launched it
+    ]  # fmt: skip
+    rows = sorted(kernel_rows(events), key=lambda row: row["time_us"])
+    assert rows == [
+        {"name": "Memset (Device)", "category": OTHER, "caller": "", "time_us": 1.25},
+        {"name": transpose, "category": LAYOUT, "caller": "aten::conv2d", "time_us": 3.0},
+        {"name": conv, "category": CONVOLUTION, "caller": "aten::conv2d", "time_us": 20.5},
+    ]
 
 
 @pytest.mark.gpu

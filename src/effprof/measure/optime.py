@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,26 +174,40 @@ def _cpu_rows(events: list) -> list[dict]:
     return rows
 
 
-def _cuda_rows(events: list) -> list[dict]:
-    ops_by_id = {
-        event.id: event
-        for event in events
-        if event.device_type == DeviceType.CPU and getattr(event, "linked_correlation_id", 0) == 0
-    }
+def kernel_rows(events: list) -> list[dict]:
+    """One row per GPU kernel (or memcpy), with the op that launched it.
+
+    The link is torch's own: while parsing the trace, torch appends each kernel (name, duration)
+    to the ``kernels`` of the CPU op whose correlation id the kernel carries. (A kernel event's own
+    ``linked_correlation_id`` reached ``FunctionEvent`` only in 2026, pytorch PR 177662: reading it
+    left every kernel without an op on the H200's torch 2.11.) Kernels no op claims, e.g. launched
+    outside any aten op, are matched to the device events by (name, duration) and keep an empty
+    caller, so the total is always that of all device events."""
+    unclaimed = Counter(
+        (event.name, _elapsed_us(event)) for event in events if event.device_type == DeviceType.CUDA
+    )
     rows = []
-    for event in events:
-        if event.device_type != DeviceType.CUDA:
+    for op in events:
+        if op.device_type != DeviceType.CPU or op.is_async or not op.kernels:
             continue
-        launcher = ops_by_id.get(getattr(event, "linked_correlation_id", 0))
-        rows.append(
-            {
-                "name": event.name,
-                "category": kernel_category(event.name, launcher.name if launcher else None),
-                "caller": _outermost(launcher).name if launcher else "",
-                "time_us": float(event.time_range.elapsed_us()),
-            }
-        )
+        caller = _outermost(op).name
+        for kernel in op.kernels:
+            key = (kernel.name, float(kernel.duration))
+            if unclaimed[key] <= 0:  # not a device event (torch's legacy per-op CUDA time)
+                continue
+            unclaimed[key] -= 1
+            category = kernel_category(kernel.name, op.name)
+            rows.append(
+                {"name": kernel.name, "category": category, "caller": caller, "time_us": key[1]}
+            )
+    for (name, elapsed_us), count in unclaimed.items():
+        category = kernel_category(name, None)
+        rows += [{"name": name, "category": category, "caller": "", "time_us": elapsed_us}] * count
     return rows
+
+
+def _elapsed_us(event: Any) -> float:
+    return float(event.time_range.end - event.time_range.start)
 
 
 def tabulate(rows: list[dict], runs: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -269,7 +284,7 @@ def op_time(
     finally:
         if spec.device == "cuda":
             release_memory()
-    rows = _cuda_rows(events) if spec.device == "cuda" else _cpu_rows(events)
+    rows = kernel_rows(events) if spec.device == "cuda" else _cpu_rows(events)
     if not rows:
         return Missing("torch.profiler recorded no op or kernel events")
     ops, categories = tabulate(rows, runs)
