@@ -54,6 +54,13 @@ def test_default_profile_writes_attribution_and_report_but_measures_no_ceilings(
     assert "report.html" in out.replace("\n", "")
 
 
+def test_the_record_names_the_threads_the_measurements_used(tmp_path, capsys):
+    run, _ = _profile(["--threads", "3"], tmp_path, capsys)
+    record = read_record(run)
+    assert record.env["torch_threads"] == 3  # not the process default (2 on a 2-core CI)
+    assert record.metrics["latency_threads"] == 3
+
+
 def test_roofline_and_resolution_sweep_on_request(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("EFFPROF_CACHE_DIR", str(tmp_path / "cache"))
     run, _ = _profile(["--roofline", "--resolutions", "32,64,96"], tmp_path, capsys)

@@ -46,12 +46,13 @@ def test_train_then_evaluate_the_trained_weights(tmp_path, capsys):
     weights = str(train_run / "weights-fp16.pt")
     args = ["evaluate", "--model", "mssnet", "--weights", weights, "--count", "2", "--size", "64"]
     code, _, err = run_cli(
-        [*args, "--repeat", "1", "--threads", "1", "--out", str(tmp_path)], capsys
+        [*args, "--repeat", "1", "--threads", "3", "--out", str(tmp_path)], capsys
     )
     assert code == 0, err
     evaluate_run = next(p for p in written_runs(tmp_path) if p != train_run)
     record = json.loads((evaluate_run / "run.json").read_text())
     assert record["kind"] == "evaluate"
+    assert record["env"]["torch_threads"] == 3  # not the process default (2 on a 2-core CI)
     metrics = record["metrics"]
     assert metrics["images"] == 2 and metrics["latency_median_ms"] > 0
     assert metrics["gain_db"] == pytest.approx(metrics["psnr_db"] - metrics["blurry_psnr_db"])

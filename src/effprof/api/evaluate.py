@@ -85,6 +85,7 @@ def evaluate(config: EvaluateConfig | None = None, /, **options: Any) -> Evaluat
     check_writable(config.out)
 
     with num_threads(config.threads):
+        env = collect_environment(device)  # inside: the record names the threads that measured
         model = load_model(config.model, variant, weights=config.weights, device=device)
         quality = evaluate_pairs(model, pairs, device, multiple, config.batch)
         first = quality.per_image.iloc[0]
@@ -126,7 +127,7 @@ def evaluate(config: EvaluateConfig | None = None, /, **options: Any) -> Evaluat
         writer.add_table("images", quality.per_image)
         if not isinstance(latency, Missing):
             writer.add_table("latency", latency.to_frame())
-        run_dir = writer.finish(metrics, collect_environment(device), notes)
+        run_dir = writer.finish(metrics, env, notes)
     except BaseException:
         writer.abandon()
         raise

@@ -305,7 +305,8 @@ def profile(
             )  # fmt: skip
         collected.tables["crosscheck"] = check.to_frame()
 
-    env = collect_environment(target.device)
+    with num_threads(config.threads):  # the record names the threads the measurements used
+        env = collect_environment(target.device)
     collected.metrics["profile_seconds"] = time.perf_counter() - started
     params_record = config.model_dump(mode="json")
     params_record.update({"variant": target.variant, "device": target.device,
