@@ -5,8 +5,9 @@
 # steps from scratch (configs/train-mssnet-small-cpu.yaml); phase 2 starts from phase 1's weights
 # with a fresh optimizer, bf16 autocast, channels_last and a moving average of the weights for 103
 # minutes (configs/train-mssnet-small-cpu-finetune.yaml); phase 3 adds rescaled crops for 60
-# minutes (configs/train-mssnet-small-cpu-zoom.yaml), about 4 hours in all. Install the result with
-# INSTALL_AS=synthetic-cpu:
+# minutes (configs/train-mssnet-small-cpu-zoom.yaml); phase 4 trains on 8 crops of 128 px per step
+# for 100 minutes (configs/train-mssnet-small-cpu-zoom-large.yaml), about 5.6 hours in all.
+# Install the result with INSTALL_AS=synthetic-cpu:
 #     scripts/train_weights.sh
 # GPU (unattended, time-boxed: the learning rate decays over each budget and the run stops and
 # saves), how `synthetic` was made (MODEL_CARD.md): phase 1 from the CPU-trained weights
@@ -20,7 +21,7 @@
 #   DEVICE=cpu|cuda       picks configs/train-mssnet-small-$DEVICE.yaml (default cpu)
 #   MAX_MINUTES=N         time budget (default: none on cpu, 4 on cuda); MAX_MINUTES2 for cuda phase 2
 #   FROM=WEIGHTS          cuda: skip phase 1, start phase 2 from these weights
-#   PHASES="N1 N2 ..."    instead of the three cpu phases: total steps per phase, each resuming the
+#   PHASES="N1 N2 ..."    instead of the four cpu phases: total steps per phase, each resuming the
 #                         previous one with a longer cosine (warm restart)
 #   OUT=DIR               run store root (default reports/)
 #   INSTALL=1             copy the trained fp16 weights over the shipped `synthetic` file afterwards
@@ -105,7 +106,11 @@ else
     args=(--config configs/train-mssnet-small-cpu-zoom.yaml --device cpu --out "$OUT")
     [[ -n "${MAX_MINUTES:-}" ]] && args+=(--max-minutes "$MAX_MINUTES")
     [[ -n "${THREADS:-}" ]] && args+=(--threads "$THREADS")
-    run_dir="$(train_phase --weights "$phase2/checkpoint.pt" "$@")"
+    phase3="$(train_phase --weights "$phase2/checkpoint.pt" "$@")"
+    args=(--config configs/train-mssnet-small-cpu-zoom-large.yaml --device cpu --out "$OUT")
+    [[ -n "${MAX_MINUTES:-}" ]] && args+=(--max-minutes "$MAX_MINUTES")
+    [[ -n "${THREADS:-}" ]] && args+=(--threads "$THREADS")
+    run_dir="$(train_phase --weights "$phase3/checkpoint.pt" "$@")"
 fi
 echo "weights: $run_dir/weights-fp16.pt"
 if [[ "${INSTALL:-0}" == 1 || -n "${INSTALL_AS:-}" ]]; then
