@@ -78,6 +78,14 @@ train_phase() {
     echo "$run"
 }
 
+# The options of a later CPU phase: its config, plus the budget and threads given here.
+cpu_args() {
+    args=(--config "$1" --device cpu --out "$OUT")
+    [[ -n "${MAX_MINUTES:-}" ]] && args+=(--max-minutes "$MAX_MINUTES")
+    [[ -n "${THREADS:-}" ]] && args+=(--threads "$THREADS")
+    return 0
+}
+
 # A GPU run is one time-boxed phase; PHASES gives resumed phases of one config instead.
 run_dir=""
 if [[ -n "${PHASES:-}" ]]; then
@@ -99,17 +107,11 @@ elif [[ "$DEVICE" == cuda ]]; then
     run_dir="$(train_phase --weights "$phase1_weights" "$@")"
 else
     phase1="$(train_phase "$@")"
-    args=(--config configs/train-mssnet-small-cpu-finetune.yaml --device cpu --out "$OUT")
-    [[ -n "${MAX_MINUTES:-}" ]] && args+=(--max-minutes "$MAX_MINUTES")
-    [[ -n "${THREADS:-}" ]] && args+=(--threads "$THREADS")
+    cpu_args configs/train-mssnet-small-cpu-finetune.yaml
     phase2="$(train_phase --weights "$phase1/checkpoint.pt" "$@")"
-    args=(--config configs/train-mssnet-small-cpu-zoom.yaml --device cpu --out "$OUT")
-    [[ -n "${MAX_MINUTES:-}" ]] && args+=(--max-minutes "$MAX_MINUTES")
-    [[ -n "${THREADS:-}" ]] && args+=(--threads "$THREADS")
+    cpu_args configs/train-mssnet-small-cpu-zoom.yaml
     phase3="$(train_phase --weights "$phase2/checkpoint.pt" "$@")"
-    args=(--config configs/train-mssnet-small-cpu-zoom-large.yaml --device cpu --out "$OUT")
-    [[ -n "${MAX_MINUTES:-}" ]] && args+=(--max-minutes "$MAX_MINUTES")
-    [[ -n "${THREADS:-}" ]] && args+=(--threads "$THREADS")
+    cpu_args configs/train-mssnet-small-cpu-zoom-large.yaml
     run_dir="$(train_phase --weights "$phase3/checkpoint.pt" "$@")"
 fi
 echo "weights: $run_dir/weights-fp16.pt"
