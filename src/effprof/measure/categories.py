@@ -8,6 +8,7 @@ from __future__ import annotations
 
 CONVOLUTION = "convolution"
 MATMUL = "matmul"
+ATTENTION = "attention"
 ELEMENTWISE = "elementwise"
 ACTIVATION = "activation"
 RESIZE = "resize"
@@ -19,6 +20,7 @@ OTHER = "other"
 CATEGORIES = (
     CONVOLUTION,
     MATMUL,
+    ATTENTION,
     ELEMENTWISE,
     ACTIVATION,
     RESIZE,

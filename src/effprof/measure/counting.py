@@ -31,6 +31,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from effprof.measure.categories import CATEGORIES, op_category
 from effprof.measure.formulas import COUNTING_POLICY, find_formula
+from effprof.measure.regions import ATTENTION, fused_regions
 from effprof.models.inputs import InputSpec, as_inputs, flat_tensors
 from effprof.results import EffprofError, Missing
 
@@ -182,6 +183,30 @@ class _CountingMode(TorchDispatchMode):
         self.rows: list[tuple[Any, ...]] = []
         self._info: dict[Any, tuple[str, str, Any, bool]] = {}
         self.failures: dict[str, str] = {}  # op name -> why it is uncounted
+        self._region_start: int | None = None
+
+    def enter_region(self, name: str, args: tuple, kwargs: dict) -> None:
+        """A fused function starts (:mod:`effprof.measure.regions`): its ops become one row."""
+        self._region_start = len(self.rows)
+        self._region_inputs = list(_tensors((*args, *kwargs.values())))
+
+    def leave_region(self, name: str, out: Any) -> None:
+        """Collapse the rows the fused function produced into one row named ``name``."""
+        start, self._region_start = self._region_start, None
+        if start is None:
+            return
+        inner = self.rows[start:]
+        del self.rows[start:]
+        outs = list(_tensors(out if isinstance(out, (list, tuple)) else (out,)))
+        path, module_type = self.paths.current
+        total = [sum(r[i] for r in inner) for i in (5, 6, 7)]  # macs, flops, bias flops
+        self.rows.append(
+            (len(self.rows), name, ATTENTION, path, module_type, *total,
+             sum(_nbytes(t) for t in self._region_inputs), sum(_nbytes(t) for t in outs),
+             ", ".join(shape_text(t.shape) for t in self._region_inputs),
+             ", ".join(shape_text(t.shape) for t in outs),
+             all(r[12] for r in inner), self.memory.live_bytes)
+        )  # fmt: skip
 
     def _op_info(self, func: Any) -> tuple[str, str, Any, bool]:
         info = self._info.get(func)
@@ -353,7 +378,8 @@ def count_model(
         memory.track(tensor)
     paths = _CallPaths(meta)
     try:
-        with torch.no_grad(), paths, _CountingMode(paths, memory) as mode:
+        mode = _CountingMode(paths, memory)
+        with torch.no_grad(), paths, fused_regions(mode.enter_region, mode.leave_region), mode:
             output = meta(*args, **kwargs)
     except (
         NotImplementedError,
