@@ -12,9 +12,9 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from effprof.report import numbers as fmt
 from effprof.report import page as ui
 from effprof.runs import Comparison, load_table
-from effprof.units import binary_bytes, si
 
 TOP_MODULES = 15  # top-level modules shown in the module chart (by their largest MACs)
 
@@ -26,23 +26,15 @@ RUN_COLUMNS = {
 
 
 def format_metric(value: Any, unit: str) -> str:
-    """A headline value with its unit: bytes binary (MiB), MAC/FLOP with SI prefixes, ms with 2 decimals."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if unit == "B":
-        return binary_bytes(value)
-    if unit in ("MAC", "FLOP"):
-        return si(value, unit)
-    if unit == "ms":
-        return f"{value:,.2f} ms"
-    if unit == "":
-        return f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 10 else f"{value:.3g}"
-    return f"{value:,.4g} {unit}"
+    """A headline value with its unit, as the profile page writes it (``report.numbers``)."""
+    if unit == "ratio":  # SSIM and other unitless scores in 0..1
+        return fmt.plain(value, 4)
+    return fmt.with_unit(value, unit)
 
 
 def format_ratio(ratio: float) -> str:
-    """``×0.52`` (value / the first run's value)."""
-    return "—" if ratio is None or math.isnan(ratio) else f"×{ratio:.3g}"
+    """``0.52x`` (value / the first run's value), as every page writes a ratio."""
+    return fmt.times(ratio)
 
 
 def headline_cells(comparison: Comparison) -> pd.DataFrame:
@@ -123,7 +115,7 @@ def _attribution_section(comparison: Comparison) -> str:
     parts = []
     categories = load_table(runs, "categories")
     if "macs" in categories.columns:
-        parts.append("<h3>MACs and FLOPs by op category</h3>")
+        parts.append("<h3>FLOPs by op category (MACs in the table)</h3>")
         fig = _grouped_bars(categories, "category", "flops", labels, "op category", "FLOPs")
         parts.append(ui.figure(
             fig, caption="FLOPs per op category (counted on the meta device), one bar per run.",
@@ -135,7 +127,11 @@ def _attribution_section(comparison: Comparison) -> str:
         parts.append("<h3>Time by op category</h3>")
         fig = _grouped_bars(timing, "category", "share", labels, "op category", "share of op time")
         parts.append(ui.figure(
-            fig, caption="Share of the profiled op time per category (torch.profiler), one bar per run.",
+            fig, caption=(
+                "Share of the profiled op time per category (torch.profiler), one bar per run. The "
+                "times are measured under the profiler in forwards of their own, not parts of the "
+                "latency median: profiling adds overhead to every op, so their sum can exceed it."
+            ),
             numbers=_pivot(timing, "category", "time_ms", labels), numbers_caption="time per category (ms)",
         ))  # fmt: skip
     modules = load_table(runs, "modules")

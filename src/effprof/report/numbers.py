@@ -70,6 +70,28 @@ def plain(value: Any, digits: int = 3) -> str:
     return "—" if _bad(value) else f"{float(value):.{digits}g}"
 
 
+def with_unit(value: Any, unit: str) -> str:
+    """A headline value as every page shows it, chosen by its unit: counts with SI prefixes
+    (``6.76 M``, ``40.9 GMAC``), bytes binary (``25.77 MiB``), ms, shares as percentages."""
+    if _bad(value):
+        return "—"
+    if unit == "B":
+        return nbytes(value)
+    if unit in ("MAC", "FLOP"):
+        return count(value, unit)
+    if unit == "ms":
+        return ms(value)
+    if unit == "share":
+        return pct(value)
+    if unit == "dB":
+        return f"{float(value):.2f} dB"
+    if unit == "":
+        return count(value)
+    if "/" in unit and unit.split("/")[0] in ("MAC", "FLOP"):
+        return f"{count(value)} {unit}"
+    return f"{plain(value)} {unit}"
+
+
 def giga(value: Any) -> float | None:
     """Value / 1e9 for chart axes in G units (None stays None)."""
     return None if _bad(value) else float(value) / 1e9
