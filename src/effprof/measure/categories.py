@@ -37,7 +37,9 @@ for _category, _names in {
     "cudnn_convolution_transpose _slow_conv2d_forward thnn_conv2d",
     MATMUL: "mm addmm bmm baddbmm matmul linear _scaled_mm einsum mv dot",
     ELEMENTWISE: "add add_ sub sub_ mul mul_ div div_ neg abs exp log sqrt rsqrt pow clamp clamp_ "
-    "where copysign maximum minimum fill_ zero_ lerp addcmul addcdiv reciprocal sign rsub erf sin cos clamp_min clamp_max masked_fill eq ne gt lt ge le",
+    "where copysign maximum minimum fill_ zero_ lerp addcmul addcdiv reciprocal sign rsub erf sin cos clamp_min clamp_max masked_fill eq ne gt lt ge le "
+    "bitwise_and bitwise_or bitwise_xor bitwise_not bitwise_left_shift bitwise_right_shift "
+    "__and__ __or__ __xor__ __lshift__ __rshift__",
     ACTIVATION: "prelu _prelu_kernel relu relu_ gelu silu sigmoid tanh leaky_relu hardswish "
     "hardsigmoid elu softmax _softmax log_softmax leaky_relu_ hardtanh hardtanh_ softplus sigmoid_ silu_ hardswish_ _log_softmax _safe_softmax",
     RESIZE: "upsample_bilinear2d upsample_nearest2d upsample_bicubic2d _upsample_bilinear2d_aa "

@@ -24,10 +24,12 @@ COUNTING_POLICY = (
     "other op by a documented per-element formula (elementwise add/mul/div: 1; PReLU: 2; bilinear "
     "resize: 7 per output element, 4 mul + 3 add; normalisation: 2 to normalise, 2 for the affine, "
     "4 more where statistics are computed; softmax: 5; reductions: 1 per input element; "
-    "comparisons and transcendental functions count 1). Bias additions are listed separately as "
-    "bias FLOPs and are not in FLOPs. Memory-only ops (views, copies, cat, pad, pixel (un)shuffle, "
-    "nearest resize) cost 0 FLOPs but their bytes are listed. Counting runs at the aten level on the "
-    "meta device, in eval mode under no_grad; an op with no formula is listed with its call count."
+    "comparisons, integer bit operations and transcendental functions count 1; sorting n values: "
+    "n x ceil(log2 n) comparisons; top-k of n values: n x ceil(log2 k)). Bias additions are listed "
+    "separately as bias FLOPs and are not in FLOPs. Memory-only ops (views, copies, cat, pad, "
+    "pixel (un)shuffle, nearest resize) cost 0 FLOPs but their bytes are listed. Counting runs at "
+    "the aten level on the meta device, in eval mode under no_grad; an op with no formula is listed "
+    "with its call count."
 )
 
 
@@ -190,6 +192,30 @@ def reduction_flops(input_shape: Sequence[int]) -> int:
     return numel(input_shape)
 
 
+def sort_flops(input_shape: Sequence[int], dim: int) -> int:
+    """Comparisons of a comparison sort along ``dim``: n x ceil(log2 n) per sorted row.
+
+    Sorting 16,384 codes: 16,384 x 14 = 229,376 comparisons; 4 rows of 1,000: 4 x 1,000 x 10.
+
+    >>> sort_flops((16384,), 0), sort_flops((4, 1000), -1)
+    (229376, 40000)
+    """
+    n = int(input_shape[dim]) if input_shape else 1
+    return numel(input_shape) * math.ceil(math.log2(n)) if n > 1 else 0
+
+
+def topk_flops(input_shape: Sequence[int], k: int) -> int:
+    """Comparisons of a top-k selection with a size-k heap: ceil(log2 k) per input element
+    (at least 1: every element is compared with the heap's top).
+
+    The 16 nearest of 10,000 distances for 256 queries: 2,560,000 x 4 = 10,240,000.
+
+    >>> topk_flops((256, 10000), 16), topk_flops((8, 100), 1)
+    (10240000, 800)
+    """
+    return numel(input_shape) * max(1, math.ceil(math.log2(max(k, 1))))
+
+
 def pool_flops(output_shape: Sequence[int], window: int, op: str) -> int:
     """Pooling: average = ``window`` FLOPs per output (window-1 adds + 1 divide); max =
     ``window - 1`` comparisons per output.
@@ -262,7 +288,8 @@ POINTWISE_FLOPS_PER_ELEMENT: dict[int, str] = {
     # Transcendentals (exp, erf, tanh, ...) and comparisons count as one FLOP each.
     1: "add add_ sub sub_ rsub mul mul_ div div_ neg abs exp log sqrt rsqrt reciprocal pow "
     "maximum minimum where sign erf tanh sin cos relu relu_ clamp_min clamp_max masked_fill "
-    "eq ne gt lt ge le",
+    "eq ne gt lt ge le bitwise_and bitwise_or bitwise_xor bitwise_not bitwise_left_shift "
+    "bitwise_right_shift __and__ __or__ __xor__ __lshift__ __rshift__",
     # compare + multiply (PReLU, leaky ReLU) or two compares (hardtanh, clamp)
     2: "_prelu_kernel leaky_relu leaky_relu_ hardtanh hardtanh_ clamp clamp_",
     # lerp a + w*(b - a); addcmul a + v*b*c; softplus log(1 + exp(x))
@@ -332,6 +359,17 @@ def _softmax(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
 @register_formula(aten.sum, aten.mean, aten.amax, aten.amin, aten.prod)
 def _reduction(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     return OpCost(flops=reduction_flops(_shape(args[0])))
+
+
+@register_formula(aten.sort.default, aten.sort.stable)
+def _sort(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    dim = kwargs.get("dim", args[1] if len(args) > 1 and isinstance(args[1], int) else -1)
+    return OpCost(flops=sort_flops(_shape(args[0]), dim))
+
+
+@register_formula(aten.topk.default)
+def _topk(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    return OpCost(flops=topk_flops(_shape(args[0]), int(args[1])))
 
 
 @register_formula(aten.avg_pool2d.default)
