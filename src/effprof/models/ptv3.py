@@ -31,8 +31,8 @@ Substituted, so that everything runs on the meta device with static shapes:
 
 The counterfactual (``attention="knn"``) is the same network with Point Transformer V2's
 neighbourhood: every point attends to its ``k`` (16) nearest neighbours, found once per level by
-brute force (squared distances of a chunk of 256 queries to every point as a matrix product, then
-top-k), chunked so that memory stays at 256 x N distances. Everything else is unchanged (the same
+brute force (for a chunk of 256 queries, ``|p|^2 - 2 q.p`` to every point as one matrix product,
+then top-k), chunked so that memory stays at 256 x N distances. Everything else is unchanged (the same
 weights, CPE, pooling and serialization), so the comparison isolates the attention neighbourhood.
 
 >>> model = build_ptv3("small")
@@ -360,8 +360,8 @@ def point_inputs(points: int, in_channels: int) -> InputSpec:
 
 KNN_ATTENTION = (
     "serialized patch attention: every point attends to its 16 nearest neighbours (PTv2's "
-    "neighbourhood; brute-force kNN once per level, in chunks of 256 queries: |q|^2 - 2 q.p + "
-    "|p|^2 as a matrix product, then top-k) instead of to the up to 1024 points of its patch of "
+    "neighbourhood; brute-force kNN once per level, in chunks of 256 queries: |p|^2 - 2 q.p as "
+    "a matrix product, then top-k) instead of to the up to 1024 points of its patch of "
     "a serialization order; weights, CPE, pooling and serialization are unchanged"
 )
 

@@ -116,7 +116,9 @@ class Serialize(nn.Module):
 
 class KNNQuery(nn.Module):
     """Indices (N, k) of every point's k nearest points (itself included), by brute force in
-    chunks of ``chunk`` queries: |q|^2 - 2 q.p + |p|^2 as a matrix product, then top-k."""
+    chunks of ``chunk`` queries: ``|p|^2 - 2 q.p`` for every pair as one ``addmm``, then top-k.
+    (The squared distance minus the query's own ``|q|^2``, which is the same for a whole row and
+    so does not change which points are nearest.)"""
 
     def __init__(self, k: int, chunk: int = KNN_CHUNK) -> None:
         super().__init__()
@@ -126,9 +128,10 @@ class KNNQuery(nn.Module):
     def forward(self, coords: Tensor) -> Tensor:
         k = min(self.k, coords.shape[0])
         norms = (coords * coords).sum(dim=1)
+        points = coords.T
         found = []
         for start in range(0, coords.shape[0], self.chunk):
             query = coords[start : start + self.chunk]
-            distance2 = norms[start : start + self.chunk, None] - 2 * query @ coords.T + norms
-            found.append(distance2.topk(k, dim=1, largest=False).indices)
+            ranking = torch.addmm(norms, query, points, alpha=-2)
+            found.append(ranking.topk(k, dim=1, largest=False).indices)
         return torch.cat(found)
