@@ -10,6 +10,10 @@ before it) and ``measure_latency`` (perf_counter, inference mode), both with 1 t
 two networks are timed interleaved, A B A B: every round times each once (``--repeat`` forwards),
 after one warm-up forward each, and the KNN/patch latency ratio is taken within each round. The
 1-minute load average is recorded before every timed call (the machine is shared).
+``--knn-query`` also times the KNN network's brute-force kNN query alone at every level's point
+count; ``--mmap-threshold`` sets glibc's mmap threshold for the memory children, so that freed
+large blocks leave the process and peak RSS follows the live tensors (without it, glibc's heap
+keeps some freed blocks, which the next peak then reuses or adds to).
 
 The timers of effprof.measure take one input shape; until they take an InputSpec, the networks
 are wrapped in :class:`PackedPoints`, which reads one (N, 3 + C) uniform [0, 1) tensor as the
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -35,7 +40,8 @@ from effprof.measure.environment import collect_environment
 from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.memory import measure_peak_memory
 from effprof.models import MODELS
-from effprof.models.ptv3 import EXTENT_M
+from effprof.models.ptv3 import EXTENT_M, VARIANTS
+from effprof.models.ptv3_serialization import KNNQuery
 from effprof.results import Missing
 
 MIB = 1024**2
@@ -62,6 +68,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=1, help="timed forwards per network a round")
     parser.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
+    parser.add_argument("--no-latency", action="store_true", help="skip the timed rounds")
+    parser.add_argument(
+        "--knn-query", action="store_true", help="also time the kNN query alone at every level"
+    )
+    parser.add_argument(
+        "--mmap-threshold",
+        type=int,
+        default=None,
+        help="glibc MALLOC_MMAP_THRESHOLD_ for the memory children (bytes): blocks above it are "
+        "mmap'd and returned on free, so peak RSS follows live tensors",
+    )
     parser.add_argument("--out", type=Path, default=None)
     return parser.parse_args(argv)
 
@@ -128,6 +145,19 @@ def summarise(calls: list[dict[str, Any]]) -> dict[str, Any]:
     return {"median_ms": median, "round_ratios": ratios, "load_1min": [min(loads), max(loads)]}
 
 
+def knn_query_ms(variant: str, points: int) -> dict[str, Any]:
+    """One timed forward (after one warm-up) of the KNN network's kNN query at every level."""
+    config = VARIANTS[variant]
+    query = KNNQuery(config.neighbours).eval()
+    spec = LatencySpec(device="cpu", warmup=1, repeat=1, threads=1)
+    levels = [points]
+    for _ in config.enc_channels[1:]:
+        levels.append(math.ceil(levels[-1] / config.pool))
+    times = {n: value(measure_latency(query, (n, 3), spec), "median_ms") for n in levels}
+    ok = [t for t in times.values() if not isinstance(t, dict)]
+    return {"per_level_ms": times, "total_ms": sum(ok) if len(ok) == len(times) else None}
+
+
 def memory(models: dict[str, nn.Module], shape: tuple[int, int]) -> dict[str, Any]:
     """Peak RSS growth of one forward of each network, in a fresh child process (1 thread)."""
     spec = LatencySpec(device="cpu", threads=1)
@@ -145,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     channels = MODELS.get("ptv3").default_inputs(args.variant).tensors[1].shape[1]
     sizes = [int(p) for p in args.points.split(",")]
+    if args.mmap_threshold is not None:  # read by glibc when each memory child starts
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)
     report: dict[str, Any] = {"command": " ".join(sys.argv), "variant": args.variant,
+                              "mmap_threshold": args.mmap_threshold,
                               "environment": collect_environment("cpu"), "sizes": {}}  # fmt: skip
     for points in sizes:
         print(f"{points} points", flush=True)
@@ -155,11 +188,15 @@ def main(argv: list[str] | None = None) -> int:
         row: dict[str, Any] = {"counted": counted(args.variant, points)}
         if not args.no_memory:
             row["memory"] = memory(models, shape)
-        row["latency"] = timed(models, shape, args)
+        if args.knn_query:
+            row["knn_query"] = knn_query_ms(args.variant, points)
+        if not args.no_latency:
+            row["latency"] = timed(models, shape, args)
         row["wall_s"] = time.perf_counter() - started
         report["sizes"][str(points)] = row
         print(json.dumps({k: v for k, v in row.items() if k != "latency"}, default=str))
-        print(json.dumps({k: v for k, v in row["latency"].items() if k != "calls"}))
+        if "latency" in row:
+            print(json.dumps({k: v for k, v in row["latency"].items() if k != "calls"}))
         if args.out is not None:  # after every size, so a later failure keeps what was measured
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")

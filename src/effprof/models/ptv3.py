@@ -9,9 +9,9 @@ Stronger" (CVPR 2024, arXiv 2312.10035). Kept from the paper:
   assignment of orders to blocks is shuffled every forward ("shuffle order");
 * patch attention: in a block's order, the points are cut into non-overlapping patches of
   ``patch`` consecutive points (1024 in the paper), and multi-head attention runs within each
-  patch only. A point count that is not a multiple of the patch is completed the paper's way: the
-  last patch is the last ``patch`` points of the order, overlapping the one before it, and each
-  point keeps the output of its first patch;
+  patch only. A point count that is not a multiple of the patch is completed, as the paper does,
+  with points borrowed from the patch before: the last patch is the last ``patch`` points of the
+  order, and each point keeps the output of its first patch;
 * pre-norm blocks: x + CPE(x), then x + attention(LN(x)), then x + MLP(LN(x));
 * a U-Net: an encoder whose stages are joined by pooling and a decoder whose unpooling gives every
   point of the finer level its parent's features plus a projection of the skip features; one
@@ -26,14 +26,16 @@ Substituted, so that everything runs on the meta device with static shapes:
   by merging every ``pool`` (4) consecutive points of the z-order (max of their projected
   features, mean of their coordinates), so each level holds ceil(N / 4) points; the grid size
   used to serialize a level doubles at every level, as the paper's voxels do;
-* the stem is a linear layer (the paper: a sparse convolution); there is no batch of clouds, no
-  flash attention, and no drop path.
+* the stem is a linear layer (the paper: a sparse convolution); attention goes through
+  ``F.scaled_dot_product_attention`` (PyTorch's fused kernels) where the paper uses
+  FlashAttention; there is no batch of clouds and no drop path.
 
 The counterfactual (``attention="knn"``) is the same network with Point Transformer V2's
 neighbourhood: every point attends to its ``k`` (16) nearest neighbours, found once per level by
-brute force (for a chunk of 256 queries, ``|p|^2 - 2 q.p`` to every point as one matrix product,
-then top-k), chunked so that memory stays at 256 x N distances. Everything else is unchanged (the same
-weights, CPE, pooling and serialization), so the comparison isolates the attention neighbourhood.
+brute force (for a chunk of 256 queries, ``|p|^2 - 2 q.p`` to every point as one matrix
+product, then top-k), chunked so that memory stays at 256 x N distances. Everything else is
+unchanged (the same weights, CPE, pooling and serialization), so the comparison isolates the
+attention neighbourhood.
 
 >>> model = build_ptv3("small")
 >>> model(torch.rand(2048, 3) * 8, torch.rand(2048, 6)).shape  # doctest: +SKIP
