@@ -91,7 +91,7 @@ def test_counterfactual_takes_the_same_inputs_and_returns_the_same_shapes(
 
 @pytest.mark.parametrize(
     "module",
-    ["sr3x", "featsharp", "ptv3", "ptv3_map", "ptv3_serialization"],
+    ["sr3x", "featsharp_map", "ptv3", "ptv3_map", "ptv3_serialization"],
 )
 def test_worked_examples_in_docstrings_are_right(module: str):
     result = doctest.testmod(importlib.import_module(f"effprof.models.{module}"))

@@ -37,8 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from effprof.models.featsharp_map import featsharp_components
 from effprof.models.inputs import image_inputs
-from effprof.models.registry import DENSE_OUT, ComponentMap, OutputSpec, register_model
+from effprof.models.registry import DENSE_OUT, OutputSpec, register_model
 
 PATCH = 16
 GRID = 14  # native token grid: 224 / 16
@@ -343,46 +344,6 @@ def build_high_res_vit(variant: str) -> HighResViT:
     """The ViT-at-4x-resolution counterfactual of ``variant``."""
     return HighResViT(VARIANTS[variant])
 
-
-# ----------------------------------------------------------------------------- component map
-
-WHOLE = "ViT (whole image)"
-TILED = "ViT (2 x 2 tiles)"
-PARTS = ("image upsampling", WHOLE, TILED, "de-bias", "JBU upsampler", "tile fusion")
-SCALES = ("input image", "1/16", "1/8", "1/4")
-
-
-def featsharp_labels(path: str) -> dict[str, str]:
-    """Grid (of the features a module writes, relative to the input image) and part of the
-    featsharp module at ``path``; ``{}`` if unknown. Labels follow the real network; the
-    counterfactual's ``vit`` is labelled like the real one's (its grid is then 1/4).
-
-    >>> featsharp_labels("tiles.vit.blocks.3.attn")
-    {'scale': '1/8', 'part': 'ViT (2 x 2 tiles)'}
-    """
-    head, _, rest = path.partition(".")
-    if head == "tiles":
-        if rest.startswith("vit"):
-            return {"scale": "1/8", "part": TILED}
-        if rest.startswith("debias"):
-            return {"scale": "1/8", "part": "de-bias"}
-        return {"scale": "input image", "part": TILED}  # cutting and resizing the tiles
-    if head == "upsampler":
-        step = rest.split(".")[1] if rest.startswith("steps.") else "0"
-        return {"scale": "1/8" if step == "0" else "1/4", "part": "JBU upsampler"}
-    fixed = {
-        "vit": ("1/16", WHOLE),
-        "debias": ("1/16", "de-bias"),
-        "fusion": ("1/4", "tile fusion"),
-        "upsample": ("input image", "image upsampling"),
-    }
-    if head not in fixed:
-        return {}
-    scale, part = fixed[head]
-    return {"scale": scale, "part": part}
-
-
-featsharp_components = ComponentMap(featsharp_labels, {"scale": SCALES, "part": PARTS})
 
 HIGH_RES_VIT = (
     "the cheap upsampler: instead of the JBU stack, the tiles and the fusion block, the same ViT "

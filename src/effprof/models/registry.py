@@ -36,18 +36,6 @@ DEFAULT_IMAGE = {"cpu": (1, 3, 256, 256), "cuda": (1, 3, 720, 1280)}
 
 
 @dataclass(frozen=True)
-class ComponentMap:
-    """A model's component map: ``map(path)`` labels a module; ``order`` lists each dimension's
-    groups in reading order (for tables and charts)."""
-
-    label: Callable[[str], dict[str, str]]
-    order: Mapping[str, tuple[str, ...]]
-
-    def __call__(self, path: str) -> dict[str, str]:
-        return self.label(path)
-
-
-@dataclass(frozen=True)
 class OutputSpec:
     """What ``forward`` returns: the kind of its main output, the names of its outputs, and the
     keyword arguments that make it return every output it is trained on (MSSNet's six)."""
