@@ -40,6 +40,8 @@ from torch import Tensor, nn
 from effprof.models.featsharp_map import featsharp_components
 from effprof.models.inputs import image_inputs
 from effprof.models.registry import DENSE_OUT, OutputSpec, register_model
+from effprof.models.sr3x import Bicubic
+from effprof.models.transformer import Block
 
 PATCH = 16
 GRID = 14  # native token grid: 224 / 16
@@ -67,51 +69,6 @@ VARIANTS: dict[str, FeatSharpConfig] = {
 
 
 # ----------------------------------------------------------------------------- ViT
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention over (B, N, C) tokens."""
-
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        batch, tokens, dim = x.shape
-        qkv = self.qkv(x).reshape(batch, tokens, 3, self.heads, dim // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(batch, tokens, dim))
-
-
-class Mlp(nn.Module):
-    """Linear -> GELU -> linear, ``ratio`` times wider inside."""
-
-    def __init__(self, dim: int, ratio: int = 4) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, ratio * dim)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(ratio * dim, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block; ``attn`` sees (B, N, C) tokens (global or windowed)."""
-
-    def __init__(self, dim: int, heads: int, attn: nn.Module | None = None) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = attn or Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
 
 
 class ViT(nn.Module):
@@ -308,17 +265,6 @@ class FeatSharp(nn.Module):
         low = self.debias(self.vit(image))
         upsampled = self.upsampler(low, image)
         return self.fusion(upsampled, self.tiles(image))
-
-
-class Bicubic(nn.Module):
-    """Bicubic image upsampling by an integer factor."""
-
-    def __init__(self, factor: int) -> None:
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.interpolate(x, scale_factor=self.factor, mode="bicubic", align_corners=False)
 
 
 class HighResViT(nn.Module):

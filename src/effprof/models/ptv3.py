@@ -56,6 +56,7 @@ from effprof.models.inputs import FEATURES, POINTS, InputSpec, TensorSpec
 from effprof.models.ptv3_map import ptv3_components
 from effprof.models.ptv3_serialization import PATTERNS, KNNQuery, Level, Serialize
 from effprof.models.registry import POINTS_OUT, OutputSpec, register_model
+from effprof.models.transformer import Mlp
 
 DEFAULT_POINTS = 16384
 EXTENT_M = 8.0  # coordinates lie in [0, 8) metres on every axis
@@ -166,19 +167,6 @@ class CurveCPE(nn.Module):
         along = x[level.orders[pattern]].T.unsqueeze(0)  # (1, C, N) in curve order
         mixed = self.conv(along).squeeze(0).T[level.inverses[pattern]]
         return x + self.norm(self.linear(mixed))
-
-
-class Mlp(nn.Module):
-    """Linear -> GELU -> linear."""
-
-    def __init__(self, dim: int, ratio: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, ratio * dim)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(ratio * dim, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class Block(nn.Module):
