@@ -14,18 +14,19 @@ al., ICLR 2024) that it builds on. Kept from the paper:
   product of learned guidance embeddings of the image) plus a Gaussian spatial term with a
   learned width: features at 1/4;
 * tiling: the image is cut into 2 x 2 tiles, each resized to the full input size and encoded by
-  the same ViT (and de-biased), giving features at 1/8 that see 2x finer detail;
+  the same ViT (and de-biased), giving features at 1/8 from a ViT that saw the image at twice
+  the scale (8 x 8 input pixels per token instead of 16 x 16);
 * fusion: the JBU features and the (bilinearly upsampled) tile features are concatenated, mixed
   by a linear layer and refined by one transformer block whose attention is local.
 
-Simplified: the paper's tiles match the upsampling factor and its fusion block uses sliding-window
-attention; here the tiles are 2 x 2 for a 4x upsampler and the block attends within
-non-overlapping 8 x 8 windows (static reshapes, no custom kernel). There is no class token, and
-the guidance embedding is a two-layer conv on the average-pooled image.
+Simplified (as we read the paper, its tiles match the upsampling factor and its fusion block
+attends over sliding windows): here the tiles are 2 x 2 for a 4x upsampler and the block attends
+within non-overlapping 8 x 8 windows (static reshapes, no custom kernel). There is no class
+token, and the guidance embedding is a two-layer conv on the average-pooled image.
 
 The counterfactual runs the same ViT on the image bicubic-upsampled 4x, so that its own token
-grid is the upsampled 56 x 56 feature grid: 16x the tokens, and attention whose cost grows with
-the square of the token count.
+grid is the upsampled feature grid (56 x 56 at the default 224 px input): 16x the tokens, and
+attention whose cost grows with the square of the token count.
 """
 
 from __future__ import annotations
