@@ -46,4 +46,18 @@ def featsharp_labels(path: str) -> dict[str, str]:
     return {"scale": scale, "part": part}
 
 
-featsharp_components = ComponentMap(featsharp_labels, {"scale": SCALES, "part": PARTS})
+featsharp_components = ComponentMap(
+    featsharp_labels,
+    {"scale": SCALES, "part": PARTS},
+    notes={
+        "scale": (
+            "The grid each module writes, relative to the input image: the whole-image ViT 1/16, "
+            "the ViT on 2 x 2 tiles 1/8, the two JBU steps 1/8 and 1/4, the tile fusion 1/4."
+        ),
+        "part": (
+            "ViT (2 x 2 tiles) is the same ViT run on four tiles, each resized to the input size; "
+            "de-bias subtracts a learned bias map; the JBU upsampler is two image-guided 2x steps; "
+            "tile fusion mixes JBU and tile features with one windowed transformer block."
+        ),
+    },
+)

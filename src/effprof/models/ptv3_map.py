@@ -71,4 +71,20 @@ def ptv3_labels(path: str) -> dict[str, str]:
     return _level(level, name, part) if part else {}
 
 
-ptv3_components = ComponentMap(ptv3_labels, {"scale": SCALES, "stage": STAGES, "part": PARTS})
+ptv3_components = ComponentMap(
+    ptv3_labels,
+    {"scale": SCALES, "stage": STAGES, "part": PARTS},
+    notes={
+        "scale": "Level l holds ceil(N / 4^(l-1)) points: pooling merges 4 consecutive z-order points.",
+        "stage": (
+            "Encoder stage l works on level l; decoder stage l unpools to level l and runs its "
+            "blocks there; the per-point head is in decoder 1."
+        ),
+        "part": (
+            "Serialization: grid codes along four space-filling curves and their sorts; CPE: a "
+            "Conv1d along the block's curve order; attention: patches of up to 1024 consecutive "
+            "points of that order (the KNN counterfactual: 16 nearest neighbours, found by the "
+            "kNN query)."
+        ),
+    },
+)

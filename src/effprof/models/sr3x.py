@@ -127,7 +127,21 @@ def sr3x_labels(path: str) -> dict[str, str]:
     return {"scale": labels[0], "part": labels[1]} if labels else {}
 
 
-sr3x_components = ComponentMap(sr3x_labels, {"scale": (LOW_RES, HIGH_RES), "part": PARTS})
+sr3x_components = ComponentMap(
+    sr3x_labels,
+    {"scale": (LOW_RES, HIGH_RES), "part": PARTS},
+    notes={
+        "scale": (
+            "The grid each module writes: every conv runs on the input grid; only the "
+            "PixelShuffle writes the 3x output grid."
+        ),
+        "part": (
+            "Shallow features: one 3x3 conv; body: the residual blocks, a closing conv and the "
+            "long skip; reconstruction: the conv to 27 = 3 x 3 x 3 sub-pixel channels; upsampler: "
+            "PixelShuffle(3), a copy without arithmetic."
+        ),
+    },
+)
 
 PRE_UPSAMPLING = (
     "upsampling last: the same shallow conv and residual body run on the input bicubic-upsampled "
