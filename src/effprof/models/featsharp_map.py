@@ -13,8 +13,8 @@ from effprof.models.registry import ComponentMap
 
 WHOLE = "ViT (whole image)"
 TILED = "ViT (2 x 2 tiles)"
-PARTS = ("image upsampling", WHOLE, TILED, "de-bias", "JBU upsampler", "tile fusion")
-SCALES = ("input image", "1/16", "1/8", "1/4")
+PARTS = (WHOLE, "de-bias", "JBU upsampler", TILED, "tile fusion", "image upsampling")
+SCALES = ("1/16", "1/8", "1/4", "input image")  # coarse to fine, as MSSNet's map
 
 
 def featsharp_labels(path: str) -> dict[str, str]:
