@@ -191,8 +191,10 @@ def fit_power(
     keep = (xs > 0) & (ys > 0)
     xs, ys = xs[keep], ys[keep]
     if len(set(xs.tolist())) < MIN_SIZES:
+        what = quantity.removesuffix("_median_ms").replace("_", " ")
         return Missing(
-            f"need {MIN_SIZES} or more measured sizes to fit a {quantity} law, have {len(set(xs.tolist()))}"
+            f"need {MIN_SIZES} or more measured sizes to fit a {what} law, have "
+            f"{len(set(xs.tolist()))} (time more sizes with --resolutions)"
         )
     alpha, log_k = np.polyfit(np.log(xs), np.log(ys), 1)
     law = np.exp(log_k) * xs**alpha
