@@ -10,7 +10,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from effprof.models import featsharp as _featsharp  # noqa: F401  (registers "featsharp")
 from effprof.models import mssnet as _mssnet  # noqa: F401  (registers "mssnet")
+from effprof.models import ptv3 as _ptv3  # noqa: F401  (registers "ptv3")
+from effprof.models import sr3x as _sr3x  # noqa: F401  (registers "sr3x")
 from effprof.models.checkpoint import load_state_dict_strict, read_state_dict, state_dict_mismatch
 from effprof.models.generic import build_from_spec, is_import_spec
 from effprof.models.inputs import InputSpec, TensorSpec, as_inputs, flat_tensors, image_inputs
