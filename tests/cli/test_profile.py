@@ -162,7 +162,7 @@ def test_bad_config_files(tmp_path, capsys, text, expected):
 
 def test_unreadable_config(tmp_path, capsys):
     code, _, err = run_cli(["profile", "--config", str(tmp_path / "absent.yaml")], capsys)
-    assert code == 2 and "cannot read config" in err
+    assert code == 2 and "does not exist" in err
 
 
 def test_out_not_writable(tmp_path, capsys):

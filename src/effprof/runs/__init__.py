@@ -1,9 +1,18 @@
 """The run store: writing runs atomically and reading them back into pandas."""
 
 from effprof.runs.compare import Comparison, compare_runs, resolve_runs
-from effprof.runs.ledger import LedgerEntry, RunStoreWarning, read_entries, write_entry
+from effprof.runs.ledger import (
+    LedgerEntry,
+    RunStoreWarning,
+    claim,
+    read_entries,
+    read_entry,
+    release,
+    write_entry,
+)
 from effprof.runs.load import (
     ID_COLUMNS,
+    check_store_root,
     find_run,
     load_runs,
     load_table,
@@ -11,7 +20,13 @@ from effprof.runs.load import (
     run_dirs,
     scan_runs,
 )
-from effprof.runs.store import RunRecord, RunWriter, check_writable, read_record, read_table
+from effprof.runs.record import RunRecord, dumps_json, read_record
+from effprof.runs.store import (
+    RunWriter,
+    check_writable,
+    read_table,
+    write_text_atomic,
+)
 
 __all__ = [
     "ID_COLUMNS",
@@ -20,17 +35,23 @@ __all__ = [
     "RunRecord",
     "RunStoreWarning",
     "RunWriter",
+    "check_store_root",
     "check_writable",
+    "claim",
     "compare_runs",
+    "dumps_json",
     "find_run",
     "load_runs",
     "load_table",
     "read_entries",
+    "read_entry",
     "read_record",
     "read_run",
     "read_table",
+    "release",
     "resolve_runs",
     "run_dirs",
     "scan_runs",
     "write_entry",
+    "write_text_atomic",
 ]
