@@ -30,12 +30,13 @@ from effprof.config import DEFAULT_INPUT, ProfileConfig
 from effprof.measure.counting import COUNTING_POLICY, CountResult, count_model
 from effprof.measure.crosscheck import ReferenceCount, cross_check
 from effprof.measure.environment import collect_environment, resolve_device
+from effprof.measure.finite import check_outputs
 from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.memory import measure_peak_memory
 from effprof.measure.onnx import export_onnx, onnx_parity, ort_latency
 from effprof.measure.optime import op_time
 from effprof.measure.params import count_params
-from effprof.measure.precision import num_threads
+from effprof.measure.precision import num_threads, random_input
 from effprof.models import PadToMultiple, check_variant, get_entry, load_model, padded_size
 from effprof.results import EffprofError, Missing
 from effprof.runs import RunWriter, check_writable
@@ -227,6 +228,19 @@ def _measure_onnx(
     out.add("onnx_", parity.summary())
 
 
+def _check_outputs(model: nn.Module, target: ProfileTarget, out: Collected) -> None:
+    """One fp32 forward: are the outputs finite (else which, and from which module on)?"""
+    x = random_input(target.padded_shape, target.device, "fp32", channels_last=False)
+    check = check_outputs(model, (x,))
+    if isinstance(check, Missing):
+        out.metrics["outputs_finite"] = check
+        return
+    out.add("", check.summary())
+    if not check.ok:
+        out.notes.append(check.describe())
+        out.tables["finite"] = check.to_frame()
+
+
 def _load_average() -> float | None:
     """1-minute load average of the host (None where the OS does not report one)."""
     try:
@@ -279,6 +293,8 @@ def profile(
         buffer_bytes=params.buffer_bytes,
     )  # fmt: skip
     collected.tables["params"] = params.to_frame()
+    step("checking the outputs are finite")
+    _check_outputs(model, target, collected)
 
     load_before = _load_average()
     _measure_time(model, config, target, collected, step)
