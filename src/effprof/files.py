@@ -14,14 +14,14 @@ from pathlib import Path
 from effprof.results import EffprofError
 
 
-def read_small_text(path: str | Path, limit: int, what: str = "file") -> str:
+def read_small_text(path: str | Path, limit: int, what: str = "") -> str:
     """The UTF-8 text of ``path`` (a regular file of at most ``limit`` bytes).
 
     A missing file raises FileNotFoundError (callers say what was expected there); every other
     problem is an EffprofError such as ``config 'x.yaml' is not a regular file (a folder)``.
     """
     path = Path(path)
-    shown = f"{what} {str(path)!r}"
+    shown = f"{what} {str(path)!r}".lstrip()
     try:
         info = os.stat(path)
     except FileNotFoundError:

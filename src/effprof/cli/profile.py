@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import typer
 from rich.table import Table
 
 from effprof.cli import app, console, err_console, warn
+from effprof.results import EffprofError
 
 
 def _options(**given: Any) -> dict[str, Any]:
@@ -77,9 +79,18 @@ def profile(
 def _write_report(run_dir: Path) -> None:
     """report.html beside the run; a rendering failure is reported, the run stays intact."""
     from effprof.report.render import write_report
+    from effprof.runs import remove_run
 
     try:
         write_report([run_dir])
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        remove_run(run_dir)  # a full disk: the command fails whole, leaving nothing behind
+        raise EffprofError(
+            f"no space left on the device for report.html under {str(run_dir.parent.parent)!r}; "
+            "the run was removed again"
+        ) from None
     except Exception as error:  # the measured run matters more than its page
         warn(
             f"report.html not written ({type(error).__name__}: {error}); "

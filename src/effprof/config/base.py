@@ -30,7 +30,9 @@ def check_zoom(zoom: tuple[float, float]) -> None:
 
 def describe_validation_error(err: ValidationError, source: str) -> str:
     """The first problem of a pydantic error as one line: ``config.yaml: repeat: input should be ...``."""
-    first = err.errors()[0]
+    errors = err.errors()
+    # an unknown key first: it is the likely typo, and the "field required" beside it its echo
+    first = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
     where = ".".join(str(p) for p in first.get("loc", ())) or "(top level)"
     message = first.get("msg", "invalid value")
     if first.get("type") == "extra_forbidden":
@@ -83,8 +85,9 @@ def parse_yaml(text: str, shown: str) -> Any:
         ) from None
     except RecursionError:
         raise EffprofError(f"{shown} is nested too deeply to read") from None
-    except ValueError as err:
-        raise EffprofError(f"{shown} cannot be used: {err}") from None
+    except ValueError as err:  # e.g. an integer of 5,000 digits
+        reason = str(err).split(";")[0]
+        raise EffprofError(f"{shown} cannot be used: {reason}") from None
     finally:
         loader.dispose()
 

@@ -20,6 +20,7 @@ import ctypes
 import gc
 import multiprocessing as mp
 import pickle
+import signal
 import tempfile
 import threading
 import time
@@ -205,7 +206,8 @@ def _run_child(path: Path, shape: tuple[int, ...], spec: LatencySpec, kwargs: di
     receiver, sender = ctx.Pipe(duplex=False)
     args = (str(path), shape, spec.precision, spec.channels_last, spec.threads, kwargs, sender)
     process = ctx.Process(target=_child_main, args=args, daemon=True)
-    process.start()
+    with _child_ignores_sigint():  # Ctrl-C is the parent's to handle: no child traceback
+        process.start()
     sender.close()
     reply: dict = {}
     try:
@@ -213,6 +215,9 @@ def _run_child(path: Path, shape: tuple[int, ...], spec: LatencySpec, kwargs: di
             reply = receiver.recv()
     except EOFError:
         reply = {}
+    except BaseException:  # interrupted: the child goes at once, not after the 30 s grace
+        process.kill()
+        raise
     finally:
         process.join(timeout=30)
         if process.is_alive():
@@ -222,6 +227,20 @@ def _run_child(path: Path, shape: tuple[int, ...], spec: LatencySpec, kwargs: di
     if not reply:
         reply = {"ok": False, "oom": process.exitcode == -9, "exitcode": process.exitcode}
     return reply
+
+
+@contextlib.contextmanager
+def _child_ignores_sigint():
+    """Start children with SIGINT ignored (they inherit it through spawn's exec, and Python then
+    installs no KeyboardInterrupt handler), so a Ctrl-C while one imports torch prints nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _child_failure(reply: dict, spec: LatencySpec) -> Missing:

@@ -25,6 +25,7 @@ from effprof.runs.store import (
     RunWriter,
     check_writable,
     read_table,
+    remove_run,
     write_text_atomic,
 )
 
@@ -49,6 +50,7 @@ __all__ = [
     "read_run",
     "read_table",
     "release",
+    "remove_run",
     "resolve_runs",
     "run_dirs",
     "scan_runs",

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pandas as pd
 from effprof.results import EffprofError
 from effprof.runs.ledger import RunStoreWarning, read_entries
 from effprof.runs.record import RUN_FILE, RunRecord, read_record
-from effprof.runs.store import PARTIAL_SUFFIX, RUNS_DIR, partial_state
+from effprof.runs.store import PARTIAL_SUFFIX, RUNS_DIR, partial_state, resumable_file
 
 # The fixed columns of load_runs, in order: name -> (dtype, meaning). After them come params.*,
 # metrics.*, missing.* and env.* (each group sorted by name), flattened with dots.
@@ -95,10 +96,8 @@ def scan_runs(root: str | Path) -> Iterator[tuple[Path, RunRecord]]:
     writer still runs is skipped silently, one whose writer died is skipped with a warning."""
     for run_dir in _candidates(root):
         if run_dir.name.endswith(PARTIAL_SUFFIX):
-            state = partial_state(run_dir)
-            if state != "running":
-                why = {"stale": "its writer was killed or crashed; effprof removes it the next "
-                       "time it writes a run here"}.get(state, "still running, or it crashed")  # fmt: skip
+            why = _partial_reason(run_dir)
+            if why:
                 warnings.warn(
                     f"skipping {run_dir}: half-written ({why})", RunStoreWarning, stacklevel=3
                 )
@@ -106,7 +105,21 @@ def scan_runs(root: str | Path) -> Iterator[tuple[Path, RunRecord]]:
         try:
             yield run_dir, read_record(run_dir)
         except EffprofError as err:
-            warnings.warn(f"skipping {run_dir}: {err}", RunStoreWarning, stacklevel=3)
+            reason = str(err).replace(repr(str(run_dir / RUN_FILE)), RUN_FILE)
+            warnings.warn(f"skipping {run_dir}: {reason}", RunStoreWarning, stacklevel=3)
+
+
+def _partial_reason(folder: Path) -> str | None:
+    """Why a partial folder is worth a warning (None while its writer still runs)."""
+    state = partial_state(folder)
+    if state == "running":
+        return None
+    if state == "unknown":
+        return "still running, or it crashed"
+    keep = resumable_file(folder)
+    if keep is not None:
+        return f"its writer was killed or crashed; continue it with --resume {keep}"
+    return "its writer was killed or crashed; removed the next time a run is written here"
 
 
 def run_dirs(root: str | Path) -> list[Path]:
@@ -303,8 +316,10 @@ def runs_frame(runs: Iterable[tuple[Path, RunRecord]], root: Path | None = None)
 def find_run(spec: str | Path, root: str | Path = "reports/") -> Path:
     """A run folder from a path, or from a run id (whole, or a unique prefix or suffix) in ``root``."""
     path = Path(spec)
-    if (path / RUN_FILE).is_file():
-        return path
+    if (path / RUN_FILE).exists() or (path / RUN_FILE).is_symlink():
+        return path  # a run folder, readable or not: its reader says what is wrong
+    if os.sep in str(spec) and path.is_dir():  # a path, not an id (ids have no separator)
+        raise EffprofError(f"{str(spec)!r} is a folder but not a run folder (no {RUN_FILE})")
     text = str(spec)
     names = [p.name for p in _candidates(root) if not p.name.endswith(PARTIAL_SUFFIX)]
     if text in names:

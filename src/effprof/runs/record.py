@@ -91,7 +91,7 @@ def dumps_json(value: Any, **options: Any) -> str:
 
 def read_capped_text(path: str | Path, limit: int = MAX_RECORD_BYTES) -> str:
     """A small UTF-8 file of the store (see :func:`effprof.files.read_small_text`)."""
-    return read_small_text(path, limit, "file")
+    return read_small_text(path, limit)
 
 
 def _optional(kind: type) -> Callable[[Any], bool]:
@@ -213,5 +213,8 @@ def read_record(run_dir: str | Path) -> RunRecord:
     if not isinstance(data, dict):
         raise EffprofError(f"{source} is corrupt: its top level is not a JSON object")
     written = data.get("schema_version", 0)
-    data = upgrade_record(data, run_dir) | {"schema_version": written}
+    try:
+        data = upgrade_record(data, run_dir) | {"schema_version": written}
+    except EffprofError as err:
+        raise EffprofError(f"{source}: {err}") from None
     return record_from_dict(data, source)

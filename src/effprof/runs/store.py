@@ -79,10 +79,12 @@ def _existing_ancestor(path: Path) -> Path:
     return Path(".")
 
 
-def check_writable(root: str | Path, min_free_bytes: int = MIN_FREE_BYTES) -> Path:
-    """Fail early, before any measurement, when ``root`` cannot hold runs. Creates nothing: the
-    folders are made when a run is written (and removed again if that fails)."""
+def check_writable(root: str | Path, min_free_bytes: int | None = None) -> Path:
+    """Fail early, before any measurement, when ``root`` cannot hold runs (not a folder, not
+    writable, less than ``min_free_bytes`` free, default :data:`MIN_FREE_BYTES`). Creates
+    nothing: the folders are made when a run is written (and removed again if that fails)."""
     root = Path(root)
+    min_free_bytes = MIN_FREE_BYTES if min_free_bytes is None else min_free_bytes
     shown = f"--out {str(root)!r}"
     try:
         existing = _existing_ancestor(root / RUNS_DIR)
@@ -183,11 +185,22 @@ def partial_state(folder: Path) -> str:
     return "unknown" if alive is None else ("running" if alive else "stale")
 
 
+def resumable_file(folder: Path) -> Path | None:
+    """The file a partial folder keeps for resuming (a training checkpoint), if it holds one."""
+    owner = read_owner(folder / OWNER_FILE) or {}
+    name = owner.get("resumable")
+    if isinstance(name, str) and "/" not in name and (folder / name).is_file():
+        return folder / name
+    return None
+
+
 def remove_stale_partials(runs_dir: Path) -> list[Path]:
-    """Remove the partial folders of this host whose writer is dead; returns what was removed."""
+    """Remove the partial folders of this host whose writer is dead, except those holding a file
+    to resume from; returns what was removed."""
     removed = []
     for folder in sorted(runs_dir.glob(f"*{PARTIAL_SUFFIX}")):
-        if folder.is_dir() and partial_state(folder) == "stale":
+        stale = folder.is_dir() and partial_state(folder) == "stale"
+        if stale and resumable_file(folder) is None:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
@@ -256,6 +269,14 @@ class RunWriter:
             remove_stale_partials(self.work_dir.parent)
         return self
 
+    def keep_for_resume(self, name: str) -> Path:
+        """Mark ``name`` (e.g. checkpoint.pt) as what an interrupted run resumes from: a partial
+        folder holding it is never removed as stale. Returns its path."""
+        with self._writing("the run folder"):
+            owner = owner_record() | {"resumable": name}
+            write_text_atomic(self.work_dir / OWNER_FILE, json.dumps(owner))
+        return self.file_path(name)
+
     def add_table(self, name: str, frame: pd.DataFrame) -> None:
         """Store a DataFrame as ``<name>.parquet``."""
         if not re.fullmatch(r"[a-z0-9_]+", name):
@@ -311,6 +332,14 @@ class RunWriter:
         for folder in self._made[1:]:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty: another run may have arrived meanwhile
+
+
+def remove_run(run_dir: str | Path) -> None:
+    """Delete a run folder (and the store's runs/ folder if that leaves it empty)."""
+    run_dir = Path(run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        run_dir.parent.rmdir()
 
 
 def read_table(run_dir: str | Path, name: str) -> pd.DataFrame:
