@@ -10,6 +10,11 @@ start subprocesses. CI runs this file again against the oldest typer pyproject a
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -274,3 +279,133 @@ def test_bad_input_is_one_line_and_writes_nothing(bad: Case, tmp_path, monkeypat
     assert bad.expect in lines[0], err
     assert len(lines[0]) <= 500  # over-long values are shortened, never echoed whole
     assert tree(tmp_path) == before  # nothing written, folders included
+
+
+# --- a disk that fills while the run is written ---------------------------------------------------
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MiB tmpfs (needs root): a profile's tables fit, its 5 MiB report.html does not."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)]
+    if shutil.which("mount") is None or subprocess.run(command, capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_full_disk_is_refused_before_measuring(tiny_disk, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["profile", *MODEL, "--input", "1x3x16x16", "--out", str(tiny_disk / "r")])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert "has 1.0 MiB free; a run needs at least 16 MiB" in err
+    assert os.listdir(tiny_disk) == []
+
+
+def test_disk_filling_during_the_write_leaves_nothing(tiny_disk, capsys, monkeypatch):
+    monkeypatch.setattr("effprof.runs.store.MIN_FREE_BYTES", 0)  # get past the early check
+    args = ["profile", *MODEL, "--input", "1x3x16x16", "--repeat", "1", "--warmup", "0",
+            "--no-crosscheck", "--out", str(tiny_disk / "r")]  # fmt: skip
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert done.value.code == 2 and len(lines) == 1 and "Traceback" not in out + err
+    assert lines[0].startswith("error: ") and "no space left on the device" in lines[0]
+    assert tree(tiny_disk) <= {"r"}  # no run, no partial folder, no temporary file
+
+
+# --- signals and concurrent sweeps (subprocesses) -------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+SLEEPY_SWEEP = """model: [tests.cli.tiny_models:sleepy]
+input: [1x3x16x16]
+repeat: [{repeats}]
+warmup: [0]
+crosscheck: [false]
+optime: [false]
+"""
+
+
+def _effprof(args: list[str], cwd: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}", EFFPROF_DEBUG="")
+    return subprocess.Popen(
+        [sys.executable, "-m", "effprof", *args], cwd=cwd, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+
+
+def _wait_for_child(process: subprocess.Popen, timeout_s: float = 60.0) -> None:
+    """Until ``process`` has started a child (the memory measurement's spawned interpreter)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        if psutil.Process(process.pid).children():
+            return
+        time.sleep(0.02)
+    pytest.fail("effprof never started its memory child")
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "line"),
+    [
+        (signal.SIGINT, 130, "error: aborted (interrupted)"),
+        (signal.SIGTERM, 143, "error: terminated (SIGTERM)"),
+    ],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_interrupted_sweep_prints_one_line_and_leaves_no_run(tmp_path, signum, code, line):
+    (tmp_path / "s.yaml").write_text(SLEEPY_SWEEP.format(repeats="1, 2"))
+    process = _effprof(["sweep", "s.yaml"], tmp_path)
+    _wait_for_child(process)  # the terminal's Ctrl-C reaches the whole process group
+    os.killpg(process.pid, signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == code, err
+    assert "Traceback" not in out + err and "KeyboardInterrupt" not in err
+    assert [x for x in err.splitlines() if x.strip()] == [line]
+    runs = tmp_path / "reports" / "runs"
+    assert not runs.exists() or not list(runs.iterdir())  # no run, no partial folder
+    assert not list(tmp_path.glob("reports/sweeps/*/*.claim"))  # its claims were given back
+
+
+def test_killed_writer_is_one_warning_then_cleaned(tmp_path, capsys):
+    script = (
+        "import os, signal, sys\n"
+        "from effprof.runs import RunWriter\n"
+        "RunWriter(sys.argv[1], 'profile', 'tiny', None, {}).start()\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    store = tmp_path / "reports"
+    subprocess.run([sys.executable, "-c", script, str(store)], env=env, check=False)
+    (partial,) = (store / "runs").glob("*.partial")
+    with pytest.raises(SystemExit) as done:
+        main(["runs", "--root", str(store)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert done.value.code == 0 and len(err) == 2  # the warning, then "no runs under ..."
+    assert (
+        err[0] == f"warning: skipping {partial}: half-written (its writer was killed or "
+        "crashed; removed the next time a run is written here)"
+    )
+    h.good_store(tmp_path)  # writing a run cleans what the dead writer left
+    assert not partial.exists()
+    with pytest.raises(SystemExit) as done:
+        main(["runs", "--root", str(store)])
+    assert done.value.code == 0 and capsys.readouterr().err == ""
+
+
+def test_two_sweeps_on_one_store_share_the_work(tmp_path):
+    (tmp_path / "s.yaml").write_text(SLEEPY_SWEEP.format(repeats="1, 2, 3"))
+    first, second = (_effprof(["sweep", "s.yaml"], tmp_path) for _ in range(2))
+    results = [p.communicate(timeout=300) for p in (first, second)]
+    for process, (_, err) in zip((first, second), results, strict=True):
+        assert process.returncode == 0 and "Traceback" not in err, err
+    runs = list((tmp_path / "reports" / "runs").iterdir())
+    ledger = list((tmp_path / "reports" / "sweeps" / "s").glob("*.json"))
+    assert len(runs) == 3 and len(ledger) == 3  # every configuration ran exactly once
+    assert not list(tmp_path.glob("reports/sweeps/s/*.claim"))
+    assert all("left to another sweep" in out for out, _ in results)

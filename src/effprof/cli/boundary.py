@@ -31,13 +31,14 @@ import typer
 from effprof.results import EffprofError
 
 LINE_CHARS = 400  # an error line longer than this is cut
-VALUE_CHARS = 80  # a quoted value longer than this is shortened inside the line
+VALUE_CHARS = 200  # a quoted value longer than this (a pasted blob) is shortened in the line
 _QUOTED = re.compile(rf"""(['"])([^'"\n]{{{VALUE_CHARS + 1},}})\1""")
 DEBUG_ENV = "EFFPROF_DEBUG"
 
 
-class Terminated(BaseException):
-    """SIGTERM arrived; raised in the main thread so that ``finally`` blocks clean up."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived; raised in the main thread so that ``finally`` blocks clean up (and, as a
+    KeyboardInterrupt, a training loop saves its checkpoint)."""
 
 
 def _engines() -> list[ModuleType]:
@@ -60,8 +61,9 @@ def shorten(text: str, limit: int = VALUE_CHARS) -> str:
     """``text`` if short, else its start and end around ``…`` with the length said."""
     if len(text) <= limit:
         return text
-    keep = max(limit - 20, 8)
-    return f"{text[: keep - 8]}…{text[-8:]} ({len(text):,} chars)"
+    keep = max(limit - 20, 12)
+    head, tail = keep * 2 // 3, keep // 3
+    return f"{text[:head]}…{text[-tail:]} ({len(text):,} chars)"
 
 
 def one_line(message: Any) -> str:
@@ -114,24 +116,45 @@ def _one_line_warnings(console: Any) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """SIGTERM raises :class:`Terminated` (so half-written runs are removed) while inside."""
+def _signals_noted(caught: list[int]) -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt and SIGTERM :class:`Terminated` (so ``finally`` blocks
+    remove half-written runs), and both are noted in ``caught``: typer >= 0.2x turns a
+    KeyboardInterrupt into a silent exit code 130, so the boundary cannot learn it otherwise."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def terminated(signum, frame) -> None:
-        raise Terminated()
+    def interrupted(signum: int, frame: Any) -> None:
+        caught.append(signum)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
-    previous = signal.signal(signal.SIGTERM, terminated)
+    previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_app(app: typer.Typer, argv: list[str] | None, err_console: Any, out_console: Any) -> int:
     """Run ``app`` on ``argv``; return the exit code, having printed at most one error line."""
+    caught: list[int] = []
+    try:
+        with _one_line_warnings(err_console), _signals_noted(caught):
+            code = _invoke(app, argv, err_console, out_console, caught)
+    except KeyboardInterrupt as interrupt:  # raised outside the engine's own handling
+        caught.append(signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+    if signal.SIGTERM in caught:
+        _print(err_console, "error", "terminated (SIGTERM)")
+        return 143
+    if caught:
+        _print(err_console, "error", "aborted (interrupted)")
+        return 130
+    return code
+
+
+def _invoke(app: typer.Typer, argv: list[str] | None, err_console: Any, out_console: Any,
+            caught: list[int]) -> int:  # fmt: skip
     exits = _classes("Exit", typer.Exit)
     aborts = _classes("Abort", typer.Abort)
     no_args = _classes("NoArgsIsHelpError")
@@ -139,19 +162,15 @@ def run_app(app: typer.Typer, argv: list[str] | None, err_console: Any, out_cons
     click_errors = _classes("ClickException")
     debug = bool(os.environ.get(DEBUG_ENV))
     try:
-        with _one_line_warnings(err_console), _sigterm_raises():
-            code = app(args=argv, standalone_mode=False, prog_name="effprof")
+        code = app(args=argv, standalone_mode=False, prog_name="effprof")
     except exits as done:
         return int(getattr(done, "exit_code", 0) or 0)
+    except aborts as done:  # click's form of Ctrl-C (or a command's own abort)
+        caught.append(signal.SIGTERM if isinstance(done.__cause__, Terminated) else signal.SIGINT)
+        return 130
     except no_args as err:  # ``effprof`` alone: the help, as older clicks print it
         out_console.print(_formatted(err), markup=False, highlight=False)
         return 0
-    except (*aborts, KeyboardInterrupt):
-        _print(err_console, "error", "aborted (interrupted)")
-        return 130
-    except Terminated:
-        _print(err_console, "error", "terminated (SIGTERM)")
-        return 143
     except usage as err:
         _print(err_console, "error", _usage_message(err))
         return 2

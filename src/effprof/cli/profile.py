@@ -175,7 +175,7 @@ def runs(root: Path = typer.Option(Path("reports/"), "--root", help="run store r
 
     frame = load_runs(check_store_root(root, "--root"))
     if frame.empty:
-        err_console.print(f"no runs under {root}", markup=False, highlight=False)
+        err_console.print(f"no runs under {root}", markup=False, highlight=False, soft_wrap=True)
         return
     table = Table()
     columns = [c for c in RUN_COLUMNS if c in frame.columns]

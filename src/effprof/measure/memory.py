@@ -19,8 +19,9 @@ import contextlib
 import ctypes
 import gc
 import multiprocessing as mp
+import os
 import pickle
-import signal
+import sys
 import tempfile
 import threading
 import time
@@ -206,7 +207,7 @@ def _run_child(path: Path, shape: tuple[int, ...], spec: LatencySpec, kwargs: di
     receiver, sender = ctx.Pipe(duplex=False)
     args = (str(path), shape, spec.precision, spec.channels_last, spec.threads, kwargs, sender)
     process = ctx.Process(target=_child_main, args=args, daemon=True)
-    with _child_ignores_sigint():  # Ctrl-C is the parent's to handle: no child traceback
+    with _child_stderr_silenced():  # Ctrl-C is the parent's to handle: no child traceback
         process.start()
     sender.close()
     reply: dict = {}
@@ -230,17 +231,20 @@ def _run_child(path: Path, shape: tuple[int, ...], spec: LatencySpec, kwargs: di
 
 
 @contextlib.contextmanager
-def _child_ignores_sigint():
-    """Start children with SIGINT ignored (they inherit it through spawn's exec, and Python then
-    installs no KeyboardInterrupt handler), so a Ctrl-C while one imports torch prints nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _child_stderr_silenced():
+    """Children started inside write stderr to /dev/null: a Ctrl-C reaches the whole process
+    group, and one arriving while the child still imports torch would print its traceback. The
+    child reports its errors through the pipe; this process handles the interrupt."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
+        os.dup2(devnull, 2)
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _child_failure(reply: dict, spec: LatencySpec) -> Missing:
