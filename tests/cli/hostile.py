@@ -97,6 +97,14 @@ def _stale_partial(tmp: Path) -> None:
     (folder / "ops.parquet").write_bytes(b"PAR1")
 
 
+def escape_named_run(tmp: Path) -> None:
+    """A corrupt run whose folder name carries a terminal escape (clears the screen if echoed)."""
+    good_store(tmp)
+    folder = tmp / "reports" / "runs" / f"{BAD_ID}-\x1b[2J"
+    folder.mkdir()
+    (folder / "run.json").write_text("{")
+
+
 CORRUPT_RUNS: dict[str, tuple[Callable[[Path], None], str]] = {
     # name: (builder, what the one warning or error line says)
     "invalid-json": (_bad_json('{"run_id": "trunc'), "is corrupt"),

@@ -10,6 +10,7 @@ start subprocesses. CI runs this file again against the oldest typer pyproject a
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -94,6 +95,7 @@ PROFILE = [
     case("profile", "precision", [*MODEL, "--precision", "fp8"], "precision"),
     case("profile", "resolutions", [*MODEL, "--resolutions", "huge,tiny"], "resolution"),
     case("profile", "unknown-model", ["--model", "resnet9000"], "unknown model 'resnet9000'"),
+    case("profile", "model-terminal-escape", ["--model", "\x1b[2J\udcffx"], "unknown model '\\x1b[2J\\udcffx'"),
     case("profile", "unknown-variant", ["--model", "mssnet", "--variant", "huge"], "unknown variant 'huge'"),
     case("profile", "model-no-module", ["--model", "no_such_pkg.mod:make"], "cannot import"),
     case("profile", "model-no-callable", ["--model", "tests.cli.tiny_models:absent"], "no callable"),
@@ -200,6 +202,7 @@ RUNS = [
         for name, (build, expect) in h.CORRUPT_RUNS.items()
     ),
     case("runs", "killed-writer", [], "killed or crashed", setup=h._stale_partial, code=0, warns=True),
+    case("runs", "escape-in-name", [], "\\x1b[2J", setup=h.escape_named_run, code=0, warns=True),
 ]  # fmt: skip
 
 SWEEP = [
@@ -278,6 +281,7 @@ def test_bad_input_is_one_line_and_writes_nothing(bad: Case, tmp_path, monkeypat
         assert lines[0].startswith("error: "), err
     assert bad.expect in lines[0], err
     assert len(lines[0]) <= 500  # over-long values are shortened, never echoed whole
+    assert not re.search(r"[\x00-\x1f\x7f]", err.replace("\n", ""))  # no raw terminal escapes
     assert tree(tmp_path) == before  # nothing written, folders included
 
 

@@ -230,8 +230,10 @@ def _measure_onnx(
 
 def _check_outputs(model: nn.Module, target: ProfileTarget, out: Collected) -> None:
     """One fp32 forward: are the outputs finite (else which, and from which module on)?"""
-    x = random_input(target.padded_shape, target.device, "fp32", channels_last=False)
-    check = check_outputs(model, (x,))
+    shape, device = target.padded_shape, target.device
+    check = check_outputs(
+        model, lambda: (random_input(shape, device, "fp32", channels_last=False),)
+    )
     if isinstance(check, Missing):
         out.metrics["outputs_finite"] = check
         return

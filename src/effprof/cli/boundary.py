@@ -33,6 +33,7 @@ from effprof.results import EffprofError
 LINE_CHARS = 400  # an error line longer than this is cut
 VALUE_CHARS = 200  # a quoted value longer than this (a pasted blob) is shortened in the line
 _QUOTED = re.compile(rf"""(['"])([^'"\n]{{{VALUE_CHARS + 1},}})\1""")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 DEBUG_ENV = "EFFPROF_DEBUG"
 
 
@@ -67,9 +68,12 @@ def shorten(text: str, limit: int = VALUE_CHARS) -> str:
 
 
 def one_line(message: Any) -> str:
-    """A message as one short line: first non-empty line, long quoted values shortened, cut."""
+    """A message as one short line: first non-empty line, long quoted values shortened, cut;
+    control characters (terminal escapes) and undecodable bytes shown escaped, never sent raw."""
     lines = [line.strip() for line in str(message).splitlines() if line.strip()]
     text = lines[0] if lines else ""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
     text = _QUOTED.sub(lambda m: m[1] + shorten(m[2]) + m[1], text)
     return shorten(text, LINE_CHARS)
 

@@ -11,7 +11,7 @@ it usually inherits them. The weights are checked too, so a NaN checkpoint is na
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,11 +167,14 @@ def check_finite(
 
 
 def check_outputs(
-    model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None
+    model: nn.Module,
+    args: Sequence[Any] | Callable[[], Sequence[Any]],
+    kwargs: Mapping[str, Any] | None = None,
 ) -> FiniteCheck | Missing:
-    """:func:`check_finite`, with an out-of-memory turned into ``Missing`` (as every measurement)."""
+    """:func:`check_finite`, with an out-of-memory turned into ``Missing`` (as every measurement);
+    ``args`` may be a function that makes them, so that building a huge input is guarded too."""
     try:
-        return check_finite(model, args, kwargs)
+        return check_finite(model, args() if callable(args) else args, kwargs)
     except Exception as error:
         if is_out_of_memory(error):
             return oom_missing(error)
