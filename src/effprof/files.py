@@ -7,6 +7,7 @@ file (a folder, a FIFO, ``/dev/zero`` behind a symlink: never read forever), rea
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -42,6 +43,18 @@ def read_small_text(path: str | Path, limit: int, what: str = "") -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise EffprofError(f"{shown} is not UTF-8 text (byte {err.start:,})") from None
+
+
+def disk_full(err: OSError) -> bool:
+    """True when ``err`` says the disk (or the user's quota) is full."""
+    return err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def os_reason(err: OSError) -> str:
+    """A short reason for an OSError: ``no space left on the device``, ``Permission denied``..."""
+    if disk_full(err):
+        return "no space left on the device"
+    return err.strerror or type(err).__name__
 
 
 def _reason(err: Exception) -> str:

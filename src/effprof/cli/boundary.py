@@ -14,7 +14,6 @@ environment (usage errors, ``EffprofError``, files that cannot be read or writte
 from __future__ import annotations
 
 import contextlib
-import errno
 import importlib
 import os
 import re
@@ -28,6 +27,7 @@ from typing import Any
 
 import typer
 
+from effprof.files import os_reason
 from effprof.results import EffprofError
 
 LINE_CHARS = 400  # an error line longer than this is cut
@@ -100,11 +100,8 @@ def _usage_message(err: Any) -> str:
 
 
 def _os_message(err: OSError) -> str:
-    reason = err.strerror or type(err).__name__
-    if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        reason = "no space left on the device"
     where = f": {err.filename!s}" if err.filename else ""
-    return f"{reason}{where}"
+    return f"{os_reason(err)}{where}"
 
 
 @contextlib.contextmanager

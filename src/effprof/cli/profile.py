@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import math
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import typer
 from rich.table import Table
 
 from effprof.cli import app, console, err_console, warn
+from effprof.files import disk_full
 from effprof.results import EffprofError
 
 
@@ -84,7 +84,7 @@ def _write_report(run_dir: Path) -> None:
     try:
         write_report([run_dir])
     except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if not disk_full(error):
             raise
         remove_run(run_dir)  # a full disk: the command fails whole, leaving nothing behind
         raise EffprofError(

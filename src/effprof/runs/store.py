@@ -22,7 +22,6 @@ included). Files get the mode ``open()`` would give them under the process umask
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import re
@@ -37,21 +36,14 @@ from typing import Any
 
 import pandas as pd
 
+from effprof.files import os_reason
 from effprof.results import EffprofError, split_missing
-from effprof.runs.record import (
-    RUN_FILE,
-    SCHEMA_VERSION,
-    RunRecord,
-    read_capped_text,
-    read_record,
-)
+from effprof.runs.record import RUN_FILE, RunRecord, read_capped_text
 
 RUNS_DIR = "runs"
 PARTIAL_SUFFIX = ".partial"
 OWNER_FILE = ".owner.json"  # in a partial folder: which process is writing it
 MIN_FREE_BYTES = 16 * 2**20  # a run with its report.html (plotly inlined: about 5 MiB)
-
-__all__ = ["RUN_FILE", "SCHEMA_VERSION", "RunRecord", "read_record"]
 
 
 def _slug(text: str) -> str:
@@ -63,13 +55,6 @@ def new_run_id(kind: str, model: str, variant: str | None) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     parts = [stamp, _slug(kind), _slug(model)] + ([_slug(variant)] if variant else [])
     return "-".join([*parts, secrets.token_hex(2)])
-
-
-def os_reason(err: OSError) -> str:
-    """A short reason for an OSError: ``no space left on the device``, ``Permission denied``..."""
-    if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "no space left on the device"
-    return err.strerror or type(err).__name__
 
 
 def _existing_ancestor(path: Path) -> Path:
