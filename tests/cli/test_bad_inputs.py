@@ -136,6 +136,7 @@ EVALUATE = [
     *_usage_cases("evaluate", "--data"),
     case("evaluate", "count-zero", [*MODEL, "--count", "0"], "count: Input should be greater"),
     case("evaluate", "size-text", [*MODEL, "--size", "wide"], "'--size'"),
+    case("evaluate", "crops-beyond-memory", [*MODEL, "--count", "10000", "--size", "4096"], "GiB at once"),
     case("evaluate", "nan-weights", [*EVAL, "--weights", "nan.pt"], "cannot score quality: outputs not finite", setup=h.nan_state_dict),
     case("evaluate", "inf-weights", [*EVAL, "--weights", "inf.pt"], "from module '0' on", setup=h.inf_state_dict),
     case("evaluate", "nan-model", ["--model", "tests.cli.tiny_models:nan_weights", *EVAL[2:]], "256 NaN of 768 values"),
@@ -280,7 +281,7 @@ def test_bad_input_is_one_line_and_writes_nothing(bad: Case, tmp_path, monkeypat
         assert len(lines) == 1, err
         assert lines[0].startswith("error: "), err
     assert bad.expect in lines[0], err
-    assert len(lines[0]) <= 500  # over-long values are shortened, never echoed whole
+    assert len(lines[0]) <= 1000  # over-long values are shortened, never echoed whole
     assert not re.search(r"[\x00-\x1f\x7f]", err.replace("\n", ""))  # no raw terminal escapes
     assert tree(tmp_path) == before  # nothing written, folders included
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 from torch import Tensor, nn
 
 from effprof.api.train import sha256_of
@@ -63,6 +64,7 @@ class EvaluateOutcome:
 def _dataset(config: EvaluateConfig) -> tuple[Sequence[ImagePair] | FolderPairs, str]:
     """The pairs to score and a one-line description (folder problems raise before any work)."""
     if config.data == "synthetic":
+        _check_memory(config.count, config.size)
         kernel = TEST_BLUR.kernel
         description = (
             f"synthetic held-out test set: {config.count} crops of {config.size} px from the test images, "
@@ -72,6 +74,17 @@ def _dataset(config: EvaluateConfig) -> tuple[Sequence[ImagePair] | FolderPairs,
         return heldout_pairs(config.count, config.size), description
     pairs = FolderPairs.open(config.data)
     return pairs, f"folder {config.data!r}: {len(pairs)} blurry/sharp pairs"
+
+
+def _check_memory(count: int, size: int) -> None:
+    """The test crops are made at once: refuse a request that cannot fit in memory."""
+    need = count * 3 * (size + 64) ** 2 * 4 * 3  # source, blurry and sharp crops in float32
+    free = psutil.virtual_memory().available
+    if need > free // 2:
+        raise EffprofError(
+            f"--count {count} crops of --size {size} px need about {need / 2**30:,.1f} GiB at once; "
+            f"{free / 2**30:,.1f} GiB are free: ask for fewer or smaller crops"
+        )
 
 
 def _require_finite(model: nn.Module, x: Tensor) -> None:

@@ -30,7 +30,7 @@ import typer
 from effprof.files import os_reason
 from effprof.results import EffprofError
 
-LINE_CHARS = 400  # an error line longer than this is cut
+LINE_CHARS = 1000  # an error line longer than this is cut (its middle)
 VALUE_CHARS = 200  # a quoted value longer than this (a pasted blob) is shortened in the line
 _QUOTED = re.compile(rf"""(['"])([^'"\n]{{{VALUE_CHARS + 1},}})\1""")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -137,6 +137,13 @@ def _signals_noted(caught: list[int]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _out_of_memory(err: Exception) -> bool:
+    # measurement's own test, when it is loaded (an allocation error means torch was imported);
+    # importing it here would load torch for every command, --help included
+    precision = sys.modules.get("effprof.measure.precision")
+    return precision is not None and bool(precision.is_out_of_memory(err))
+
+
 def run_app(app: typer.Typer, argv: list[str] | None, err_console: Any, out_console: Any) -> int:
     """Run ``app`` on ``argv``; return the exit code, having printed at most one error line."""
     caught: list[int] = []
@@ -200,6 +207,9 @@ def _invoke(app: typer.Typer, argv: list[str] | None, err_console: Any, out_cons
     except Exception as err:
         if debug:
             raise
+        if _out_of_memory(err):  # torch's allocators raise RuntimeError, not MemoryError
+            _print(err_console, "error", f"out of memory: {one_line(err)}")
+            return 2
         _print(
             err_console,
             "error",
