@@ -27,7 +27,6 @@ from effprof.cli import main
 from tests.cli import hostile as h
 
 MODEL = ["--model", "tests.cli.tiny_models:tiny"]
-FACTORY_XFAIL = pytest.mark.xfail(strict=True, reason="models/generic.py rewrite on main")
 
 
 @dataclass(frozen=True)
@@ -100,10 +99,12 @@ PROFILE = [
     case("profile", "model-no-module", ["--model", "no_such_pkg.mod:make"], "cannot import"),
     case("profile", "model-no-callable", ["--model", "tests.cli.tiny_models:absent"], "no callable"),
     case("profile", "model-not-a-module", ["--model", "tests.cli.tiny_models:not_a_module"], "not a torch.nn.Module"),
-    case("profile", "model-factory-raises", ["--model", "tests.cli.tiny_models:raises"], "broken", marks=FACTORY_XFAIL),
-    case("profile", "model-factory-needs-argument", ["--model", "tests.cli.tiny_models:needs_argument"], "argument", marks=FACTORY_XFAIL),
-    case("profile", "model-factory-exits", ["--model", "tests.cli.tiny_models:exits"], "exit", marks=FACTORY_XFAIL),
-    case("profile", "model-syntax-error", ["--model", "broken_factory:make"], "syntax", setup=h.syntax_error_module, marks=FACTORY_XFAIL),
+    case("profile", "model-factory-raises", ["--model", "tests.cli.tiny_models:raises"], "broken"),
+    case("profile", "model-factory-needs-argument", ["--model", "tests.cli.tiny_models:needs_argument"], "argument"),
+    case("profile", "model-factory-exits", ["--model", "tests.cli.tiny_models:exits"], "exit"),
+    case("profile", "model-file-missing", ["--model", "nowhere/net.py:make"], "nowhere/net.py"),
+    case("profile", "model-file-no-callable", ["--model", "net.py:absent"], "absent", setup=h.text_file("net.py", "x = 1\n")),
+    case("profile", "model-syntax-error", ["--model", "broken_factory:make"], "syntax", setup=h.syntax_error_module),
     case("profile", "weights-missing", ["--model", "mssnet", "--weights", "nope.pt"], "does not exist"),
     case("profile", "weights-garbage", ["--model", "mssnet", "--weights", "garbage.pt"], "not a readable PyTorch checkpoint", setup=h.garbage_pt),
     case("profile", "weights-malicious", ["--model", "mssnet", "--weights", "evil.pt"], "not a readable PyTorch checkpoint", setup=h.evil_pt),
@@ -221,7 +222,7 @@ SWEEP = [
     case("sweep", "out-axis", ["s.yaml"], "'out' is not an axis", setup=h.text_file("s.yaml", "out: [x]\n")),
     case("sweep", "empty-axis", ["s.yaml"], "is an empty list", setup=h.text_file("s.yaml", "variant: []\n")),
     case("sweep", "bad-value", ["s.yaml"], "configuration 1", setup=h.text_file("s.yaml", "repeat: [abc]\n")),
-    case("sweep", "over-long-value", ["s.yaml"], "(5,000 chars)", setup=h.text_file("s.yaml", f"input: [{'x' * 5000}]\n")),
+    case("sweep", "over-long-value", ["s.yaml"], "malformed input shape", setup=h.text_file("s.yaml", f"input: [{'x' * 5000}]\n")),
     case("sweep", "over-long-number", ["s.yaml"], "Exceeds the limit", setup=h.text_file("s.yaml", f"repeat: [{'9' * 5000}]\n")),
     case("sweep", "shard-words", ["s.yaml", "--shard", "half"], "must look like i/N", setup=h.text_file("s.yaml", "repeat: [1]\n")),
     case("sweep", "shard-out-of-range", ["s.yaml", "--shard", "3/2"], "between 1 and N", setup=h.text_file("s.yaml", "repeat: [1]\n")),

@@ -102,7 +102,7 @@ def _check(config: CompressConfig) -> tuple[str | None, str, int]:
     variant = check_variant(config.model, config.variant)
     device = resolve_device(config.device)
     entry = get_entry(config.model)
-    multiple = entry.input_multiple if entry is not None else 1
+    multiple = entry.input_multiple
     sizes = [("test_size", config.test_size), ("calibration_size", config.calibration_size)]
     sizes += [
         (f"steps.{i}.crop", s.crop)
@@ -146,7 +146,7 @@ def _check_targets(ctx: Context, dense: Any, plans: list[_Plan]) -> None:
             )
 
 
-def _calibration(config: CompressConfig) -> Calibration:
+def _calibration(config: CompressConfig, forward_kwargs: dict[str, Any]) -> Calibration:
     pairs = synthetic_pairs(
         "calibration", config.calibration_count, config.calibration_size, CALIBRATION_SEED
     )
@@ -158,7 +158,7 @@ def _calibration(config: CompressConfig) -> Calibration:
         )
         for i in range(0, len(pairs), size)
     ]
-    return Calibration(batches)
+    return Calibration(batches, forward_kwargs=forward_kwargs)
 
 
 def _finished(config: CompressConfig) -> tuple[str | None, dict[str, tuple[Path, Any]]]:
@@ -228,7 +228,7 @@ def compress(
             multiple=multiple,
             teacher=frozen(copy.deepcopy(dense)).to(device),
             pairs=heldout_pairs(config.test_count, config.test_size),
-            calibration=_calibration(config),
+            calibration=_calibration(config, get_entry(config.model).forward_all_kwargs()),
             phase=lambda text: emit("phase", text),
             train_progress=_TrainEvents(emit),
         )

@@ -151,12 +151,14 @@ def recover_step(ctx: Context, stage: Stage, step: RecoverStep, writer: RunWrite
         batch=step.batch,
         seed=step.seed,
         zoom=step.zoom,
+        forward_kwargs=ctx.calibration.forward_kwargs,
     )
     probe = ctx.calibration.batches[0][0].to(ctx.device)
-    before = distillation_gap(student, ctx.teacher, probe)
+    kwargs = ctx.calibration.forward_kwargs
+    before = distillation_gap(student, ctx.teacher, probe, kwargs)
     ctx.phase(f"recovering: {step.steps} steps of distillation from the dense model")
     result = recover(student, ctx.teacher, spec, progress=ctx.train_progress)
-    after = distillation_gap(student, ctx.teacher, probe)
+    after = distillation_gap(student, ctx.teacher, probe, kwargs)
     student = student.cpu().eval()
     writer.add_table("loss", result.history)
     file_bytes = save_model(ctx, student, writer, "recover")

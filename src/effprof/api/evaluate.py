@@ -89,7 +89,7 @@ def _check_memory(count: int, size: int) -> None:
 
 def _require_finite(model: nn.Module, x: Tensor) -> None:
     """Quality of NaN or infinite outputs means nothing: refuse, naming where they start."""
-    check = check_outputs(model, (x,))
+    check = check_outputs(model, lambda: ((x,), {}))
     if not isinstance(check, Missing) and not check.ok:
         raise EffprofError(f"cannot score quality: {check.describe()} (first image)")
 
@@ -101,7 +101,7 @@ def evaluate(config: EvaluateConfig | None = None, /, **options: Any) -> Evaluat
     variant = check_variant(config.model, config.variant)
     device = resolve_device(config.device)
     entry = get_entry(config.model)
-    multiple = entry.input_multiple if entry is not None else 1
+    multiple = entry.input_multiple
     weights_path = (
         resolve_weights(config.model, variant, config.weights) if config.weights else None
     )

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import torch
@@ -30,7 +31,7 @@ from torch import Tensor, nn
 from effprof.compress.cost import (
     conv_macs,
     conv_pixels,
-    forward_all,
+    forward_fn,
     in_channel_macs,
     out_channel_macs,
 )
@@ -40,6 +41,8 @@ from effprof.results import EffprofError
 
 TP_MAGNITUDE = "tp-magnitude"
 MAX_ROUNDS_PER_STEP = 8
+
+Kwargs = Mapping[str, Any]  # forward keyword arguments for every training output (the entry's)
 
 
 @dataclass(frozen=True)
@@ -122,9 +125,9 @@ class _Group:
     cost_macs: float
 
 
-def _build_graph(model: nn.Module, example: Tensor) -> tp.DependencyGraph:
+def _build_graph(model: nn.Module, example: Tensor, kwargs: Kwargs) -> tp.DependencyGraph:
     return tp.DependencyGraph().build_dependency(
-        model, example_inputs=example[:1], forward_fn=forward_all, verbose=False
+        model, example_inputs=example[:1], forward_fn=forward_fn(kwargs), verbose=False
     )
 
 
@@ -179,7 +182,7 @@ def _score_groups(
 ) -> tuple[list[_Group], bool]:
     """Per-channel scores of every group; True when scores are per MAC (compare chunk by cost)."""
     names = {m: n for n, m in model.named_modules()}
-    pixels = conv_pixels(model, calibration.batches[0][0])
+    pixels = conv_pixels(model, calibration.batches[0][0], calibration.forward_kwargs)
     table = (
         None
         if spec.criterion == TP_MAGNITUDE
@@ -234,7 +237,7 @@ def _prune_round(
 ) -> int:
     """Remove the globally least important chunks until ``saving_macs`` (estimated) are saved."""
     example = calibration.batches[0][0]
-    graph = _build_graph(model, example)
+    graph = _build_graph(model, example, calibration.forward_kwargs)
     groups, _ = _groups(graph, spec.protect)
     scored, per_mac = _score_groups(model, graph, groups, spec, calibration)
     chunks = [c for gi, g in enumerate(scored) for c in _chunks(g, gi, spec.round_to, per_mac)]
@@ -260,20 +263,26 @@ def _prune_round(
     return sum(len(c) for c in chosen.values())
 
 
-def _achievable_ratios(model: nn.Module, spec: PruneSpec, example: Tensor) -> tuple[float, float]:
+def _achievable_ratios(
+    model: nn.Module, spec: PruneSpec, example: Tensor, kwargs: Kwargs
+) -> tuple[float, float]:
     """(lowest, highest) conv MAC ratio pruning can reach: every prunable group at ``round_to``
     channels, and every group only rounded down to a multiple (1.0 without ``round_all``)."""
     r = spec.round_to
-    low = _ratio_with_widths(model, spec, example, lambda n: min(n, r))
-    high = _ratio_with_widths(model, spec, example, lambda n: max(n // r * r, min(n, r)))
+    low = _ratio_with_widths(model, spec, example, kwargs, lambda n: min(n, r))
+    high = _ratio_with_widths(model, spec, example, kwargs, lambda n: max(n // r * r, min(n, r)))
     return low, high if spec.round_all else 1.0
 
 
 def _ratio_with_widths(
-    model: nn.Module, spec: PruneSpec, example: Tensor, keep_of: Callable[[int], int]
+    model: nn.Module,
+    spec: PruneSpec,
+    example: Tensor,
+    kwargs: Kwargs,
+    keep_of: Callable[[int], int],
 ) -> float:
     """Conv MACs with every prunable group of width n cut to ``keep_of(n)``, over the dense MACs."""
-    graph = _build_graph(model, example)
+    graph = _build_graph(model, example, kwargs)
     groups, _ = _groups(graph, spec.protect)
     floor_in: dict[nn.Module, int] = {}
     floor_out: dict[nn.Module, int] = {}
@@ -290,7 +299,7 @@ def _ratio_with_widths(
                 floor_in[module] = floor_in.get(module, 0) + removed
     dense = low = 0
     modules = dict(model.named_modules())
-    for name, pixels in conv_pixels(model, example).items():
+    for name, pixels in conv_pixels(model, example, kwargs).items():
         conv = modules[name]
         k = conv.kernel_size[0] * conv.kernel_size[1] * pixels
         dense += k * conv.in_channels // conv.groups * conv.out_channels
@@ -300,9 +309,11 @@ def _ratio_with_widths(
     return low / dense
 
 
-def _check_target(untied: nn.Module, spec: PruneSpec, example: Tensor) -> tuple[float, float]:
+def _check_target(
+    untied: nn.Module, spec: PruneSpec, example: Tensor, kwargs: Kwargs
+) -> tuple[float, float]:
     """The achievable (lowest, highest) MAC ratio; an error naming it if the target is outside."""
-    min_ratio, max_ratio = _achievable_ratios(untied, spec, example)
+    min_ratio, max_ratio = _achievable_ratios(untied, spec, example, kwargs)
     if not min_ratio < spec.target_macs_ratio <= max_ratio:
         rounding = " (every width rounded down)" if spec.round_all else ""
         raise EffprofError(
@@ -321,7 +332,7 @@ def check_target(
     spec.check()
     untied = copy.deepcopy(model).eval()
     untie_shared(untied)
-    return _check_target(untied, spec, calibration.batches[0][0][:1])
+    return _check_target(untied, spec, calibration.batches[0][0][:1], calibration.forward_kwargs)
 
 
 def _widths(dense: nn.Module, pruned: nn.Module) -> tuple[tuple[str, int, int, int, int], ...]:
@@ -344,17 +355,18 @@ def prune(
     unchanged. A target below what the protected layers and ``round_to`` allow is refused."""
     spec.check()
     example = calibration.batches[0][0][:1]
+    kwargs = calibration.forward_kwargs
     if macs_of is None:
 
         def macs_of(m: nn.Module) -> int:
-            return conv_macs(m, example)
+            return conv_macs(m, example, kwargs)
 
     pruned = copy.deepcopy(model).eval()
     untie_shared(pruned)
-    min_ratio, max_ratio = _check_target(pruned, spec, example)
+    min_ratio, max_ratio = _check_target(pruned, spec, example, kwargs)
     dense_macs = macs_of(pruned)
-    estimate_dense = conv_macs(pruned, example)
-    _, protected = _groups(_build_graph(pruned, example), spec.protect)
+    estimate_dense = conv_macs(pruned, example, kwargs)
+    _, protected = _groups(_build_graph(pruned, example, kwargs), spec.protect)
     steps, macs = [], dense_macs
     for step in range(1, spec.steps + 1):
         started = time.perf_counter()

@@ -15,8 +15,9 @@ with s_k / t_k the student's / teacher's k-th output. The loop is ``effprof.trai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +61,7 @@ class RecoverSpec:
     seed: int = PSEUDO_VIEW_SEED
     zoom: tuple[float, float] = (1.0, 1.0)
     log_every: int = 10
+    forward_kwargs: Mapping[str, Any] = field(default_factory=dict)  # every output (the entry's)
 
     def check(self) -> None:
         """Refuse settings that cannot train, before any work."""
@@ -118,9 +120,10 @@ class DistillationLoss:
 
     def parts(self, student: nn.Module, blurry: Tensor, sharp: Tensor) -> dict[str, Tensor]:
         """The two unweighted terms: ``reconstruction`` and ``distillation``."""
-        outputs = model_outputs(student, blurry)
+        kwargs = self.spec.forward_kwargs
+        outputs = model_outputs(student, blurry, kwargs)
         with torch.no_grad():
-            targets = model_outputs(self.teacher, blurry)
+            targets = model_outputs(self.teacher, blurry, kwargs)
         return {
             "reconstruction": deblur_loss(outputs, sharp, self.spec.fft_weight),
             "distillation": output_distance(outputs, targets, self.spec.fft_weight),
@@ -151,12 +154,18 @@ def pseudo_views(
     )
 
 
-def distillation_gap(student: nn.Module, teacher: nn.Module, blurry: Tensor) -> float:
-    """Mean L1 distance between the student's and the teacher's outputs on ``blurry`` (all outputs)."""
+def distillation_gap(
+    student: nn.Module,
+    teacher: nn.Module,
+    blurry: Tensor,
+    forward_kwargs: Mapping[str, Any] | None = None,
+) -> float:
+    """Mean L1 distance between the student's and the teacher's outputs on ``blurry`` (every
+    output ``forward_kwargs`` asks for)."""
     with torch.no_grad():
-        return float(
-            output_distance(model_outputs(student, blurry), model_outputs(teacher, blurry), 0.0)
-        )
+        ours = model_outputs(student, blurry, forward_kwargs)
+        theirs = model_outputs(teacher, blurry, forward_kwargs)
+        return float(output_distance(ours, theirs, 0.0))
 
 
 def recover(

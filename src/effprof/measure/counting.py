@@ -31,6 +31,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from effprof.measure.categories import CATEGORIES, op_category
 from effprof.measure.formulas import COUNTING_POLICY, find_formula
+from effprof.measure.provenance import Provenance
+from effprof.measure.regions import ATTENTION, fused_regions
+from effprof.models.inputs import InputSpec, as_inputs, flat_tensors
 from effprof.results import EffprofError, Missing
 
 OP_COLUMNS = [
@@ -174,13 +177,40 @@ def shape_text(shape: Sequence[int]) -> str:
 class _CountingMode(TorchDispatchMode):
     """Records one row per aten call: cost, bytes, call-time module path, live bytes after it."""
 
-    def __init__(self, paths: _CallPaths, memory: _LiveMemory) -> None:
+    def __init__(self, paths: _CallPaths, memory: _LiveMemory, provenance: Provenance) -> None:
         super().__init__()
         self.paths = paths
         self.memory = memory
+        self.provenance = provenance
         self.rows: list[tuple[Any, ...]] = []
         self._info: dict[Any, tuple[str, str, Any, bool]] = {}
         self.failures: dict[str, str] = {}  # op name -> why it is uncounted
+        self._region_start: int | None = None
+
+    def enter_region(self, name: str, args: tuple, kwargs: dict) -> None:
+        """A fused function starts (:mod:`effprof.measure.regions`): its ops become one row."""
+        self._region_start = len(self.rows)
+        self._region_inputs = list(_tensors((*args, *kwargs.values())))
+
+    def leave_region(self, name: str, out: Any) -> None:
+        """Collapse the rows the fused function produced into one row named ``name``."""
+        start, self._region_start = self._region_start, None
+        if start is None:
+            return
+        inner = self.rows[start:]
+        del self.rows[start:]
+        for row in [r for r in self.provenance.relabel if r >= start]:
+            del self.provenance.relabel[row]  # the fused row is attention as a whole
+        outs = list(_tensors(out if isinstance(out, (list, tuple)) else (out,)))
+        path, module_type = self.paths.current
+        total = [sum(r[i] for r in inner) for i in (5, 6, 7)]  # macs, flops, bias flops
+        self.rows.append(
+            (len(self.rows), name, ATTENTION, path, module_type, *total,
+             sum(_nbytes(t) for t in self._region_inputs), sum(_nbytes(t) for t in outs),
+             ", ".join(shape_text(t.shape) for t in self._region_inputs),
+             ", ".join(shape_text(t.shape) for t in outs),
+             all(r[12] for r in inner), self.memory.live_bytes)
+        )  # fmt: skip
 
     def _op_info(self, func: Any) -> tuple[str, str, Any, bool]:
         info = self._info.get(func)
@@ -190,7 +220,8 @@ class _CountingMode(TorchDispatchMode):
                 r.alias_info is not None and not r.alias_info.is_write for r in returns
             )
             name = str(func)
-            info = self._info[func] = (name, op_category(name), find_formula(func), is_view)
+            category = op_category(name, getattr(func, "tags", ()))
+            info = self._info[func] = (name, category, find_formula(func), is_view)
         return info
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
@@ -210,6 +241,7 @@ class _CountingMode(TorchDispatchMode):
                 counted = False
                 self.failures[name] = f"formula failed: {type(error).__name__}: {error}"
         inputs = list(_tensors((*args, *kwargs.values())))
+        category = self.provenance.observe(len(self.rows), func, category, inputs, outs)
         if is_view:
             read = written = 0
         else:
@@ -234,6 +266,7 @@ class CountResult:
     input_shape: tuple[int, ...]
     dtype: str
     forward_kwargs: dict[str, Any]
+    inputs: InputSpec
     macs: int
     flops: int
     bias_flops: int
@@ -280,19 +313,20 @@ class CountResult:
         return table.loc[order].reset_index()
 
     def macs_per_output_pixel(self) -> float | Missing:
-        """MACs divided by N x H x W of the largest output (the image a restorer produces)."""
-        if not self.output_shapes:
-            return Missing("the model returned no tensor")
-        shape = max(self.output_shapes, key=lambda s: torch.Size(s).numel())
-        if len(shape) < 3:
-            return Missing(f"output {shape_text(shape)} has no spatial dimensions")
-        pixels = torch.Size(shape[:-3]).numel() * shape[-2] * shape[-1]
-        return self.macs / pixels
+        """MACs divided by N x H x W of the largest N x C x H x W output (the image a restorer
+        produces); Missing when the model returns no such image."""
+        images = [s for s in self.output_shapes if len(s) == 4]
+        if not images:
+            shapes = ", ".join(shape_text(s) for s in self.output_shapes) or "none"
+            return Missing(f"the model returns no N x C x H x W image (outputs: {shapes})")
+        shape = max(images, key=lambda s: s[0] * s[2] * s[3])
+        return self.macs / (shape[0] * shape[2] * shape[3])
 
     def summary(self) -> dict[str, Any]:
         """Headline numbers with units in their names, for run.json."""
         return {
             "input_shape": shape_text(self.input_shape),
+            "inputs": self.inputs.describe(),
             "dtype": self.dtype,
             "macs": self.macs,
             "flops": self.flops,
@@ -307,22 +341,26 @@ class CountResult:
         }
 
 
-def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
-    shape = tuple(input_shape)
-    if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
-        raise EffprofError(f"input shape must be positive integers, got {shape!r}")
-    return shape
+def _storage_key(tensor: torch.Tensor) -> int:
+    return tensor.untyped_storage()._cdata
 
 
-def _uncalled(model: nn.Module, called: set[int]) -> pd.DataFrame:
-    """Top-most modules holding parameters that the forward pass never entered."""
+def _uncalled(model: nn.Module, read: set[int]) -> pd.DataFrame:
+    """Top-most modules holding parameters none of whose parameters or buffers any op read.
+
+    Decided by what ran, not by which ``forward`` was entered: a ModuleList that its parent loops
+    over, or a relative-position table read by an index op, is used.
+    """
     rows = []
     skip: list[str] = []
     for name, module in model.named_modules():
-        if id(module) in called or any(name.startswith(s + ".") for s in skip):
+        if any(name.startswith(s + ".") for s in skip) or name == "":
             continue
         params = sum(p.numel() for p in module.parameters())
-        if params:
+        if not params:
+            continue
+        tensors = (*module.parameters(), *module.buffers())
+        if not any(_storage_key(t) in read for t in tensors):
             rows.append((name, type(module).__name__, params))
             skip.append(name)
     return pd.DataFrame(rows, columns=["module", "module_type", "params"])
@@ -330,34 +368,54 @@ def _uncalled(model: nn.Module, called: set[int]) -> pd.DataFrame:
 
 def count_model(
     model: nn.Module,
-    input_shape: Sequence[int],
+    inputs: InputSpec | Sequence[int],
     *,
     forward_kwargs: Mapping[str, Any] | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> CountResult:
-    """Count MACs, FLOPs, bytes and activation memory of ``model(x, **forward_kwargs)`` on meta."""
-    shape = _check_shape(input_shape)
-    kwargs = dict(forward_kwargs or {})
+    """Count MACs, FLOPs, bytes and activation memory of one forward on meta.
+
+    ``inputs`` is an :class:`~effprof.models.inputs.InputSpec` or the shape of one image;
+    ``forward_kwargs`` are passed to the forward as well (MSSNet's ``all_outputs=True``).
+    """
+    if not isinstance(inputs, InputSpec) and (
+        not tuple(inputs) or not all(isinstance(s, int) and s > 0 for s in inputs)
+    ):
+        raise EffprofError(f"input shape must be positive integers, got {tuple(inputs)!r}")
+    spec = as_inputs(inputs)
     start = time.perf_counter()
     meta = meta_copy(model, dtype)
     weights = {id(t): t for t in (*meta.parameters(), *meta.buffers())}.values()
     weight_storages = {t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in weights}
-    x = torch.empty(shape, device="meta", dtype=dtype)
+    args, kwargs = spec.build("meta", dtype)
+    kwargs.update(forward_kwargs or {})
     memory = _LiveMemory(set(weight_storages))
-    memory.track(x)
+    given = flat_tensors((args, kwargs))
+    for tensor in given:
+        memory.track(tensor)
     paths = _CallPaths(meta)
+    provenance = Provenance(weight_storages)
     try:
-        with torch.no_grad(), paths, _CountingMode(paths, memory) as mode:
-            output = meta(x, **kwargs)
-    except (NotImplementedError, RuntimeError, ValueError, TypeError) as error:
+        mode = _CountingMode(paths, memory, provenance)
+        with torch.no_grad(), paths, fused_regions(mode.enter_region, mode.leave_region), mode:
+            output = meta(*args, **kwargs)
+    except (
+        NotImplementedError,
+        RuntimeError,
+        ValueError,
+        TypeError,
+        AssertionError,
+        IndexError,
+    ) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise EffprofError(
-            f"cannot count {type(model).__name__} on the meta device: {first}"
+            f"cannot count {type(model).__name__} on the meta device with inputs "
+            f"{spec.describe()}: {first[:300]}"
         ) from error
-    outputs = tuple(
-        tuple(t.shape) for t in _tensors(output if isinstance(output, (list, tuple)) else (output,))
-    )
+    outputs = tuple(tuple(t.shape) for t in flat_tensors(output))
     ops = pd.DataFrame(mode.rows, columns=OP_COLUMNS)
+    for row, category in provenance.relabel.items():
+        ops.loc[row, "category"] = category  # QK^T products, known once their softmax ran
     missing = ops[~ops["counted"]]
     uncounted = missing.groupby("op", sort=False).size().rename("calls").reset_index()
     uncounted["reason"] = uncounted["op"].map(mode.failures)
@@ -365,18 +423,19 @@ def count_model(
         drop=True
     )
     return CountResult(
-        input_shape=shape,
+        input_shape=spec.shape,
         dtype=str(dtype).removeprefix("torch."),
-        forward_kwargs=kwargs,
+        forward_kwargs=dict(forward_kwargs or {}),
+        inputs=spec,
         macs=int(ops["macs"].sum()),
         flops=int(ops["flops"].sum()),
         bias_flops=int(ops["bias_flops"].sum()),
         weights_bytes=sum(weight_storages.values()),
-        input_bytes=_nbytes(x),
+        input_bytes=sum(_nbytes(t) for t in given),
         activation_peak_bytes=memory.peak_bytes,
         output_shapes=outputs,
         ops=ops,
         uncounted=uncounted,
-        uncalled_modules=_uncalled(meta, paths.called),
+        uncalled_modules=_uncalled(meta, provenance.read),
         seconds=time.perf_counter() - start,
     )

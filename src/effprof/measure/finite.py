@@ -167,14 +167,13 @@ def check_finite(
 
 
 def check_outputs(
-    model: nn.Module,
-    args: Sequence[Any] | Callable[[], Sequence[Any]],
-    kwargs: Mapping[str, Any] | None = None,
+    model: nn.Module, make_inputs: Callable[[], tuple[Sequence[Any], Mapping[str, Any]]]
 ) -> FiniteCheck | Missing:
-    """:func:`check_finite`, with an out-of-memory turned into ``Missing`` (as every measurement);
-    ``args`` may be a function that makes them, so that building a huge input is guarded too."""
+    """:func:`check_finite` on ``make_inputs()`` = (args, kwargs), with an out-of-memory (while
+    building the inputs too) turned into ``Missing``, as every measurement does."""
     try:
-        return check_finite(model, args() if callable(args) else args, kwargs)
+        args, kwargs = make_inputs()
+        return check_finite(model, args, kwargs)
     except Exception as error:
         if is_out_of_memory(error):
             return oom_missing(error)
