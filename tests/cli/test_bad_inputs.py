@@ -327,7 +327,7 @@ def test_disk_filling_during_the_write_leaves_nothing(tiny_disk, capsys, monkeyp
 # --- signals and concurrent sweeps (subprocesses) -------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[2]
-SLEEPY_SWEEP = """model: [tests.cli.tiny_models:sleepy]
+TINY_SWEEP = """model: [tests.cli.tiny_models:tiny]
 input: [1x3x16x16]
 repeat: [{repeats}]
 warmup: [0]
@@ -356,26 +356,33 @@ def _wait_for_child(process: subprocess.Popen, timeout_s: float = 60.0) -> None:
     pytest.fail("effprof never started its memory child")
 
 
-@pytest.mark.parametrize(
-    ("signum", "code", "line"),
-    [
-        (signal.SIGINT, 130, "error: aborted (interrupted)"),
-        (signal.SIGTERM, 143, "error: terminated (SIGTERM)"),
-    ],
-    ids=["ctrl-c", "sigterm"],
-)
-def test_interrupted_sweep_prints_one_line_and_leaves_no_run(tmp_path, signum, code, line):
-    (tmp_path / "s.yaml").write_text(SLEEPY_SWEEP.format(repeats="1, 2"))
-    process = _effprof(["sweep", "s.yaml"], tmp_path)
-    _wait_for_child(process)  # the terminal's Ctrl-C reaches the whole process group
-    os.killpg(process.pid, signum)
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == code, err
-    assert "Traceback" not in out + err and "KeyboardInterrupt" not in err
-    assert [x for x in err.splitlines() if x.strip()] == [line]
-    runs = tmp_path / "reports" / "runs"
-    assert not runs.exists() or not list(runs.iterdir())  # no run, no partial folder
-    assert not list(tmp_path.glob("reports/sweeps/*/*.claim"))  # its claims were given back
+SIGNALS = {
+    signal.SIGINT: (130, "error: aborted (interrupted)"),
+    signal.SIGTERM: (143, "error: terminated (SIGTERM)"),
+}
+
+
+def test_interrupted_sweeps_print_one_line_and_leave_no_run(tmp_path):
+    """Ctrl-C (to the whole process group, as a terminal sends it) and SIGTERM, each while the
+    memory child starts; both sweeps run at once to keep the suite short."""
+    started = {}
+    for signum in SIGNALS:
+        folder = tmp_path / signum.name
+        folder.mkdir()
+        (folder / "s.yaml").write_text(TINY_SWEEP.format(repeats="1, 2, 3"))
+        started[signum] = (folder, _effprof(["sweep", "s.yaml"], folder))
+    for signum, (_, process) in started.items():
+        _wait_for_child(process)
+        os.killpg(process.pid, signum)
+    for signum, (folder, process) in started.items():
+        code, line = SIGNALS[signum]
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == code, err
+        assert "Traceback" not in out + err and "KeyboardInterrupt" not in err
+        assert [x for x in err.splitlines() if x.strip()] == [line]
+        runs = folder / "reports" / "runs"
+        assert not runs.exists() or not list(runs.glob("*.partial"))  # no half-written run
+        assert not list(folder.glob("reports/sweeps/*/*.claim"))  # its claims were given back
 
 
 def test_killed_writer_is_one_warning_then_cleaned(tmp_path, capsys):
@@ -405,7 +412,7 @@ def test_killed_writer_is_one_warning_then_cleaned(tmp_path, capsys):
 
 
 def test_two_sweeps_on_one_store_share_the_work(tmp_path):
-    (tmp_path / "s.yaml").write_text(SLEEPY_SWEEP.format(repeats="1, 2, 3"))
+    (tmp_path / "s.yaml").write_text(TINY_SWEEP.format(repeats="1, 2, 3"))
     first, second = (_effprof(["sweep", "s.yaml"], tmp_path) for _ in range(2))
     results = [p.communicate(timeout=300) for p in (first, second)]
     for process, (_, err) in zip((first, second), results, strict=True):
@@ -414,4 +421,7 @@ def test_two_sweeps_on_one_store_share_the_work(tmp_path):
     ledger = list((tmp_path / "reports" / "sweeps" / "s").glob("*.json"))
     assert len(runs) == 3 and len(ledger) == 3  # every configuration ran exactly once
     assert not list(tmp_path.glob("reports/sweeps/s/*.claim"))
-    assert all("left to another sweep" in out for out, _ in results)
+    finished = [
+        x for out, _ in results for x in out.splitlines() if re.match(r"\[\d+/\d+\] finished ", x)
+    ]
+    assert len(finished) == 3  # "[k/3] finished <hash> (#i) in s: run <id>", over both sweeps

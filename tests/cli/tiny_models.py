@@ -53,21 +53,3 @@ def needs_argument(width: int) -> nn.Module:
 
 def exits() -> nn.Module:
     raise SystemExit(0)
-
-
-class Sleepy(nn.Module):
-    """A 1x1 conv whose forward sleeps 50 ms: slow enough to interrupt at a chosen moment."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 3, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        import time
-
-        time.sleep(0.05)
-        return self.conv(x)
-
-
-def sleepy() -> nn.Module:
-    return Sleepy()

@@ -38,6 +38,8 @@ from effprof.runs import (
     LedgerEntry,
     check_writable,
     claim,
+    finished_elsewhere,
+    owner_record,
     read_entries,
     read_entry,
     read_run,
@@ -164,12 +166,12 @@ def sweep(
     held: set[str] = set()
 
     def take(task: SweepTask) -> bool:
-        """Claim ``task``; False when another sweep holds it or finished it since this one began."""
+        """Claim ``task``; False when another sweep holds it, or finished it while running."""
         if claim(store, spec.name, task.config_hash) is not None:
             elsewhere.append(task.config_hash)
             return False
         now = read_entry(store, spec.name, task.config_hash)
-        if now is not None and now != ledger.get(task.config_hash) and now.status == "finished":
+        if finished_elsewhere(now, ledger.get(task.config_hash)):
             release(store, spec.name, task.config_hash)
             elsewhere.append(task.config_hash)
             return False
@@ -184,6 +186,7 @@ def sweep(
                 run_id=outcome.run_id, error=outcome.error,
                 config=event.task.config.model_dump(mode="json"), started=outcome.started,
                 seconds=outcome.seconds, host=outcome.host, executor=executor,
+                owner=owner_record(),
             ))  # fmt: skip
             release(store, spec.name, outcome.config_hash)
             held.discard(outcome.config_hash)

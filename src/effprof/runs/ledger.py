@@ -12,7 +12,8 @@ same time on different machines never write the same file, and each file is repl
 
 While a configuration runs, its sweep holds a claim beside it (``<hash>.claim``, created with
 ``O_EXCL`` so exactly one process gets it, naming that process): two sweeps started on the same
-store never run the same configuration at once. A claim whose process died is taken over; one
+store never run the same configuration at once, and one leaves alone what a sweep still running
+has finished (:func:`finished_elsewhere`). A claim whose process died is taken over; one
 held on another host is respected (remove the file if that sweep is gone).
 """
 
@@ -54,6 +55,16 @@ class LedgerEntry:
     seconds: float | None = None
     host: str | None = None
     executor: str | None = None
+    owner: dict[str, Any] | None = None  # the sweep process that recorded it (host, pid, start)
+
+
+def finished_elsewhere(entry: LedgerEntry | None, before: LedgerEntry | None) -> bool:
+    """Whether another sweep finished this configuration while this one runs: the entry changed
+    since this sweep read the ledger (``before``), or a sweep process still alive recorded it."""
+    if entry is None or entry.status != "finished":
+        return False
+    running = owner_alive(entry.owner) is True and entry.owner != owner_record()
+    return entry != before or running
 
 
 def check_sweep_name(name: str) -> str:
