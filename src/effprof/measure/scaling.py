@@ -188,16 +188,20 @@ def fit_power(
 
 
 def crossover(first: CountLaw, second: CountLaw) -> float | None:
-    """The smallest positive ``p`` where ``first`` catches up with ``second`` (None if never).
+    """The smallest positive ``p`` where ``first`` rises through ``second`` (None if never): a
+    root of their difference where that difference grows, so a root where ``first`` falls below
+    (a constant term crossing near zero) does not count.
 
     >>> attention = CountLaw("a", 0, 1, 0.01, 3, 0, 1, 1e4)
-    >>> rest = CountLaw("r", 0, 50, 0, 3, 0, 1, 1e4)
-    >>> crossover(attention, rest)
-    4900.0
+    >>> rest = CountLaw("r", 1e-8, 50, 0, 3, 0, 1, 1e4)
+    >>> round(crossover(attention, rest))
+    4900
     """
-    roots = np.roots([first.c - second.c, first.b - second.b, first.a - second.a])
-    real = sorted(float(r.real) for r in roots if abs(r.imag) < 1e-9 and r.real > 0)
-    return real[0] if real else None
+    dc, db, da = first.c - second.c, first.b - second.b, first.a - second.a
+    roots = np.roots([dc, db, da]) if dc else (np.array([-da / db]) if db else np.array([]))
+    rising = [float(r.real) for r in np.atleast_1d(roots)
+              if abs(r.imag) < 1e-9 and r.real > 0 and 2 * dc * r.real + db > 0]  # fmt: skip
+    return min(rising) if rising else None
 
 
 def padded(side: int, multiple: int) -> int:

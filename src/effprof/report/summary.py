@@ -131,22 +131,23 @@ def headline_cards(view: RunView) -> str:
 
 
 def cost_finding(view: RunView) -> Finding | None:
-    """What one output pixel (or token, or image) costs."""
+    """What one output pixel (or token, or input) costs."""
     label, per_unit, detail = cost_basis(view)
     if per_unit is None:
         return None
     macs, params = view.metric("macs"), view.metric("param_count")
-    what = {
-        "MACs per output pixel": "Every output pixel costs",
-        "MACs per token": "Every token costs",
-    }
-    lead = "Small per pixel." if label == "MACs per output pixel" else "Cost per input."
-    head = what.get(label, f"One {detail} costs")
-    extra = f" ({detail})" if label == "MACs per token" else ""
-    return lead, (
-        f"{head} {fmt.count(per_unit)} MACs{extra}: {fmt.count(macs, 'MAC')} for "
-        f"{view.metric('inputs') or view.metric('input_shape')}, with {fmt.count(params)} parameters."
-    )
+    inputs = view.metric("inputs") or view.metric("input_shape")
+    whole = f"{fmt.count(macs, 'MAC')} for {inputs}, with {fmt.count(params)} parameters"
+    if label == "MACs per output pixel":
+        return "Small per pixel.", f"Every output pixel costs {fmt.count(per_unit)} MACs ({whole})."
+    if label == "MACs per token":
+        return "Cost per token.", (
+            f"Every token costs {fmt.count(per_unit)} MACs ({detail}; {whole})."
+        )
+    batch = batch_of(view)
+    if batch > 1:
+        return "Cost per input.", f"One {detail} costs {fmt.count(per_unit, 'MAC')} ({whole})."
+    return "Cost per input.", f"One forward costs {whole}."
 
 
 def scale_finding(view: RunView) -> Finding | None:
@@ -208,8 +209,8 @@ def part_finding(view: RunView) -> Finding | None:
                 f"{row.group} does {fmt.pct(row.macs_share)} of the MACs with "
                 f"{fmt.pct(row.params_share)} of the parameters"
             )
-    text = "; ".join(texts)
-    return "Where the MACs are.", text[0].upper() + text[1:] + "."
+    by = "By part of the module tree" if view.metric("component_map") == "module tree" else "By part"
+    return "Where the MACs are.", f"{by}: " + "; ".join(texts) + "."
 
 
 def block_finding(view: RunView) -> Finding | None:
@@ -221,10 +222,10 @@ def block_finding(view: RunView) -> Finding | None:
     inside = inside[inside["macs_share"] > 0].sort_values("macs_share", ascending=False)
     if len(inside) < 2:
         return None
-    listed = ", ".join(f"{r.group} {fmt.pct(r.macs_share)}" for r in inside.head(3).itertuples())
+    listed = ", ".join(f"'{r.group}' {fmt.pct(r.macs_share)}" for r in inside.head(3).itertuples())
     return "Inside the blocks.", (
-        f"Summed over every repeated block, their parts do these shares of the model's MACs: "
-        f"{listed}."
+        f"Summed over every repeated block, the submodules of each block do these shares of the "
+        f"model's MACs: {listed}."
     )
 
 
@@ -237,8 +238,13 @@ def category_finding(view: RunView) -> Finding | None:
     rows = rows.sort_values("macs_share", ascending=False)
     if rows.empty:
         return None
-    listed = ", ".join(f"{r.group} {fmt.pct(r.macs_share)}" for r in rows.itertuples())
-    return "What kind of work.", f"By op category, the MACs are {listed}."
+    names = {"attention": "attention (QK^T and AV)"}
+    listed = ", ".join(
+        f"{names.get(r.group, r.group)} {fmt.pct(r.macs_share)}" for r in rows.itertuples()
+    )
+    return "What kind of work.", (
+        f"By op category (what the ops compute, whichever module runs them), the MACs are {listed}."
+    )
 
 
 def counterfactual_finding(view: RunView) -> Finding | None:
@@ -332,7 +338,11 @@ def scaling_finding(view: RunView) -> Finding | None:
         return None
     law = macs.iloc[0]
     unit = "points" if "points" in str(view.metric("inputs") or "") else "pixels"
-    error = f"the law reproduces every count within {100 * law['max_error']:.2g}%"
+    error = (
+        "the law reproduces every count exactly"
+        if law["max_error"] < 1e-9
+        else f"the law reproduces every count within {100 * law['max_error']:.2g}%"
+    )
     quadratic = bool(view.metric("scaling_macs_quadratic"))
     if not quadratic:
         text = f"MACs grow linearly with {unit} ({error})"
@@ -347,8 +357,10 @@ def scaling_finding(view: RunView) -> Finding | None:
         )
         lead = "Attention grows with the square of the tokens."
         crossing = view.number("scaling_attention_crossover_positions")
-        if crossing is not None:
+        if crossing is not None and crossing >= float(law["p_min"]):
             text += f"; attention's MACs overtake all the other MACs at {_positions_text(view, crossing)}"
+        elif crossing is not None:
+            text += "; attention already does more MACs than everything else at every size counted"
     if three is not None and len(three):
         rows = three[three["quantity"] == "macs"]
         if len(rows):
