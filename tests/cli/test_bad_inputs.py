@@ -114,6 +114,15 @@ PROFILE = [
     *_config_cases("profile", MODEL),
 ]  # fmt: skip
 
+COUNT = [
+    *_usage_cases("count", "--model"),
+    case("count", "shape-zero", [*MODEL, "--input", "1x3x0x64"], "must be positive"),
+    case("count", "unknown-model", ["--model", "resnet9000"], "unknown model 'resnet9000'"),
+    case("count", "resolutions", [*MODEL, "--resolutions", "huge"], "resolution"),
+    case("count", "out-a-file", [*MODEL, "--out", "f"], "is not writable", setup=h.text_file("f", "")),
+    *_config_cases("count", MODEL)[:4],
+]  # fmt: skip
+
 TRAIN = [
     *_usage_cases("train", "--steps"),
     case("train", "steps-text", ["--steps", "many"], "'--steps'"),
@@ -231,8 +240,18 @@ SWEEP = [
     case("sweep", "out-a-file", ["s.yaml", "--out", "f"], "is not writable", setup=h.both(h.text_file("s.yaml", "repeat: [1]\n"), h.text_file("f", ""))),
 ]  # fmt: skip
 
-CASES = [*PROFILE, *TRAIN, *EVALUATE, *COMPRESS, *REPORT, *COMPARE, *RUNS, *SWEEP]
-COMMANDS = ("profile", "train", "evaluate", "compress", "report", "compare", "runs", "sweep")
+CASES = [*PROFILE, *COUNT, *TRAIN, *EVALUATE, *COMPRESS, *REPORT, *COMPARE, *RUNS, *SWEEP]
+COMMANDS = (
+    "profile",
+    "count",
+    "train",
+    "evaluate",
+    "compress",
+    "report",
+    "compare",
+    "runs",
+    "sweep",
+)
 
 
 def _evaluate_store(tmp: Path) -> None:

@@ -66,11 +66,15 @@ def test_profile_at_default_settings_exits_0_and_says_only_true_things(
     assert "output pixel" not in answer
     # every MAC category quoted is the category table's share
     [sentence] = [s for s in _answer(run / "report.html") if s.startswith("What kind of work.")]
-    quoted = re.findall(r"(convolution|linear/matmul|attention)(?: \(QK\^T and AV\))? (\d+\.\d) %", sentence)
+    quoted = re.findall(
+        r"(convolution|linear/matmul|attention)(?: \(QK\^T and AV\))? (\d+\.\d) %", sentence
+    )
     assert {c for c, _ in quoted} == set(categories.index[categories["macs"] > 0])
     for category, share in quoted:
         assert f"{100 * categories.loc[category, 'macs_share']:.1f}" == share
-    assert "convolutional network" not in answer and "GoPro" not in (run / "report.html").read_text()
+    assert (
+        "convolutional network" not in answer and "GoPro" not in (run / "report.html").read_text()
+    )
     crosscheck = read_table(run, "crosscheck")
     assert set(crosscheck["counter"]) >= {"effprof", "FlopCounterMode", "fvcore", "thop"}
     flop_counter = crosscheck.set_index("counter").loc["FlopCounterMode"]

@@ -58,18 +58,25 @@ def measure_attribution(
     count: CountResult,
     params: pd.DataFrame,
     out: Collected,
+    *,
+    timed: bool = True,
 ) -> None:
-    """Time every aten call, then roll MACs/params/bytes/time up by the model's components."""
+    """Time every aten call (unless not ``timed``), then roll MACs/params/bytes/time up by the
+    model's components."""
     latency = out.metrics.get("latency_median_ms")
     # Fastest of 2 to 5 passes, as many as fit in about CALLTIME_BUDGET_MS; the latency
     # measurement just ran this model, so no warm-up pass is needed.
     warm = isinstance(latency, float)
     runs = max(2, min(5, int(CALLTIME_BUDGET_MS / latency))) if warm else 2
-    times = call_times(
-        model, target.padded_shape, spec, expected_ops=list(count.ops["op"]), runs=runs,
-        warmup=0 if warm else 1,
+    times = (
+        call_times(
+            model, target.padded_shape, spec, expected_ops=list(count.ops["op"]), runs=runs,
+            warmup=0 if warm else 1,
+        )
+        if timed
+        else Missing("count-only run: nothing was timed")
     )  # fmt: skip
-    if isinstance(times, Missing):
+    if isinstance(times, Missing) and timed:
         out.metrics["calltime_total_ms"] = times
         out.notes.append(f"attribution: time per component not measured: {times.reason}")
     components = entry.components or module_map(model, count.ops)
@@ -205,7 +212,7 @@ def _requested_sizes(config: Any, target: ProfileTarget) -> list[tuple[int, ...]
 
 def measure_scaling(
     model: nn.Module, config: Any, target: ProfileTarget, spec: LatencySpec, out: Collected,
-    step: Progress, entry: ModelEntry,
+    step: Progress, entry: ModelEntry, count: CountResult | None = None,
 ) -> None:  # fmt: skip
     """Counts at several sizes (always: free on meta), latency with ``--resolutions`` where it
     fits the budget; the laws, where attention overtakes the rest, and the 3x answer."""
@@ -219,7 +226,8 @@ def measure_scaling(
     step("counting at other sizes on meta")
     requested = _requested_sizes(config, target)
     sizes = [*default_sizes(inputs.size), *requested]  # counting is free: always enough for a law
-    sweep = count_sweep(model, inputs, sizes, multiple=target.multiple)
+    known = {tuple(target.padded_inputs.size): count} if count is not None else {}
+    sweep = count_sweep(model, inputs, sizes, multiple=target.multiple, known=known)
     counted = sweep[sweep["count_missing"].isna()] if "count_missing" in sweep else sweep
     if len(counted) < 2:
         reasons = "; ".join(sorted(set(sweep["count_missing"].dropna()))) or "one size only"
@@ -228,7 +236,7 @@ def measure_scaling(
         )
         out.tables["scaling"] = sweep
         return
-    if requested and inputs.is_image:
+    if requested and inputs.is_image and not config.count_only:
         sweep_spec = LatencySpec(
             **{**spec.__dict__, "warmup": SWEEP_WARMUP, "repeat": SWEEP_REPEAT}
         )

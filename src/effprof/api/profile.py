@@ -311,6 +311,21 @@ def _store_peers(entry: ModelEntry, out: Collected) -> None:
     }])  # fmt: skip
 
 
+COUNT_ONLY = "count-only run (effprof count): nothing was run on a device or timed"
+
+
+def _note_count_only(config: ProfileConfig, out: Collected) -> None:
+    """What a count-only run leaves out, as missing values with the reason."""
+    for key in ("latency_median_ms", "throughput_mpix_s", "memory_activation_peak_bytes",
+                "calltime_total_ms", "roofline_floor_ms"):  # fmt: skip
+        out.metrics[key] = Missing(COUNT_ONLY)
+    if config.weights is not None:
+        out.notes.append(
+            f"count-only: the weights {config.weights!r} were checked but not loaded (counts do "
+            "not depend on them)"
+        )
+
+
 def _load_average() -> float | None:
     """1-minute load average of the host (None where the OS does not report one)."""
     try:
@@ -352,8 +367,9 @@ def profile(
     device, shape = check_config(config)
     out_root = check_writable(config.out)
 
-    step("loading model")
-    subject = load_subject(config.model, config.variant, config.weights, device=device)
+    step("building the model on meta" if config.count_only else "loading model")
+    load_on = "meta" if config.count_only else device
+    subject = load_subject(config.model, config.variant, config.weights, device=load_on)
     target = resolve_target(config, subject, device, shape)
     model, entry = subject.model, subject.entry
     collected = Collected(notes=list(target.notes))
@@ -366,23 +382,27 @@ def profile(
         buffer_bytes=params.buffer_bytes,
     )  # fmt: skip
     collected.tables["params"] = params.to_frame()
-    step("checking the outputs are finite")
-    _check_outputs(model, target, collected)
-
-    load_before = _load_average()
-    _measure_time(model, config, target, collected, step)
-    _note_busy_host(load_before, _load_average(), collected)
-
-    step("time per call and attribution")
     spec = _latency_spec(config, target)
-    measure_attribution(model, entry, target, spec, count, params.to_frame(), collected)
+    if config.count_only:
+        _note_count_only(config, collected)
+    else:
+        step("checking the outputs are finite")
+        _check_outputs(model, target, collected)
+        load_before = _load_average()
+        _measure_time(model, config, target, collected, step)
+        _note_busy_host(load_before, _load_average(), collected)
+    step("attribution" if config.count_only else "time per call and attribution")
+    measure_attribution(
+        model, entry, target, spec, count, params.to_frame(), collected, timed=not config.count_only
+    )
     step("counterfactuals on the meta device")
     measure_counterfactuals(model, entry, target, count, collected)
-    step("roofline")
-    measure_roofline(config, target, count, collected)
-    measure_scaling(model, config, target, spec, collected, step, entry)
+    if not config.count_only:
+        step("roofline")
+        measure_roofline(config, target, count, collected)
+    measure_scaling(model, config, target, spec, collected, step, entry, count)
 
-    if config.crosscheck:
+    if config.crosscheck and not config.count_only:
         step("cross-checking counters")
         with num_threads(config.threads):  # fvcore and thop run the model: same threads as timing
             check = cross_check(

@@ -33,6 +33,7 @@ err_console = Console(stderr=True)
 # One line per command module; each adds its commands to ``app`` when imported.
 COMMAND_MODULES = (
     "effprof.cli.profile",
+    "effprof.cli.count",
     "effprof.cli.train",
     "effprof.cli.compress",
     "effprof.cli.report",

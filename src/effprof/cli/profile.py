@@ -72,11 +72,11 @@ def profile(
     with console.status("profiling") as status:
         run_dir = run_profile(settings, progress=lambda step: status.update(f"profiling: {step}"))
         status.update("writing report.html")
-        _write_report(run_dir)
-    _print_summary(run_dir)
+        write_report_of(run_dir)
+    print_summary(run_dir)
 
 
-def _write_report(run_dir: Path) -> None:
+def write_report_of(run_dir: Path) -> None:
     """report.html beside the run; a rendering failure is reported, the run stays intact."""
     from effprof.report.render import write_report
     from effprof.runs import remove_run
@@ -104,7 +104,7 @@ def _value(metrics: dict[str, Any], missing: dict[str, str], key: str, fmt) -> s
     return fmt(metrics[key])
 
 
-def _print_summary(run_dir: Path) -> None:
+def print_summary(run_dir: Path) -> None:
     from effprof.runs import read_record
     from effprof.units import binary_bytes, si
 

@@ -28,11 +28,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import nnls
 from torch import nn
 
 from effprof.measure.categories import ATTENTION
-from effprof.measure.counting import count_model
+from effprof.measure.counting import CountResult, count_model
 from effprof.models.inputs import InputSpec
 from effprof.results import EffprofError, Missing
 
@@ -132,6 +131,28 @@ def _points(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndar
     return xs[keep], ys[keep]
 
 
+def nnls_small(design: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Non-negative least squares for a handful of columns: the best of the unconstrained
+    least-squares fits on every subset of columns whose coefficients are all >= 0 (exact, since
+    the optimum is the unconstrained fit on its own support; 2^k small solves for k columns).
+
+    >>> nnls_small(np.array([[1.0, 1.0], [1.0, 2.0], [1.0, 3.0]]), np.array([1.0, 2.0, 3.0]))
+    array([0., 1.])
+    """
+    columns = design.shape[1]
+    best, best_error = np.zeros(columns), float(np.sum(target**2))
+    for mask in range(1, 2**columns):
+        chosen = [c for c in range(columns) if mask >> c & 1]
+        coef, *_ = np.linalg.lstsq(design[:, chosen], target, rcond=None)
+        if np.any(coef < 0):
+            continue
+        error = float(np.sum((design[:, chosen] @ coef - target) ** 2))
+        if error < best_error - 1e-15 * max(best_error, 1.0):
+            best_error, best = error, np.zeros(columns)
+            best[chosen] = coef
+    return np.where(np.abs(best) < 1e-12, 0.0, best)
+
+
 def fit_counts(
     quantity: str, positions: Sequence[float], values: Sequence[float]
 ) -> CountLaw | Missing:
@@ -148,7 +169,7 @@ def fit_counts(
         )
     scale_x, scale_y = float(xs.max()), float(max(ys.max(), 1.0))
     design = np.stack([np.ones_like(xs), xs / scale_x, (xs / scale_x) ** 2], axis=1)
-    coef, _ = nnls(design, ys / scale_y)
+    coef = nnls_small(design, ys / scale_y)
     a, b, c = coef[0] * scale_y, coef[1] * scale_y / scale_x, coef[2] * scale_y / scale_x**2
     fitted = a + b * xs + c * xs * xs
     error = float(np.max(np.abs(fitted - ys) / np.maximum(np.abs(ys), 1.0)))
@@ -170,8 +191,10 @@ def fit_power(
     keep = (xs > 0) & (ys > 0)
     xs, ys = xs[keep], ys[keep]
     if len(set(xs.tolist())) < MIN_SIZES:
+        what = quantity.removesuffix("_median_ms").replace("_", " ")
         return Missing(
-            f"need {MIN_SIZES} or more measured sizes to fit a {quantity} law, have {len(set(xs.tolist()))}"
+            f"need {MIN_SIZES} or more measured sizes to fit a {what} law, have "
+            f"{len(set(xs.tolist()))} (time more sizes with --resolutions)"
         )
     alpha, log_k = np.polyfit(np.log(xs), np.log(ys), 1)
     law = np.exp(log_k) * xs**alpha
@@ -228,8 +251,10 @@ def count_sweep(
     *,
     multiple: int = 1,
     forward_kwargs: Mapping[str, Any] | None = None,
+    known: Mapping[tuple[int, ...], CountResult] | None = None,
 ) -> pd.DataFrame:
-    """MACs (all and attention), FLOPs and peak activation memory at every size, smallest first.
+    """MACs (all and attention), FLOPs and peak activation memory at every size, smallest first;
+    ``known`` gives counts already made (by padded size), which are reused.
 
     Columns: resolution, size (the label), positions (what the model computes on, after
     padding), padded_pixels (images: the same), macs, macs_attention, macs_other, flops,
@@ -244,7 +269,9 @@ def count_sweep(
             row.update(height=size[0], width=size[1], padded_height=grown[0], padded_width=grown[1],
                        pixels=inputs.batch * size[0] * size[1], padded_pixels=math.prod(grown) * inputs.batch)  # fmt: skip
         try:
-            count = count_model(model, inputs.with_size(grown), forward_kwargs=forward_kwargs)
+            count = (known or {}).get(grown) or count_model(
+                model, inputs.with_size(grown), forward_kwargs=forward_kwargs
+            )
         except EffprofError as error:
             row["count_missing"] = str(error)[:300]
             rows.append(row)
@@ -336,7 +363,10 @@ def three_x_table(
         math.prod(grow(big)) * (batch if image else 1),
     )
     label = resolution_label(big)
-    exact_values = dict(exact(big)) if exact is not None else {}
+    counted = sweep["count_missing"].isna() if "count_missing" in sweep else sweep["macs"].notna()
+    in_sweep = label in set(sweep.loc[counted, "resolution"])
+    # an exact count at that size: the sweep's own when it counted there, else ``exact``
+    exact_values = dict(exact(big)) if exact is not None and not in_sweep else {}
     rows = []
     for quantity in (*COUNT_QUANTITIES[:3], *MEASURED_QUANTITIES):
         if quantity not in sweep.columns:
@@ -345,6 +375,9 @@ def three_x_table(
         checked, source, points = None, None, known
         if quantity in exact_values:
             checked, source = float(exact_values[quantity]), "counted on meta at that size"
+        elif quantity in COUNT_QUANTITIES and label in set(known["resolution"]):
+            checked = float(known.loc[known["resolution"] == label, quantity].iloc[0])
+            source = "counted on meta at that size"
         elif label in set(known["resolution"]):
             checked = float(known.loc[known["resolution"] == label, quantity].iloc[0])
             source = "measured in this sweep (law fitted without it)"

@@ -115,6 +115,10 @@ FVCORE_ALIASES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+# What aten runs instead when the first names are absent: a global average pool is a mean.
+FVCORE_FALLBACKS: dict[str, tuple[str, ...]] = {"adaptive_avg_pool2d": ("mean",)}
+
+
 def _packets_for(name: str) -> set[str]:
     packet = op_packet(name)
     return {packet, *FVCORE_ALIASES.get(packet, ())}
@@ -123,7 +127,10 @@ def _packets_for(name: str) -> set[str]:
 def effprof_flops_for(count: CountResult, name: str) -> tuple[int, int]:
     """(FLOPs, output elements) of effprof's ops that a tool's op name stands for (fvcore's
     ``batch_norm`` is aten's ``_native_batch_norm_legit_no_training``, ...)."""
-    ops = count.ops[count.ops["op"].map(op_packet).isin(_packets_for(name))]
+    packets = count.ops["op"].map(op_packet)
+    ops = count.ops[packets.isin(_packets_for(name))]
+    if ops.empty:
+        ops = count.ops[packets.isin(FVCORE_FALLBACKS.get(op_packet(name), ()))]
     elements = sum(_first_numel(text) for text in ops["output_shape"])
     return int(ops["flops"].sum()), elements
 

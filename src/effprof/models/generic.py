@@ -145,7 +145,10 @@ def build_from_spec(spec: str) -> tuple[nn.Module, InputSpec | None]:
         return result, example
     if example is None:
         return result, declared_inputs(result)
-    return result, from_example(example)
+    try:
+        return result, from_example(example)
+    except EffprofError as error:
+        raise EffprofError(f"--model {spec!r}: {error}") from None
 
 
 def declared_inputs(model: nn.Module) -> InputSpec | None:

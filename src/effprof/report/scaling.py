@@ -81,9 +81,8 @@ def _law_chart(sweep: pd.DataFrame, fits: pd.DataFrame, quantity: str, unit: str
     spread = float(xs_points.max() / xs_points.min())
     kind = "log" if spread > 8 else "linear"
     fig.update_layout(
-        xaxis={"type": kind, "title": {"text": f"{unit} (padded)"}, "exponentformat": "SI",
-               "tickformat": "~s" if kind == "linear" else None},
-        yaxis={"type": kind, "title": {"text": axis}, "exponentformat": "SI"},
+        xaxis={"type": kind, "title": {"text": f"{unit} (padded)"}, "tickformat": "~s"},
+        yaxis={"type": kind, "title": {"text": axis}, "tickformat": "~s"},
         showlegend=False,
     )  # fmt: skip
     if kind == "log":
@@ -173,8 +172,8 @@ def _attention_chart(view: RunView, sweep: pd.DataFrame, unit: str) -> str:
         ("macs_other", "everything else"),
     ):
         fig.add_scatter(x=xs, y=points[column] / 1e9, mode="lines+markers", name=name)
-    fig.update_layout(xaxis={"type": "log", "title": {"text": f"{unit} (padded)"}},
-                      yaxis={"type": "log", "title": {"text": "MACs (G)"}},
+    fig.update_layout(xaxis={"type": "log", "title": {"text": f"{unit} (padded)"}, "tickformat": "~s"},
+                      yaxis={"type": "log", "title": {"text": "MACs (G)"}, "tickformat": "~s"},
                       legend={"orientation": "h", "y": -0.3})  # fmt: skip
     crossing = view.number("scaling_attention_crossover_positions")
     caption = "Attention's MACs against all other MACs at every size counted."
