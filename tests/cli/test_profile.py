@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -162,7 +164,7 @@ def test_bad_config_files(tmp_path, capsys, text, expected):
 
 def test_unreadable_config(tmp_path, capsys):
     code, _, err = run_cli(["profile", "--config", str(tmp_path / "absent.yaml")], capsys)
-    assert code == 2 and "cannot read config" in err
+    assert code == 2 and "does not exist" in err
 
 
 def test_out_not_writable(tmp_path, capsys):
@@ -185,3 +187,39 @@ def test_config_file_values_and_flag_override(tmp_path, capsys):
     record = json.loads((run / "run.json").read_text())
     assert record["params"]["input"] == "1x3x32x32" and record["params"]["repeat"] == 2
     assert record["metrics"]["macs"] == (3 * 8 * 9 + 8 * 3 * 9) * 32 * 32
+
+
+def test_nan_weights_are_recorded_and_shown(tmp_path, capsys):
+    code, out, err = run_cli(
+        ["profile", "--model", "tests.cli.tiny_models:nan_weights", "--input", "1x3x16x16",
+         "--out", str(tmp_path), *FAST],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    (run,) = written_runs(tmp_path)
+    text = (run / "run.json").read_text()
+    record = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in run.json"))
+    metrics = record["metrics"]
+    assert metrics["outputs_finite"] is False
+    assert metrics["outputs_nan_count"] == 16 * 16  # output channel 0 of 3
+    assert metrics["outputs_nonfinite_first_module"] == "2"
+    assert metrics["weights_nonfinite_tensors"] == 1
+    (note,) = [n for n in record["notes"] if n.startswith("outputs not finite")]
+    assert "from module '2' on" in note and "2.weight" in note
+    assert "note: outputs not finite" in out
+    page = (run / "report.html").read_text()
+    assert "outputs are not finite numbers" in page
+
+
+def test_files_follow_the_umask(tmp_path):
+    from effprof.runs import RunWriter
+
+    previous = os.umask(0o027)
+    try:
+        writer = RunWriter(tmp_path, "profile", "tiny", None, {}).start()
+        writer.add_table("ops", pd.DataFrame({"a": [1]}))
+        run = writer.finish({}, {})
+    finally:
+        os.umask(previous)
+    for name in ("run.json", "ops.parquet"):
+        assert (run / name).stat().st_mode & 0o777 == 0o640, name

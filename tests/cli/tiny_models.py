@@ -33,3 +33,23 @@ def oom() -> nn.Module:
 
 def not_a_module() -> int:
     return 3
+
+
+def nan_weights() -> nn.Module:
+    """``tiny`` with one NaN weight in its second convolution: output channel 0 is all NaN."""
+    model = tiny()
+    with torch.no_grad():
+        model[2].weight[0, 0, 0, 0] = float("nan")
+    return model
+
+
+def raises() -> nn.Module:
+    raise RuntimeError("the factory itself is broken")
+
+
+def needs_argument(width: int) -> nn.Module:
+    return nn.Conv2d(3, width, 1)
+
+
+def exits() -> nn.Module:
+    raise SystemExit(0)

@@ -19,6 +19,7 @@ from effprof.runs import (
     load_table,
     write_entry,
 )
+from tests.cli.hostile import BAD_ID, CORRUPT_RUNS, GOOD_ID
 from tests.runs.conftest import CPU_ENV, categories, write_run
 
 
@@ -63,7 +64,8 @@ def test_filters(three_kinds):
     ]  # typed on a shell
     fast = load_runs(three_kinds, **{"metrics.latency_median_ms": lambda s: s < 20})
     assert list(fast["kind"]) == ["evaluate"]
-    assert load_runs(three_kinds, **{"metrics.no_such_metric": 1}).empty
+    with pytest.warns(RunStoreWarning, match="no run of the 3 has that column"):
+        assert load_runs(three_kinds, **{"metrics.no_such_metric": 1}).empty
     with pytest.raises(EffprofError, match="cannot filter on 'colour'"):
         load_runs(three_kinds, colour="red")
 
@@ -188,3 +190,14 @@ def test_readme_lines_find_the_fastest_variant_per_megapixel(tmp_path):
     assert len(runs) == 8
     assert best.index[0] == ("NVIDIA H200", "fp16", "small")
     assert best.loc[("AMD EPYC", "fp16", "base")] == pytest.approx(2000.0)
+
+
+@pytest.mark.parametrize("name", list(CORRUPT_RUNS))
+def test_every_class_of_foreign_run_is_skipped_with_one_warning(tmp_path, name):
+    build, reason = CORRUPT_RUNS[name]
+    build(tmp_path)
+    with pytest.warns(RunStoreWarning) as caught:
+        frame = load_runs(tmp_path / "reports")
+    assert frame["run_id"].tolist() == [GOOD_ID]
+    (warning,) = [w for w in caught if issubclass(w.category, RunStoreWarning)]
+    assert BAD_ID in str(warning.message) and reason in str(warning.message)

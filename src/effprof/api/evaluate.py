@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+from torch import Tensor, nn
+
 from effprof.api.train import sha256_of
 from effprof.config import validate
 from effprof.config.train import EvaluateConfig
@@ -26,6 +29,7 @@ from effprof.data import (
     heldout_pairs,
 )
 from effprof.measure.environment import collect_environment, resolve_device
+from effprof.measure.finite import check_outputs
 from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.precision import num_threads
 from effprof.models import (
@@ -33,10 +37,11 @@ from effprof.models import (
     check_variant,
     get_entry,
     load_model,
+    pad_to_multiple,
     padded_size,
     resolve_weights,
 )
-from effprof.results import Missing
+from effprof.results import EffprofError, Missing
 from effprof.runs import RunWriter, check_writable
 from effprof.train import EvalResult, evaluate_pairs
 
@@ -59,6 +64,7 @@ class EvaluateOutcome:
 def _dataset(config: EvaluateConfig) -> tuple[Sequence[ImagePair] | FolderPairs, str]:
     """The pairs to score and a one-line description (folder problems raise before any work)."""
     if config.data == "synthetic":
+        _check_memory(config.count, config.size)
         kernel = TEST_BLUR.kernel
         description = (
             f"synthetic held-out test set: {config.count} crops of {config.size} px from the test images, "
@@ -68,6 +74,24 @@ def _dataset(config: EvaluateConfig) -> tuple[Sequence[ImagePair] | FolderPairs,
         return heldout_pairs(config.count, config.size), description
     pairs = FolderPairs.open(config.data)
     return pairs, f"folder {config.data!r}: {len(pairs)} blurry/sharp pairs"
+
+
+def _check_memory(count: int, size: int) -> None:
+    """The test crops are made at once: refuse a request that cannot fit in memory."""
+    need = count * 3 * (size + 64) ** 2 * 4 * 3  # source, blurry and sharp crops in float32
+    free = psutil.virtual_memory().available
+    if need > free // 2:
+        raise EffprofError(
+            f"--count {count} crops of --size {size} px need about {need / 2**30:,.1f} GiB at once; "
+            f"{free / 2**30:,.1f} GiB are free: ask for fewer or smaller crops"
+        )
+
+
+def _require_finite(model: nn.Module, x: Tensor) -> None:
+    """Quality of NaN or infinite outputs means nothing: refuse, naming where they start."""
+    check = check_outputs(model, lambda: ((x,), {}))
+    if not isinstance(check, Missing) and not check.ok:
+        raise EffprofError(f"cannot score quality: {check.describe()} (first image)")
 
 
 def evaluate(config: EvaluateConfig | None = None, /, **options: Any) -> EvaluateOutcome:
@@ -87,7 +111,13 @@ def evaluate(config: EvaluateConfig | None = None, /, **options: Any) -> Evaluat
     with num_threads(config.threads):
         env = collect_environment(device)  # inside: the record names the threads that measured
         model = load_model(config.model, variant, weights=config.weights, device=device)
+        _require_finite(model, pad_to_multiple(pairs[0].blurry[None].to(device), multiple)[0])
         quality = evaluate_pairs(model, pairs, device, multiple, config.batch)
+        nan = quality.per_image.loc[quality.per_image["psnr_db"].isna(), "name"].tolist()
+        if nan:
+            raise EffprofError(
+                f"cannot score quality: NaN outputs on {len(nan)} images ({nan[0]}, ...)"
+            )
         first = quality.per_image.iloc[0]
         height, width = int(first["height"]), int(first["width"])
         latency: Any = Missing("latency not requested (--no-latency)")

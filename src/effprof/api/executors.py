@@ -1,7 +1,8 @@
 """Where the configurations of a sweep run: one after another here (``local``), or as Ray tasks.
 
-An executor takes the tasks still to do and calls ``emit`` with a :class:`SweepEvent` as they
-start, progress and end; the sweep job writes the ledger from the ``done`` events. Executors are
+An executor takes the tasks still to do, runs those that ``take(task)`` grants (the sweep's claim:
+another sweep on the same store may hold a task), and calls ``emit`` with a :class:`SweepEvent` as
+they start, progress and end; the sweep job writes the ledger from the ``done`` events. Executors are
 plug-ins of one registry (``EXECUTORS``): a Slurm or Kubernetes executor would register here.
 
 Ray: every configuration is a Ray task that runs :func:`run_task` into a temporary store on its
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +26,8 @@ from typing import Any, Protocol
 from effprof._registry import Registry
 from effprof.api.sweep_tasks import SweepTask, TaskOutcome, describe_error, record_failure, run_task
 from effprof.results import EffprofError
-from effprof.runs.store import PARTIAL_SUFFIX, RUN_FILE, RUNS_DIR, write_json_atomic
+from effprof.runs import dumps_json, write_text_atomic
+from effprof.runs.store import PARTIAL_SUFFIX, RUN_FILE, RUNS_DIR
 
 RAY_INSTALL = "pip install 'effprof[ray]'"
 
@@ -42,6 +45,7 @@ class SweepEvent:
 
 
 Emit = Callable[[SweepEvent], None]
+Take = Callable[[SweepTask], bool]
 
 
 class Executor(Protocol):
@@ -50,8 +54,8 @@ class Executor(Protocol):
     def check(self, tasks: Sequence[SweepTask]) -> None:
         """Raise EffprofError for anything that would stop the executor, before any task runs."""
 
-    def run(self, tasks: Sequence[SweepTask], store: Path, emit: Emit) -> None:
-        """Run every task; emit one ``done`` event per task, failed or not."""
+    def run(self, tasks: Sequence[SweepTask], store: Path, emit: Emit, take: Take) -> None:
+        """Run every task that ``take`` grants; emit one ``done`` event per task run, failed or not."""
 
 
 EXECUTORS: Registry[str, Callable[[str | None], Executor]] = Registry("sweep executor")
@@ -68,9 +72,11 @@ class LocalExecutor:
         if self.address:
             raise EffprofError("--address is only for --executor ray")
 
-    def run(self, tasks: Sequence[SweepTask], store: Path, emit: Emit) -> None:
+    def run(self, tasks: Sequence[SweepTask], store: Path, emit: Emit, take: Take) -> None:
         total = len(tasks)
         for task in tasks:
+            if not take(task):  # taken just before it runs, so concurrent sweeps interleave
+                continue
             emit(SweepEvent("start", task, total))
             outcome = run_task(
                 task, store, step=lambda text, t=task: emit(SweepEvent("step", t, total, text))
@@ -96,14 +102,18 @@ def unpack_run(store: Path, run_id: str, files: dict[str, bytes]) -> Path:
     if final.exists():
         raise EffprofError(f"run {run_id!r} is already in {str(store)!r}")
     work.mkdir(parents=True)
-    for name, data in files.items():
-        if name != RUN_FILE:
-            (work / Path(name).name).write_bytes(data)
-    record = json.loads(files[RUN_FILE])
-    if isinstance(record.get("params"), dict) and "out" in record["params"]:
-        record["params"]["out"] = str(store)
-    write_json_atomic(work / RUN_FILE, json.dumps(record, indent=1))
-    work.rename(final)
+    try:
+        for name, data in files.items():
+            if name != RUN_FILE:
+                (work / Path(name).name).write_bytes(data)
+        record = json.loads(files[RUN_FILE])
+        if isinstance(record.get("params"), dict) and "out" in record["params"]:
+            record["params"]["out"] = str(store)
+        write_text_atomic(work / RUN_FILE, dumps_json(record, indent=1))
+        work.rename(final)
+    except BaseException:  # a full disk, an interrupt: no half-copied run is left
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     return final
 
 
@@ -171,7 +181,8 @@ class RayExecutor:
         ray.init(address=self.address, **options)
         return True
 
-    def run(self, tasks: Sequence[SweepTask], store: Path, emit: Emit) -> None:
+    def run(self, tasks: Sequence[SweepTask], store: Path, emit: Emit, take: Take) -> None:
+        tasks = [task for task in tasks if take(task)]  # claimed when submitted
         if not tasks:
             return
         ray = import_ray()

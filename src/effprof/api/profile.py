@@ -31,6 +31,7 @@ from effprof.config import ProfileConfig
 from effprof.measure.counting import COUNTING_POLICY, CountResult, count_model
 from effprof.measure.crosscheck import cross_check
 from effprof.measure.environment import collect_environment, resolve_device
+from effprof.measure.finite import check_outputs
 from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.memory import measure_peak_memory
 from effprof.measure.onnx import export_onnx, onnx_parity, ort_latency
@@ -285,6 +286,18 @@ def _measure_onnx(
     out.add("onnx_", parity.summary())
 
 
+def _check_outputs(model: nn.Module, target: ProfileTarget, out: Collected) -> None:
+    """One fp32 forward: are the outputs finite (else which, and from which module on)?"""
+    check = check_outputs(model, lambda: target.padded_inputs.build(target.device))
+    if isinstance(check, Missing):
+        out.metrics["outputs_finite"] = check
+        return
+    out.add("", check.summary())
+    if not check.ok:
+        out.notes.append(check.describe())
+        out.tables["finite"] = check.to_frame()
+
+
 def _store_peers(entry: ModelEntry, out: Collected) -> None:
     """The entry's published peers, for the report (which never imports models)."""
     peers = entry.peers
@@ -373,6 +386,8 @@ def profile(
     if config.count_only:
         _note_count_only(config, collected)
     else:
+        step("checking the outputs are finite")
+        _check_outputs(model, target, collected)
         load_before = _load_average()
         _measure_time(model, config, target, collected, step)
         _note_busy_host(load_before, _load_average(), collected)

@@ -5,6 +5,10 @@ of each one is kept in the store's ledger (``<out>/sweeps/<sweep>/<hash>.json``)
 skips configurations that finished and runs the others again (failed, never run, or whose run was
 deleted). A failing configuration is recorded as a run of status ``failed`` and the sweep goes on.
 
+Two sweeps started on the same store share the work: each configuration is claimed before it runs
+(:func:`effprof.runs.claim`), and one that another sweep holds, or finished while this one ran, is
+left to it (``elsewhere`` in the summary).
+
 >>> summary = sweep("configs/sweep-variants.yaml", out="reports/", shard="1/2")  # doctest: +SKIP
 >>> summary.to_frame()                                                           # doctest: +SKIP
 """
@@ -30,7 +34,18 @@ from effprof.config.sweep import (
     read_sweep,
 )
 from effprof.results import EffprofError
-from effprof.runs import LedgerEntry, check_writable, read_entries, read_run, write_entry
+from effprof.runs import (
+    LedgerEntry,
+    check_writable,
+    claim,
+    finished_elsewhere,
+    owner_record,
+    read_entries,
+    read_entry,
+    read_run,
+    release,
+    write_entry,
+)
 from effprof.runs.store import RUNS_DIR
 
 Progress = Callable[[SweepEvent], None]
@@ -48,6 +63,7 @@ class SweepSummary:
     skipped: tuple[str, ...]
     outcomes: tuple[TaskOutcome, ...]
     seconds: float
+    elsewhere: tuple[str, ...] = ()  # hashes another sweep on the same store ran or holds
 
     @property
     def finished(self) -> list[TaskOutcome]:
@@ -59,13 +75,15 @@ class SweepSummary:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per configuration of this shard: index, config_hash, config, status, run_id,
-        error, seconds; status is ``finished``, ``failed``, ``skipped`` (resume) or ``not run``."""
+        error, seconds; status is ``finished``, ``failed``, ``skipped`` (resume), ``elsewhere``
+        (another sweep on the store ran or holds it) or ``not run``."""
         done = {o.config_hash: o for o in self.outcomes}
         rows = []
         for task in self.tasks:
             outcome = done.get(task.config_hash)
             status = outcome.status if outcome else (
-                "skipped" if task.config_hash in self.skipped else "not run"
+                "skipped" if task.config_hash in self.skipped
+                else "elsewhere" if task.config_hash in self.elsewhere else "not run"
             )  # fmt: skip
             rows.append({
                 "index": task.index, "config_hash": task.config_hash,
@@ -144,6 +162,21 @@ def sweep(
     )
     todo = [t for t in selected if t.config_hash not in skipped]
     outcomes: list[TaskOutcome] = []
+    elsewhere: list[str] = []
+    held: set[str] = set()
+
+    def take(task: SweepTask) -> bool:
+        """Claim ``task``; False when another sweep holds it, or finished it while running."""
+        if claim(store, spec.name, task.config_hash) is not None:
+            elsewhere.append(task.config_hash)
+            return False
+        now = read_entry(store, spec.name, task.config_hash)
+        if finished_elsewhere(now, ledger.get(task.config_hash)):
+            release(store, spec.name, task.config_hash)
+            elsewhere.append(task.config_hash)
+            return False
+        held.add(task.config_hash)
+        return True
 
     def record(event: SweepEvent) -> None:
         if event.kind == "done" and event.outcome is not None:
@@ -153,7 +186,10 @@ def sweep(
                 run_id=outcome.run_id, error=outcome.error,
                 config=event.task.config.model_dump(mode="json"), started=outcome.started,
                 seconds=outcome.seconds, host=outcome.host, executor=executor,
+                owner=owner_record(),
             ))  # fmt: skip
+            release(store, spec.name, outcome.config_hash)
+            held.discard(outcome.config_hash)
             previous = ledger.get(outcome.config_hash)
             if previous is not None and previous.run_id != outcome.run_id:
                 _drop_failed_run(store, previous)
@@ -161,10 +197,14 @@ def sweep(
         emit(event)
 
     started = time.perf_counter()
-    runner.run(todo, store, record)
+    try:
+        runner.run(todo, store, record, take)
+    finally:  # interrupted: what this sweep still holds is free for the next one
+        for digest in held:
+            release(store, spec.name, digest)
     return SweepSummary(
         spec.name, store, len(tasks), shard, tuple(selected), skipped, tuple(outcomes),
-        time.perf_counter() - started,
+        time.perf_counter() - started, tuple(elsewhere),
     )  # fmt: skip
 
 

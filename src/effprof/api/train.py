@@ -51,6 +51,7 @@ from effprof.train import (
     evaluate_pairs,
 )
 from effprof.train import train as train_loop
+from effprof.train.loop import check_resumable, read_training_checkpoint
 
 EVAL_SEED = 7  # the periodic-evaluation crops (calibration images), distinct from TEST_SEED
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -125,7 +126,7 @@ def _check(config: TrainConfig) -> tuple[str, str | None]:
                 f"--{name.replace('_', '-')} {size} must be a multiple of {multiple} for {config.model}"
             )
     if config.resume is not None and not Path(config.resume).is_file():
-        raise EffprofError(f"--resume {config.resume!r} does not exist")
+        raise EffprofError(f"--resume {config.resume!r} does not exist or is not a file")
     check_writable(config.out)
     return device, variant
 
@@ -151,6 +152,11 @@ def train(config: TrainConfig | None = None, /, **options: Any) -> TrainOutcome:
         notes.append(
             f"zero-initialised {zeroed} output-head convolutions: the untrained network returns its input"
         )
+    resume = None  # read and checked before anything is written
+    if config.resume is not None:
+        resume = read_training_checkpoint(config.resume)
+        check_resumable(model, resume, config.resume)
+        notes.append(f"resumed from {config.resume!r} at step {resume['all_step']}")
     model = model.to(device)
 
     spec = SyntheticSpec(
@@ -196,8 +202,8 @@ def train(config: TrainConfig | None = None, /, **options: Any) -> TrainOutcome:
                 loop_spec,
                 loss_fn=ReconstructionLoss(forward_kwargs=entry.forward_all_kwargs()),
                 evaluate=evaluate,
-                checkpoint=writer.file_path(CHECKPOINT_FILE),
-                resume=config.resume,
+                checkpoint=writer.keep_for_resume(CHECKPOINT_FILE),
+                resume=resume,
                 progress=_progress(config.progress),
             )
             test = None

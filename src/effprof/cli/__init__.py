@@ -1,19 +1,22 @@
 """The command line: a thin typer layer. Parse, validate, call one api function, render, exit code.
 
-Every command module registers itself on ``app``; user errors (``EffprofError``, bad options) print
-one line to stderr and exit with code 2; nothing else of a failure is shown unless
-``EFFPROF_DEBUG=1`` is set.
+Every command module registers itself on ``app`` (one import line each in ``COMMAND_MODULES``).
+Command modules import their api inside the command body, so building the app and ``--help``
+import neither torch nor pandas. Failures leave through one boundary (:mod:`effprof.cli.boundary`):
+one ``error: ...`` line on stderr, exit code 2 for bad input; ``EFFPROF_DEBUG=1`` shows tracebacks.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from pathlib import Path
 
-import click
 import typer
 from rich.console import Console
 
+from effprof.cli.boundary import one_line, run_app
 from effprof.results import EffprofError
 
 app = typer.Typer(
@@ -27,44 +30,59 @@ app = typer.Typer(
 console = Console(stderr=False)
 err_console = Console(stderr=True)
 
+# One line per command module; each adds its commands to ``app`` when imported.
+COMMAND_MODULES = (
+    "effprof.cli.profile",
+    "effprof.cli.count",
+    "effprof.cli.train",
+    "effprof.cli.compress",
+    "effprof.cli.report",
+    "effprof.cli.compare",
+    "effprof.cli.sweep",
+)
+
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``error: message`` as one line and return the Exit to raise."""
-    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    err_console.print(f"error: {one_line(message)}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
+def warn(message: str) -> None:
+    """Print ``warning: message`` as one line on stderr."""
+    err_console.print(
+        f"warning: {one_line(message)}", markup=False, highlight=False, soft_wrap=True
+    )
+
+
+def check_output_file(path: Path, option: str) -> Path:
+    """A file the user asked us to write: its folder must exist and be writable, and the path
+    must not be a folder, a device or anything else but a regular file (it is replaced whole)."""
+    shown = f"{option} {str(path)!r}"
+    try:
+        parent = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise EffprofError(
+                f"{shown} is a folder; name the file to write, e.g. {path / 'page.html'}"
+            )
+        if path.exists() and not path.is_file():
+            raise EffprofError(f"{shown} exists and is not a regular file")
+        if not parent.is_dir():
+            what = "does not exist" if not parent.exists() else "is not a folder"
+            raise EffprofError(f"{shown}: the folder {str(parent)!r} {what}")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise EffprofError(f"{shown}: the folder {str(parent)!r} is not writable")
+    except (OSError, ValueError) as err:
+        raise EffprofError(f"{shown} is not a usable path ({err})") from None
+    return path
+
+
 def _register_commands() -> None:
-    # Imported for their side effect of adding commands to ``app``.
-    from effprof.cli import compare as _compare  # noqa: F401
-    from effprof.cli import compress as _compress  # noqa: F401
-    from effprof.cli import count as _count  # noqa: F401
-    from effprof.cli import profile as _profile  # noqa: F401
-    from effprof.cli import report as _report  # noqa: F401
-    from effprof.cli import sweep as _sweep  # noqa: F401
-    from effprof.cli import train as _train  # noqa: F401
+    for name in COMMAND_MODULES:
+        importlib.import_module(name)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``effprof`` script and ``python -m effprof``."""
     _register_commands()
-    try:
-        # standalone_mode=False makes click *return* the code of a typer.Exit raised in a command
-        code = app(args=argv, standalone_mode=False)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.UsageError as err:
-        message = err.format_message().strip().splitlines()[0]
-        err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except click.Abort:
-        err_console.print("error: aborted", markup=False)
-        sys.exit(130)
-    except EffprofError as err:
-        if os.environ.get("EFFPROF_DEBUG"):
-            raise
-        err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(run_app(app, argv, err_console, console))

@@ -6,16 +6,20 @@ import math
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from effprof.cli import app, console, err_console
-from effprof.report.compare import format_metric, format_ratio, render_comparison
-from effprof.runs import Comparison, compare_runs, resolve_runs
+from effprof.cli import app, check_output_file, console, warn
+
+if TYPE_CHECKING:
+    from effprof.runs import Comparison
 
 
 def _print_table(comparison: Comparison) -> None:
+    from effprof.report.compare import format_metric, format_ratio
+
     table = Table(title="headline metrics (ratios to run 1)")
     table.add_column("metric")
     for label in comparison.labels:
@@ -52,13 +56,16 @@ def compare(
     no_html: bool = typer.Option(False, "--no-html", help="print the table only"),
 ) -> None:
     """Compare runs: headline metrics with ratios to the first, and a comparison HTML page."""
+    from effprof.report.compare import render_comparison
+    from effprof.runs import compare_runs, resolve_runs, write_text_atomic
+
+    if html is not None and not no_html:
+        check_output_file(html, "--html")
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
         comparison = compare_runs(resolve_runs(runs, root))
     for warning in skipped:
-        err_console.print(
-            f"warning: {warning.message}", markup=False, highlight=False, soft_wrap=True
-        )
+        warn(str(warning.message))
     for line in comparison.warnings:
         console.print(
             f"warning: {line}", style="bold yellow", markup=False, highlight=False, soft_wrap=True
@@ -69,6 +76,6 @@ def compare(
     if html is None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         html = root / "comparisons" / f"compare-{stamp}.html"
-    html.parent.mkdir(parents=True, exist_ok=True)
-    html.write_text(render_comparison(comparison), encoding="utf-8")
+        html.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(html, render_comparison(comparison))
     console.print(f"page: {html}", markup=False, highlight=False, soft_wrap=True)

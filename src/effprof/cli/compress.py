@@ -5,19 +5,18 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from effprof.api.compress import CompressEvent, summary_frame
-from effprof.api.compress import compress as run_compress
 from effprof.cli import app, console, err_console
-from effprof.config import load_config, validate
-from effprof.config.compress import CompressConfig
 from effprof.units import binary_bytes
+
+if TYPE_CHECKING:
+    from effprof.api.compress import CompressEvent
 
 TABLE_WIDTH = 160
 
@@ -109,6 +108,11 @@ def compress(
     out: str = typer.Option(None, help="run store root (default reports/)"),
 ) -> None:
     """Compress a model step by step (significance, prune, recover, fp16/bf16, int8, vq); one run each."""
+    from effprof.api.compress import compress as run_compress
+    from effprof.api.compress import summary_frame
+    from effprof.config import load_config, validate
+    from effprof.config.compress import CompressConfig
+
     given = _options(
         model=model, variant=variant, weights=weights, device=device, threads=threads,
         resume=resume, progress=progress, out=out,

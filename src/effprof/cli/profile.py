@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from effprof.api.profile import profile as run_profile
-from effprof.cli import app, console, err_console
-from effprof.config import ProfileConfig, load_config, validate
-from effprof.report.render import write_report
-from effprof.runs import load_runs, read_record
-from effprof.units import binary_bytes, si
+from effprof.cli import app, console, err_console, warn
+from effprof.files import disk_full
+from effprof.results import EffprofError
 
 
 def _options(**given: Any) -> dict[str, Any]:
@@ -57,6 +55,9 @@ def profile(
     config: Path = typer.Option(None, help="YAML file of these options; flags given here win"),
 ) -> None:
     """Count, time and measure a model; write a run and its HTML report."""
+    from effprof.api.profile import profile as run_profile
+    from effprof.config import ProfileConfig, load_config, validate
+
     given = _options(
         model=model, variant=variant, weights=weights, input=input, device=device,
         precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs,
@@ -77,13 +78,23 @@ def profile(
 
 def write_report_of(run_dir: Path) -> None:
     """report.html beside the run; a rendering failure is reported, the run stays intact."""
+    from effprof.report.render import write_report
+    from effprof.runs import remove_run
+
     try:
         write_report([run_dir])
+    except OSError as error:
+        if not disk_full(error):
+            raise
+        remove_run(run_dir)  # a full disk: the command fails whole, leaving nothing behind
+        raise EffprofError(
+            f"no space left on the device for report.html under {str(run_dir.parent.parent)!r}; "
+            "the run was removed again"
+        ) from None
     except Exception as error:  # the measured run matters more than its page
-        err_console.print(
-            f"warning: report.html not written ({type(error).__name__}: {error}); "
-            f"retry with: effprof report {run_dir}",
-            markup=False,
+        warn(
+            f"report.html not written ({type(error).__name__}: {error}); "
+            f"retry with: effprof report {run_dir}"
         )
 
 
@@ -94,6 +105,9 @@ def _value(metrics: dict[str, Any], missing: dict[str, str], key: str, fmt) -> s
 
 
 def print_summary(run_dir: Path) -> None:
+    from effprof.runs import read_record
+    from effprof.units import binary_bytes, si
+
     record = read_record(run_dir)
     m, miss = record.metrics, record.missing
     table = Table(
@@ -145,18 +159,28 @@ RUN_COLUMNS = {
 }
 
 
+def _cell(value: Any) -> str:
+    """A table cell: blank for every shape of missing (None, NaN, pd.NA), numbers with commas."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:,.2f}"
+    return str(value)
+
+
 @app.command()
 def runs(root: Path = typer.Option(Path("reports/"), "--root", help="run store root")) -> None:
-    """List stored runs, newest last."""
-    frame = load_runs(root)
+    """List stored runs, newest last; unreadable run folders are skipped with a warning."""
+    from effprof.runs import check_store_root, load_runs
+
+    frame = load_runs(check_store_root(root, "--root"))
     if frame.empty:
-        err_console.print(f"no runs under {root}", markup=False)
+        err_console.print(f"no runs under {root}", markup=False, highlight=False, soft_wrap=True)
         return
     table = Table()
     columns = [c for c in RUN_COLUMNS if c in frame.columns]
     for column in columns:
         table.add_column(RUN_COLUMNS[column])
-    for _, row in frame.sort_values("created").iterrows():
-        table.add_row(*("" if row[c] is None or row[c] != row[c] else
-                        (f"{row[c]:,.2f}" if isinstance(row[c], float) else str(row[c])) for c in columns))  # fmt: skip
+    for row in frame.sort_values("created", kind="stable")[columns].itertuples(index=False):
+        table.add_row(*(_cell(value) for value in row))
     console.print(table)

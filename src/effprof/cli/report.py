@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from effprof.cli import app, console
-from effprof.report.render import write_reports
+from effprof.cli import app, check_output_file, console
 
 
 @app.command()
@@ -22,6 +21,10 @@ def report(
     ),
 ) -> None:
     """Render the "why is it so cheap" report of stored profile runs (no model code needed)."""
+    from effprof.report.render import write_reports
+
+    if out is not None:
+        check_output_file(out, "--out")
     started = time.perf_counter()
     for path in write_reports(run_dirs, out):
         size = path.stat().st_size / 2**20

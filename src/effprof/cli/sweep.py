@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from effprof.api.executors import EXECUTORS, SweepEvent
-from effprof.api.sweep import SweepSummary, sweep_plan
-from effprof.api.sweep import sweep as run_sweep
 from effprof.cli import app, console, err_console
+
+if TYPE_CHECKING:
+    from effprof.api.executors import SweepEvent
+    from effprof.api.sweep import SweepSummary
+
+# The executors' registry lives in the api (it imports torch); --help names them from here, and a
+# test checks that this tuple is the registry's.
+EXECUTOR_NAMES = ("local", "ray")
 
 
 class _Printer:
@@ -47,11 +53,12 @@ def _print_summary(summary: SweepSummary) -> None:
         f", shard {summary.shard} ({len(summary.tasks)} configurations)" if summary.shard else ""
     )
     table = Table(title=f"sweep {summary.sweep}: {summary.grid_size} configurations{shard}")
-    for column in ("finished", "failed", "skipped (already finished)", "seconds"):
+    for column in ("finished", "failed", "skipped (already finished)",
+                   "left to another sweep", "seconds"):  # fmt: skip
         table.add_column(column, justify="right")
     table.add_row(
         str(len(summary.finished)), str(len(summary.failed)), str(len(summary.skipped)),
-        f"{summary.seconds:,.1f}",
+        str(len(summary.elsewhere)), f"{summary.seconds:,.1f}",
     )  # fmt: skip
     console.print(table)
     for outcome in summary.failed:
@@ -68,6 +75,8 @@ def _print_summary(summary: SweepSummary) -> None:
 
 
 def _print_plan(path: Path, shard: str | None, out: Path) -> None:
+    from effprof.api.sweep import sweep_plan
+
     plan = sweep_plan(path, shard=shard, out=out)
     table = Table(title=f"{len(plan)} configurations")
     for column in ("index", "config_hash", "config", "status"):
@@ -82,12 +91,14 @@ def sweep(
     file: Path = typer.Argument(..., help="sweep YAML: keys are profile options, values lists"),
     shard: str = typer.Option(None, help="run only slice i/N of the grid, e.g. 2/8"),
     resume: bool = typer.Option(False, "--resume", help="skip configurations already finished"),
-    executor: str = typer.Option("local", help=f"where to run: {' | '.join(EXECUTORS.names())}"),
+    executor: str = typer.Option("local", help=f"where to run: {' | '.join(EXECUTOR_NAMES)}"),
     address: str = typer.Option(None, help="Ray cluster address (default: start a local Ray)"),
     out: Path = typer.Option(Path("reports/"), help="run store root"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list the configurations, run nothing"),
 ) -> None:
     """Run every configuration of a sweep file; exit code 1 when any configuration failed."""
+    from effprof.api.sweep import sweep as run_sweep
+
     if dry_run:
         _print_plan(file, shard, out)
         return

@@ -8,11 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from effprof.api.evaluate import evaluate as run_evaluate
-from effprof.api.train import train as run_train
 from effprof.cli import app, console
-from effprof.config import load_config, validate
-from effprof.config.train import EvaluateConfig, TrainConfig
 from effprof.results import EffprofError, is_missing
 
 
@@ -88,6 +84,10 @@ def train(
     ),
 ) -> None:
     """Train a model on synthetic camera-shake blur; write a train run with the loss curve and weights."""
+    from effprof.api.train import train as run_train
+    from effprof.config import load_config, validate
+    from effprof.config.train import TrainConfig
+
     given = _options(
         model=model, variant=variant, steps=steps, batch=batch, crop=crop, lr=lr,
         warmup_steps=warmup_steps, device=device, precision=precision, max_minutes=max_minutes,
@@ -146,6 +146,10 @@ def evaluate(
     config: Path = typer.Option(None, help="YAML file of these options; flags given here win"),
 ) -> None:
     """Score restoration quality (PSNR/SSIM vs sharp, gain over blurry) and latency; write a run."""
+    from effprof.api.evaluate import evaluate as run_evaluate
+    from effprof.config import load_config, validate
+    from effprof.config.train import EvaluateConfig
+
     given = _options(
         model=model, variant=variant, weights=weights, data=data, count=count, size=size,
         device=device, batch=batch, latency=latency, repeat=repeat, threads=threads, out=out,

@@ -29,6 +29,8 @@ from effprof.results import EffprofError
 
 NOT_AXES = {"out": "the run store is chosen with `effprof sweep --out`"}
 HASH_CHARS = 16
+MAX_GRID = 10_000  # configurations one sweep file may hold (each is a profile run: minutes)
+SHOWN_CHARS = 60
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,14 @@ def sweep_from_mapping(data: dict[str, Any], source: str, name: str) -> SweepSpe
         if not values:
             raise EffprofError(f"{source}: axis {key!r} is an empty list, so the grid is empty")
         axes.append((key, values))
-    return SweepSpec(name, source, tuple(axes))
+    spec = SweepSpec(name, source, tuple(axes))
+    if spec.grid_size > MAX_GRID:
+        sizes = " x ".join(f"{len(v):,} {k}" for k, v in spec.axes)
+        raise EffprofError(
+            f"{source}: the grid has {spec.grid_size:,} configurations ({sizes}), more than the "
+            f"{MAX_GRID:,} one sweep may hold; split it into several sweep files"
+        )
+    return spec
 
 
 def read_sweep(path: str | Path) -> SweepSpec:
@@ -107,6 +116,11 @@ def read_sweep(path: str | Path) -> SweepSpec:
     path = Path(path)
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-.") or "sweep"
     return sweep_from_mapping(read_yaml_mapping(path), str(path), name)
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 1]}…"
 
 
 def expand_grid(spec: SweepSpec) -> list[ProfileConfig]:
@@ -118,7 +132,7 @@ def expand_grid(spec: SweepSpec) -> list[ProfileConfig]:
     configs = []
     for position, values in enumerate(itertools.product(*(v for _, v in spec.axes)), start=1):
         options = dict(zip(names, values, strict=True))
-        shown = " ".join(f"{k}={v}" for k, v in options.items())
+        shown = " ".join(f"{k}={_short(v)}" for k, v in options.items())
         configs.append(
             validate(ProfileConfig, options, f"{spec.source} configuration {position} ({shown})")
         )

@@ -7,13 +7,18 @@ either directly or once per scene (``GOPR0384_11_00/blur/000001.png`` ...)::
     pairs/blur/0002.png   pairs/sharp/0002.png
 
 Everything is checked when the dataset is opened, before any work: an empty folder, a blurry
-image without a sharp twin or a twin of another size is a one-line ``EffprofError`` naming the
+image without a sharp twin, a twin of another size, an image smaller than SSIM's window or one
+too large to decode safely (a decompression bomb) is a one-line ``EffprofError`` naming the
 first offending file. Pairs may differ in size from one another (evaluation is per image).
 """
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,34 +37,45 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(H, W) of an image file, read from its header only."""
+MIN_SIDE_PX = 11  # SSIM's 11x11 Gaussian window must fit inside every image
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Any]:
+    """``PIL.Image.open`` with every failure, and images too large to decode safely (PIL's
+    decompression-bomb limit, about 89 megapixels), as a one-line EffprofError."""
     from PIL import Image, UnidentifiedImageError
 
+    shown = repr(str(path))
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except (UnidentifiedImageError, OSError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                yield image
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        limit = (Image.MAX_IMAGE_PIXELS or 0) / 1e6
         raise EffprofError(
-            f"{str(path)!r} is not a readable image ({type(err).__name__})"
+            f"{shown} has more pixels than the {limit:.0f}-megapixel limit for decoding an image "
+            "(a decompression bomb, or an image too large to score)"
         ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise EffprofError(f"{shown} is not a readable image ({type(err).__name__})") from None
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(H, W) of an image file, read from its header only."""
+    with _opened(path) as image:
+        width, height = image.size
     return height, width
 
 
 def read_image(path: str | Path) -> Tensor:
     """An image file as float32 RGB (3, H, W) in [0, 1] (gray repeated, alpha composited on white)."""
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
-    try:
-        with Image.open(path) as image:
-            if image.mode not in ("L", "RGB", "RGBA", "I;16"):
-                image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-            array = np.asarray(image)
-    except (UnidentifiedImageError, OSError) as err:
-        raise EffprofError(
-            f"{str(path)!r} is not a readable image ({type(err).__name__})"
-        ) from None
+    with _opened(path) as image:
+        if image.mode not in ("L", "RGB", "RGBA", "I;16"):
+            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+        array = np.asarray(image)
     return torch.from_numpy(to_rgb_float(array)).permute(2, 0, 1).contiguous()
 
 
@@ -107,6 +123,11 @@ class FolderPairs:
                 if blur_size != sharp_size:
                     raise EffprofError(
                         f"{str(blur_file)!r} is {blur_size} (H, W) but its sharp twin is {sharp_size}"
+                    )
+                if min(blur_size) < MIN_SIDE_PX:
+                    raise EffprofError(
+                        f"{str(blur_file)!r} is {blur_size[1]}x{blur_size[0]} px; quality is scored "
+                        f"on images of at least {MIN_SIDE_PX}x{MIN_SIDE_PX} (SSIM's window)"
                     )
                 blur_files.append(blur_file)
                 sharp_files.append(twin)

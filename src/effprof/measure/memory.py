@@ -19,7 +19,9 @@ import contextlib
 import ctypes
 import gc
 import multiprocessing as mp
+import os
 import pickle
+import sys
 import tempfile
 import threading
 import time
@@ -205,7 +207,8 @@ def _run_child(path: Path, shape: tuple[int, ...], spec: LatencySpec, kwargs: di
     receiver, sender = ctx.Pipe(duplex=False)
     args = (str(path), shape, spec.precision, spec.channels_last, spec.threads, kwargs, sender)
     process = ctx.Process(target=_child_main, args=args, daemon=True)
-    process.start()
+    with _child_stderr_silenced():  # Ctrl-C is the parent's to handle: no child traceback
+        process.start()
     sender.close()
     reply: dict = {}
     try:
@@ -213,6 +216,9 @@ def _run_child(path: Path, shape: tuple[int, ...], spec: LatencySpec, kwargs: di
             reply = receiver.recv()
     except EOFError:
         reply = {}
+    except BaseException:  # interrupted: the child goes at once, not after the 30 s grace
+        process.kill()
+        raise
     finally:
         process.join(timeout=30)
         if process.is_alive():
@@ -222,6 +228,23 @@ def _run_child(path: Path, shape: tuple[int, ...], spec: LatencySpec, kwargs: di
     if not reply:
         reply = {"ok": False, "oom": process.exitcode == -9, "exitcode": process.exitcode}
     return reply
+
+
+@contextlib.contextmanager
+def _child_stderr_silenced():
+    """Children started inside write stderr to /dev/null: a Ctrl-C reaches the whole process
+    group, and one arriving while the child still imports torch would print its traceback. The
+    child reports its errors through the pipe; this process handles the interrupt."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _child_failure(reply: dict, spec: LatencySpec) -> Missing:

@@ -26,6 +26,7 @@ from effprof.report import (
 from effprof.report import page as html
 from effprof.report.runview import RunView
 from effprof.results import EffprofError
+from effprof.runs import write_text_atomic
 
 REPORT_FILE = "report.html"
 
@@ -135,8 +136,6 @@ def write_reports(run_dirs: Sequence[str | Path], out: str | Path | None = None)
     paths = []
     for subject in subjects:
         path = Path(out) if out is not None else subject.path / REPORT_FILE
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(_render(subject, compress_runs), encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, _render(subject, compress_runs))  # a failure leaves no file
         paths.append(path)
     return paths

@@ -465,4 +465,12 @@ def render(view: RunView, extra: tuple[Finding | None, ...] = ()) -> str:
         n for n in view.record.notes if not n.startswith(("latency:", "memory:", "attribution:"))
     ]
     caveats = "".join(page.warning(n) for n in notes)
+    if view.metric("outputs_finite") is False:  # the note above says which outputs, from where
+        caveats = (
+            page.warning(
+                "This model's outputs are not finite numbers (NaN or infinity): its costs below "
+                "are measured, but what it computes is unusable."
+            )
+            + caveats
+        )
     return headline_cards(view) + caveats + answer + overview_chart(view)

@@ -1,9 +1,19 @@
 """The run store: writing runs atomically and reading them back into pandas."""
 
 from effprof.runs.compare import Comparison, compare_runs, resolve_runs
-from effprof.runs.ledger import LedgerEntry, RunStoreWarning, read_entries, write_entry
+from effprof.runs.ledger import (
+    LedgerEntry,
+    RunStoreWarning,
+    claim,
+    finished_elsewhere,
+    read_entries,
+    read_entry,
+    release,
+    write_entry,
+)
 from effprof.runs.load import (
     ID_COLUMNS,
+    check_store_root,
     find_run,
     load_runs,
     load_table,
@@ -11,7 +21,15 @@ from effprof.runs.load import (
     run_dirs,
     scan_runs,
 )
-from effprof.runs.store import RunRecord, RunWriter, check_writable, read_record, read_table
+from effprof.runs.record import RunRecord, dumps_json, read_record
+from effprof.runs.store import (
+    RunWriter,
+    check_writable,
+    owner_record,
+    read_table,
+    remove_run,
+    write_text_atomic,
+)
 
 __all__ = [
     "ID_COLUMNS",
@@ -20,17 +38,26 @@ __all__ = [
     "RunRecord",
     "RunStoreWarning",
     "RunWriter",
+    "check_store_root",
     "check_writable",
+    "claim",
     "compare_runs",
+    "dumps_json",
     "find_run",
+    "finished_elsewhere",
     "load_runs",
     "load_table",
+    "owner_record",
     "read_entries",
+    "read_entry",
     "read_record",
     "read_run",
     "read_table",
+    "release",
+    "remove_run",
     "resolve_runs",
     "run_dirs",
     "scan_runs",
     "write_entry",
+    "write_text_atomic",
 ]

@@ -7,10 +7,10 @@
 
 from __future__ import annotations
 
-import json
 import math
+import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,8 @@ import pandas as pd
 
 from effprof.results import EffprofError
 from effprof.runs.ledger import RunStoreWarning, read_entries
-from effprof.runs.store import PARTIAL_SUFFIX, RUN_FILE, RUNS_DIR, SCHEMA_VERSION, RunRecord
+from effprof.runs.record import RUN_FILE, RunRecord, read_record
+from effprof.runs.store import PARTIAL_SUFFIX, RUNS_DIR, partial_state, resumable_file
 
 # The fixed columns of load_runs, in order: name -> (dtype, meaning). After them come params.*,
 # metrics.*, missing.* and env.* (each group sorted by name), flattened with dots.
@@ -41,57 +42,9 @@ GROUPS = ("params", "metrics", "missing", "env")
 ERROR_NOTE = "error: "  # a failed run's first note of this form says why it failed
 
 
-# --- schema versions ---------------------------------------------------------------------------
-
-
-def _upgrade_v0(data: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """v0: run.json before ``schema_version`` existed. It had no ``status`` (every written run was
-    finished), no ``missing`` reasons and no ``tables`` list (the parquet files are the tables)."""
-    data.setdefault("status", "finished")
-    data.setdefault("missing", {})
-    data.setdefault("tables", sorted(p.stem for p in run_dir.glob("*.parquet")))
-    data["schema_version"] = 1
-    return data
-
-
-# version -> function that lifts a run.json dict from that version to the next one
-UPGRADES: dict[int, Callable[[dict[str, Any], Path], dict[str, Any]]] = {0: _upgrade_v0}
-
-
-def upgrade_record(data: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """Lift a run.json dict of any older schema to the current one; a newer schema is an error."""
-    version = data.get("schema_version", 0)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise EffprofError(
-            f"schema_version {version!r} is newer than this effprof reads ({SCHEMA_VERSION}); "
-            "upgrade effprof"
-        )
-    while version < SCHEMA_VERSION:
-        data = UPGRADES[version](dict(data), run_dir)
-        version = data["schema_version"]
-    return data
-
-
 def read_run(run_dir: str | Path) -> RunRecord:
-    """run.json of one run folder in the current layout (older schemas upgraded; the record's
-    ``schema_version`` stays the one it was written with); unreadable -> EffprofError."""
-    run_dir = Path(run_dir)
-    path = run_dir / RUN_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EffprofError(f"{str(run_dir)!r} is not a run folder (no {RUN_FILE})") from None
-    except (OSError, ValueError) as err:
-        raise EffprofError(f"{str(path)!r} is corrupt: {err}") from None
-    if not isinstance(data, dict):
-        raise EffprofError(f"{str(path)!r} is corrupt: not a JSON object")
-    written = data.get("schema_version", 0)
-    data = upgrade_record(data, run_dir) | {"schema_version": written}
-    known = set(RunRecord.__dataclass_fields__)
-    try:
-        return RunRecord(**{k: v for k, v in data.items() if k in known})
-    except TypeError as err:  # a required field is absent
-        raise EffprofError(f"{str(path)!r} is corrupt: {err}") from None
+    """run.json of one run folder, checked, in the current layout (see :func:`read_record`)."""
+    return read_record(run_dir)
 
 
 # --- scanning the store ------------------------------------------------------------------------
@@ -105,29 +58,68 @@ def store_root(root: str | Path) -> Path:
     return root
 
 
+def check_store_root(root: str | Path, option: str = "root") -> Path:
+    """``root`` if it is a folder (a store, its runs/ folder or one run); else a one-line error."""
+    root = Path(root)
+    try:
+        is_dir = root.is_dir()
+    except (OSError, ValueError):
+        is_dir = False
+    if not is_dir:
+        what = "does not exist" if not root.exists() else "is not a folder"
+        raise EffprofError(f"{option} {str(root)!r} {what}")
+    return root
+
+
+def _is_run_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _candidates(root: str | Path) -> list[Path]:
     root = Path(root)
-    if (root / RUN_FILE).is_file():
+    if _is_run_file(root / RUN_FILE):
         return [root]
     base = store_root(root) / RUNS_DIR
-    return sorted(p for p in base.glob("*") if p.is_dir() and not p.name.startswith("."))
+    try:
+        entries = list(base.iterdir())
+    except (OSError, ValueError):
+        return []
+    return sorted(p for p in entries if p.is_dir() and not p.name.startswith("."))
 
 
 def scan_runs(root: str | Path) -> Iterator[tuple[Path, RunRecord]]:
-    """Every readable run under ``root``; half-written, corrupt and too-new folders are skipped with
-    a :class:`RunStoreWarning`, never raised."""
+    """Every readable run under ``root``. Corrupt, foreign and too-new folders are skipped with a
+    one-line :class:`RunStoreWarning` naming the folder, never raised; a half-written folder whose
+    writer still runs is skipped silently, one whose writer died is skipped with a warning."""
     for run_dir in _candidates(root):
         if run_dir.name.endswith(PARTIAL_SUFFIX):
-            warnings.warn(
-                f"skipping {run_dir}: half-written (still running, or it crashed)",
-                RunStoreWarning,
-                stacklevel=3,
-            )
+            why = _partial_reason(run_dir)
+            if why:
+                warnings.warn(
+                    f"skipping {run_dir}: half-written ({why})", RunStoreWarning, stacklevel=3
+                )
             continue
         try:
-            yield run_dir, read_run(run_dir)
+            yield run_dir, read_record(run_dir)
         except EffprofError as err:
-            warnings.warn(f"skipping {run_dir}: {err}", RunStoreWarning, stacklevel=3)
+            reason = str(err).replace(repr(str(run_dir / RUN_FILE)), RUN_FILE)
+            warnings.warn(f"skipping {run_dir}: {reason}", RunStoreWarning, stacklevel=3)
+
+
+def _partial_reason(folder: Path) -> str | None:
+    """Why a partial folder is worth a warning (None while its writer still runs)."""
+    state = partial_state(folder)
+    if state == "running":
+        return None
+    if state == "unknown":
+        return "still running, or it crashed"
+    keep = resumable_file(folder)
+    if keep is not None:
+        return f"its writer was killed or crashed; continue it with --resume {keep}"
+    return "its writer was killed or crashed; removed the next time a run is written here"
 
 
 def run_dirs(root: str | Path) -> list[Path]:
@@ -215,7 +207,7 @@ def _typed_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         values = [row.get(name) for row in rows]
         if name == "created":
             data[name] = pd.to_datetime(
-                pd.Series(values, dtype="object"), utc=True, format="ISO8601"
+                pd.Series(values, dtype="object"), utc=True, format="ISO8601", errors="coerce"
             ).astype(ID_COLUMNS[name][0])
             continue
         dtype = ID_COLUMNS[name][0] if name in ID_COLUMNS else column_dtype(name, values)
@@ -282,11 +274,31 @@ def load_runs(root: str | Path = "reports/", **filters: Any) -> pd.DataFrame:
 
     Columns: :data:`ID_COLUMNS`, then ``params.*`` (the run's options), ``metrics.*``, ``missing.*``
     (why a metric is null) and ``env.*``; dtypes as :func:`column_dtype` says. Rows are sorted by
-    ``created``. Unreadable run folders are skipped with a :class:`RunStoreWarning`.
+    ``created``. Unreadable run folders are skipped with a :class:`RunStoreWarning`, and so is a
+    filter that matches no run (the warning names it and the values the store holds).
     """
     frame = runs_frame(scan_runs(root), store_root(root))
     frame = frame.sort_values(["created", "run_id"], kind="stable").reset_index(drop=True)
-    return filter_runs(frame, filters).reset_index(drop=True) if filters else frame
+    if not filters:
+        return frame
+    kept = filter_runs(frame, filters).reset_index(drop=True)
+    if kept.empty and not frame.empty:
+        warnings.warn(_no_match(frame, filters), RunStoreWarning, stacklevel=2)
+    return kept
+
+
+def _no_match(frame: pd.DataFrame, filters: dict[str, Any]) -> str:
+    """Which filter left nothing, and what that column holds instead."""
+    for key, wanted in filters.items():
+        if not filter_runs(frame, {key: wanted}).empty:
+            continue
+        name = key.replace("__", ".")
+        if name not in frame.columns:
+            return f"no run matches {key}={wanted!r}: no run of the {len(frame)} has that column"
+        present = frame[name].dropna().astype(str).unique().tolist()
+        shown = ", ".join(present[:5]) + (" ..." if len(present) > 5 else "") or "none (all <NA>)"
+        return f"no run matches {key}={wanted!r} among {len(frame)} runs; {name} holds: {shown}"
+    return f"no run matches all of {filters} together among {len(frame)} runs"
 
 
 def runs_frame(runs: Iterable[tuple[Path, RunRecord]], root: Path | None = None) -> pd.DataFrame:
@@ -304,8 +316,10 @@ def runs_frame(runs: Iterable[tuple[Path, RunRecord]], root: Path | None = None)
 def find_run(spec: str | Path, root: str | Path = "reports/") -> Path:
     """A run folder from a path, or from a run id (whole, or a unique prefix or suffix) in ``root``."""
     path = Path(spec)
-    if (path / RUN_FILE).is_file():
-        return path
+    if (path / RUN_FILE).exists() or (path / RUN_FILE).is_symlink():
+        return path  # a run folder, readable or not: its reader says what is wrong
+    if os.sep in str(spec) and path.is_dir():  # a path, not an id (ids have no separator)
+        raise EffprofError(f"{str(spec)!r} is a folder but not a run folder (no {RUN_FILE})")
     text = str(spec)
     names = [p.name for p in _candidates(root) if not p.name.endswith(PARTIAL_SUFFIX)]
     if text in names:

@@ -10,66 +10,40 @@ Layout of a run folder::
         report.html       # derived artifacts, written after run.json
 
 A folder is built as ``<id>.partial`` and renamed once ``run.json`` is in place, so a crash never
-leaves a folder that looks finished; readers skip anything without a valid run.json.
+leaves a folder that looks finished; readers skip anything without a valid run.json. A partial
+folder names its writer (host, pid, process start time) in ``.owner.json``: one whose writer died
+(SIGKILL, power loss) is removed the next time a run is written into the store on that host.
+
+Nothing is created before a run is written: :func:`check_writable` only checks, and a run that
+fails while being written removes its folder and any store folder it created (a full disk
+included). Files get the mode ``open()`` would give them under the process umask.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import shutil
+import socket
 import tempfile
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from effprof.files import os_reason
 from effprof.results import EffprofError, split_missing
+from effprof.runs.record import RUN_FILE, RunRecord, read_capped_text
 
-SCHEMA_VERSION = 1
 RUNS_DIR = "runs"
-RUN_FILE = "run.json"
 PARTIAL_SUFFIX = ".partial"
-
-
-@dataclass
-class RunRecord:
-    """Everything run.json holds. ``params`` is the run's configuration (not a parameter count:
-    that is ``metrics["param_count"]``); ``missing`` maps a metric name to why it is null."""
-
-    run_id: str
-    kind: str
-    created: str
-    model: str
-    variant: str | None
-    params: dict[str, Any]
-    env: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    missing: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    tables: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-    group: str | None = None
-    parent: str | None = None
-    status: str = "finished"
-    schema_version: int = SCHEMA_VERSION
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, sort_keys=False, default=_json_default)
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):  # numpy / torch scalars
-        return obj.item()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+OWNER_FILE = ".owner.json"  # in a partial folder: which process is writing it
+MIN_FREE_BYTES = 16 * 2**20  # a run with its report.html (plotly inlined: about 5 MiB)
 
 
 def _slug(text: str) -> str:
@@ -83,23 +57,57 @@ def new_run_id(kind: str, model: str, variant: str | None) -> str:
     return "-".join([*parts, secrets.token_hex(2)])
 
 
-def check_writable(root: str | Path) -> Path:
-    """Fail early, before any measurement, when ``root`` cannot hold runs."""
+def _existing_ancestor(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            return candidate
+    return Path(".")
+
+
+def check_writable(root: str | Path, min_free_bytes: int | None = None) -> Path:
+    """Fail early, before any measurement, when ``root`` cannot hold runs (not a folder, not
+    writable, less than ``min_free_bytes`` free, default :data:`MIN_FREE_BYTES`). Creates
+    nothing: the folders are made when a run is written (and removed again if that fails)."""
     root = Path(root)
-    target = root / RUNS_DIR
+    min_free_bytes = MIN_FREE_BYTES if min_free_bytes is None else min_free_bytes
+    shown = f"--out {str(root)!r}"
     try:
-        target.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target, prefix=".probe-"):
+        existing = _existing_ancestor(root / RUNS_DIR)
+        if not existing.is_dir():
+            raise EffprofError(f"{shown} is not writable ({str(existing)!r} is not a folder)")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise EffprofError(
+                f"{shown} is not writable (no write permission on {str(existing)!r})"
+            )
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".effprof-probe-"):
             pass
+        free = shutil.disk_usage(existing).free
     except OSError as err:
-        raise EffprofError(f"--out {str(root)!r} is not writable ({err.strerror or err})") from None
+        raise EffprofError(f"{shown} is not writable ({os_reason(err)})") from None
+    except ValueError as err:  # an embedded NUL byte
+        raise EffprofError(f"{shown} is not a usable path ({err})") from None
+    if free < min_free_bytes:
+        raise EffprofError(
+            f"{shown} has {free / 2**20:.1f} MiB free; a run needs at least "
+            f"{min_free_bytes / 2**20:.0f} MiB"
+        )
     return root
 
 
-def write_json_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
+def _file_mode() -> int:
+    """0o666 less the process umask: what ``open()`` would give a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half; the
+    file gets the umask's mode (as ``open()`` would), and a failure leaves nothing behind."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -108,6 +116,79 @@ def write_json_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+write_json_atomic = write_text_atomic  # the name the ledger and executors know
+
+
+# --- who is writing a partial folder -----------------------------------------------------------
+
+
+def _process_started(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):
+        return None
+
+
+def owner_record() -> dict[str, Any]:
+    """This process as the owner of a partial folder or a claim: host, pid and start time."""
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": _process_started(os.getpid()),
+    }
+
+
+def owner_alive(owner: Any) -> bool | None:
+    """Whether the process an owner record names still runs: None when it cannot be told (no
+    record, or another host)."""
+    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
+        return None
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return None
+    started = _process_started(pid)
+    return started is not None and started == owner.get("started")
+
+
+def read_owner(path: Path) -> dict[str, Any] | None:
+    """An owner record written by :func:`owner_record`, or None when absent or unreadable."""
+    try:
+        data = json.loads(read_capped_text(path, 4096))
+    except (OSError, ValueError, EffprofError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def partial_state(folder: Path) -> str:
+    """``running`` (its writer is alive), ``stale`` (its writer died: killed or crashed) or
+    ``unknown`` (written on another host, or by an effprof that recorded no owner)."""
+    alive = owner_alive(read_owner(folder / OWNER_FILE))
+    return "unknown" if alive is None else ("running" if alive else "stale")
+
+
+def resumable_file(folder: Path) -> Path | None:
+    """The file a partial folder keeps for resuming (a training checkpoint), if it holds one."""
+    owner = read_owner(folder / OWNER_FILE) or {}
+    name = owner.get("resumable")
+    if isinstance(name, str) and "/" not in name and (folder / name).is_file():
+        return folder / name
+    return None
+
+
+def remove_stale_partials(runs_dir: Path) -> list[Path]:
+    """Remove the partial folders of this host whose writer is dead, except those holding a file
+    to resume from; returns what was removed."""
+    removed = []
+    for folder in sorted(runs_dir.glob(f"*{PARTIAL_SUFFIX}")):
+        stale = folder.is_dir() and partial_state(folder) == "stale"
+        if stale and resumable_file(folder) is None:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 class RunWriter:
@@ -140,6 +221,8 @@ class RunWriter:
         self.files: list[str] = []
         self.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
+        self._made: list[Path] = []  # folders start() created, removed again by abandon()
+
     @property
     def final_dir(self) -> Path:
         return self.root / RUNS_DIR / self.run_id
@@ -148,16 +231,43 @@ class RunWriter:
     def work_dir(self) -> Path:
         return self.root / RUNS_DIR / (self.run_id + PARTIAL_SUFFIX)
 
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """An OSError while writing (full disk, permissions) removes the partial run and becomes
+        a one-line EffprofError."""
+        try:
+            yield
+        except OSError as err:
+            self.abandon()
+            raise EffprofError(
+                f"cannot write {what} of run {self.run_id} under {str(self.root)!r} "
+                f"({os_reason(err)}); nothing was kept"
+            ) from None
+
     def start(self) -> RunWriter:
-        """Create the partial folder."""
-        self.work_dir.mkdir(parents=True, exist_ok=False)
+        """Create the partial folder (and the store's folders if new), owned by this process."""
+        missing = [p for p in (self.work_dir, *self.work_dir.parents) if not p.exists()]
+        self._made = missing  # deepest first
+        with self._writing("the run folder"):
+            self.work_dir.mkdir(parents=True, exist_ok=False)
+            write_text_atomic(self.work_dir / OWNER_FILE, json.dumps(owner_record()))
+            remove_stale_partials(self.work_dir.parent)
         return self
+
+    def keep_for_resume(self, name: str) -> Path:
+        """Mark ``name`` (e.g. checkpoint.pt) as what an interrupted run resumes from: a partial
+        folder holding it is never removed as stale. Returns its path."""
+        with self._writing("the run folder"):
+            owner = owner_record() | {"resumable": name}
+            write_text_atomic(self.work_dir / OWNER_FILE, json.dumps(owner))
+        return self.file_path(name)
 
     def add_table(self, name: str, frame: pd.DataFrame) -> None:
         """Store a DataFrame as ``<name>.parquet``."""
         if not re.fullmatch(r"[a-z0-9_]+", name):
             raise ValueError(f"table name {name!r} must be lowercase letters, digits and _")
-        frame.to_parquet(self.work_dir / f"{name}.parquet", index=False)
+        with self._writing(f"table {name!r}"):
+            frame.to_parquet(self.work_dir / f"{name}.parquet", index=False)
         if name not in self.tables:
             self.tables.append(name)
 
@@ -174,7 +284,8 @@ class RunWriter:
         notes: list[str] | None = None,
         status: str = "finished",
     ) -> Path:
-        """Write run.json (metrics with ``Missing`` values split into null + reason), then publish."""
+        """Write run.json (metrics with ``Missing`` values split into null + reason, non-finite
+        numbers null with a reason), then publish the folder under its final name."""
         numbers, reasons = split_missing(metrics)
         record = RunRecord(
             run_id=self.run_id,
@@ -193,31 +304,35 @@ class RunWriter:
             parent=self.parent,
             status=status,
         )
-        write_json_atomic(self.work_dir / RUN_FILE, record.to_json())
-        os.replace(self.work_dir, self.final_dir)
+        with self._writing(RUN_FILE):
+            write_text_atomic(self.work_dir / RUN_FILE, record.to_json())
+            (self.work_dir / OWNER_FILE).unlink(missing_ok=True)
+            os.replace(self.work_dir, self.final_dir)
         return self.final_dir
 
     def abandon(self) -> None:
-        """Remove the partial folder (bad input discovered late: nothing half written is left)."""
+        """Remove the partial folder, and the store folders start() made if they are empty (bad
+        input discovered late, or a failed write: nothing half written is left)."""
         shutil.rmtree(self.work_dir, ignore_errors=True)
+        for folder in self._made[1:]:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: another run may have arrived meanwhile
 
 
-def read_record(run_dir: str | Path) -> RunRecord:
-    """Read run.json of one run folder; a missing or corrupt file is an EffprofError."""
-    path = Path(run_dir) / RUN_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        known = set(RunRecord.__dataclass_fields__)
-        return RunRecord(**{k: v for k, v in data.items() if k in known})
-    except FileNotFoundError:
-        raise EffprofError(f"{str(run_dir)!r} is not a run folder (no {RUN_FILE})") from None
-    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as err:
-        raise EffprofError(f"{str(path)!r} is corrupt: {err}") from None
+def remove_run(run_dir: str | Path) -> None:
+    """Delete a run folder (and the store's runs/ folder if that leaves it empty)."""
+    run_dir = Path(run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        run_dir.parent.rmdir()
 
 
 def read_table(run_dir: str | Path, name: str) -> pd.DataFrame:
-    """One stored table of a run."""
+    """One stored table of a run; a missing or unreadable table is an EffprofError."""
     path = Path(run_dir) / f"{name}.parquet"
-    if not path.is_file():
+    if not re.fullmatch(r"[a-z0-9_]+", name) or not path.is_file():
         raise EffprofError(f"run {str(run_dir)!r} has no table {name!r}")
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises its own error types for damaged files
+        raise EffprofError(f"table {str(path)!r} is unreadable ({type(err).__name__})") from None

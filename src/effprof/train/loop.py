@@ -36,6 +36,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from effprof.models import state_dict_mismatch
+from effprof.results import EffprofError
 from effprof.train.losses import LossFn, ReconstructionLoss
 from effprof.train.progress import Progress, Silent
 
@@ -150,21 +152,92 @@ def save_checkpoint(
     return path
 
 
+RESUME_NEEDS = (
+    "--resume needs a checkpoint.pt written by `effprof train` (model_state_dict, "
+    "optimizer_state_dict and all_step)"
+)
+
+
+def _load_reason(err: Exception) -> str:
+    """Why torch.load refused a file, in a few words (its weights-only errors are paragraphs)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    code = [line for line in lines if "GLOBAL" in line or "Unsupported global" in line]
+    if code:
+        return f"refused to unpickle it: it names code to run ({code[0][:100]})"
+    telling = [line for line in lines if "Unsupported" in line or "error:" in line.lower()]
+    text = (telling or lines or [type(err).__name__])[-1]
+    return text if telling else f"{type(err).__name__}: {text[:100]}"
+
+
+def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A training checkpoint to resume from (``torch.load(weights_only=True)``), checked: what
+    the file is instead is said in a one-line EffprofError (a bare state dict, weights without an
+    optimizer, a refused pickle, bytes that are no checkpoint)."""
+    shown = f"--resume {str(path)!r}"
+    if not Path(path).is_file():
+        raise EffprofError(f"{shown} does not exist or is not a file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # damaged or foreign files fail inside the unpickler in many ways
+        raise EffprofError(
+            f"{shown} is not a readable PyTorch checkpoint ({_load_reason(err)}); {RESUME_NEEDS}"
+        ) from None
+    if not isinstance(state, dict):
+        raise EffprofError(f"{shown} holds a {type(state).__name__}, not a dict; {RESUME_NEEDS}")
+    if state and all(isinstance(v, Tensor) for v in state.values()):
+        raise EffprofError(
+            f"{shown} is a bare state dict ({len(state)} weight tensors, no optimizer state or "
+            f"step count); {RESUME_NEEDS}. To start from these weights, use --weights instead"
+        )
+    weights = state.get("model_state_dict")
+    if not isinstance(weights, dict) or not all(isinstance(v, Tensor) for v in weights.values()):
+        keys = ", ".join(map(str, list(state)[:4])) or "none"
+        raise EffprofError(
+            f"{shown} has no model_state_dict of tensors (its keys: {keys}); {RESUME_NEEDS}"
+        )
+    step = state.get("all_step")
+    if "optimizer_state_dict" not in state or not isinstance(step, int) or step < 0:
+        raise EffprofError(
+            f"{shown} holds weights but no optimizer state or step count (a weights file, not a "
+            f"training checkpoint); {RESUME_NEEDS}. To start from these weights, use --weights"
+        )
+    return state
+
+
+def check_resumable(model: nn.Module, state: dict[str, Any], source: str | Path) -> None:
+    """Refuse a checkpoint whose weights do not fit ``model`` (before anything is written)."""
+    for key in (RAW_KEY, "model_state_dict"):
+        if key in state:
+            problem = state_dict_mismatch(model, state[key])
+            if problem:
+                raise EffprofError(f"--resume {str(source)!r} does not fit the model: {problem}")
+
+
 def load_checkpoint(
-    path: str | Path,
+    path: str | Path | dict[str, Any],
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None,
     average: nn.Module | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Restore model (and optimizer, and weight average) from an official-format checkpoint;
-    returns (all_step, history). A checkpoint without an average starts one from its weights."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    """Restore model (and optimizer, and weight average) from an official-format checkpoint (a
+    path, or a dict from :func:`read_training_checkpoint`); returns (all_step, history). A
+    checkpoint without an average starts one from its weights."""
+    state = path if isinstance(path, dict) else read_training_checkpoint(path)
+    source = "the checkpoint" if isinstance(path, dict) else repr(str(path))
+    check_resumable(model, state, source)
     model.load_state_dict(state.get(RAW_KEY, state["model_state_dict"]), strict=True)
     if average is not None:
         average.load_state_dict(state["model_state_dict"], strict=True)
     if optimizer is not None and state.get("optimizer_state_dict"):
-        optimizer.load_state_dict(state["optimizer_state_dict"])
-    return int(state.get("all_step", 0)), dict(state.get(HISTORY_KEY, {}))
+        try:
+            optimizer.load_state_dict(state["optimizer_state_dict"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as err:
+            raise EffprofError(
+                f"--resume {source}: its optimizer state does not fit this model's parameters "
+                f"({type(err).__name__})"
+            ) from None
+    history = state.get(HISTORY_KEY, {})
+    return int(state.get("all_step", 0)), dict(history) if isinstance(history, dict) else {}
 
 
 def _sync(device: torch.device) -> None:
@@ -184,7 +257,7 @@ def train(
     loss_fn: LossFn | None = None,
     evaluate: Evaluator | None = None,
     checkpoint: str | Path | None = None,
-    resume: str | Path | None = None,
+    resume: str | Path | dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``batches(step)``; returns the loss curve and evaluations."""
