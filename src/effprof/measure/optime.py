@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-import torch
 from torch import nn
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
@@ -39,18 +38,10 @@ from effprof.measure.categories import (
     RESIZE,
     op_category,
 )
-from effprof.measure.latency import LatencySpec
-from effprof.measure.precision import (
-    backend_flags,
-    is_out_of_memory,
-    num_threads,
-    oom_missing,
-    prepare_model,
-    random_input,
-    release_memory,
-    synchronize,
-    unsupported,
-)
+from effprof.measure.hostload import HostLoad
+from effprof.measure.precision import synchronize
+from effprof.measure.session import LatencySpec, Session, measured
+from effprof.models.inputs import InputSpec, as_inputs
 from effprof.results import Missing
 
 TIMER_CPU = "torch.profiler self CPU time of aten ops"
@@ -109,7 +100,8 @@ class OpTime:
 
     ``ops`` columns: name, category, caller (the outermost aten op it ran under, e.g.
     ``aten::conv2d``), calls, time_ms, share. ``categories`` columns: category, time_ms, share
-    (every category of effprof.measure.categories, shares summing to 1).
+    (every category of effprof.measure.categories, shares summing to 1). ``load`` is the host's
+    load during the profiled forwards.
     """
 
     device: str
@@ -120,6 +112,7 @@ class OpTime:
     ops: pd.DataFrame
     categories: pd.DataFrame
     notes: tuple[str, ...] = field(default_factory=tuple)
+    load: HostLoad | None = None
 
     def share(self, category: str) -> float:
         """Share (0..1) of the profiled time spent in ``category``."""
@@ -234,9 +227,35 @@ def tabulate(rows: list[dict], runs: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return ops, categories
 
 
+def _profiled(
+    session: Session, model: nn.Module, inputs: InputSpec, kwargs: dict, runs: int
+) -> tuple[list, float, HostLoad | None]:
+    spec = session.spec
+    activities = [ProfilerActivity.CPU]
+    if spec.device == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    prepared = session.prepare(model)
+    args, given = session.inputs(inputs)
+    given.update(kwargs)
+    for _ in range(max(spec.warmup, 1)):
+        prepared(*args, **given)
+    synchronize(spec.device)
+    with (
+        session.watch() as watch,
+        _native_stderr_silenced(),
+        profile(activities=activities) as prof,
+    ):
+        begin = time.perf_counter()
+        for _ in range(runs):
+            prepared(*args, **given)
+        synchronize(spec.device)
+        wall_s = time.perf_counter() - begin
+    return list(prof.events()), wall_s, watch.load
+
+
 def op_time(
     model: nn.Module,
-    input_shape: tuple[int, ...],
+    inputs: InputSpec | tuple[int, ...],
     spec: LatencySpec,
     *,
     runs: int = 3,
@@ -247,43 +266,17 @@ def op_time(
     Uses ``spec.device``, ``precision``, ``channels_last`` and ``threads``; CUDA graphs and
     torch.compile are not applied (their kernels are not attributable to ops).
     """
-    reason = unsupported(spec.device, spec.precision, cuda_graphs=False, compile=False)
-    if reason is not None:
-        return reason
+    given = as_inputs(inputs)
     kwargs = dict(forward_kwargs or {})
-    activities = [ProfilerActivity.CPU]
-    if spec.device == "cuda":
-        activities.append(ProfilerActivity.CUDA)
     notes = [f"{runs} profiled forwards after {max(spec.warmup, 1)} warm-up forwards, eager"]
     if spec.cuda_graphs or spec.compile:
         notes.append("CUDA graphs / torch.compile not applied: kernels must map to ops")
-    try:
-        with (
-            num_threads(spec.threads) as threads,
-            backend_flags(spec.precision, spec.device) as flag_notes,
-            torch.inference_mode(),
-        ):
-            prepared, prep_notes = prepare_model(
-                model, spec.device, spec.precision, spec.channels_last
-            )
-            x = random_input(input_shape, spec.device, spec.precision, spec.channels_last)
-            for _ in range(max(spec.warmup, 1)):
-                prepared(x, **kwargs)
-            synchronize(spec.device)
-            with _native_stderr_silenced(), profile(activities=activities) as prof:
-                begin = time.perf_counter()
-                for _ in range(runs):
-                    prepared(x, **kwargs)
-                synchronize(spec.device)
-                wall_s = time.perf_counter() - begin
-            events = list(prof.events())
-    except Exception as error:
-        if is_out_of_memory(error):
-            return oom_missing(error)
-        raise
-    finally:
-        if spec.device == "cuda":
-            release_memory()
+    result = measured(
+        spec, lambda session: (_profiled(session, model, given, kwargs, runs), session)
+    )
+    if isinstance(result, Missing):
+        return result
+    (events, wall_s, load), session = result
     rows = kernel_rows(events) if spec.device == "cuda" else _cpu_rows(events)
     if not rows:
         return Missing("torch.profiler recorded no op or kernel events")
@@ -296,5 +289,6 @@ def op_time(
         wall_ms=wall_s / runs * 1e3,
         ops=ops,
         categories=categories,
-        notes=(*flag_notes, *prep_notes, f"torch intra-op threads: {threads}", *notes),
+        notes=(*session.notes, f"torch intra-op threads: {session.threads}", *notes),
+        load=load,
     )
