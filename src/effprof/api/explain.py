@@ -54,12 +54,14 @@ def measure_attribution(
     warm = isinstance(latency, float)
     runs = max(2, min(5, int(CALLTIME_BUDGET_MS / latency))) if warm else 2
     times = call_times(
-        model, target.padded_shape, spec, expected_ops=list(count.ops["op"]), runs=runs,
-        warmup=0 if warm else 1,
+        model, target.padded_inputs, spec, counted=count.ops, runs=runs, warmup=0 if warm else 1,
     )  # fmt: skip
     if isinstance(times, Missing):
         out.metrics["calltime_total_ms"] = times
         out.notes.append(f"attribution: time per component not measured: {times.reason}")
+    else:
+        out.add("", times.summary())
+        out.notes.extend(f"attribution: {n}" for n in times.notes)
     components = entry.components
     result = attribute(
         count.ops, params, components=components,
@@ -160,6 +162,11 @@ def _sweep_latency(
         if isinstance(result, Missing):
             values.append(result)
             continue
+        if not result.reliable:
+            out.notes.append(
+                f"resolution sweep: latency at {row.resolution} unreliable: "
+                f"{result.unreliable_reason}"
+            )
         values.append(result.median_ms)
         per_pixel_s = result.median_ms / 1e3 / row.padded_pixels
     return values

@@ -38,8 +38,9 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from effprof.measure.categories import op_category
-from effprof.measure.counting import _CallPaths
+from effprof.measure.counting import _CallPaths, _tensors
 from effprof.measure.hostload import HostLoad
+from effprof.measure.provenance import Provenance
 from effprof.measure.regions import ATTENTION, fused_regions
 from effprof.measure.session import LatencySpec, Session, measured
 from effprof.models.inputs import InputSpec, as_inputs
@@ -53,20 +54,16 @@ UNALIGNED = "none (no counted trace given)"
 TIMED_COLUMNS = ["seq", "op", "module", "category", "time_ms"]
 
 
-def _category(name: str) -> str:
-    """The counter's category of an op; the fused attention kernels (reached when a model bound
-    ``scaled_dot_product_attention`` before the wrap of measure.regions) are attention."""
-    return ATTENTION if "scaled_dot_product" in name else op_category(name)
-
-
 class _TimingMode(TorchDispatchMode):
-    """Runs each aten call and records (op, module path, elapsed); a fused region is one call.
-    CUDA times are resolved at the end."""
+    """Runs each aten call and records (op, module path, category, elapsed); a fused region is
+    one call. Categories are decided as the counter decides them (op tags, attention by
+    provenance). CUDA times are resolved at the end."""
 
-    def __init__(self, device: str, paths: _CallPaths) -> None:
+    def __init__(self, device: str, paths: _CallPaths, provenance: Provenance) -> None:
         super().__init__()
         self.cuda = device == "cuda"
         self.paths = paths
+        self.provenance = provenance
         self.rows: list[tuple[str, str, str]] = []  # op, module, category
         self.times: list[Any] = []
         self._region: tuple[Any, str] | None = None
@@ -79,13 +76,15 @@ class _TimingMode(TorchDispatchMode):
             return start
         return time.perf_counter_ns()
 
-    def _record(self, start: Any, name: str, module: str, category: str) -> None:
+    def _stop(self, start: Any) -> Any:
         if self.cuda:
             end = torch.cuda.Event(enable_timing=True)
             end.record()
-            self.times.append((start, end))
-        else:
-            self.times.append((time.perf_counter_ns() - start) / 1e6)
+            return (start, end)
+        return (time.perf_counter_ns() - start) / 1e6
+
+    def _append(self, elapsed: Any, name: str, module: str, category: str) -> None:
+        self.times.append(elapsed)
         self.rows.append((name, module, category))
 
     def enter_region(self, name: str, args: tuple, kwargs: dict) -> None:
@@ -97,7 +96,7 @@ class _TimingMode(TorchDispatchMode):
         if self._region is not None:
             start, module = self._region
             self._region = None
-            self._record(start, name, module, ATTENTION)
+            self._append(self._stop(start), name, module, ATTENTION)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
@@ -106,7 +105,12 @@ class _TimingMode(TorchDispatchMode):
         name = str(func)
         start = self._start()
         out = func(*args, **kwargs)
-        self._record(start, name, self.paths.current[0], _category(name))
+        elapsed = self._stop(start)
+        inputs = list(_tensors((*args, *kwargs.values())))
+        outputs = list(_tensors(out if isinstance(out, (list, tuple)) else (out,)))
+        category = op_category(name, func.tags)
+        category = self.provenance.observe(len(self.rows), func, category, inputs, outputs)
+        self._append(elapsed, name, self.paths.current[0], category)
         return out
 
     def elapsed_ms(self) -> list[float]:
@@ -158,9 +162,13 @@ def _one_pass(
     model: nn.Module, args: tuple, kwargs: Mapping[str, Any], device: str
 ) -> pd.DataFrame:
     paths = _CallPaths(model)
-    mode = _TimingMode(device, paths)
+    weights = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
+    provenance = Provenance(weights)
+    mode = _TimingMode(device, paths, provenance)
     with paths, fused_regions(mode.enter_region, mode.leave_region), mode:
         model(*args, **kwargs)
+    for row, category in provenance.relabel.items():  # QK^T products, known once softmax ran
+        mode.rows[row] = (*mode.rows[row][:2], category)
     frame = pd.DataFrame(mode.rows, columns=["op", "module", "category"])
     frame.insert(0, "seq", np.arange(len(frame)))
     frame["time_ms"] = mode.elapsed_ms()
@@ -232,7 +240,8 @@ def _align(
         table = timed[["seq", "op", "time_ms"]].assign(seq=counted["seq"].to_numpy())
         return table, PER_CALL, 0.0
     table, unmatched = align_by_group(counted, timed)
-    if unmatched >= float(timed["time_ms"].sum()):
+    pairs = set(zip(counted["module"], counted["category"], strict=True))
+    if pairs.isdisjoint(zip(timed["module"], timed["category"], strict=True)):
         return Missing(
             f"the timed trace ({len(timed)} calls) differs from the counted one "
             f"({len(counted)} calls) and no (module, category) pair is in both: times cannot "
@@ -292,7 +301,7 @@ def call_times(
         return aligned
     table, alignment, unmatched = aligned
     timer = TIMER_CUDA if spec.device == "cuda" else TIMER_CPU
-    notes = [*session.notes, f"torch intra-op threads: {session.threads}"]
+    notes = list(session.notes)
     if alignment == PER_GROUP:
         notes.append(
             f"the timed trace ({len(timed)} calls) differs from the counted one "
