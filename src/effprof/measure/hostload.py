@@ -152,7 +152,8 @@ class HostLoad:
         if load is not None and load > MAX_LOAD_PER_CORE * self.cores:
             return (
                 f"1-minute load average {load:.1f} on {self.cores} usable cores "
-                f"(threshold {MAX_LOAD_PER_CORE:g} per core; /proc/stat unreadable)"
+                f"(threshold {MAX_LOAD_PER_CORE:g} per core; other processes' CPU time was not "
+                "read: no /proc/stat, or a block too short for its 10 ms ticks)"
             )
         return None
 

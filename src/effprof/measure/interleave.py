@@ -44,7 +44,7 @@ THREAD_TRIAL = {"rounds": 1, "warmup": 1, "repeat": 2}
 ROUND_COLUMNS = [
     "round", "position", "candidate", "runtime", "threads", "median_ms", "p10_ms", "p90_ms",
     "cv", "repeat", "load_avg_1min", "other_cpu_cores", "reliable", "unreliable_reason",
-    "ratio", "missing",
+    "reference", "ratio", "missing",
 ]  # fmt: skip
 
 
@@ -84,11 +84,11 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Interleaved:
-    """Every block of an interleaved timing (``rounds``: one row per round and candidate, with
-    its ``ratio`` to the reference's median of the same round) and the reference's name."""
+    """Every block of an interleaved timing: ``rounds`` has one row per round and candidate
+    (columns ROUND_COLUMNS), with its ``ratio`` to its ``reference``'s median of the same round;
+    ``reliable`` / ``unreliable_reason`` judge that block alone (spread, host load)."""
 
     rounds: pd.DataFrame
-    reference: str
 
     def summary(self) -> pd.DataFrame:
         """One row per candidate: ``median_ms`` (median over rounds), ``ratio`` (median of the
@@ -105,7 +105,10 @@ class Interleaved:
     def _candidate_row(self, name: str) -> dict[str, Any]:
         rows = self.rounds[self.rounds["candidate"] == name]
         timed = rows[rows["missing"].isna()]
-        row: dict[str, Any] = {"candidate": name, "runtime": rows["runtime"].iloc[0]}
+        row: dict[str, Any] = {
+            "candidate": name, "runtime": rows["runtime"].iloc[0],
+            "reference": rows["reference"].iloc[0],
+        }  # fmt: skip
         if timed.empty:
             reason = rows["missing"].dropna().iloc[0]
             return {**row, "rounds": 0, "median_ms": np.nan, "ratio": np.nan, "missing": reason}
@@ -119,22 +122,23 @@ class Interleaved:
             missing=None,
         )
         row["ratio_spread"] = row["ratio_max"] / row["ratio_min"] if len(ratios) else np.nan
-        row["unreliable_reason"] = self._ratio_reason(name, row, ratios)
+        row["unreliable_reason"] = self._ratio_reason(row, ratios)
         row["reliable"] = row["unreliable_reason"] is None
         return row
 
-    def _ratio_reason(self, name: str, row: dict[str, Any], ratios: np.ndarray) -> str | None:
+    def _ratio_reason(self, row: dict[str, Any], ratios: np.ndarray) -> str | None:
+        reference = row["reference"]
         if len(ratios) == 0:
-            return "no round timed both it and the reference"
+            return f"no round timed both it and {reference}"
         if len(ratios) > 1:
             if row["ratio_spread"] > MAX_RATIO_SPREAD:
                 return (
-                    f"its ratio to {self.reference} ranged {row['ratio_min']:.2f}-"
+                    f"its ratio to {reference} ranged {row['ratio_min']:.2f}-"
                     f"{row['ratio_max']:.2f} over {len(ratios)} rounds (spread above "
                     f"{MAX_RATIO_SPREAD:g})"
                 )
             return None
-        pair = self.rounds[self.rounds["candidate"].isin([name, self.reference])]
+        pair = self.rounds[self.rounds["candidate"].isin([row["candidate"], reference])]
         reasons = pair["unreliable_reason"].dropna()
         return f"one round, and it was unreliable: {reasons.iloc[0]}" if len(reasons) else None
 
@@ -161,7 +165,8 @@ def time_interleaved(
     candidates: Sequence[Candidate], *, rounds: int = 3, reference: str | None = None
 ) -> Interleaved:
     """Time every candidate once per round, the order reversed every other round; ratios are to
-    ``reference`` (default: the first candidate) within each round."""
+    ``reference`` within each round (default: per runtime, its first candidate, so ONNX Runtime
+    models are compared with the first .onnx and torch models with the first torch model)."""
     if not candidates:
         raise EffprofError("time_interleaved needs at least one candidate")
     if rounds < 1:
@@ -169,18 +174,26 @@ def time_interleaved(
     names = [c.name for c in candidates]
     if len(set(names)) != len(names):
         raise EffprofError(f"candidate names must be unique, got {names}")
-    reference = reference or names[0]
-    if reference not in names:
+    if reference is not None and reference not in names:
         raise EffprofError(f"reference {reference!r} is not a candidate ({', '.join(names)})")
+    first: dict[str, str] = {}
+    for candidate in candidates:
+        first.setdefault(candidate.runtime, candidate.name)
+    references = {c.name: reference or first[c.runtime] for c in candidates}
     rows = []
     for round_ in range(rounds):
         order = list(candidates) if round_ % 2 == 0 else list(reversed(candidates))
         for position, candidate in enumerate(order):
             rows.append(_row(round_, position, candidate, candidate.time()))
-    frame = pd.DataFrame(rows).reindex(columns=ROUND_COLUMNS)
-    base = frame[frame["candidate"] == reference].set_index("round")["median_ms"]
-    frame["ratio"] = frame["median_ms"] / frame["round"].map(base)
-    return Interleaved(frame, reference)
+    frame = pd.DataFrame(rows)
+    frame["reference"] = frame["candidate"].map(references)
+    frame = frame.reindex(columns=ROUND_COLUMNS)
+    base = frame.set_index(["round", "candidate"])["median_ms"]
+    keys = zip(frame["round"], frame["reference"], strict=True)
+    frame["ratio"] = frame["median_ms"].to_numpy(dtype=float) / np.array(
+        [base.get(key, np.nan) for key in keys], dtype=float
+    )
+    return Interleaved(frame)
 
 
 def _threads(count: int) -> str:
