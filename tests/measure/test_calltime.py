@@ -110,3 +110,13 @@ def test_caller_model_is_left_unchanged():
     call_times(model, (1, 4, 8, 8), SPEC, runs=1)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert model.training and all(m.training for m in model.modules())
+
+
+def test_mssnet_aligns_call_for_call():
+    from effprof.models import load_model
+
+    model = load_model("mssnet", "small")
+    count = count_model(model, (1, 3, 32, 32))
+    result = call_times(model, (1, 3, 32, 32), SPEC, counted=count.ops, runs=1, warmup=0)
+    assert not isinstance(result, Missing)
+    assert result.alignment == PER_CALL and len(result.timed) == len(count.ops)
