@@ -26,7 +26,7 @@ from effprof.runs import read_record
 KEYS = [
     "latency_median_ms", "latency_p10_ms", "latency_p90_ms", "latency_cv", "latency_threads",
     "latency_reliable", "latency_unreliable_reason", "latency_load_avg_1min",
-    "latency_other_cpu_cores", "latency_own_cpu_cores", "latency_threads_choice",
+    "latency_other_cpu_cores", "latency_own_cpu_cores", "latency_cpu_ms", "latency_threads_choice",
     "threads_probe_other_cpu_cores", "threads_trial_ratio",
 ]  # fmt: skip
 
@@ -82,9 +82,12 @@ def main() -> None:
     frame = pd.DataFrame(rows)
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.csv, index=False)
-    medians = frame.groupby("mode")["latency_median_ms"].median()
+    medians = frame.groupby("mode")[["latency_median_ms", "latency_cpu_ms"]].median()
     print(medians.to_string())
-    print(f"busy / quiet median: {medians['busy'] / medians['quiet']:.2f}")
+    ratio = medians.loc["busy"] / medians.loc["quiet"]
+    print(
+        f"busy / quiet: median {ratio['latency_median_ms']:.2f}, CPU time {ratio['latency_cpu_ms']:.2f}"
+    )
 
 
 if __name__ == "__main__":

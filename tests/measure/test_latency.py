@@ -88,6 +88,7 @@ def test_each_result_records_the_hosts_load_and_says_whether_it_is_reliable():
     assert summary["latency_reliable"] is result.reliable
     assert (summary["latency_unreliable_reason"] is None) == result.reliable
     assert "latency_load_avg_1min" in summary and "latency_other_cpu_cores" in summary
+    assert 0 < summary["latency_cpu_ms"] <= 1.5 * result.mean_ms  # one thread: at most its wall
     spread = replace(result, samples_ms=(10.0, 10.0, 10.0, 30.0, 31.0), load=None)
     assert not spread.reliable and "samples spread" in spread.unreliable_reason
 

@@ -120,6 +120,17 @@ class LatencyResult:
         return unreliable_reason(self.samples_ms, self.load, threads, self.device)
 
     @property
+    def cpu_ms(self) -> float | Missing:
+        """CPU time this process spent per timed forward (all its threads), in ms.
+
+        Where wall time grows with the host's load (the measured threads wait for a core), CPU
+        time counts only the time they ran; with N busy threads it is about N x the wall time.
+        """
+        if self.load is None:
+            return Missing("the host's load was not recorded")
+        return self.load.own_cpu_cores * self.load.wall_s * 1e3 / self.repeat
+
+    @property
     def reliable(self) -> bool:
         """True when the spread and the host's load passed the thresholds of measure.hostload."""
         return self.unreliable_reason is None
@@ -130,7 +141,7 @@ class LatencyResult:
         Besides the statistics: ``latency_reliable`` (bool) and ``latency_unreliable_reason``
         (the reason, None when reliable); the host's load while timing as
         ``latency_load_avg_1min``, ``latency_other_cpu_cores`` (average cores other processes
-        kept busy) and ``latency_own_cpu_cores``.
+        kept busy) and ``latency_own_cpu_cores``; ``latency_cpu_ms`` is :attr:`cpu_ms`.
         """
         load = (
             self.load.summary("latency_")
@@ -150,6 +161,7 @@ class LatencyResult:
             "compile_s": self.compile_s if self.compiled else Missing("torch.compile not used"),
             "latency_reliable": self.reliable,
             "latency_unreliable_reason": self.unreliable_reason,
+            "latency_cpu_ms": self.cpu_ms,
             **load,
         }
 
