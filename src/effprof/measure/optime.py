@@ -3,9 +3,11 @@
 On cpu the time of an op is its *self* CPU time (time inside the aten op minus its child ops);
 on cuda it is the duration of each GPU kernel (and memcpy), attributed to a category by the
 kernel's name first, so cuDNN's NCHW<->NHWC transposes count as "data movement" even though a
-convolution launched them, and by the aten op that launched it otherwise. Shares are of the summed
-profiled time, so they add up to 1; Python overhead between ops (cpu) and idle GPU gaps (cuda) are
-not in it, which ``wall_ms`` beside it shows.
+convolution launched them, and by the aten op that launched it otherwise. Each forward is
+profiled on its own and each op keeps its fastest forward (a preemption by another process in one
+forward would otherwise move that op's share on a shared host). Shares are of the summed time, so
+they add up to 1; Python overhead between ops (cpu) and idle GPU gaps (cuda) are not in it, which
+``wall_ms`` beside it shows.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,7 +98,8 @@ def kernel_category(name: str, launcher: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class OpTime:
-    """Per-op and per-category time of ``runs`` profiled forwards (times are per forward).
+    """Per-op and per-category time of ``runs`` profiled forwards (times are per forward, each
+    op's fastest forward: see :func:`tabulate`).
 
     ``ops`` columns: name, category, caller (the outermost aten op it ran under, e.g.
     ``aten::conv2d``), calls, time_ms, share. ``categories`` columns: category, time_ms, share
@@ -203,19 +206,31 @@ def _elapsed_us(event: Any) -> float:
     return float(event.time_range.end - event.time_range.start)
 
 
-def tabulate(rows: list[dict], runs: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-op table and per-category table (times per forward in ms, shares of the total)."""
-    frame = pd.DataFrame(rows, columns=["name", "category", "caller", "time_us"])
-    ops = (
-        frame.groupby(["name", "category", "caller"], as_index=False)
-        .agg(calls=("time_us", "size"), time_us=("time_us", "sum"))
-        .sort_values("time_us", ascending=False, ignore_index=True)
+def tabulate(runs: Sequence[list[dict]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-op table and per-category table from the event rows of each profiled forward.
+
+    An op (name, category, caller) keeps its fastest per-forward total over the forwards: other
+    processes only ever add time, and a forward a preemption hit would otherwise move its op's
+    share. Times are per forward in ms, shares of the summed fastest times.
+    """
+    per_run = []
+    for index, rows in enumerate(runs):
+        frame = pd.DataFrame(rows, columns=["name", "category", "caller", "time_us"])
+        grouped = frame.groupby(["name", "category", "caller"], as_index=False).agg(
+            calls=("time_us", "size"), time_us=("time_us", "sum")
+        )
+        per_run.append(grouped.assign(run=index))
+    joined = pd.concat(per_run, ignore_index=True)
+    ops = joined.groupby(["name", "category", "caller"], as_index=False).agg(
+        calls=("calls", "median"), time_us=("time_us", "min"), seen=("run", "size")
     )
+    ops.loc[ops["seen"] < len(runs), "time_us"] = 0.0  # absent from a forward: its fastest is 0
     total_us = float(ops["time_us"].sum())
-    ops["calls"] = ops["calls"] / runs
-    ops["time_ms"] = ops["time_us"] / runs / 1e3
+    ops["time_ms"] = ops["time_us"] / 1e3
     ops["share"] = ops["time_us"] / total_us if total_us > 0 else 0.0
-    ops = ops.drop(columns="time_us")
+    ops = ops.drop(columns=["time_us", "seen"]).sort_values(
+        "time_ms", ascending=False, ignore_index=True
+    )
     by_category = ops.groupby("category")["time_ms"].sum()
     categories = pd.DataFrame({"category": list(CATEGORIES)})
     extra = sorted(set(by_category.index) - set(CATEGORIES))
@@ -229,7 +244,7 @@ def tabulate(rows: list[dict], runs: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _profiled(
     session: Session, model: nn.Module, inputs: InputSpec, kwargs: dict, runs: int
-) -> tuple[list, float, HostLoad | None]:
+) -> tuple[list[list], float, HostLoad | None]:
     spec = session.spec
     activities = [ProfilerActivity.CPU]
     if spec.device == "cuda":
@@ -240,17 +255,16 @@ def _profiled(
     for _ in range(max(spec.warmup, 1)):
         prepared(*args, **given)
     synchronize(spec.device)
-    with (
-        session.watch() as watch,
-        _native_stderr_silenced(),
-        profile(activities=activities) as prof,
-    ):
-        begin = time.perf_counter()
-        for _ in range(runs):
-            prepared(*args, **given)
-        synchronize(spec.device)
-        wall_s = time.perf_counter() - begin
-    return list(prof.events()), wall_s, watch.load
+    events, wall_s = [], 0.0
+    with session.watch() as watch, _native_stderr_silenced():
+        for _ in range(runs):  # one profile per forward: each op keeps its fastest forward
+            with profile(activities=activities) as prof:
+                begin = time.perf_counter()
+                prepared(*args, **given)
+                synchronize(spec.device)
+                wall_s += time.perf_counter() - begin
+            events.append(list(prof.events()))
+    return events, wall_s, watch.load
 
 
 def op_time(
@@ -277,10 +291,11 @@ def op_time(
     if isinstance(result, Missing):
         return result
     (events, wall_s, load), session = result
-    rows = kernel_rows(events) if spec.device == "cuda" else _cpu_rows(events)
-    if not rows:
+    to_rows = kernel_rows if spec.device == "cuda" else _cpu_rows
+    rows = [to_rows(run) for run in events]
+    if not any(rows):
         return Missing("torch.profiler recorded no op or kernel events")
-    ops, categories = tabulate(rows, runs)
+    ops, categories = tabulate(rows)
     return OpTime(
         device=spec.device,
         timer=TIMER_CUDA if spec.device == "cuda" else TIMER_CPU,
