@@ -60,7 +60,7 @@ def test_compress_ends_with_an_interleaved_retime_run_in_its_group(pipeline):
     assert (
         record.metrics["retimed_dense-extra_torch_ratio"] == table.loc["dense-extra torch", "ratio"]
     )
-    assert isinstance(record.metrics["retimed_reliable"], bool)
+    assert isinstance(record.metrics["retimed_ratios_reliable"], bool)
 
 
 def test_runs_without_a_model_are_skipped_with_the_reason(pipeline, tmp_path):

@@ -77,10 +77,10 @@ def test_a_ratio_that_moves_between_rounds_is_unreliable():
                          "reliable": True, "unreliable_reason": None, "missing": None})  # fmt: skip
     summary = Interleaved(pd.DataFrame(rows)).summary().set_index("candidate")
     assert (
-        not summary.loc["x", "reliable"]
-        and "ranged 1.00-1.40" in summary.loc["x", "unreliable_reason"]
+        not summary.loc["x", "ratio_reliable"]
+        and "ranged 1.00-1.40" in summary.loc["x", "ratio_unreliable_reason"]
     )
-    assert summary.loc["ref", "reliable"]
+    assert summary.loc["ref", "ratio_reliable"] and summary.loc["x", "unreliable_blocks"] == 0
 
 
 def test_bad_candidates_are_refused():

@@ -6,7 +6,7 @@ The stored latencies were measured at different times under different loads; the
 ratios come from one measurement, ratios taken within each round.
 
 >>> comparison = compare([run_a, run_b], retime_rounds=1)  # doctest: +SKIP
->>> comparison.retimed[["label", "median_ms", "ratio", "reliable"]]  # doctest: +SKIP
+>>> comparison.retimed[["label", "median_ms", "ratio", "ratio_reliable"]]  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ one interleaved measurement and compared within each round:
 A run that gives no model back is listed with the reason (``skipped``).
 
 >>> retimed = retime_runs([dense_dir, pruned_dir], rounds=1)  # doctest: +SKIP
->>> retimed.summary()[["candidate", "run_id", "ratio", "reliable"]]  # doctest: +SKIP
+>>> retimed.summary()[["candidate", "run_id", "ratio", "ratio_reliable"]]  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -154,15 +154,16 @@ def _metric_key(name: str) -> str:
 
 def retime_metrics(retimed: Retimed) -> dict[str, Any]:
     """Flat metrics: per candidate ``retimed_<candidate>_median_ms``, ``..._ratio`` (to its
-    reference in the same round) and ``..._reliable``; ``retimed_reliable`` when all are."""
+    reference in the same round, median over rounds) and ``..._ratio_reliable``;
+    ``retimed_ratios_reliable`` when all ratios are."""
     metrics: dict[str, Any] = {}
     summary = retimed.summary()
     for row in summary.itertuples():
         key = f"retimed_{_metric_key(str(row.candidate))}"
         metrics[f"{key}_median_ms"] = row.median_ms
         metrics[f"{key}_ratio"] = row.ratio
-        metrics[f"{key}_reliable"] = bool(row.reliable) if row.rounds else False
-    metrics["retimed_reliable"] = bool(summary["reliable"].fillna(False).all())
+        metrics[f"{key}_ratio_reliable"] = bool(row.ratio_reliable) if row.rounds else False
+    metrics["retimed_ratios_reliable"] = bool(summary["ratio_reliable"].fillna(False).all())
     metrics["retimed_rounds"] = int(summary["rounds"].max())
     return metrics
 

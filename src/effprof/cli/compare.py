@@ -49,13 +49,14 @@ def _print_retimed(comparison: Comparison) -> None:
         return
     rounds = int(frame["rounds"].max())
     table = Table(title=f"timed again now, interleaved ({rounds} round(s); ratios within a round)")
-    for name in ("run", "median", "ratio to run 1", "reliable"):
+    for name in ("run", "median", "ratio to run 1", "ratio reliable"):
         table.add_column(name, justify="left" if name == "run" else "right")
     for row in frame.itertuples():
         if not row.rounds:
             table.add_row(str(row.label), f"missing ({row.missing})", "—", "—")
             continue
-        reliable = "yes" if row.reliable else f"no: {row.unreliable_reason}"
+        reason = str(row.ratio_unreliable_reason).split("; ")[0]
+        reliable = "yes" if row.ratio_reliable else f"no: {reason}"
         table.add_row(
             str(row.label), format_metric(row.median_ms, "ms"), format_ratio(row.ratio), reliable
         )

@@ -93,9 +93,12 @@ class Interleaved:
     def summary(self) -> pd.DataFrame:
         """One row per candidate: ``median_ms`` (median over rounds), ``ratio`` (median of the
         within-round ratios to the reference), ``ratio_min`` / ``ratio_max``, ``ratio_spread``
-        (max / min), ``rounds`` timed, ``reliable`` and ``unreliable_reason``: a ratio is
-        unreliable when it spreads over rounds by more than MAX_RATIO_SPREAD, or when it rests on
-        a single round whose blocks (this one's or the reference's) were unreliable."""
+        (max / min), ``rounds`` timed, ``unreliable_blocks`` (rounds whose block failed the
+        spread / load thresholds: its ``median_ms`` is then not to be trusted on its own), and
+        ``ratio_reliable`` / ``ratio_unreliable_reason``: a ratio is unreliable when it spreads
+        over rounds by more than MAX_RATIO_SPREAD, or when it rests on a single round whose
+        blocks (this one's or the reference's) were unreliable. Several rounds whose ratios agree
+        make a reliable ratio even on a busy host: the load weighs on both sides of it."""
         rows = []
         names = list(dict.fromkeys(self.rounds["candidate"]))
         for name in names:
@@ -122,8 +125,9 @@ class Interleaved:
             missing=None,
         )
         row["ratio_spread"] = row["ratio_max"] / row["ratio_min"] if len(ratios) else np.nan
-        row["unreliable_reason"] = self._ratio_reason(row, ratios)
-        row["reliable"] = row["unreliable_reason"] is None
+        row["unreliable_blocks"] = int((~timed["reliable"].astype(bool)).sum())
+        row["ratio_unreliable_reason"] = self._ratio_reason(row, ratios)
+        row["ratio_reliable"] = row["ratio_unreliable_reason"] is None
         return row
 
     def _ratio_reason(self, row: dict[str, Any], ratios: np.ndarray) -> str | None:
