@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
+from torch import nn
 
 from effprof.measure import crosscheck
 from effprof.measure.crosscheck import ReferenceCount, cross_check
@@ -58,7 +60,7 @@ def test_cross_check_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_real_counters_can_run_at_a_smaller_shape() -> None:
     check = cross_check(
-        Heads(), (1, 3, 32, 32), shape=(1, 3, 8, 8), tools=("FlopCounterMode", "fvcore")
+        Heads(), (1, 3, 32, 32), real_inputs=(1, 3, 8, 8), tools=("FlopCounterMode", "fvcore")
     )
     rows = check.table[["counter", "input_shape"]].values.tolist()
     assert rows == [
@@ -127,3 +129,37 @@ def test_thop_on_mssnet_base_over_counts_the_shared_prelu() -> None:
     assert 140e9 < conv_macs < 150e9
     assert table.loc["thop", "tool_value"] > 6 * conv_macs
     assert "registered under 87 parent modules" in table.loc["thop", "explanation"]
+
+
+class NormPoolHead(nn.Module):
+    """conv, batch norm, layer norm over channels, global pool, linear: the ops whose names
+    fvcore and aten spell differently."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.ln = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.conv(x))
+        x = self.ln(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.head(nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def test_explanations_match_fvcore_op_names_and_keep_matmul_out_of_other_ops() -> None:
+    check = cross_check(NormPoolHead(), (1, 3, 16, 16), tools=("fvcore",)).table.set_index(
+        "counter"
+    )
+    fvcore = check.loc["fvcore", "explanation"]
+    for op in ("batch_norm", "layer_norm", "adaptive_avg_pool2d"):
+        mine = int(
+            re.search(rf"for {op}, where effprof counts ([\d,]+) FLOPs", fvcore)
+            .group(1)
+            .replace(",", "")
+        )
+        assert mine > 0, fvcore  # aten's _native_batch_norm_legit_no_training etc. are matched
+    effprof = check.loc["effprof", "explanation"]
+    beyond = effprof.split("beyond the multiply-accumulates (")[1].split(")")[0]
+    assert "linear/matmul" not in beyond and "convolution" not in beyond  # their FLOPs are 2 x MACs

@@ -38,6 +38,7 @@ def _register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``.
     from effprof.cli import compare as _compare  # noqa: F401
     from effprof.cli import compress as _compress  # noqa: F401
+    from effprof.cli import count as _count  # noqa: F401
     from effprof.cli import profile as _profile  # noqa: F401
     from effprof.cli import report as _report  # noqa: F401
     from effprof.cli import sweep as _sweep  # noqa: F401

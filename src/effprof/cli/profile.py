@@ -71,11 +71,11 @@ def profile(
     with console.status("profiling") as status:
         run_dir = run_profile(settings, progress=lambda step: status.update(f"profiling: {step}"))
         status.update("writing report.html")
-        _write_report(run_dir)
-    _print_summary(run_dir)
+        write_report_of(run_dir)
+    print_summary(run_dir)
 
 
-def _write_report(run_dir: Path) -> None:
+def write_report_of(run_dir: Path) -> None:
     """report.html beside the run; a rendering failure is reported, the run stays intact."""
     try:
         write_report([run_dir])
@@ -93,7 +93,7 @@ def _value(metrics: dict[str, Any], missing: dict[str, str], key: str, fmt) -> s
     return fmt(metrics[key])
 
 
-def _print_summary(run_dir: Path) -> None:
+def print_summary(run_dir: Path) -> None:
     record = read_record(run_dir)
     m, miss = record.metrics, record.missing
     table = Table(

@@ -34,6 +34,7 @@ class ProfileConfig(StrictModel):
     crosscheck: bool = True
     optime: bool = True
     roofline: bool = False  # measure the device's peak FLOP/s and bandwidth now (then cached)
+    count_only: bool = False  # count, attribute, counterfactuals, scaling on meta: nothing timed
     out: str = "reports/"
 
     @field_validator("input")

@@ -15,10 +15,11 @@ saved for backward. ``activation_peak_bytes`` is its maximum over the trace.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -174,6 +175,77 @@ def shape_text(shape: Sequence[int]) -> str:
     return "x".join(str(int(s)) for s in shape) or "()"
 
 
+def _resize_output(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+    """The output of a resize on meta, from shapes alone (torch's meta kernel for bilinear
+    resizes runs a Python decomposition of dozens of ops: most of a meta count's time)."""
+    from torch._decomp.decompositions import upsample_compute_output_size
+
+    x = args[0]
+    size = args[1] if len(args) > 1 else kwargs.get("output_size")
+    scales = args[3] if len(args) > 3 else kwargs.get("scale_factors")
+    if isinstance(scales, (int, float)):  # the .default overload: scales_h, scales_w
+        scales = None
+    spatial = upsample_compute_output_size(x.shape, size, scales)
+    channels_last = (
+        x.dim() == 4
+        and x.is_contiguous(memory_format=torch.channels_last)
+        and not x.is_contiguous()
+    )
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.empty((*x.shape[:2], *spatial), dtype=x.dtype, device="meta", memory_format=layout)
+
+
+def _elementwise_output(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """The output of a dtype-preserving float op on contiguous tensors of one dtype, from shapes
+    (its broadcast shape, contiguous, the same dtype: what the meta kernel gives for such inputs,
+    without its Python type-promotion and stride logic); None for anything else."""
+    tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+    if not tensors:
+        return None
+    dtype = tensors[0].dtype
+    if not dtype.is_floating_point:
+        return None
+    for tensor in tensors:
+        if tensor.dtype != dtype or not tensor.is_contiguous():
+            return None
+    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+_aten = torch.ops.aten
+ShapeRule = Callable[[tuple[Any, ...], dict[str, Any]], "torch.Tensor | None"]
+SHAPE_ONLY: dict[Any, ShapeRule] = {
+    op: _resize_output
+    for name in ("upsample_bilinear2d", "upsample_nearest2d", "upsample_bicubic2d")
+    for op in (getattr(_aten, name).vec, getattr(_aten, name).default)
+}
+for _name in [
+    "add.Tensor",
+    "sub.Tensor",
+    "mul.Tensor",
+    "div.Tensor",
+    "add.Scalar",
+    "mul.Scalar",
+    "_prelu_kernel.default",
+    "relu.default",
+    "gelu.default",
+    "silu.default",
+    "sigmoid.default",
+    "tanh.default",
+    "leaky_relu.default",
+    "hardswish.default",
+    "hardsigmoid.default",
+    "elu.default",
+    "neg.default",
+    "exp.default",
+    "erf.default",
+    "clamp.default",
+    "clamp_min.default",
+]:
+    _packet, _overload = _name.split(".")
+    SHAPE_ONLY[getattr(getattr(_aten, _packet), _overload)] = _elementwise_output
+
+
 class _CountingMode(TorchDispatchMode):
     """Records one row per aten call: cost, bytes, call-time module path, live bytes after it."""
 
@@ -226,7 +298,10 @@ class _CountingMode(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        rule = SHAPE_ONLY.get(func)
+        out = rule(args, kwargs) if rule is not None else None
+        if out is None:
+            out = func(*args, **kwargs)
         name, category, formula, is_view = self._op_info(func)
         outs = list(_tensors(out if isinstance(out, (list, tuple)) else (out,)))
         macs = flops = bias = 0
@@ -327,6 +402,7 @@ class CountResult:
         return {
             "input_shape": shape_text(self.input_shape),
             "inputs": self.inputs.describe(),
+            "output_shapes": ", ".join(shape_text(s) for s in self.output_shapes),
             "dtype": self.dtype,
             "macs": self.macs,
             "flops": self.flops,
@@ -351,18 +427,29 @@ def _uncalled(model: nn.Module, read: set[int]) -> pd.DataFrame:
     Decided by what ran, not by which ``forward`` was entered: a ModuleList that its parent loops
     over, or a relative-position table read by an index op, is used.
     """
+    held: dict[str, int] = {}  # module path -> parameters under it
+    used: set[str] = set()  # module paths with a parameter or buffer some op read
+    tensors = [(n, t, True) for n, t in model.named_parameters(remove_duplicate=False)]
+    tensors += [(n, t, False) for n, t in model.named_buffers(remove_duplicate=False)]
+    for name, tensor, is_param in tensors:
+        parts = name.split(".")[:-1]
+        was_read = _storage_key(tensor) in read
+        for depth in range(len(parts) + 1):
+            path = ".".join(parts[:depth])
+            if is_param:
+                held[path] = held.get(path, 0) + tensor.numel()
+            if was_read:
+                used.add(path)
     rows = []
     skip: list[str] = []
-    for name, module in model.named_modules():
-        if any(name.startswith(s + ".") for s in skip) or name == "":
+    types = {name: type(m).__name__ for name, m in model.named_modules(remove_duplicate=False)}
+    for name in types:
+        if name == "" or name not in held or name in used:
             continue
-        params = sum(p.numel() for p in module.parameters())
-        if not params:
+        if any(name.startswith(s + ".") for s in skip):
             continue
-        tensors = (*module.parameters(), *module.buffers())
-        if not any(_storage_key(t) in read for t in tensors):
-            rows.append((name, type(module).__name__, params))
-            skip.append(name)
+        rows.append((name, types[name], held[name]))
+        skip.append(name)
     return pd.DataFrame(rows, columns=["module", "module_type", "params"])
 
 
@@ -384,7 +471,38 @@ def count_model(
         raise EffprofError(f"input shape must be positive integers, got {tuple(inputs)!r}")
     spec = as_inputs(inputs)
     start = time.perf_counter()
-    meta = meta_copy(model, dtype)
+    with _on_meta(model, dtype) as meta:
+        return _count(model, meta, spec, dict(forward_kwargs or {}), dtype, start)
+
+
+@contextlib.contextmanager
+def _on_meta(model: nn.Module, dtype: torch.dtype) -> Iterator[nn.Module]:
+    """The model on meta in eval mode: itself when it already is on meta in ``dtype`` (built
+    under ``torch.device("meta")``: no copy, its train/eval flags restored after), else a copy."""
+    tensors = [*model.parameters(), *model.buffers()]
+    on_meta = all(t.is_meta for t in tensors) and all(
+        t.dtype == dtype for t in tensors if t.is_floating_point()
+    )
+    if not on_meta:
+        yield meta_copy(model, dtype)
+        return
+    flags = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
+def _count(
+    model: nn.Module,
+    meta: nn.Module,
+    spec: InputSpec,
+    forward_kwargs: dict[str, Any],
+    dtype: torch.dtype,
+    start: float,
+) -> CountResult:
     weights = {id(t): t for t in (*meta.parameters(), *meta.buffers())}.values()
     weight_storages = {t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in weights}
     args, kwargs = spec.build("meta", dtype)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,16 +17,19 @@ from effprof.models.inputs import InputSpec, TensorSpec, as_inputs, flat_tensors
 from effprof.models.padding import PadToMultiple, pad_to_multiple, padded_size
 from effprof.models.registry import (
     MODELS,
+    UNKNOWN_OUT,
     ModelEntry,
     OutputSpec,
     PeerTable,
     ReferenceCount,
+    infer_output_kind,
     register_model,
 )
 from effprof.results import EffprofError
 
 __all__ = [
     "MODELS",
+    "UNKNOWN_OUT",
     "InputSpec",
     "ModelEntry",
     "OutputSpec",
@@ -39,6 +43,7 @@ __all__ = [
     "flat_tensors",
     "get_entry",
     "image_inputs",
+    "infer_output_kind",
     "load_model",
     "load_subject",
     "pad_to_multiple",
@@ -127,20 +132,41 @@ def load_subject(
     weights: str | Path | None = None,
     device: str | torch.device = "cpu",
 ) -> Subject:
-    """Build (factory called once), load weights if given (file or shipped name), move, eval."""
+    """Build (factory called once), load weights if given (file or shipped name), move, eval.
+
+    ``device="meta"`` builds without allocating weights (counting needs only shapes); weights
+    are then not loaded, and a factory that cannot build on meta is built on the CPU.
+    """
+    on_meta = torch.device(device).type == "meta"
     if is_import_spec(name):
         if variant not in (None, "", "default"):
             raise EffprofError(f"--variant is only for registered models, not {name!r}")
-        model, example = build_from_spec(name)
+        model, example = _build_generic(name, on_meta)
         entry, variant = generic_entry(name, example), None
     else:
         entry = MODELS.get(name)
         variant = entry.check_variant(variant)
-        model = entry.build(variant)
-    if weights is not None:
+        with torch.device("meta") if on_meta else contextlib.nullcontext():
+            model = entry.build(variant)
+    if weights is not None and on_meta:
+        resolve_weights(name, variant, str(weights))  # a bad name is still an error
+    elif weights is not None:
         path = resolve_weights(name, variant, str(weights))
         load_state_dict_strict(model, read_state_dict(path), str(weights))
     return Subject(entry, variant, model.to(device).eval())
+
+
+def _build_generic(name: str, on_meta: bool) -> tuple[nn.Module, InputSpec | None]:
+    if on_meta:
+        try:
+            with torch.device("meta"):
+                model, example = build_from_spec(name)
+            if example is None or example.example is None:
+                return model, example
+        except EffprofError:
+            pass  # the factory needs real tensors (it loads data, say): build it on the CPU
+    model, example = build_from_spec(name)
+    return (model.to("meta") if on_meta else model), example
 
 
 def load_model(

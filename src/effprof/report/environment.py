@@ -9,8 +9,22 @@ from effprof.report import page
 from effprof.report.runview import RunView
 
 
+def readable(value: object) -> str:
+    """A configuration value as a reader wants it: lists and mappings spelled out, never a
+    Python repr (``{'name': 'x', 'shape': '1x3'}`` -> ``name x, shape 1x3``)."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {readable(v)}" for k, v in value.items()) or "—"
+    if isinstance(value, (list, tuple)):
+        return "; ".join(readable(v) for v in value) or "—"
+    return str(value)
+
+
 def _pairs(values: dict, skip: tuple[str, ...] = ()) -> pd.DataFrame:
-    rows = [(k, "—" if v is None else str(v)) for k, v in values.items() if k not in skip]
+    rows = [(k, readable(v)) for k, v in values.items() if k not in skip]
     return pd.DataFrame(rows, columns=["key", "value"])
 
 

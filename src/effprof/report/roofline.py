@@ -68,8 +68,9 @@ def _chart(view: RunView) -> str:
             hovertemplate="%{text}<br>%{x:.3g} FLOP/byte<br>%{y:.3g} GFLOP/s<extra></extra>",
         )  # fmt: skip
     fig.update_layout(
-        xaxis={"type": "log", "title": {"text": "arithmetic intensity (FLOP/byte)"}},
-        yaxis={"type": "log", "title": {"text": "attained GFLOP/s" + ("" if measured else " (roofline estimate)")}},
+        xaxis={"type": "log", "title": {"text": "arithmetic intensity (FLOP/byte)"}, "tickformat": "~s"},
+        yaxis={"type": "log", "tickformat": "~s",
+               "title": {"text": "attained GFLOP/s" + ("" if measured else " (roofline estimate)")}},
     )  # fmt: skip
     above = int((shown["y"] > peak * 1.05).sum()) if measured else 0
     warning = (
