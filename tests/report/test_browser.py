@@ -30,8 +30,54 @@ if not CHROMIUM.is_file() and not shutil.which("chromium"):
     )
 
 
-def open_report(path: Path, screenshot: Path | None = None) -> dict:
-    """Load ``path`` in headless Chromium; return what the page did."""
+# Every visible SVG text box of each chart, and every visible text that reads like a leak.
+INSPECT_JS = """
+() => {
+  const visible = (el) => {
+    const s = getComputedStyle(el);
+    const r = el.getBoundingClientRect();
+    return s.display !== 'none' && s.visibility !== 'hidden' && +s.opacity > 0 &&
+           r.width > 0 && r.height > 0;
+  };
+  const charts = [...document.querySelectorAll('div.chart')].map((div) => {
+    const box = div.getBoundingClientRect();
+    const texts = [...div.querySelectorAll('svg text')]
+      .filter((t) => t.textContent.trim() && visible(t))
+      .map((t) => { const r = t.getBoundingClientRect();
+                    return {text: t.textContent.trim(), x0: r.left, y0: r.top, x1: r.right, y1: r.bottom}; });
+    return {id: div.id, box: {x0: box.left, y0: box.top, x1: box.right, y1: box.bottom}, texts};
+  });
+  const leaks = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const text = node.textContent.trim();
+    if (!text || !node.parentElement || node.parentElement.closest('script, style')) continue;
+    if (!visible(node.parentElement)) continue;
+    if (/^(NaN|undefined|None|null|nan|inf|-inf)$/.test(text) || /\\{'[^']*':/.test(text) ||
+        /\bNaN\b|\bundefined\b/.test(text)) leaks.push(text.slice(0, 120));
+  }
+  return {charts, leaks};
+}
+"""
+
+
+def overlaps(texts: list[dict], slack: float = 1.0) -> list[tuple[str, str]]:
+    """Pairs of text boxes that overlap by more than ``slack`` pixels in both directions."""
+    pairs = []
+    for i, a in enumerate(texts):
+        for b in texts[i + 1 :]:
+            dx = min(a["x1"], b["x1"]) - max(a["x0"], b["x0"])
+            dy = min(a["y1"], b["y1"]) - max(a["y0"], b["y0"])
+            if dx > slack and dy > slack:
+                pairs.append((a["text"], b["text"]))
+    return pairs
+
+
+def open_report(
+    path: Path, screenshot: Path | None = None, sections_to: Path | None = None
+) -> dict:
+    """Load ``path`` in headless Chromium; return what the page did (and what it shows)."""
     seen: dict = {"console": [], "errors": [], "failed": [], "requests": [], "dialogs": []}
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
@@ -54,8 +100,15 @@ def open_report(path: Path, screenshot: Path | None = None) -> dict:
                 "els => els.map(e => ({svg: !!e.querySelector('svg.main-svg'),"
                 " axes: e.querySelectorAll('g.xtick, g.ytick').length}))",
             )
+            seen["inspect"] = page.evaluate(INSPECT_JS)
             if screenshot is not None:
                 page.screenshot(path=str(screenshot), full_page=True)
+            if sections_to is not None:
+                sections_to.mkdir(parents=True, exist_ok=True)
+                for section in seen["sections"]:
+                    page.locator(f"section#{section}").screenshot(
+                        path=str(sections_to / f"{section}.png")
+                    )
         finally:
             browser.close()
     return seen
@@ -73,6 +126,45 @@ def test_report_opens_offline_and_draws_every_chart(profile_run, tmp_path):
     assert len(seen["charts"]) >= 10
     assert all(chart["svg"] and chart["axes"] >= 4 for chart in seen["charts"]), seen["charts"]
     assert shot.stat().st_size > 50_000
+
+
+def assert_readable(seen: dict) -> None:
+    """No two text boxes of a chart overlap, none is cut off by its chart, nothing leaks."""
+    inspect = seen["inspect"]
+    assert not inspect["leaks"], inspect["leaks"]
+    for chart in inspect["charts"]:
+        assert not overlaps(chart["texts"]), (chart["id"], overlaps(chart["texts"]))
+        box = chart["box"]
+        clipped = [t["text"] for t in chart["texts"]
+                   if t["x0"] < box["x0"] - 1 or t["x1"] > box["x1"] + 1]  # fmt: skip
+        assert not clipped, (chart["id"], clipped)
+
+
+def _shots(name: str, tmp_path: Path) -> Path:
+    root = os.environ.get("EFFPROF_SCREENSHOT_DIR")
+    return Path(root) / name if root else tmp_path / name
+
+
+def test_mssnet_report_reads_cleanly_section_by_section(profile_run, tmp_path):
+    report = write_report([profile_run], tmp_path / "mssnet.html")
+    seen = open_report(report, sections_to=_shots("mssnet", tmp_path))
+    assert_readable(seen)
+    assert len(list(_shots("mssnet", tmp_path).glob("*.png"))) == len(seen["sections"])
+
+
+def test_vit_report_reads_cleanly_section_by_section(vit_run, tmp_path):
+    report = write_report([vit_run], tmp_path / "vit.html")
+    seen = open_report(report, sections_to=_shots("vit", tmp_path))
+    assert_readable(seen)
+    assert "peers" not in seen["sections"]  # peers belong to the deblurring entry
+
+
+@pytest.fixture(scope="module")
+def vit_run(tmp_path_factory):
+    from effprof.api.profile import profile
+
+    root = tmp_path_factory.mktemp("vit-browser")
+    return profile(model="tests.models.hf_zoo:dinov2", out=str(root), warmup=1, repeat=2)
 
 
 def test_markup_in_a_model_name_never_runs(profile_run, tmp_path):

@@ -207,15 +207,24 @@ def _reference_row(
         text = _explain_reference(ref, ours, count_model(model, shape, forward_kwargs=ref_kwargs))
     else:
         ran = (
-            "did not run" if fvcore_row is None else f"ran at {fvcore_row['input_shape']}, {kwargs}"
+            "did not run"
+            if fvcore_row is None
+            else f"ran at {fvcore_row['input_shape']} with {_forward_text(kwargs)}"
         )
         text = (
-            f"not compared: the reference is {ref.counter} at {shape_text(shape)}, {ref_kwargs}; "
-            f"{ref.counter} {ran} here."
+            f"not compared: the reference is {ref.counter} at {shape_text(shape)} with "
+            f"{_forward_text(ref_kwargs)}; {ref.counter} {ran} here."
         )
     return _row(ref.label, shape, reports=f"reference, {ref.counter}'s rules", tool_value=ref.value,
                 macs=ref.value // 2 if ref.counter == "FlopCounterMode" else ref.value,
                 status="reference (not run here)", explanation=text)  # fmt: skip
+
+
+def _forward_text(kwargs: Mapping[str, Any]) -> str:
+    """``{"all_outputs": True}`` -> ``"forward(all_outputs=True)"``; {} -> the plain forward."""
+    if not kwargs:
+        return "the plain forward"
+    return "forward(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
 
 
 def _same_outputs(a: Any, b: Any) -> str:

@@ -78,9 +78,10 @@ def render(view: RunView) -> str:
         colors = iter(("#8c6d52", "#7f62b3", "#d36fb0", "#6b7683"))
         for name, rows in shown.groupby("name", sort=False):
             color = "#1d2430" if name == "real network" else next(colors, "#6b7683")
-            fig.add_bar(x=[page.chart_text(g) for g in rows["group"]], y=rows["macs"] / 1e9,
+            fig.add_bar(x=[page.chart_text(g) for g in rows["group"]], y=rows["macs"],
                         name=page.chart_text(name), marker_color=color)  # fmt: skip
-        fig.update_layout(barmode="group", xaxis_title=dimension, yaxis_title="MACs (G)")
+        fig.update_layout(barmode="group", xaxis_title=dimension,
+                          yaxis={"title": {"text": "MACs"}, "tickformat": "~s"})  # fmt: skip
         wide = shown.pivot_table(index="group", columns="name", values="ratio_to_real", sort=False)
         wide = wide.reset_index()
         parts.append(f"<h3>Where a change costs, per {dimension}</h3>")

@@ -23,9 +23,10 @@ def render(view: RunView) -> str:
         page.chart_text(f"{c} @ {s}")
         for c, s in zip(ran["counter"], ran["input_shape"], strict=True)
     ]
-    fig.add_bar(y=names, x=ran["tool_value"].astype(float) / 1e9, orientation="h",
+    fig.add_bar(y=names, x=ran["tool_value"].astype(float), orientation="h",
                 marker={"color": ["#2f6fb0" if c == "effprof" else "#8c98a8" for c in ran["counter"]]})  # fmt: skip
-    fig.update_layout(xaxis_title="number each tool reports (G, in its own unit)",
+    fig.update_layout(xaxis={"title": {"text": "number each tool reports (in its own unit)"},
+                             "tickformat": "~s"},
                       yaxis_title="counter @ input", yaxis={"autorange": "reversed"})  # fmt: skip
     parts = [
         page.figure(

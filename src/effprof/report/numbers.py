@@ -47,6 +47,16 @@ def pct(value: Any, digits: int = 1) -> str:
     return "—" if _bad(value) else f"{100 * float(value):.{digits}f} %"
 
 
+def signed_pct(value: Any, digits: int = 2) -> str:
+    """A relative error 0..1 as a signed percentage, ``0.00 %`` when it rounds to zero."""
+    if _bad(value):
+        return "—"
+    number = 100 * float(value)
+    if abs(number) < 0.5 * 10**-digits:
+        return f"{0:.{digits}f} %"
+    return f"{number:+.{digits}f} %"
+
+
 def times(value: Any) -> str:
     """A ratio as ``"1.48x"`` (two decimals below 10, one above)."""
     if _bad(value):

@@ -234,6 +234,15 @@ def _axis_titles_missing(layout: Mapping[str, Any]) -> list[str]:
     return missing
 
 
+def log_axis(title: str, values: Iterable[float]) -> dict[str, Any]:
+    """A logarithmic axis whose tick labels never crowd: powers of ten over two decades or
+    more, 1-2-5 steps below; labels in SI (``2k``, ``10M``), never bare mantissas."""
+    positive = [float(v) for v in values if v is not None and v == v and float(v) > 0]
+    decades = math.log10(max(positive) / min(positive)) if len(positive) > 1 else 0.0
+    return {"type": "log", "title": {"text": title}, "tickformat": "~s",
+            "dtick": 1 if decades >= 2 else "D2"}  # fmt: skip
+
+
 def style_figure(fig: go.Figure, height: int = 360) -> go.Figure:
     """The house chart style: light template, house palette and font, compact margins."""
     fig.update_layout(

@@ -55,7 +55,7 @@ def _chart(view: RunView) -> str:
         else 1e3
     )
     xs = np.geomspace(lo, hi, 200)
-    fig.add_scatter(x=xs, y=np.minimum(peak, bandwidth * xs) / 1e9, mode="lines",
+    fig.add_scatter(x=xs, y=np.minimum(peak, bandwidth * xs), mode="lines",
                     name="roofline (measured ceilings)", line={"color": "#1d2430", "width": 2})  # fmt: skip
     for category, rows in shown.groupby("category", sort=False):
         hover = [
@@ -63,14 +63,16 @@ def _chart(view: RunView) -> str:
             for mod, cat in zip(rows["module"], rows["category"], strict=True)
         ]
         fig.add_scatter(
-            x=rows["intensity_flops_per_byte"], y=rows["y"] / 1e9, mode="markers",
+            x=rows["intensity_flops_per_byte"], y=rows["y"], mode="markers",
             name=page.chart_text(category), text=hover, marker={"size": 6, "opacity": 0.75},
-            hovertemplate="%{text}<br>%{x:.3g} FLOP/byte<br>%{y:.3g} GFLOP/s<extra></extra>",
+            hovertemplate="%{text}<br>%{x:.3g} FLOP/byte<br>%{y:.3s}FLOP/s<extra></extra>",
         )  # fmt: skip
     fig.update_layout(
-        xaxis={"type": "log", "title": {"text": "arithmetic intensity (FLOP/byte)"}, "tickformat": "~s"},
-        yaxis={"type": "log", "tickformat": "~s",
-               "title": {"text": "attained GFLOP/s" + ("" if measured else " (roofline estimate)")}},
+        xaxis=page.log_axis("arithmetic intensity (FLOP/byte)", xs),
+        yaxis=page.log_axis(
+            "attained FLOP/s" + ("" if measured else " (roofline estimate)"),
+            [*shown["y"], peak],
+        ),
     )  # fmt: skip
     above = int((shown["y"] > peak * 1.05).sum()) if measured else 0
     warning = (

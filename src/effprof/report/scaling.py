@@ -16,12 +16,13 @@ from effprof.units import RESOLUTIONS
 _NAMES = {f"{h}x{w}": name for name, (h, w) in reversed(list(RESOLUTIONS.items()))}
 COUNT_LAW = "a + b p + c p^2"
 # quantity -> (title, axis title with unit, scale of the axis, formatter, unit of a coefficient)
+# Axes plot raw values with SI ticks (2M, 10G): no "500µ" of a value divided into G.
 QUANTITY = {
-    "macs": ("MACs", "MACs (G)", 1e9, lambda v: fmt.count(v, "MAC"), "MAC"),
-    "macs_attention": ("attention MACs", "MACs (G)", 1e9, lambda v: fmt.count(v, "MAC"), "MAC"),
-    "macs_other": ("MACs outside attention", "MACs (G)", 1e9, lambda v: fmt.count(v, "MAC"), "MAC"),
-    "flops": ("FLOPs", "FLOPs (G)", 1e9, lambda v: fmt.count(v, "FLOP"), "FLOP"),
-    "activation_peak_bytes": ("peak activation memory (meta trace)", "memory (GiB)", 2**30,
+    "macs": ("MACs", "MACs", 1.0, lambda v: fmt.count(v, "MAC"), "MAC"),
+    "macs_attention": ("attention MACs", "MACs", 1.0, lambda v: fmt.count(v, "MAC"), "MAC"),
+    "macs_other": ("MACs outside attention", "MACs", 1.0, lambda v: fmt.count(v, "MAC"), "MAC"),
+    "flops": ("FLOPs", "FLOPs", 1.0, lambda v: fmt.count(v, "FLOP"), "FLOP"),
+    "activation_peak_bytes": ("peak activation memory (meta trace)", "memory (bytes)", 1.0,
                               fmt.nbytes, "B"),
     "latency_median_ms": ("latency (median)", "latency (ms)", 1.0, fmt.ms, "ms"),
 }  # fmt: skip
@@ -51,7 +52,8 @@ def _law_text(law: pd.Series, quantity: str, unit: str) -> str:
         if law["b"] > 0:
             terms.append(f"{fmt.count(law['b'], coef_unit)} per {unit[:-1]}")
         if law["c"] > 0 and law["c"] * law["p_max"] ** 2 > 1e-6 * max(law["b"] * law["p_max"], 1):
-            terms.append(f"{fmt.count(law['c'] * 1e6, coef_unit)} per million {unit[:-1]}s squared")
+            mega = "megapixel" if unit == "pixels" else f"million {unit}"
+            terms.append(f"{fmt.count(law['c'] * 1e12, coef_unit)} per {mega} squared")
         return " + ".join(terms) or "0"
     return f"{fmt.plain(law['k'])} {coef_unit} x {unit}^{law['alpha']:.2f}"
 
@@ -80,11 +82,14 @@ def _law_chart(sweep: pd.DataFrame, fits: pd.DataFrame, quantity: str, unit: str
         caption += f" No law: {fit['missing'].iloc[0]}."
     spread = float(xs_points.max() / xs_points.min())
     kind = "log" if spread > 8 else "linear"
-    fig.update_layout(
-        xaxis={"type": kind, "title": {"text": f"{unit} (padded)"}, "tickformat": "~s"},
-        yaxis={"type": kind, "title": {"text": axis}, "tickformat": "~s"},
-        showlegend=False,
-    )  # fmt: skip
+    ys = (points[quantity] / scale).tolist()
+    if kind == "log":
+        xaxis = page.log_axis(f"{unit} (padded)", xs_points)
+        yaxis = page.log_axis(axis, ys)
+    else:
+        xaxis = {"title": {"text": f"{unit} (padded)"}, "tickformat": "~s"}
+        yaxis = {"title": {"text": axis}, "tickformat": "~s"}
+    fig.update_layout(xaxis=xaxis, yaxis=yaxis, showlegend=False)
     if kind == "log":
         caption += " Both axes are logarithmic: a straight line of slope 1 means constant cost per position."
     numbers = points.assign(size=[label(r) for r in points["resolution"]], p=xs_points)
@@ -171,9 +176,10 @@ def _attention_chart(view: RunView, sweep: pd.DataFrame, unit: str) -> str:
         ("macs_attention", "attention (QK^T, AV)"),
         ("macs_other", "everything else"),
     ):
-        fig.add_scatter(x=xs, y=points[column] / 1e9, mode="lines+markers", name=name)
-    fig.update_layout(xaxis={"type": "log", "title": {"text": f"{unit} (padded)"}, "tickformat": "~s"},
-                      yaxis={"type": "log", "title": {"text": "MACs (G)"}, "tickformat": "~s"},
+        fig.add_scatter(x=xs, y=points[column], mode="lines+markers", name=name)
+    values = [*points["macs_attention"], *points["macs_other"]]
+    fig.update_layout(xaxis=page.log_axis(f"{unit} (padded)", xs),
+                      yaxis=page.log_axis("MACs", values),
                       legend={"orientation": "h", "y": -0.3})  # fmt: skip
     crossing = view.number("scaling_attention_crossover_positions")
     caption = "Attention's MACs against all other MACs at every size counted."
@@ -208,5 +214,5 @@ def _three_table(three: pd.DataFrame) -> str:
         columns={"name": "quantity", "base": "from", "larger": "to", "base_value": "at base",
                  "predicted": "predicted", "ratio_predicted": "x", "checked": "checked",
                  "check_source": "checked by", "error": "prediction error"},
-        formats={"ratio_predicted": fmt.times, "error": lambda v: f"{100 * v:+.2f} %"},
+        formats={"ratio_predicted": fmt.times, "error": fmt.signed_pct},
     )  # fmt: skip

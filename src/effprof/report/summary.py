@@ -421,6 +421,7 @@ def overview_chart(view: RunView) -> str:
         if rows is None:
             return ""
         rows = rows.sort_values("macs", ascending=False).head(8)
+    rows = rows[(rows["macs_share"] > 0) | (rows["params_share"] > 0)]  # empty rows say nothing
     fig = go.Figure()
     series = [
         ("params_share", "parameters"),
@@ -434,17 +435,20 @@ def overview_chart(view: RunView) -> str:
     fig.update_layout(barmode="group", xaxis_title="share of the model's total (%)",
                       yaxis_title="scale (feature resolution)" if dim == "scale" else "part",
                       yaxis={"autorange": "reversed", "automargin": True})  # fmt: skip
-    numbers = rows[["group", "params_share", "macs_share", "time_ms_share"]]
+    shown = [c for c in ("params_share", "macs_share", "time_ms_share") if rows[c].notna().any()]
+    numbers = rows[["group", *shown]]
     what = "scale" if dim == "scale" else "part of the module tree"
+    timed = "time_ms_share" in shown
     return page.figure(
         fig,
         caption=(
             f"Where the cost sits: each bar is one {what}'s share of the whole network's "
-            "parameters, MACs (counted) and time (measured per aten call on this device)."
+            "parameters and MACs (counted)"
+            + (" and time (measured per aten call on this device)." if timed else ".")
         ),
         numbers=numbers,
-        columns={"group": dim, "params_share": "params", "macs_share": "MACs",
-                 "time_ms_share": "time"},
+        columns={"group": dim, **{c: {"params_share": "params", "macs_share": "MACs",
+                                      "time_ms_share": "time"}[c] for c in shown}},
         formats={c: fmt.pct for c in ("params_share", "macs_share", "time_ms_share")},
         height=max(300, 40 * len(rows) + 120),
     )  # fmt: skip
