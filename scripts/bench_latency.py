@@ -5,7 +5,8 @@
         --precisions fp32,tf32,fp16 --cuda-graphs --memory --out reports/benchmarks/latency.json
 
 Random weights (latency does not depend on them), batch 1, the latency protocol of
-effprof.measure.latency. ``--cuda-graphs`` adds a CUDA-graph row beside each eager one; ``--onnx``
+effprof.measure.latency; each row says the host's load while it was timed (1-minute load average,
+cores other processes kept busy) and whether the measurement passed the reliability thresholds. ``--cuda-graphs`` adds a CUDA-graph row beside each eager one; ``--onnx``
 adds an ONNX Runtime fp32 row (cpu); ``--memory`` measures peak memory of one forward.
 """
 
@@ -146,7 +147,7 @@ def bench(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
     return rows
 
 
-HEADER = f"{'variant':8} {'input':16} {'prec':5} {'mode':22} {'median ms':>10} {'p10':>9} {'p90':>9} {'CV %':>6} {'Mpix/s':>8} {'act MiB':>8}"
+HEADER = f"{'variant':8} {'input':16} {'prec':5} {'mode':22} {'median ms':>10} {'p10':>9} {'p90':>9} {'CV %':>6} {'Mpix/s':>8} {'act MiB':>8} {'load':>5} {'others':>6} reliable"
 
 
 def print_row(row: dict[str, Any]) -> None:
@@ -159,7 +160,9 @@ def print_row(row: dict[str, Any]) -> None:
         f"{row['variant']:8} {row['input']:16} {row['precision']:5} {row['mode']:22} "
         f"{row['latency_median_ms']:10.1f} {row['latency_p10_ms']:9.1f} {row['latency_p90_ms']:9.1f} "
         f"{100 * row['latency_cv']:6.1f} {fmt(row['throughput_mpix_s'], '.3f'):>8} "
-        f"{fmt(row.get('activation_peak_mib'), '.0f'):>8}",
+        f"{fmt(row.get('activation_peak_mib'), '.0f'):>8} "
+        f"{fmt(row['latency_load_avg_1min'], '.1f'):>5} {fmt(row['latency_other_cpu_cores'], '.1f'):>6} "
+        f"{'yes' if row['latency_reliable'] else 'no: ' + str(row['latency_unreliable_reason'])}",
         flush=True,
     )
 

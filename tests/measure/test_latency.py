@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -15,6 +17,7 @@ from effprof.measure.latency import (
     output_pixels,
 )
 from effprof.measure.precision import backend_flags, num_threads, prepare_model
+from effprof.models.inputs import InputSpec, TensorSpec
 from effprof.results import EffprofError, Missing
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -76,6 +79,42 @@ def test_statistics_are_consistent_and_all_samples_kept():
     frame = result.to_frame()
     assert list(frame["latency_ms"]) == list(result.samples_ms)
     assert result.summary()["latency_median_ms"] == result.median_ms
+
+
+def test_each_result_records_the_hosts_load_and_says_whether_it_is_reliable():
+    result = measure_latency(tiny_cnn(), SHAPE, LatencySpec(warmup=1, repeat=5, threads=1))
+    summary = result.summary()
+    assert result.load is not None and result.load.own_cpu_cores >= 0
+    assert summary["latency_reliable"] is result.reliable
+    assert (summary["latency_unreliable_reason"] is None) == result.reliable
+    assert "latency_load_avg_1min" in summary and "latency_other_cpu_cores" in summary
+    assert 0 < summary["latency_cpu_ms"] <= 1.5 * result.mean_ms  # one thread: at most its wall
+    spread = replace(result, samples_ms=(10.0, 10.0, 10.0, 30.0, 31.0), load=None)
+    assert not spread.reliable and "samples spread" in spread.unreliable_reason
+
+
+class TokensAndImage(nn.Module):
+    """An image plus integer token ids given by keyword (a text-conditioned model in miniature)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(100, 3)
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + self.embed(ids).mean(1)[:, :, None, None]
+
+
+def test_several_inputs_with_integer_tensors_are_timed():
+    inputs = InputSpec((
+        TensorSpec(SHAPE),
+        TensorSpec((1, 7), dtype="int64", low=0, high=100, role="tokens", name="ids"),
+    ))  # fmt: skip
+    result = measure_latency(TokensAndImage().eval(), inputs, LatencySpec(repeat=2, threads=1))
+    assert not isinstance(result, Missing)
+    assert result.input_shape == SHAPE and "ids 1x7 int64" in result.inputs
+    half = measure_latency(TokensAndImage().eval(), inputs, LatencySpec("cpu", "bf16", repeat=1))
+    assert isinstance(half, Missing) or half.precision == "bf16"  # token ids stay int64
 
 
 def test_threads_are_set_during_the_run_and_restored_after():

@@ -10,6 +10,7 @@ import torch
 
 from effprof.measure.latency import TIMER_ORT, LatencyResult
 from effprof.measure.onnx import export_onnx, onnx_parity, ort_latency
+from effprof.models.inputs import InputSpec, TensorSpec
 from effprof.results import EffprofError
 
 SHAPE = (1, 3, 64, 64)
@@ -59,3 +60,32 @@ def test_ort_latency_follows_the_protocol(exported):
 def test_missing_onnx_file_is_a_user_error(tmp_path):
     with pytest.raises(EffprofError, match="does not exist"):
         ort_latency(tmp_path / "nope.onnx", SHAPE, threads=1, warmup=0, repeat=1)
+
+
+class ImageAndTokens(torch.nn.Module):
+    """An image and integer token ids (by keyword): two inputs, one of them int64."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(50, 3)
+        self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) * self.embed(ids).mean(1)[:, :, None, None]
+
+
+def test_several_inputs_with_integer_dtypes_export_time_and_match(tmp_path):
+    inputs = InputSpec((
+        TensorSpec((1, 3, 16, 16)),
+        TensorSpec((1, 4), dtype="int64", low=0, high=50, role="tokens", name="ids"),
+    ))  # fmt: skip
+    model = ImageAndTokens().eval()
+    path = export_onnx(model, inputs, tmp_path / "two.onnx")
+    graph = onnx.load(str(path)).graph
+    assert [i.name for i in graph.input] == ["input", "ids"]
+    assert graph.input[1].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    result = ort_latency(path, inputs, threads=1, warmup=1, repeat=2)
+    assert isinstance(result, LatencyResult) and result.output_pixels == 16 * 16
+    assert "ids int64" in result.notes[-1] and result.load is not None
+    parity = onnx_parity(model, path, inputs)
+    assert parity.output_shape == (1, 3, 16, 16) and parity.rel_l2_error < 1e-5

@@ -27,6 +27,7 @@ import torch
 
 from effprof.api.compress_measure import Context, Stage, count_macs
 from effprof.api.compress_steps import STEPS, dense_step
+from effprof.api.retime import retime_pipeline
 from effprof.compress.prune import PruneSpec, check_target
 from effprof.compress.recover import frozen
 from effprof.compress.reload import load_pruned
@@ -199,12 +200,15 @@ def compress(
     /,
     *,
     progress: CompressProgress | None = None,
+    retime_rounds: int = 1,
     **options: Any,
 ) -> list[Path]:
     """Run the compression pipeline of ``config`` (or keyword options); one run per step.
 
     Returns the run folders in step order (the dense baseline first), including runs reused by
-    ``resume``.
+    ``resume``. At the end the models are timed again together, interleaved, in
+    ``retime_rounds`` rounds (0: not), into a ``retime`` run of the same group
+    (:func:`effprof.api.retime.retime_pipeline`).
     """
     data = {**(config.model_dump(by_alias=True) if config else {}), **options}
     config = validate(CompressConfig, data, "compress options")
@@ -266,6 +270,10 @@ def compress(
                 stages[plan.label] = Stage(
                     model, plan.label, path.name, path, trained_steps=trained, pruned=pruned
                 )
+        if retime_rounds:  # the models timed again together: ratios within one round
+            emit("phase", f"re-timing the models interleaved ({retime_rounds} round(s))")
+            retime_pipeline(paths, out=config.out, model=config.model, variant=variant,
+                            group=group, env=env, rounds=retime_rounds)  # fmt: skip
     return paths
 
 

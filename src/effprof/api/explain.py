@@ -70,15 +70,19 @@ def measure_attribution(
     runs = max(2, min(5, int(CALLTIME_BUDGET_MS / latency))) if warm else 2
     times = (
         call_times(
-            model, target.padded_shape, spec, expected_ops=list(count.ops["op"]), runs=runs,
+            model, target.padded_inputs, spec, counted=count.ops, runs=runs,
             warmup=0 if warm else 1,
         )
         if timed
         else Missing("count-only run: nothing was timed")
     )  # fmt: skip
-    if isinstance(times, Missing) and timed:
-        out.metrics["calltime_total_ms"] = times
-        out.notes.append(f"attribution: time per component not measured: {times.reason}")
+    if isinstance(times, Missing):
+        if timed:
+            out.metrics["calltime_total_ms"] = times
+            out.notes.append(f"attribution: time per component not measured: {times.reason}")
+    else:
+        out.add("", times.summary())
+        out.notes.extend(f"attribution: {n}" for n in times.notes)
     components = entry.components or module_map(model, count.ops)
     result = attribute(
         count.ops, params, components=components,
@@ -185,6 +189,11 @@ def _sweep_latency(
         if isinstance(result, Missing):
             values.append(result)
             continue
+        if not result.reliable:
+            out.notes.append(
+                f"resolution sweep: latency at {row.resolution} unreliable: "
+                f"{result.unreliable_reason}"
+            )
         values.append(result.median_ms)
         per_pixel_s = result.median_ms / 1e3 / row.padded_pixels
     return values

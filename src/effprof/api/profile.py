@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,8 @@ from effprof.measure.counting import COUNTING_POLICY, CountResult, count_model
 from effprof.measure.crosscheck import cross_check
 from effprof.measure.environment import collect_environment, resolve_device
 from effprof.measure.finite import check_outputs
+from effprof.measure.hostload import load_average
+from effprof.measure.interleave import choose_threads
 from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.memory import measure_peak_memory
 from effprof.measure.onnx import export_onnx, onnx_parity, ort_latency
@@ -211,17 +212,37 @@ def _latency_spec(config: ProfileConfig, target: ProfileTarget) -> LatencySpec:
     )  # fmt: skip
 
 
+def _choose_threads(
+    runnable: nn.Module, config: ProfileConfig, target: ProfileTarget, out: Collected
+) -> LatencySpec:
+    """The spec to time with: ``--threads`` as given, else the thread count this host's load
+    allows (a brief 1-vs-N trial when it is busy; the run says which and why)."""
+    spec = _latency_spec(config, target)
+    if config.threads is not None:
+        out.metrics["latency_threads_choice"] = f"{config.threads} (--threads)"
+        return spec
+    choice = choose_threads(runnable, target.inputs, spec)
+    out.add("", choice.summary())
+    if choice.trial is not None:
+        out.tables["threads_trial"] = choice.trial.rounds
+        out.notes.append(f"threads: {choice.reason}")
+    return replace(spec, threads=choice.threads)
+
+
 def _measure_time(
     model: nn.Module, config: ProfileConfig, target: ProfileTarget, out: Collected, step: Progress
-) -> None:
-    spec = _latency_spec(config, target)
+) -> LatencySpec:
+    """Latency, peak memory, op time and ONNX Runtime; returns the spec they used (its thread
+    count chosen for this host), for the measurements that follow."""
     runnable = (
         PadToMultiple(model, target.multiple)
         if target.padded_shape != target.input_shape
         else model
     )
+    step("threads for this host")
+    spec = _choose_threads(runnable, config, target, out)
     step("latency")
-    latency = measure_latency(runnable, target.input_shape, spec)
+    latency = measure_latency(runnable, target.inputs, spec)
     if isinstance(latency, Missing):
         out.metrics["latency_median_ms"] = latency
         out.metrics["throughput_mpix_s"] = latency
@@ -231,7 +252,7 @@ def _measure_time(
         out.tables["latency"] = latency.to_frame()
         out.notes.extend(f"latency: {n}" for n in latency.notes)
     step("peak memory")
-    memory = measure_peak_memory(runnable, target.input_shape, spec)
+    memory = measure_peak_memory(runnable, target.inputs, spec)
     if isinstance(memory, Missing):
         out.metrics["memory_peak_bytes"] = memory
         out.metrics["memory_activation_peak_bytes"] = memory
@@ -242,7 +263,7 @@ def _measure_time(
         out.notes.extend(f"memory: {n}" for n in memory.notes)
     if config.optime:
         step("time per op")
-        timing = op_time(runnable, target.input_shape, spec)
+        timing = op_time(runnable, target.inputs, spec)
         if isinstance(timing, Missing):
             out.metrics["optime_total_ms"] = timing
         else:
@@ -251,17 +272,18 @@ def _measure_time(
             out.tables["optime_categories"] = timing.categories
     if config.onnx:
         step("ONNX Runtime")
-        _measure_onnx(runnable, config, target, out)
+        _measure_onnx(runnable, spec, target, out)
+    return spec
 
 
 def _measure_onnx(
-    model: nn.Module, config: ProfileConfig, target: ProfileTarget, out: Collected
+    model: nn.Module, spec: LatencySpec, target: ProfileTarget, out: Collected
 ) -> None:
     folder = Path(tempfile.mkdtemp(prefix="effprof-onnx-"))
     path = folder / "model.onnx"
     model = copy.deepcopy(model).cpu().float().eval()  # ONNX Runtime runs on the CPU, in fp32
     try:
-        export_onnx(model, target.input_shape, path)
+        export_onnx(model, target.inputs, path)
     except Exception as error:  # the exporter fails in many ways; the run records why
         out.metrics["ort_latency_median_ms"] = Missing(
             f"ONNX export failed: {str(error).splitlines()[0][:200]}"
@@ -269,9 +291,9 @@ def _measure_onnx(
         return
     out.files["model.onnx"] = path
     out.metrics["onnx_file_bytes"] = path.stat().st_size
-    threads = config.threads or torch.get_num_threads()
+    threads = spec.threads or torch.get_num_threads()
     result = ort_latency(
-        path, target.input_shape, threads=threads, warmup=config.warmup, repeat=config.repeat
+        path, target.inputs, threads=threads, warmup=spec.warmup, repeat=spec.repeat
     )
     if isinstance(result, Missing):
         out.metrics["ort_latency_median_ms"] = result
@@ -281,8 +303,7 @@ def _measure_onnx(
             {k: v for k, v in result.summary().items() if k.startswith(("latency", "throughput"))},
         )
         out.tables["ort_latency"] = result.to_frame()
-    x = torch.rand(target.input_shape, generator=torch.Generator().manual_seed(1))
-    parity = onnx_parity(model, path, x)
+    parity = onnx_parity(model, path, target.inputs)
     out.add("onnx_", parity.summary())
 
 
@@ -328,25 +349,24 @@ def _note_count_only(config: ProfileConfig, out: Collected) -> None:
 
 def _load_average() -> float | None:
     """1-minute load average of the host (None where the OS does not report one)."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
+    return load_average()
 
 
 def _note_busy_host(before: float | None, after: float | None, out: Collected) -> None:
-    """Record the load while timing; say so when other work competed for the CPU."""
+    """Record the load while timing; say so when a timing is marked unreliable.
+
+    The per-measurement fields are the latency's own (``latency_reliable``,
+    ``latency_unreliable_reason``, ``latency_load_avg_1min``, ``latency_other_cpu_cores``; the
+    same with ``ort_``); this adds ``host_load_avg_1min`` around all the timing and a note.
+    """
     loads = [v for v in (before, after) if v is not None]
-    if not loads:
-        out.metrics["host_load_avg_1min"] = Missing("the OS reports no load average")
-        return
-    load, cores = max(loads), os.cpu_count() or 1
-    out.metrics["host_load_avg_1min"] = load
-    if load > 0.75 * cores:
-        out.notes.append(
-            f"the host was busy while timing (1-minute load average {load:.1f} on {cores} "
-            "cores): other work competed for the CPU, so times are pessimistic"
-        )
+    out.metrics["host_load_avg_1min"] = (
+        max(loads) if loads else Missing("the OS reports no load average")
+    )
+    for prefix, name in (("", "latency"), ("ort_", "ONNX Runtime latency")):
+        reason = out.metrics.get(f"{prefix}latency_unreliable_reason")
+        if isinstance(reason, str):
+            out.notes.append(f"{name} marked unreliable: {reason}")
 
 
 def profile(
@@ -389,7 +409,7 @@ def profile(
         step("checking the outputs are finite")
         _check_outputs(model, target, collected)
         load_before = _load_average()
-        _measure_time(model, config, target, collected, step)
+        spec = _measure_time(model, config, target, collected, step)
         _note_busy_host(load_before, _load_average(), collected)
     step("attribution" if config.count_only else "time per call and attribution")
     measure_attribution(

@@ -44,6 +44,30 @@ def _print_table(comparison: Comparison) -> None:
         )
 
 
+def _print_retimed(comparison: Comparison) -> None:
+    from effprof.report.compare import format_metric, format_ratio
+
+    for note in comparison.retime_notes:
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    frame = comparison.retimed
+    if frame is None or frame.empty:
+        return
+    rounds = int(frame["rounds"].max())
+    table = Table(title=f"timed again now, interleaved ({rounds} round(s); ratios within a round)")
+    for name in ("run", "median", "ratio to run 1", "ratio reliable"):
+        table.add_column(name, justify="left" if name == "run" else "right")
+    for row in frame.itertuples():
+        if not row.rounds:
+            table.add_row(str(row.label), f"missing ({row.missing})", "—", "—")
+            continue
+        reason = str(row.ratio_unreliable_reason).split("; ")[0]
+        reliable = "yes" if row.ratio_reliable else f"no: {reason}"
+        table.add_row(
+            str(row.label), format_metric(row.median_ms, "ms"), format_ratio(row.ratio), reliable
+        )
+    console.print(table)
+
+
 @app.command()
 def compare(
     runs: list[str] = typer.Argument(
@@ -54,16 +78,23 @@ def compare(
         None, "--html", help="page to write (default <root>/comparisons/compare-<time>.html)"
     ),
     no_html: bool = typer.Option(False, "--no-html", help="print the table only"),
+    retime_rounds: int = typer.Option(
+        1,
+        "--retime-rounds",
+        min=0,
+        help="time the runs' models again, interleaved, in this many rounds (0: do not)",
+    ),
 ) -> None:
     """Compare runs: headline metrics with ratios to the first, and a comparison HTML page."""
+    from effprof.api.compare import compare as compare_job
     from effprof.report.compare import render_comparison
-    from effprof.runs import compare_runs, resolve_runs, write_text_atomic
+    from effprof.runs import resolve_runs, write_text_atomic
 
     if html is not None and not no_html:
         check_output_file(html, "--html")
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
-        comparison = compare_runs(resolve_runs(runs, root))
+        comparison = compare_job(resolve_runs(runs, root), retime_rounds=retime_rounds)
     for warning in skipped:
         warn(str(warning.message))
     for line in comparison.warnings:
@@ -71,6 +102,7 @@ def compare(
             f"warning: {line}", style="bold yellow", markup=False, highlight=False, soft_wrap=True
         )
     _print_table(comparison)
+    _print_retimed(comparison)
     if no_html:
         return
     if html is None:

@@ -1,76 +1,48 @@
 """Latency per the design's protocol: warm-up, repeated timed forwards, robust statistics.
 
 CUDA runs are timed with CUDA events (one start/end pair per forward, synchronised after each);
-CPU runs with ``time.perf_counter_ns`` around each forward. Inputs are seeded uniform [0, 1)
-images, forwards run under ``torch.inference_mode`` with ``cudnn.benchmark`` on, and every flag,
-thread count and the caller's model are left as they were found.
+CPU runs with ``time.perf_counter_ns`` around each forward. Inputs are those of an
+:class:`~effprof.models.inputs.InputSpec` (seeded; an image shape is one uniform [0, 1) image),
+forwards run in the measurement context of :mod:`effprof.measure.session` (threads, backend
+flags, inference mode, OOM -> Missing), and every flag, thread count and the caller's model are
+left as they were found. The host's load is recorded around the timed samples, and a result whose
+spread or load passes the thresholds of :mod:`effprof.measure.hostload` says so
+(``reliable`` / ``unreliable_reason``, in the run as ``latency_reliable`` and
+``latency_unreliable_reason``).
 
 >>> spec = LatencySpec(device="cpu", warmup=2, repeat=5, threads=1)  # doctest: +SKIP
 >>> result = measure_latency(model, (1, 3, 256, 256), spec)  # doctest: +SKIP
->>> result.median_ms, result.throughput_mpix_s  # doctest: +SKIP
+>>> result.median_ms, result.throughput_mpix_s, result.reliable  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.utils._pytree as pytree
 from torch import nn
 
 from effprof.measure.environment import device_name
-from effprof.measure.precision import (
-    DEVICES,
-    PRECISION_DTYPES,
-    backend_flags,
-    is_out_of_memory,
-    num_threads,
-    oom_missing,
-    prepare_model,
-    random_input,
-    release_memory,
-    synchronize,
-    unsupported,
-)
-from effprof.results import EffprofError, Missing
+from effprof.measure.hostload import HostLoad, unreliable_reason
+from effprof.measure.precision import synchronize
+from effprof.measure.session import LatencySpec, Session, measured
+from effprof.models.inputs import InputSpec, as_inputs
+from effprof.results import Missing
+
+__all__ = [
+    "TIMER_CPU", "TIMER_CUDA", "TIMER_ORT", "LatencyResult", "LatencySpec", "capture_cuda_graph",
+    "measure_latency", "output_pixels", "time_calls",
+]  # fmt: skip
 
 TIMER_CUDA = "cuda events"
 TIMER_CPU = "perf_counter"
 TIMER_ORT = "perf_counter (ORT)"
-
-
-@dataclass(frozen=True)
-class LatencySpec:
-    """How to time a model: device, precision and execution options, warm-up and repeat counts.
-
-    ``threads`` is torch's intra-op thread count during the measurement (None: leave as is).
-    """
-
-    device: str = "cpu"
-    precision: str = "fp32"
-    channels_last: bool = False
-    cuda_graphs: bool = False
-    compile: bool = False
-    warmup: int = 3
-    repeat: int = 10
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.device not in DEVICES:
-            raise EffprofError(f"unknown device {self.device!r}; known: {', '.join(DEVICES)}")
-        if self.precision not in PRECISION_DTYPES:
-            known = ", ".join(PRECISION_DTYPES)
-            raise EffprofError(f"unknown precision {self.precision!r}; known: {known}")
-        if self.warmup < 0 or self.repeat < 1:
-            raise EffprofError(
-                f"need warmup >= 0 and repeat >= 1, got {self.warmup}, {self.repeat}"
-            )
-        if self.threads is not None and self.threads < 1:
-            raise EffprofError(f"threads must be >= 1, got {self.threads}")
 
 
 @dataclass(frozen=True)
@@ -80,6 +52,8 @@ class LatencyResult:
     ``output_pixels`` is N x H x W of the largest image the model returned (None if it returned
     no 4-D tensor); throughput is output megapixels per second at the median latency.
     ``compile_s`` is the first (compiling) call of ``torch.compile``, None when not compiled.
+    ``load`` is the host's load while the samples ran (None where not recorded); ``inputs``
+    describes every input tensor (``input_shape`` is the first one's shape).
     """
 
     samples_ms: tuple[float, ...]
@@ -96,6 +70,8 @@ class LatencyResult:
     compiled: bool = False
     compile_s: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    load: HostLoad | None = None
+    inputs: str = ""
 
     @property
     def repeat(self) -> int:
@@ -134,8 +110,44 @@ class LatencyResult:
             return Missing("the model returned no N x C x H x W image")
         return self.output_pixels / (self.median_ms / 1e3) / 1e6
 
+    @property
+    def unreliable_reason(self) -> str | None:
+        """Why this median should not be trusted (spread of the samples, or other processes
+        taking the measured threads' cores), or None when it passed every threshold."""
+        threads = self.threads
+        if threads is None and self.load is not None:
+            threads = self.load.cores  # ORT's default: a thread per core
+        return unreliable_reason(self.samples_ms, self.load, threads, self.device)
+
+    @property
+    def cpu_ms(self) -> float | Missing:
+        """CPU time this process spent per timed forward (all its threads), in ms.
+
+        Where wall time grows with the host's load (the measured threads wait for a core), CPU
+        time counts only the time they ran; with N busy threads it is about N x the wall time.
+        """
+        if self.load is None:
+            return Missing("the host's load was not recorded")
+        return self.load.own_cpu_cores * self.load.wall_s * 1e3 / self.repeat
+
+    @property
+    def reliable(self) -> bool:
+        """True when the spread and the host's load passed the thresholds of measure.hostload."""
+        return self.unreliable_reason is None
+
     def summary(self) -> dict[str, Any]:
-        """Flat metrics with units in the names (``Missing`` where not measurable)."""
+        """Flat metrics with units in the names (``Missing`` where not measurable).
+
+        Besides the statistics: ``latency_reliable`` (bool) and ``latency_unreliable_reason``
+        (the reason, None when reliable); the host's load while timing as
+        ``latency_load_avg_1min``, ``latency_other_cpu_cores`` (average cores other processes
+        kept busy) and ``latency_own_cpu_cores``; ``latency_cpu_ms`` is :attr:`cpu_ms`.
+        """
+        load = (
+            self.load.summary("latency_")
+            if self.load is not None
+            else {"latency_load_avg_1min": Missing("the host's load was not recorded")}
+        )
         return {
             "latency_median_ms": self.median_ms,
             "latency_p10_ms": self.p10_ms,
@@ -147,6 +159,10 @@ class LatencyResult:
             "throughput_mpix_s": self.throughput_mpix_s,
             "latency_threads": self.threads,
             "compile_s": self.compile_s if self.compiled else Missing("torch.compile not used"),
+            "latency_reliable": self.reliable,
+            "latency_unreliable_reason": self.unreliable_reason,
+            "latency_cpu_ms": self.cpu_ms,
+            **load,
         }
 
     def to_frame(self) -> pd.DataFrame:
@@ -164,14 +180,10 @@ class LatencyResult:
 
 
 def output_pixels(output: object) -> int | None:
-    """N x H x W of the largest 4-D array in a model output (tensor / ndarray, list, tuple, dict)."""
-    if isinstance(output, Mapping):
-        items = list(output.values())
-    elif isinstance(output, (list, tuple)):
-        items = list(output)
-    else:
-        items = [output]
-    shapes = [tuple(item.shape) for item in items if hasattr(item, "shape")]
+    """N x H x W of the largest 4-D array in a model output (tensors or ndarrays, in any nesting
+    of lists, tuples, dicts or a transformers ``ModelOutput``); None when there is none."""
+    leaves = pytree.tree_leaves(output)
+    shapes = [tuple(leaf.shape) for leaf in leaves if hasattr(leaf, "shape")]
     pixels = [s[0] * s[-2] * s[-1] for s in shapes if len(s) == 4]
     return max(pixels) if pixels else None
 
@@ -244,16 +256,19 @@ def _compile(
 
 
 def _run(
-    model: nn.Module, input_shape: tuple[int, ...], spec: LatencySpec, kwargs: dict
+    session: Session, model: nn.Module, inputs: InputSpec, kwargs: dict[str, Any]
 ) -> LatencyResult:
-    prepared, notes = prepare_model(model, spec.device, spec.precision, spec.channels_last)
+    spec = session.spec
+    prepared = session.prepare(model)
+    notes = [f"torch intra-op threads: {session.threads}"]
     if model.training:
         notes.append("the model was in train mode (not switched to eval)")
-    x = random_input(input_shape, spec.device, spec.precision, spec.channels_last)
-    notes.append(f"input: seeded uniform [0, 1) {tuple(input_shape)} {x.dtype}")
+    args, given = session.inputs(inputs)
+    given.update(kwargs)
+    notes.append(f"inputs: seeded {inputs.describe()} ({spec.precision})")
 
     def forward_with(module: nn.Module) -> object:
-        return module(x, **kwargs)
+        return module(*args, **given)
 
     fn: Callable[[], object] = lambda: forward_with(prepared)  # noqa: E731
     compile_s = None
@@ -266,72 +281,43 @@ def _run(
     for _ in range(spec.warmup):
         fn()
     synchronize(spec.device)
-    samples, output = time_calls(fn, spec.repeat, spec.device)
+    with session.watch() as watch:
+        samples, output = time_calls(fn, spec.repeat, spec.device)
     return LatencyResult(
         samples_ms=tuple(samples),
-        input_shape=tuple(input_shape),
+        input_shape=inputs.shape,
         output_pixels=output_pixels(output),
         device=spec.device,
         device_name=device_name(spec.device),
         precision=spec.precision,
         timer=TIMER_CUDA if spec.device == "cuda" else TIMER_CPU,
-        threads=None,  # filled in by measure_latency, which owns the thread context
+        threads=session.threads,
         warmup=spec.warmup,
         channels_last=spec.channels_last,
         cuda_graphs=spec.cuda_graphs,
         compiled=spec.compile,
         compile_s=compile_s,
-        notes=tuple(notes),
+        notes=(*session.notes, *notes),
+        load=watch.load,
+        inputs=inputs.describe(),
     )
 
 
 def measure_latency(
     model: nn.Module,
-    input_shape: tuple[int, ...],
+    inputs: InputSpec | Sequence[int],
     spec: LatencySpec,
     *,
     forward_kwargs: Mapping[str, Any] | None = None,
 ) -> LatencyResult | Missing:
-    """Time ``model`` on a random input of ``input_shape`` per ``spec``; Missing if impossible.
+    """Time ``model`` on seeded ``inputs`` (an InputSpec, or one image's shape) per ``spec``.
 
     Out-of-memory gives ``Missing("out of memory: ...")``; a configuration the device cannot run
     (cuda options on cpu, tf32 on cpu, half precision the cpu kernels refuse, a failing
     torch.compile) gives ``Missing`` with the reason. The caller's model is not modified.
     """
-    reason = unsupported(spec.device, spec.precision, spec.cuda_graphs, spec.compile)
-    if reason is not None:
-        return reason
+    given = as_inputs(inputs)
     kwargs = dict(forward_kwargs or {})
-    try:
-        with (
-            num_threads(spec.threads) as threads,
-            backend_flags(spec.precision, spec.device) as flag_notes,
-            torch.inference_mode(),
-        ):
-            result = _run(model, input_shape, spec, kwargs)
-    except Exception as error:
-        if is_out_of_memory(error):
-            return oom_missing(error)
-        refused = _refusal(error, spec)
-        if refused is not None:
-            return refused
-        raise
-    finally:
-        if spec.device == "cuda":
-            release_memory()
-    notes = (*flag_notes, f"torch intra-op threads: {threads}", *result.notes)
-    return replace(result, threads=threads, notes=notes)
-
-
-def _refusal(error: Exception, spec: LatencySpec) -> Missing | None:
-    """A Missing for errors that mean "this device cannot run this configuration"."""
-    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-    if spec.compile and type(error).__module__.startswith(("torch._dynamo", "torch._inductor")):
-        return Missing(f"torch.compile failed: {first}")
-    if (
-        spec.device == "cpu"
-        and spec.precision in ("fp16", "bf16")
-        and isinstance(error, RuntimeError)
-    ):
-        return Missing(f"{spec.precision} inference is not supported on this cpu: {first}")
-    return None
+    return measured(
+        spec, lambda session: _run(session, model, given, kwargs), graphs_and_compile=True
+    )

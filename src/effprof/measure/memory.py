@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,18 +36,14 @@ import psutil
 import torch
 from torch import nn
 
-from effprof.measure.latency import LatencySpec
 from effprof.measure.precision import (
-    backend_flags,
     is_out_of_memory,
-    num_threads,
-    oom_missing,
-    prepare_model,
-    random_input,
+    make_inputs,
     release_memory,
     tensor_bytes,
-    unsupported,
 )
+from effprof.measure.session import LatencySpec, Session, measured
+from effprof.models.inputs import InputSpec, as_inputs
 from effprof.results import Missing
 
 CHILD_TIMEOUT_S = 1800.0
@@ -102,61 +98,50 @@ class MemoryResult:
 
 def measure_peak_memory(
     model: nn.Module,
-    input_shape: tuple[int, ...],
+    inputs: InputSpec | Sequence[int],
     spec: LatencySpec,
     *,
     forward_kwargs: Mapping[str, Any] | None = None,
 ) -> MemoryResult | Missing:
-    """Peak memory of one forward of ``model`` on a random ``input_shape`` input, per ``spec``.
+    """Peak memory of one forward of ``model`` on seeded ``inputs`` (an InputSpec or one image's
+    shape), per ``spec``, in the measurement context of :mod:`effprof.measure.session`.
 
     Uses ``spec.device``, ``precision``, ``channels_last`` and ``threads`` (CUDA graphs and
     torch.compile do not apply). Out-of-memory returns ``Missing("out of memory: ...")``.
     """
-    reason = unsupported(spec.device, spec.precision, cuda_graphs=False, compile=False)
-    if reason is not None:
-        return reason
+    given = as_inputs(inputs)
     kwargs = dict(forward_kwargs or {})
     ignored = [name for name in ("cuda_graphs", "compile") if getattr(spec, name)]
     notes = [f"{' and '.join(ignored)} not applied (eager forward)"] if ignored else []
-    if spec.device == "cuda":
-        return _cuda_peak(model, tuple(input_shape), spec, kwargs, notes)
-    return _cpu_peak(model, tuple(input_shape), spec, kwargs, notes)
+    peak = _cuda_peak if spec.device == "cuda" else _cpu_peak
+    return measured(spec, lambda session: peak(session, model, given, kwargs, notes))
 
 
 def _cuda_peak(
-    model: nn.Module, shape: tuple[int, ...], spec: LatencySpec, kwargs: dict, notes: list[str]
-) -> MemoryResult | Missing:
-    try:
-        with (
-            num_threads(spec.threads),
-            backend_flags(spec.precision, "cuda") as flag_notes,
-            torch.inference_mode(),
-        ):
-            prepared, prep_notes = prepare_model(model, "cuda", spec.precision, spec.channels_last)
-            x = random_input(shape, "cuda", spec.precision, spec.channels_last)
-            prepared(x, **kwargs)  # cuDNN algorithm search and lazy initialisation, not measured
-            torch.cuda.synchronize()
-            release_memory()
-            torch.cuda.reset_peak_memory_stats()
-            allocated_before = torch.cuda.memory_allocated()
-            reserved_before = torch.cuda.memory_reserved()
-            output = prepared(x, **kwargs)
-            torch.cuda.synchronize()
-            peak = torch.cuda.max_memory_allocated()
-            reserved_peak = torch.cuda.max_memory_reserved()
-            weights = tensor_bytes(prepared)
-            del output, x, prepared
-    except Exception as error:
-        if is_out_of_memory(error):
-            return oom_missing(error)
-        raise
-    finally:
-        release_memory()
+    session: Session, model: nn.Module, inputs: InputSpec, kwargs: dict, notes: list[str]
+) -> MemoryResult:
+    spec = session.spec
+    prepared = session.prepare(model)
+    args, given = session.inputs(inputs)
+    given.update(kwargs)
+    prepared(*args, **given)  # cuDNN algorithm search and lazy initialisation, not measured
+    torch.cuda.synchronize()
+    release_memory()
+    torch.cuda.reset_peak_memory_stats()
+    allocated_before = torch.cuda.memory_allocated()
+    reserved_before = torch.cuda.memory_reserved()
+    output = prepared(*args, **given)
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    reserved_peak = torch.cuda.max_memory_reserved()
+    weights = tensor_bytes(prepared)
+    del output, args, given, prepared
+    release_memory()
     return MemoryResult(
         device="cuda",
         method="torch.cuda max_memory_allocated / max_memory_reserved after reset_peak_memory_stats; "
         "one warm-up forward before the measured one",
-        input_shape=shape,
+        input_shape=inputs.shape,
         precision=spec.precision,
         weights_bytes=weights,
         baseline_bytes=allocated_before,
@@ -164,14 +149,15 @@ def _cuda_peak(
         activation_peak_bytes=peak - allocated_before,
         reserved_peak_bytes=reserved_peak,
         reserved_activation_peak_bytes=reserved_peak - reserved_before,
-        notes=(*flag_notes, *prep_notes, *notes),
+        notes=(*session.notes, *notes),
     )
 
 
 def _cpu_peak(
-    model: nn.Module, shape: tuple[int, ...], spec: LatencySpec, kwargs: dict, notes: list[str]
+    session: Session, model: nn.Module, inputs: InputSpec, kwargs: dict, notes: list[str]
 ) -> MemoryResult | Missing:
-    prepared, prep_notes = prepare_model(model, "cpu", spec.precision, spec.channels_last)
+    spec = session.spec
+    prepared = session.prepare(model)
     weights = tensor_bytes(prepared)
     with tempfile.TemporaryDirectory(prefix="effprof-mem-") as tmp:
         path = Path(tmp) / "model.pkl"
@@ -181,14 +167,14 @@ def _cpu_peak(
         except (pickle.PicklingError, TypeError, AttributeError) as error:
             return Missing(f"the model cannot be pickled for the measuring child process: {error}")
         del prepared
-        reply = _run_child(path, shape, spec, kwargs)
+        reply = _run_child(path, inputs, spec, kwargs)
     if not reply.get("ok"):
         return _child_failure(reply, spec)
     return MemoryResult(
         device="cpu",
         method=f"peak RSS in a spawned child process ({reply['peak_method']}) minus RSS before "
         "the forward; one un-measured forward first, its memory freed and trimmed",
-        input_shape=shape,
+        input_shape=inputs.shape,
         precision=spec.precision,
         weights_bytes=weights,
         baseline_bytes=reply["rss_before"],
@@ -198,14 +184,14 @@ def _cpu_peak(
         reserved_activation_peak_bytes=Missing(
             "reserved memory is a CUDA caching-allocator number"
         ),
-        notes=(*prep_notes, *notes, f"child torch intra-op threads: {reply['threads']}"),
+        notes=(*session.notes, *notes, f"child torch intra-op threads: {reply['threads']}"),
     )
 
 
-def _run_child(path: Path, shape: tuple[int, ...], spec: LatencySpec, kwargs: dict) -> dict:
+def _run_child(path: Path, inputs: InputSpec, spec: LatencySpec, kwargs: dict) -> dict:
     ctx = mp.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
-    args = (str(path), shape, spec.precision, spec.channels_last, spec.threads, kwargs, sender)
+    args = (str(path), inputs, spec.precision, spec.channels_last, spec.threads, kwargs, sender)
     process = ctx.Process(target=_child_main, args=args, daemon=True)
     with _child_stderr_silenced():  # Ctrl-C is the parent's to handle: no child traceback
         process.start()
@@ -296,7 +282,7 @@ class _Sampler(threading.Thread):
 
 def _child_main(
     path: str,
-    shape: tuple[int, ...],
+    inputs: InputSpec,
     precision: str,
     channels_last: bool,
     threads: int | None,
@@ -311,11 +297,12 @@ def _child_main(
         # model, not a user checkpoint, so unpickling it is as safe as the parent's own objects.
         with open(path, "rb") as fh:
             model = pickle.load(fh)
-        x = random_input(shape, "cpu", precision, channels_last)
+        args, given = make_inputs(inputs, "cpu", precision, channels_last)
+        given.update(kwargs)
         with torch.inference_mode():
             # One un-measured forward pages in kernels and thread pools; its memory is freed and
             # trimmed back to the OS below, so only the measured forward's own growth counts.
-            del_output = model(x, **kwargs)
+            del_output = model(*args, **given)
             del del_output
             gc.collect()
             _malloc_trim()
@@ -328,7 +315,7 @@ def _child_main(
                 sampler = _Sampler()
                 sampler.start()
                 method = "RSS polled every 0.2 ms"
-            output = model(x, **kwargs)
+            output = model(*args, **given)
             if sampler is None:
                 rss_peak = _hwm_bytes()
             else:

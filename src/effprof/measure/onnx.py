@@ -1,10 +1,14 @@
-"""ONNX export, ONNX Runtime latency and torch-vs-ONNX parity.
+"""ONNX export, ONNX Runtime latency and torch-vs-ONNX parity, for models with any inputs.
 
 Export uses torch's ``torch.export``-based exporter (``dynamo=True``, the default since torch 2.9;
-the TorchScript exporter is deprecated) with a fixed input shape, weights stored inside the one
+the TorchScript exporter is deprecated) with fixed input shapes, weights stored inside the one
 .onnx file. Its nodes carry ``pkg.torch.onnx.name_scopes`` metadata naming the module each came
-from. ``ort_latency`` and ``onnx_parity`` take any .onnx file with one float image input, e.g.
-an INT8 model quantised from the exported one.
+from. Inputs come from an :class:`~effprof.models.inputs.InputSpec` (several tensors, keyword
+tensors, integer tensors such as token ids); the graph's inputs are named after them
+(:func:`onnx_input_names`: ``input`` for a single positional tensor). ``ort_latency`` and
+``onnx_parity`` take any .onnx file whose inputs match the spec by name or by position, e.g. an
+INT8 model quantised from the exported one; ONNX Runtime timing runs in the measurement context
+of :mod:`effprof.measure.session` and records the host's load like the torch timer.
 """
 
 from __future__ import annotations
@@ -14,24 +18,33 @@ import io
 import logging
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from effprof.measure.environment import device_name
 from effprof.measure.latency import TIMER_ORT, LatencyResult, output_pixels
-from effprof.measure.precision import INPUT_SEED, first_tensor, is_out_of_memory, model_device_type
+from effprof.measure.precision import model_device_type
+from effprof.measure.session import LatencySpec, Session, measured
+from effprof.models.inputs import InputSpec, as_inputs, flat_tensors
 from effprof.results import EffprofError, Missing
 
 DEFAULT_OPSET = 18  # the dynamo exporter implements opset 18; lower opsets go through a converter
-_ORT_FLOAT_TYPES = {
+_ORT_TYPES: dict[str, Any] = {
     "tensor(float)": np.float32,
     "tensor(float16)": np.float16,
     "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int16)": np.int16,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
 }
 _DTYPE_LABEL = {np.float32: "fp32", np.float16: "fp16", np.float64: "fp64"}
 
@@ -57,19 +70,43 @@ class Parity:
         }
 
 
-def export_onnx(
-    model: nn.Module, input_shape: tuple[int, ...], path: str | Path, *, opset: int = DEFAULT_OPSET
-) -> Path:
-    """Export ``model`` for a fixed ``input_shape`` to one self-contained .onnx file; return its path.
+def onnx_input_names(inputs: InputSpec) -> list[str]:
+    """Graph input names for a spec: keyword tensors keep their keyword; positional ones are
+    ``input`` (a single tensor) or ``input_0``, ``input_1``, ..."""
+    positional = [t for t in inputs.tensors if t.name is None]
+    names = []
+    for index, tensor in enumerate(inputs.tensors):
+        if tensor.name is not None:
+            names.append(tensor.name)
+        else:
+            names.append("input" if len(positional) == 1 else f"input_{index}")
+    return names
 
-    The model runs on its own device and dtype; input and output are named ``input`` / ``output``.
+
+def _model_float_dtype(model: nn.Module) -> torch.dtype:
+    reference = next(iter([*model.parameters(), *model.buffers()]), None)
+    if reference is not None and reference.is_floating_point():
+        return reference.dtype
+    return torch.float32
+
+
+def export_onnx(
+    model: nn.Module,
+    inputs: InputSpec | Sequence[int],
+    path: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    """Export ``model`` for fixed ``inputs`` (an InputSpec or one image's shape) to one
+    self-contained .onnx file; return its path.
+
+    The model runs on its own device and dtype (float inputs are cast to it, integer inputs keep
+    theirs); inputs are named by :func:`onnx_input_names`, the first output ``output``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    reference = next(iter([*model.parameters(), *model.buffers()]), None)
-    dtype = reference.dtype if reference is not None and reference.is_floating_point() else None
-    x = torch.rand(input_shape, generator=torch.Generator().manual_seed(INPUT_SEED))
-    x = x.to(device=model_device_type(model), dtype=dtype or torch.float32)
+    spec = as_inputs(inputs)
+    args, kwargs = spec.build(model_device_type(model), _model_float_dtype(model))
     # The exporter reports progress with print() and logs warnings about optional packages
     # (torchvision); measure functions never print.
     exporter_log = logging.getLogger("torch.onnx")
@@ -80,13 +117,14 @@ def export_onnx(
             warnings.filterwarnings("ignore", category=FutureWarning, module="copyreg")
             torch.onnx.export(
                 model,
-                (x,),
+                args,
                 str(path),
+                kwargs=kwargs or None,
                 opset_version=opset,
                 dynamo=True,
                 external_data=False,
                 verbose=False,
-                input_names=["input"],
+                input_names=onnx_input_names(spec),
                 output_names=["output"],
             )
     finally:
@@ -109,86 +147,126 @@ def _session(onnx_path: str | Path, threads: int | None, providers: list[str] | 
     return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
 
 
-def _ort_input(session: Any, input_shape: tuple[int, ...]) -> tuple[str, np.ndarray]:
-    inputs = session.get_inputs()
-    if len(inputs) != 1:
-        raise EffprofError(f"expected an ONNX model with one input, it has {len(inputs)}")
-    dtype = _ORT_FLOAT_TYPES.get(inputs[0].type)
-    if dtype is None:
-        raise EffprofError(f"ONNX input {inputs[0].name!r} is {inputs[0].type}, not a float tensor")
-    rng = np.random.default_rng(INPUT_SEED)
-    return inputs[0].name, rng.random(input_shape, dtype=np.float64).astype(dtype)
+def ort_feed(session: Any, inputs: InputSpec, seed: int | None = None) -> dict[str, np.ndarray]:
+    """The feed of an ORT session for ``inputs``: the spec's seeded values, matched to the
+    graph's inputs by name (else by position), each cast to the type the graph declares."""
+    graph_inputs = session.get_inputs()
+    args, kwargs = inputs.build("cpu", None, **({} if seed is None else {"seed": seed}))
+    values = dict(zip(onnx_input_names(inputs), flat_tensors((args, kwargs)), strict=True))
+    names = [i.name for i in graph_inputs]
+    if not set(names) <= set(values):
+        if len(names) != len(values):
+            raise EffprofError(
+                f"the ONNX model takes {len(names)} input(s) ({', '.join(names)}); "
+                f"the inputs are {inputs.describe()}"
+            )
+        values = dict(zip(names, values.values(), strict=True))
+    feed = {}
+    for graph_input in graph_inputs:
+        dtype = _ORT_TYPES.get(graph_input.type)
+        if dtype is None:
+            raise EffprofError(f"ONNX input {graph_input.name!r} is {graph_input.type}: not fed")
+        feed[graph_input.name] = values[graph_input.name].detach().cpu().numpy().astype(dtype)
+    return feed
+
+
+def _precision_label(feed: dict[str, np.ndarray]) -> str:
+    floats = [a.dtype.type for a in feed.values() if np.issubdtype(a.dtype, np.floating)]
+    return _DTYPE_LABEL.get(floats[0], str(floats[0])) if floats else "fp32"
+
+
+def _timed_ort(
+    session: Session,
+    onnx_path: Path,
+    inputs: InputSpec,
+    threads: int | None,
+    providers: list[str] | None,
+) -> LatencyResult:
+    import onnxruntime as ort
+
+    spec = session.spec
+    ort_session = _session(onnx_path, threads, providers)
+    feed = ort_feed(ort_session, inputs)
+    for _ in range(spec.warmup):
+        ort_session.run(None, feed)
+    samples: list[float] = []
+    outputs: list = []
+    with session.watch() as watch:
+        for _ in range(spec.repeat):
+            begin = time.perf_counter_ns()
+            outputs = ort_session.run(None, feed)
+            samples.append((time.perf_counter_ns() - begin) / 1e6)
+    used = ort_session.get_providers()
+    device = "cuda" if "CUDAExecutionProvider" in used[:1] else "cpu"
+    threads_note = threads if threads is not None else "ORT default (one per physical core)"
+    return LatencyResult(
+        samples_ms=tuple(samples),
+        input_shape=inputs.shape,
+        output_pixels=output_pixels(outputs),
+        device=device,
+        device_name=device_name(device),
+        precision=_precision_label(feed),
+        timer=TIMER_ORT,
+        threads=threads,
+        warmup=spec.warmup,
+        notes=(
+            f"ONNX Runtime {ort.__version__}, providers {used}, graph optimisation ORT_ENABLE_ALL",
+            f"ORT intra-op threads: {threads_note}, inter-op threads: 1",
+            f"model file: {onnx_path.name} ({onnx_path.stat().st_size} bytes)",
+            f"inputs: seeded {inputs.describe()}, fed as "
+            + ", ".join(f"{k} {v.dtype}" for k, v in feed.items()),
+        ),
+        load=watch.load,
+        inputs=inputs.describe(),
+    )
 
 
 def ort_latency(
     onnx_path: str | Path,
-    input_shape: tuple[int, ...],
+    inputs: InputSpec | Sequence[int],
     *,
     threads: int | None,
     warmup: int,
     repeat: int,
     providers: list[str] | None = None,
 ) -> LatencyResult | Missing:
-    """Time ONNX Runtime inference of any one-input float .onnx file (same protocol as torch).
+    """Time ONNX Runtime inference of a .onnx file on seeded ``inputs`` (same protocol as torch).
 
     ``threads`` sets ORT's intra-op threads (None: ORT's default, one per physical core);
     providers default to ``["CPUExecutionProvider"]``. Out-of-memory returns ``Missing``.
     """
     if warmup < 0 or repeat < 1:
         raise EffprofError(f"need warmup >= 0 and repeat >= 1, got {warmup}, {repeat}")
-    import onnxruntime as ort
-
-    try:
-        session = _session(onnx_path, threads, providers)
-        name, x = _ort_input(session, tuple(input_shape))
-        for _ in range(warmup):
-            session.run(None, {name: x})
-        samples: list[float] = []
-        outputs: list = []
-        for _ in range(repeat):
-            begin = time.perf_counter_ns()
-            outputs = session.run(None, {name: x})
-            samples.append((time.perf_counter_ns() - begin) / 1e6)
-    except Exception as error:
-        if is_out_of_memory(error):
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-            return Missing(f"out of memory: {first}")
-        raise
-    used = session.get_providers()
-    device = "cuda" if "CUDAExecutionProvider" in used[:1] else "cpu"
-    threads_note = threads if threads is not None else "ORT default (one per physical core)"
-    return LatencyResult(
-        samples_ms=tuple(samples),
-        input_shape=tuple(input_shape),
-        output_pixels=output_pixels(outputs),
-        device=device,
-        device_name=device_name(device),
-        precision=_DTYPE_LABEL[x.dtype.type],
-        timer=TIMER_ORT,
-        threads=threads,
-        warmup=warmup,
-        notes=(
-            f"ONNX Runtime {ort.__version__}, providers {used}, graph optimisation ORT_ENABLE_ALL",
-            f"ORT intra-op threads: {threads_note}, inter-op threads: 1",
-            f"model file: {Path(onnx_path).name} ({Path(onnx_path).stat().st_size} bytes)",
-            f"input: seeded uniform [0, 1) {tuple(input_shape)} {x.dtype}",
-        ),
+    path, given = Path(onnx_path), as_inputs(inputs)
+    if not path.is_file():
+        raise EffprofError(f"ONNX file {str(path)!r} does not exist")
+    # torch's threads are set to ORT's too, so a torch op run meanwhile cannot oversubscribe.
+    spec = LatencySpec(device="cpu", warmup=warmup, repeat=repeat, threads=threads)
+    return measured(
+        spec, lambda session: _timed_ort(session, path, given, threads, providers), grad="none"
     )
 
 
 def onnx_parity(
-    model: nn.Module, onnx_path: str | Path, input: Tensor, *, providers: list[str] | None = None
+    model: nn.Module,
+    onnx_path: str | Path,
+    inputs: InputSpec | torch.Tensor,
+    *,
+    providers: list[str] | None = None,
+    seed: int = 1,
 ) -> Parity:
-    """Run ``model`` (torch, the reference) and the .onnx file on ``input``; compare first outputs."""
+    """Run ``model`` (torch, the reference) and the .onnx file on the same inputs (an InputSpec
+    built with ``seed``, or one tensor); compare their first outputs."""
+    spec = as_inputs(tuple(inputs.shape)) if isinstance(inputs, torch.Tensor) else inputs
+    if isinstance(inputs, torch.Tensor):
+        spec = InputSpec(spec.tensors, spec.constants, ((inputs.detach().cpu(),), {}))
     session = _session(onnx_path, threads=None, providers=providers)
-    name, template = _ort_input(session, tuple(input.shape))
-    reference = next(iter([*model.parameters(), *model.buffers()]), None)
-    dtype = reference.dtype if reference is not None and reference.is_floating_point() else None
+    feed = ort_feed(session, spec, seed=seed)
+    args, kwargs = spec.build(model_device_type(model), _model_float_dtype(model), seed=seed)
     with torch.inference_mode():
-        expected = first_tensor(model(input.to(device=model_device_type(model), dtype=dtype)))
+        expected = flat_tensors(model(*args, **kwargs))[0]
     b = expected.detach().float().cpu().numpy().astype(np.float64)
-    feed = input.detach().cpu().numpy().astype(template.dtype)
-    a = np.asarray(session.run(None, {name: feed})[0], dtype=np.float64)
+    a = np.asarray(session.run(None, feed)[0], dtype=np.float64)
     if a.shape != b.shape:
         raise EffprofError(f"ONNX output shape {a.shape} differs from torch's {b.shape}")
     diff = np.abs(a - b)

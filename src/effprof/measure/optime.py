@@ -3,9 +3,11 @@
 On cpu the time of an op is its *self* CPU time (time inside the aten op minus its child ops);
 on cuda it is the duration of each GPU kernel (and memcpy), attributed to a category by the
 kernel's name first, so cuDNN's NCHW<->NHWC transposes count as "data movement" even though a
-convolution launched them, and by the aten op that launched it otherwise. Shares are of the summed
-profiled time, so they add up to 1; Python overhead between ops (cpu) and idle GPU gaps (cuda) are
-not in it, which ``wall_ms`` beside it shows.
+convolution launched them, and by the aten op that launched it otherwise. Each forward is
+profiled on its own and each op keeps its fastest forward (a preemption by another process in one
+forward would otherwise move that op's share on a shared host). Shares are of the summed time, so
+they add up to 1; Python overhead between ops (cpu) and idle GPU gaps (cuda) are not in it, which
+``wall_ms`` beside it shows.
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-import torch
 from torch import nn
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
@@ -39,18 +40,10 @@ from effprof.measure.categories import (
     RESIZE,
     op_category,
 )
-from effprof.measure.latency import LatencySpec
-from effprof.measure.precision import (
-    backend_flags,
-    is_out_of_memory,
-    num_threads,
-    oom_missing,
-    prepare_model,
-    random_input,
-    release_memory,
-    synchronize,
-    unsupported,
-)
+from effprof.measure.hostload import HostLoad
+from effprof.measure.precision import synchronize
+from effprof.measure.session import LatencySpec, Session, measured
+from effprof.models.inputs import InputSpec, as_inputs
 from effprof.results import Missing
 
 TIMER_CPU = "torch.profiler self CPU time of aten ops"
@@ -105,11 +98,13 @@ def kernel_category(name: str, launcher: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class OpTime:
-    """Per-op and per-category time of ``runs`` profiled forwards (times are per forward).
+    """Per-op and per-category time of ``runs`` profiled forwards (times are per forward, each
+    op's fastest forward: see :func:`tabulate`).
 
     ``ops`` columns: name, category, caller (the outermost aten op it ran under, e.g.
     ``aten::conv2d``), calls, time_ms, share. ``categories`` columns: category, time_ms, share
-    (every category of effprof.measure.categories, shares summing to 1).
+    (every category of effprof.measure.categories, shares summing to 1). ``load`` is the host's
+    load during the profiled forwards.
     """
 
     device: str
@@ -120,6 +115,7 @@ class OpTime:
     ops: pd.DataFrame
     categories: pd.DataFrame
     notes: tuple[str, ...] = field(default_factory=tuple)
+    load: HostLoad | None = None
 
     def share(self, category: str) -> float:
         """Share (0..1) of the profiled time spent in ``category``."""
@@ -210,19 +206,31 @@ def _elapsed_us(event: Any) -> float:
     return float(event.time_range.end - event.time_range.start)
 
 
-def tabulate(rows: list[dict], runs: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-op table and per-category table (times per forward in ms, shares of the total)."""
-    frame = pd.DataFrame(rows, columns=["name", "category", "caller", "time_us"])
-    ops = (
-        frame.groupby(["name", "category", "caller"], as_index=False)
-        .agg(calls=("time_us", "size"), time_us=("time_us", "sum"))
-        .sort_values("time_us", ascending=False, ignore_index=True)
+def tabulate(runs: Sequence[list[dict]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-op table and per-category table from the event rows of each profiled forward.
+
+    An op (name, category, caller) keeps its fastest per-forward total over the forwards: other
+    processes only ever add time, and a forward a preemption hit would otherwise move its op's
+    share. Times are per forward in ms, shares of the summed fastest times.
+    """
+    per_run = []
+    for index, rows in enumerate(runs):
+        frame = pd.DataFrame(rows, columns=["name", "category", "caller", "time_us"])
+        grouped = frame.groupby(["name", "category", "caller"], as_index=False).agg(
+            calls=("time_us", "size"), time_us=("time_us", "sum")
+        )
+        per_run.append(grouped.assign(run=index))
+    joined = pd.concat(per_run, ignore_index=True)
+    ops = joined.groupby(["name", "category", "caller"], as_index=False).agg(
+        calls=("calls", "median"), time_us=("time_us", "min"), seen=("run", "size")
     )
+    ops.loc[ops["seen"] < len(runs), "time_us"] = 0.0  # absent from a forward: its fastest is 0
     total_us = float(ops["time_us"].sum())
-    ops["calls"] = ops["calls"] / runs
-    ops["time_ms"] = ops["time_us"] / runs / 1e3
+    ops["time_ms"] = ops["time_us"] / 1e3
     ops["share"] = ops["time_us"] / total_us if total_us > 0 else 0.0
-    ops = ops.drop(columns="time_us")
+    ops = ops.drop(columns=["time_us", "seen"]).sort_values(
+        "time_ms", ascending=False, ignore_index=True
+    )
     by_category = ops.groupby("category")["time_ms"].sum()
     categories = pd.DataFrame({"category": list(CATEGORIES)})
     extra = sorted(set(by_category.index) - set(CATEGORIES))
@@ -234,9 +242,34 @@ def tabulate(rows: list[dict], runs: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return ops, categories
 
 
+def _profiled(
+    session: Session, model: nn.Module, inputs: InputSpec, kwargs: dict, runs: int
+) -> tuple[list[list], float, HostLoad | None]:
+    spec = session.spec
+    activities = [ProfilerActivity.CPU]
+    if spec.device == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    prepared = session.prepare(model)
+    args, given = session.inputs(inputs)
+    given.update(kwargs)
+    for _ in range(max(spec.warmup, 1)):
+        prepared(*args, **given)
+    synchronize(spec.device)
+    events, wall_s = [], 0.0
+    with session.watch() as watch, _native_stderr_silenced():
+        for _ in range(runs):  # one profile per forward: each op keeps its fastest forward
+            with profile(activities=activities) as prof:
+                begin = time.perf_counter()
+                prepared(*args, **given)
+                synchronize(spec.device)
+                wall_s += time.perf_counter() - begin
+            events.append(list(prof.events()))
+    return events, wall_s, watch.load
+
+
 def op_time(
     model: nn.Module,
-    input_shape: tuple[int, ...],
+    inputs: InputSpec | tuple[int, ...],
     spec: LatencySpec,
     *,
     runs: int = 3,
@@ -247,47 +280,22 @@ def op_time(
     Uses ``spec.device``, ``precision``, ``channels_last`` and ``threads``; CUDA graphs and
     torch.compile are not applied (their kernels are not attributable to ops).
     """
-    reason = unsupported(spec.device, spec.precision, cuda_graphs=False, compile=False)
-    if reason is not None:
-        return reason
+    given = as_inputs(inputs)
     kwargs = dict(forward_kwargs or {})
-    activities = [ProfilerActivity.CPU]
-    if spec.device == "cuda":
-        activities.append(ProfilerActivity.CUDA)
     notes = [f"{runs} profiled forwards after {max(spec.warmup, 1)} warm-up forwards, eager"]
     if spec.cuda_graphs or spec.compile:
         notes.append("CUDA graphs / torch.compile not applied: kernels must map to ops")
-    try:
-        with (
-            num_threads(spec.threads) as threads,
-            backend_flags(spec.precision, spec.device) as flag_notes,
-            torch.inference_mode(),
-        ):
-            prepared, prep_notes = prepare_model(
-                model, spec.device, spec.precision, spec.channels_last
-            )
-            x = random_input(input_shape, spec.device, spec.precision, spec.channels_last)
-            for _ in range(max(spec.warmup, 1)):
-                prepared(x, **kwargs)
-            synchronize(spec.device)
-            with _native_stderr_silenced(), profile(activities=activities) as prof:
-                begin = time.perf_counter()
-                for _ in range(runs):
-                    prepared(x, **kwargs)
-                synchronize(spec.device)
-                wall_s = time.perf_counter() - begin
-            events = list(prof.events())
-    except Exception as error:
-        if is_out_of_memory(error):
-            return oom_missing(error)
-        raise
-    finally:
-        if spec.device == "cuda":
-            release_memory()
-    rows = kernel_rows(events) if spec.device == "cuda" else _cpu_rows(events)
-    if not rows:
+    result = measured(
+        spec, lambda session: (_profiled(session, model, given, kwargs, runs), session)
+    )
+    if isinstance(result, Missing):
+        return result
+    (events, wall_s, load), session = result
+    to_rows = kernel_rows if spec.device == "cuda" else _cpu_rows
+    rows = [to_rows(run) for run in events]
+    if not any(rows):
         return Missing("torch.profiler recorded no op or kernel events")
-    ops, categories = tabulate(rows, runs)
+    ops, categories = tabulate(rows)
     return OpTime(
         device=spec.device,
         timer=TIMER_CUDA if spec.device == "cuda" else TIMER_CPU,
@@ -296,5 +304,6 @@ def op_time(
         wall_ms=wall_s / runs * 1e3,
         ops=ops,
         categories=categories,
-        notes=(*flag_notes, *prep_notes, f"torch intra-op threads: {threads}", *notes),
+        notes=(*session.notes, f"torch intra-op threads: {session.threads}", *notes),
+        load=load,
     )

@@ -1,25 +1,31 @@
-"""Numeric precision, backend flags and threads for a measurement, each set and restored.
+"""Numeric precision of a measurement: the model and inputs cast and moved, OOM as Missing.
 
-Shared by latency, memory and op-time so the three measure the same configuration:
-
-* ``fp32``: float32 tensors with TF32 *off* for cuDNN convolutions and cuBLAS matmuls (PyTorch
-  enables TF32 convolutions by default, which would make "fp32" silently a TF32 number);
-* ``tf32``: float32 tensors with TF32 allowed for convolutions and matmuls (CUDA only);
-* ``fp16`` / ``bf16``: weights and input cast to half precision (pure half inference, the
-  ``.half()`` column of the GPU anchors), not autocast.
+* ``fp32`` / ``tf32``: float32 tensors (the TF32 flags are set by
+  :func:`effprof.backends.backend_flags`, re-exported here);
+* ``fp16`` / ``bf16``: weights and floating inputs cast to half precision (pure half inference,
+  the ``.half()`` column of the GPU anchors), not autocast. Integer inputs (token ids, point
+  indices) keep their dtype.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import gc
-from collections.abc import Iterator
+from collections.abc import Sequence
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
+from effprof.backends import backend_flags, num_threads
+from effprof.models.inputs import InputSpec, as_inputs
 from effprof.results import Missing
+
+__all__ = [
+    "DEVICES", "PRECISION_DTYPES", "backend_flags", "is_out_of_memory", "make_inputs",
+    "model_device_type", "num_threads", "oom_missing", "prepare_model", "release_memory",
+    "synchronize", "tensor_bytes", "unsupported",
+]  # fmt: skip
 
 DEVICES = ("cpu", "cuda")
 PRECISION_DTYPES: dict[str, torch.dtype] = {
@@ -28,17 +34,15 @@ PRECISION_DTYPES: dict[str, torch.dtype] = {
     "fp16": torch.float16,
     "bf16": torch.bfloat16,
 }
-# fp32_precision values of the new (torch >= 2.9) TF32 API: "ieee" = full fp32, "tf32" = allowed.
-_TF32_SETTING = {"fp32": "ieee", "tf32": "tf32"}
-INPUT_SEED = 0
 _OOM_MARKERS = ("out of memory", "not enough memory", "can't allocate memory", "failed to allocate")
 
 
 def is_out_of_memory(error: BaseException) -> bool:
-    """True for CUDA OOM, the CPU allocator's "not enough memory" and Python's MemoryError."""
+    """True for CUDA OOM, the CPU allocator's "not enough memory", Python's MemoryError and
+    ONNX Runtime's allocation failures (its exceptions are not RuntimeErrors)."""
     if isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)):
         return True
-    return isinstance(error, RuntimeError) and any(m in str(error).lower() for m in _OOM_MARKERS)
+    return isinstance(error, Exception) and any(m in str(error).lower() for m in _OOM_MARKERS)
 
 
 def oom_missing(error: BaseException) -> Missing:
@@ -71,66 +75,6 @@ def unsupported(device: str, precision: str, cuda_graphs: bool, compile: bool) -
     return None
 
 
-def _set_tf32(conv: str, matmul: str) -> None:
-    backends = torch.backends
-    backends.cudnn.conv.fp32_precision = conv
-    backends.cuda.matmul.fp32_precision = matmul
-
-
-@contextlib.contextmanager
-def backend_flags(
-    precision: str, device: str, *, cudnn_benchmark: bool = True
-) -> Iterator[list[str]]:
-    """Set cudnn.benchmark and the TF32 flags for ``precision``; restore both on exit.
-
-    Yields notes saying what was set (only on cuda, where the flags matter). Uses the fp32_precision API of torch >= 2.9 (the
-    legacy ``allow_tf32`` flags must not be mixed with it) and falls back to ``allow_tf32``.
-    """
-    backends = torch.backends
-    notes: list[str] = []
-    saved_benchmark = backends.cudnn.benchmark
-    new_api = hasattr(backends.cudnn, "conv") and hasattr(backends.cuda.matmul, "fp32_precision")
-    setting = _TF32_SETTING.get(precision)
-    if new_api:
-        saved = (backends.cudnn.conv.fp32_precision, backends.cuda.matmul.fp32_precision)
-    else:
-        saved = (backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32)
-    try:
-        backends.cudnn.benchmark = cudnn_benchmark
-        if setting is not None:
-            if new_api:
-                _set_tf32(setting, setting)
-            else:
-                backends.cudnn.allow_tf32 = backends.cuda.matmul.allow_tf32 = setting == "tf32"
-        if device == "cuda":
-            notes.append(f"cudnn.benchmark={cudnn_benchmark}")
-            if setting is not None:
-                allowed = "allowed" if setting == "tf32" else "disabled"
-                notes.append(f"TF32 {allowed} for cuDNN convolutions and cuBLAS matmuls")
-        yield notes
-    finally:
-        backends.cudnn.benchmark = saved_benchmark
-        if new_api:
-            _set_tf32(*saved)
-        else:
-            backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32 = saved
-
-
-@contextlib.contextmanager
-def num_threads(threads: int | None) -> Iterator[int]:
-    """Set ``torch.set_num_threads(threads)`` (None keeps the current value); restore on exit.
-
-    Yields the number of intra-op threads in effect.
-    """
-    saved = torch.get_num_threads()
-    try:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(saved)
-
-
 def prepare_model(
     model: nn.Module, device: str, precision: str, channels_last: bool
 ) -> tuple[nn.Module, list[str]]:
@@ -155,15 +99,22 @@ def prepare_model(
     return prepared, notes
 
 
-def random_input(
-    shape: tuple[int, ...], device: str, precision: str, channels_last: bool
-) -> Tensor:
-    """A seeded uniform [0, 1) image batch (never zeros) on ``device`` in ``precision``."""
-    generator = torch.Generator().manual_seed(INPUT_SEED)
-    x = torch.rand(shape, generator=generator).to(device=device, dtype=PRECISION_DTYPES[precision])
-    if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+def make_inputs(
+    inputs: InputSpec | Sequence[int], device: str, precision: str, channels_last: bool
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """(args, kwargs) of one forward: seeded values (never zeros) on ``device``, floating tensors
+    in ``precision``, 4-D float tensors in channels_last when asked."""
+    args, kwargs = as_inputs(inputs).build(device, PRECISION_DTYPES[precision])
+    if channels_last:
+        args = tuple(_channels_last(a) for a in args)
+        kwargs = {k: _channels_last(v) for k, v in kwargs.items()}
+    return args, kwargs
+
+
+def _channels_last(value: Any) -> Any:
+    if isinstance(value, torch.Tensor) and value.dim() == 4 and value.is_floating_point():
+        return value.contiguous(memory_format=torch.channels_last)
+    return value
 
 
 def synchronize(device: str) -> None:
@@ -185,15 +136,3 @@ def tensor_bytes(model: nn.Module) -> int:
     for tensor in [*model.parameters(), *model.buffers()]:
         seen[id(tensor)] = tensor.numel() * tensor.element_size()
     return sum(seen.values())
-
-
-def first_tensor(output: object) -> Tensor:
-    """The first tensor of a model output (a tensor, or a list / tuple / dict holding tensors)."""
-    if isinstance(output, Tensor):
-        return output
-    values = list(output.values()) if isinstance(output, dict) else output
-    if isinstance(values, (list, tuple)):
-        for item in values:
-            with contextlib.suppress(TypeError):
-                return first_tensor(item)
-    raise TypeError(f"model output {type(output).__name__} holds no tensor")

@@ -73,11 +73,18 @@ class Comparison:
 
     ``headline`` columns: run_id, label, key, metric, unit, better, value (float), ratio (value /
     the first run's value; NaN where either is missing or the first is 0), missing (reason or <NA>).
+    ``retimed`` (set by ``effprof.api.compare``): the runs' models timed again together,
+    interleaved; one row per run with a model: candidate, run_id, label, median_ms (over rounds),
+    ratio (to run 1's, within each round), ratio_min / ratio_max, ratio_reliable,
+    ratio_unreliable_reason, unreliable_blocks (rounds whose own timing failed the thresholds).
+    ``retime_notes`` say which runs were not re-timed and why.
     """
 
     runs: pd.DataFrame
     headline: pd.DataFrame
     warnings: tuple[str, ...]
+    retimed: pd.DataFrame | None = None
+    retime_notes: tuple[str, ...] = ()
 
     @property
     def labels(self) -> list[str]:

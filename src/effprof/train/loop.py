@@ -38,6 +38,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from effprof.models import state_dict_mismatch
 from effprof.results import EffprofError
+from effprof.backends import backend_flags
 from effprof.train.losses import LossFn, ReconstructionLoss
 from effprof.train.progress import Progress, Silent
 
@@ -102,14 +103,15 @@ def lr_at(spec: TrainSpec, step: int, progress: float) -> float:
 
 @contextlib.contextmanager
 def precision_context(precision: TrainPrecision, device: torch.device) -> Iterator[None]:
-    """tf32 matmuls/convs or bf16 autocast for the duration of training; flags restored after."""
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    benchmark = torch.backends.cudnn.benchmark
-    try:
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-            if precision in ("tf32", "bf16"):
-                torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    """The backend flags measurement uses (:func:`effprof.backends.backend_flags`), plus bf16
+    autocast, for the duration of training; every flag restored after.
+
+    ``fp32`` is true fp32 (TF32 off, as when measuring); ``tf32`` allows TF32 for convolutions and
+    matmuls; ``bf16`` autocasts to bf16 and allows TF32 for the ops autocast keeps in fp32.
+    cudnn.benchmark is on for cuda.
+    """
+    flags = "tf32" if precision in ("tf32", "bf16") else "fp32"
+    with backend_flags(flags, device.type, cudnn_benchmark=device.type == "cuda"):
         if precision == "bf16":
             # One autocast region spans the whole loop, so its weight cache must be off: cached
             # bf16 copies of the parameters would otherwise never see the optimizer's updates.
@@ -117,9 +119,6 @@ def precision_context(precision: TrainPrecision, device: torch.device) -> Iterat
                 yield
         else:
             yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
-        torch.backends.cudnn.benchmark = benchmark
 
 
 def save_checkpoint(
