@@ -36,9 +36,9 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from effprof.backends import backend_flags
 from effprof.models import state_dict_mismatch
 from effprof.results import EffprofError
-from effprof.backends import backend_flags
 from effprof.train.losses import LossFn, ReconstructionLoss
 from effprof.train.progress import Progress, Silent
 
