@@ -65,13 +65,13 @@ def prune_structures(out: Path) -> None:
             "criterion": criterion,
             "round_to": round_to,
             "round_all": round_all,
-            "macs_ratio_64x64": result.macs_ratio,
+            "macs_ratio_64x64": result.ratio,
             "param_count": result.steps[-1].param_count,
         }
         (out / f"{name}.json").write_text(
             json.dumps({"variant": "base", "info": info, "modules": structure_of(model)}, indent=1)
         )
-        print(f"{name}: {result.macs_ratio:.3f} of MACs, {time.perf_counter() - started:.0f} s")
+        print(f"{name}: {result.ratio:.3f} of MACs, {time.perf_counter() - started:.0f} s")
 
 
 def time_structures(

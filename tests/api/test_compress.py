@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from effprof.api.compress import compress, summary_frame
-from effprof.api.compress_steps import STEPS
+from effprof.compress.methods import METHODS
 from effprof.compress.reload import load_pruned
 from effprof.config import read_yaml_mapping, validate
 from effprof.config.compress import CompressConfig
@@ -163,7 +163,8 @@ def test_an_interrupted_compress_keeps_finished_runs_and_resumes(tmp_path, monke
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(STEPS, "vq", interrupted)
+    vq = METHODS.get("vq")
+    monkeypatch.setitem(METHODS._entries, "vq", type(vq)(vq.name, vq.settings, interrupted, ""))
     with pytest.raises(KeyboardInterrupt):
         compress(tiny_config(tmp_path))
     finished = written(tmp_path)

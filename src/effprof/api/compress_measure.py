@@ -1,8 +1,9 @@
-"""What every compression step measures, and the state the steps share (used by ``api.compress``).
+"""What every compression step measures, and the services the api gives the methods.
 
 The measurements are the same for every step, so steps compare:
 
-* ``param_count``; ``macs`` by ``effprof.measure.counting`` at 1 x 3 x test_size x test_size;
+* ``param_count``; ``macs`` by ``effprof.measure.counting`` at 1 x 3 x test_size x test_size and
+  ``macs_ratio`` to the dense model's;
 * ``file_bytes``: the size on disk of what the step stores (state dict, .onnx, .npz);
 * ``torch_latency_*`` (``measure.latency``, CPU, ``threads`` intra-op threads) and
   ``ort_latency_*`` (``measure.onnx.ort_latency``, CPU provider, same threads); ``cuda_latency_*``
@@ -14,7 +15,6 @@ The measurements are the same for every step, so steps compare:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,69 +23,43 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from effprof.compress.methods import ONNX_FILE, Form, Services, Stage
 from effprof.compress.quantize import OrtModel
 from effprof.compress.reload import save_pruned
-from effprof.compress.significance import Calibration, SignificanceTable
 from effprof.config.compress import CompressConfig
 from effprof.data import ImagePair, fidelity, quality
 from effprof.measure.counting import count_model
 from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.onnx import export_onnx, ort_latency
 from effprof.results import Missing
-from effprof.runs import RunWriter
-from effprof.train import Progress, restore
-
-ONNX_FILE = "model.onnx"
-LATENCY_KEYS = ("latency_median_ms", "latency_p10_ms", "latency_p90_ms", "latency_cv")
-
-
-@dataclass
-class Stage:
-    """A model a step can start from: the torch model, its label and the run that made it."""
-
-    model: nn.Module
-    label: str
-    run_id: str | None = None
-    run_dir: Path | None = None
-    significance: SignificanceTable | None = None
-    trained_steps: int = 0  # recovery steps in its lineage (the dense control needs as many)
-    pruned: bool = False
+from effprof.runs import RunWriter, read_record
+from effprof.runs.compression import LATENCY_KEYS
+from effprof.train import restore
 
 
 @dataclass
 class Context:
-    """What every step shares: settings, the frozen dense teacher, test and calibration data."""
+    """What the api keeps across steps: settings, the services given to methods, test data."""
 
     config: CompressConfig
     variant: str | None
-    device: str
-    multiple: int
-    teacher: nn.Module
+    services: Services
     pairs: list[ImagePair]
-    calibration: Calibration
-    phase: Callable[[str], None]
-    train_progress: Progress
     dense_outputs: list[Tensor] = field(default_factory=list)
-    dense_macs: int = 0
 
     @property
-    def shape(self) -> tuple[int, int, int, int]:
+    def shape(self) -> tuple[int, ...]:
         """The one-image shape MACs, latency and ONNX exports use."""
-        return (1, 3, self.config.test_size, self.config.test_size)
+        return self.services.shape
+
+    def phase(self, text: str) -> None:
+        """Report a phase of the current step."""
+        self.services.phase(text)
 
 
-@dataclass
-class StepOutput:
-    """What a step measured, what it noted, and the new model (prune / recover only)."""
-
-    metrics: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
-    model: nn.Module | None = None
-
-
-def count_macs(ctx: Context, model: nn.Module) -> int:
-    """MACs of one forward at the pipeline's shape (effprof's counter, on the meta device)."""
-    return count_model(model, ctx.shape).macs
+def count_macs(shape: tuple[int, ...], model: nn.Module) -> int:
+    """MACs of one forward at ``shape`` (effprof's counter, on the meta device)."""
+    return count_model(model, shape).macs
 
 
 def _latency_metrics(prefix: str, result: Any) -> dict[str, Any]:
@@ -97,15 +71,10 @@ def _latency_metrics(prefix: str, result: Any) -> dict[str, Any]:
     return metrics
 
 
-def _latency_spec(ctx: Context, device: str, precision: str = "fp32") -> LatencySpec:
-    c = ctx.config
-    return LatencySpec(
-        device=device,
-        precision=precision,
-        warmup=c.latency_warmup,
-        repeat=c.latency_repeat,
-        threads=c.threads,
-    )
+def latency_spec(config: CompressConfig, device: str, precision: str = "fp32") -> LatencySpec:
+    """The pipeline's latency protocol on ``device``."""
+    return LatencySpec(device=device, precision=precision, warmup=config.latency_warmup,
+                       repeat=config.latency_repeat, threads=config.threads)  # fmt: skip
 
 
 def torch_latency(
@@ -114,9 +83,9 @@ def torch_latency(
     """Torch latency on the CPU (and on CUDA when the pipeline runs there)."""
     ctx.phase(f"timing torch {precision} on cpu")
     metrics: dict[str, Any] = {}
-    devices = ["cpu", "cuda"] if ctx.device == "cuda" else ["cpu"]
+    devices = ["cpu", "cuda"] if ctx.services.device == "cuda" else ["cpu"]
     for device in devices:
-        result = measure_latency(model, ctx.shape, _latency_spec(ctx, device, precision))
+        result = measure_latency(model, ctx.shape, latency_spec(ctx.config, device, precision))
         prefix = "torch" if device == "cpu" else "cuda"
         metrics.update(_latency_metrics(prefix, result))
         if not isinstance(result, Missing):
@@ -129,11 +98,7 @@ def onnx_latency(ctx: Context, onnx_path: Path, writer: RunWriter) -> dict[str, 
     ctx.phase(f"timing ONNX Runtime ({onnx_path.name})")
     c = ctx.config
     result = ort_latency(
-        onnx_path,
-        ctx.shape,
-        threads=c.threads,
-        warmup=c.latency_warmup,
-        repeat=c.latency_repeat,
+        onnx_path, ctx.shape, threads=c.threads, warmup=c.latency_warmup, repeat=c.latency_repeat
     )
     if not isinstance(result, Missing):
         writer.add_table("ort_latency", result.to_frame())
@@ -144,8 +109,9 @@ def dense_reference(ctx: Context) -> list[Tensor]:
     """The dense model's restored test images (computed once, then reused for fidelity)."""
     if not ctx.dense_outputs:
         ctx.phase("restoring the test crops with the dense model")
+        s = ctx.services
         ctx.dense_outputs = [
-            restore(ctx.teacher, blurry.to(ctx.device), ctx.multiple).cpu()
+            restore(s.teacher, blurry.to(s.device), s.multiple).cpu()
             for blurry, _ in _batches(ctx.pairs)
         ]
     return ctx.dense_outputs
@@ -168,14 +134,14 @@ def heldout_quality(ctx: Context, model: nn.Module, writer: RunWriter) -> dict[s
     """
     references = dense_reference(ctx)
     ctx.phase(f"scoring {len(ctx.pairs)} held-out test crops")
-    device = "cpu" if isinstance(model, OrtModel) else ctx.device
+    device = "cpu" if isinstance(model, OrtModel) else ctx.services.device
     runner = model if device == "cpu" else copy.deepcopy(model).to(device)
     rows = []
     was_training = runner.training
     runner.eval()
     try:
         for (blurry, sharp), reference in zip(_batches(ctx.pairs), references, strict=True):
-            output = restore(runner, blurry.to(device), ctx.multiple).cpu()
+            output = restore(runner, blurry.to(device), ctx.services.multiple).cpu()
             scores = {
                 **{f"blurry_{k}": v for k, v in quality(blurry, sharp).items()},
                 **quality(output, sharp),
@@ -198,15 +164,21 @@ def heldout_quality(ctx: Context, model: nn.Module, writer: RunWriter) -> dict[s
     return metrics
 
 
+def _size_metrics(ctx: Context, model: nn.Module, file_bytes: int) -> dict[str, Any]:
+    macs = count_macs(ctx.shape, model)
+    return {
+        "param_count": sum(p.numel() for p in model.parameters()),
+        "macs": macs,
+        "macs_ratio": macs / ctx.services.dense_macs if ctx.services.dense_macs else 1.0,
+        "file_bytes": file_bytes,
+    }
+
+
 def model_metrics(
     ctx: Context, model: nn.Module, writer: RunWriter, file_bytes: int
 ) -> dict[str, Any]:
     """Everything measured for an fp32 torch model: size, MACs, torch / ORT latency, quality."""
-    metrics: dict[str, Any] = {
-        "param_count": sum(p.numel() for p in model.parameters()),
-        "macs": count_macs(ctx, model),
-        "file_bytes": file_bytes,
-    }
+    metrics = _size_metrics(ctx, model, file_bytes)
     metrics.update(torch_latency(ctx, model, writer))
     if ctx.config.ort:
         ctx.phase("exporting ONNX")
@@ -220,15 +192,37 @@ def model_metrics(
     return metrics
 
 
+def form_metrics(ctx: Context, stage: Stage, form: Form, writer: RunWriter) -> dict[str, Any]:
+    """What is measured for a form of the stage's model (fp16, INT8, VQ...)."""
+    metrics = _size_metrics(ctx, stage.model, form.file_bytes)
+    if isinstance(form.torch, Missing):
+        metrics["torch_latency_median_ms"] = form.torch
+    else:
+        metrics.update(torch_latency(ctx, *form.torch, writer))
+    if isinstance(form.onnx, Missing):
+        metrics["ort_latency_median_ms"] = form.onnx
+    else:
+        metrics.update(onnx_latency(ctx, form.onnx, writer))
+    metrics.update(heldout_quality(ctx, form.evaluated, writer))
+    return metrics
+
+
+def inherited(stage: Stage) -> tuple[dict[str, Any], list[str]]:
+    """The starting model's measured metrics (a step that does not change the model)."""
+    if stage.run_dir is None:
+        return {}, []
+    metrics = dict(read_record(stage.run_dir).metrics)
+    return metrics, [
+        f"model unchanged: size, latency and quality are those measured in run {stage.run_id}"
+    ]
+
+
 def save_model(ctx: Context, model: nn.Module, writer: RunWriter, label: str) -> int:
     """Write structure.json + weights.pt (fp32) into the run; returns the weights file's bytes."""
     files = save_pruned(
-        model,
-        writer.work_dir,
-        model_name=ctx.config.model,
-        variant=ctx.variant,
+        model, writer.work_dir, model_name=ctx.config.model, variant=ctx.variant,
         info={"step": label},
-    )
+    )  # fmt: skip
     writer.file_path(files.structure.name)
     writer.file_path(files.weights.name)
     return files.weights_bytes

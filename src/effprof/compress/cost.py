@@ -1,16 +1,25 @@
-"""Convolution MACs as compression sees them: per layer, per output channel, for the whole model.
+"""What a channel costs, as compression sees it: convolution MACs per layer, per channel, in all.
 
 Compression needs a cost estimate of its own (which channel buys how many MACs) but never imports
 ``effprof.measure``; the MACs a run reports come from the counter the caller passes in. For
 networks whose MACs are all convolutions (MSSNet) the two agree.
+
+A pruning target is a fraction of a *cost model*'s total: :class:`MacCost` (MACs) here,
+``effprof.compress.latency_cost.LatencyCost`` (measured time per layer) beside it. A cost model
+says what removing successive chunks of a group's channels saves, and what the model would cost
+with some widths cut, without pruning it.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
+
+GroupConvs = Sequence[tuple[nn.Conv2d, str]]  # (conv, "out" | "in"), see compress.groups
 
 
 def forward_all(model: nn.Module, x: Tensor) -> list[Tensor]:
@@ -60,3 +69,83 @@ def conv_macs(model: nn.Module, example: Tensor) -> int:
         out_channel_macs(modules[name], pixels) * modules[name].out_channels
         for name, pixels in conv_pixels(model, example).items()
     )
+
+
+def conv_widths(conv: nn.Conv2d, side: str, removed: int) -> tuple[int, int]:
+    """(in, out) channels of ``conv`` with ``removed`` channels taken from its ``side``."""
+    if side == "out":
+        return conv.in_channels, conv.out_channels - removed
+    return conv.in_channels - removed, conv.out_channels
+
+
+class CostModel(Protocol):
+    """What a pruning target is a fraction of (``unit``), and what removing channels saves."""
+
+    unit: str
+
+    def bind(self, model: nn.Module) -> None:
+        """Learn the layer sizes of ``model`` (called before each pruning round)."""
+
+    def measure(self, model: nn.Module) -> float:
+        """The model's cost as the target means it (the caller's counter, or the prediction)."""
+
+    def estimate(self, model: nn.Module) -> float:
+        """The model's cost in the units of :meth:`savings` (cheap, no measurement)."""
+
+    def savings(self, convs: GroupConvs, sizes: Sequence[int]) -> list[float]:
+        """What removing successive chunks of ``sizes`` channels from a group's ``convs`` saves."""
+
+    def estimate_with(self, model: nn.Module, cut: dict[tuple[nn.Conv2d, str], int]) -> float:
+        """:meth:`estimate` with ``cut[(conv, side)]`` channels removed from those convolutions."""
+
+
+class MacCost:
+    """Convolution MACs at ``example``'s size; ``measure`` is the caller's counter (``macs_of``),
+    default the same convolution MACs."""
+
+    unit = "macs"
+
+    def __init__(
+        self, example: Tensor, macs_of: Callable[[nn.Module], float] | None = None
+    ) -> None:
+        self.example = example[:1]
+        self.macs_of = macs_of
+        self.pixels: dict[str, int] = {}
+        self.names: dict[nn.Module, str] = {}
+
+    def bind(self, model: nn.Module) -> None:
+        self.names = {m: n for n, m in model.named_modules()}
+        if not self.pixels:  # spatial sizes do not change with pruning
+            self.pixels = conv_pixels(model, self.example)
+
+    def measure(self, model: nn.Module) -> float:
+        return self.macs_of(model) if self.macs_of is not None else self.estimate(model)
+
+    def estimate(self, model: nn.Module) -> float:
+        return conv_macs(model, self.example)
+
+    def per_channel(self, convs: GroupConvs) -> float:
+        """MACs one channel of the group costs: at the outputs and the inputs it shrinks."""
+        total = 0.0
+        for conv, side in convs:
+            pixels = self.pixels.get(self.names.get(conv, ""))
+            if pixels is None:
+                continue
+            total += (out_channel_macs if side == "out" else in_channel_macs)(conv, pixels)
+        return total
+
+    def savings(self, convs: GroupConvs, sizes: Sequence[int]) -> list[float]:
+        one = self.per_channel(convs)
+        return [size * one for size in sizes]
+
+    def estimate_with(self, model: nn.Module, cut: dict[tuple[nn.Conv2d, str], int]) -> float:
+        self.bind(model)
+        total = 0
+        for name, pixels in self.pixels.items():
+            conv = model.get_submodule(name)
+            c_in = conv.in_channels - cut.get((conv, "in"), 0)
+            c_out = conv.out_channels - cut.get((conv, "out"), 0)
+            total += (
+                conv.kernel_size[0] * conv.kernel_size[1] * pixels * c_in // conv.groups * c_out
+            )
+        return total

@@ -11,7 +11,7 @@ resolutions: the channel to remove first is the one that buys the most MACs for 
 Magnitude (L1 / L2 of the filter) and LAMP (Lee et al., ICLR 2021) are data-free criteria kept for
 comparison; LAMP normalises within a layer, so it is also comparable across layers.
 
-Criteria live in one registry: ``@register_method("taylor")``; ``SIGNIFICANCE.names()`` lists them.
+Criteria live in one registry: ``@register_criterion("taylor")``; ``SIGNIFICANCE.names()`` lists them.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class Criterion:
 SIGNIFICANCE: Registry[str, Criterion] = Registry("significance criterion")
 
 
-def register_method(
+def register_criterion(
     name: str, *, cost_normalised: bool, uses_data: bool, summary: str
 ) -> Callable[[Callable], Callable]:
     """Register a criterion function ``(model, calibration, convs) -> {layer: per-channel raw}``."""
@@ -186,7 +186,7 @@ def compute_significance(
     )
 
 
-@register_method(
+@register_criterion(
     "taylor",
     cost_normalised=True,
     uses_data=True,
@@ -216,7 +216,7 @@ def _filter_norms(convs: dict[str, nn.Conv2d], p: int) -> dict[str, Tensor]:
     return {name: conv.weight.detach().flatten(1).norm(p=p, dim=1) for name, conv in convs.items()}
 
 
-@register_method(
+@register_criterion(
     "magnitude", cost_normalised=False, uses_data=False, summary="L2 norm of each filter"
 )
 def l2_scores(
@@ -226,7 +226,7 @@ def l2_scores(
     return _filter_norms(convs, 2)
 
 
-@register_method(
+@register_criterion(
     "magnitude-l1", cost_normalised=False, uses_data=False, summary="L1 norm of each filter"
 )
 def l1_scores(
@@ -250,7 +250,7 @@ def lamp(norms_sq: Tensor) -> Tensor:
     return scores
 
 
-@register_method(
+@register_criterion(
     "lamp",
     cost_normalised=False,
     uses_data=False,
