@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from effprof.api.cheaper import measure_int8
 from effprof.api.explain import (
     measure_attribution,
     measure_counterfactuals,
@@ -294,6 +295,14 @@ def profile(
     measure_roofline(config, target, count, collected)
     if config.resolutions:
         measure_scaling(model, config, target, spec, collected, step)
+
+    step("INT8 in ONNX Runtime (how much cheaper, without training)")
+    with num_threads(config.threads):
+        int8 = measure_int8(model, target.padded_shape, count.macs, entry, enabled=config.int8,
+                            threads=config.threads)  # fmt: skip
+    collected.metrics.update(int8.metrics)
+    collected.tables.update(int8.tables)
+    collected.notes.extend(int8.notes)
 
     if config.crosscheck:
         step("cross-checking counters")

@@ -79,12 +79,12 @@ def _render(subject: RunView, compress_runs: list[RunView]) -> str:
     for section_id, label, title, intro, render in SECTIONS:
         sections.append(html.section(section_id, title, render(subject), intro))
         nav.append((section_id, label))
-    if compress_runs:
-        body = compression.render(compress_runs)
+    body = compression.section_body(subject, compress_runs)
+    if body is not None:
         sections.insert(
             len(sections) - 2,
             html.section("compression", "How much cheaper it can be made", body,
-                         "Each compression step as a run: size, MACs, latency and quality."),
+                         "The dense model's INT8 (no training), and each compression step as a run."),
         )  # fmt: skip
         nav.insert(len(nav) - 2, ("compression", "Compression"))
     m = subject.metrics

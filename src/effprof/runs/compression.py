@@ -82,13 +82,13 @@ def _row(record: RunRecord) -> dict[str, Any]:
         "trained_steps": int(p.get("trained_steps") or 0), "pruned": bool(p.get("pruned")),
         "test_size": pipeline.get("test_size"), "test_count": pipeline.get("test_count"),
         "index": p.get("index", 0), "created": record.created,
-        "run_id": record.run_id, "group": record.group or record.run_id,
+        "run_id": record.run_id, "group": record.group or "",  # ungrouped runs compare together
     }  # fmt: skip
 
 
 def _ratios(frame: pd.DataFrame) -> pd.DataFrame:
     """Ratios against the group's dense run (its first run when it has none)."""
-    base = frame[frame["method"] == DENSE]
+    base = frame[(frame["method"] == DENSE) | (frame["step"] == DENSE)]
     base = base.iloc[0] if len(base) else frame.iloc[0]
     frame["size_x"] = base["file_bytes"] / frame["file_bytes"]
     frame["macs_ratio"] = frame["macs"] / base["macs"]
