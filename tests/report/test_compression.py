@@ -88,5 +88,5 @@ def test_the_mssnet_profile_measures_its_int8(profile_run):
     assert m[names.INT8_SIZE_X] > 3  # int8 weights in a file of 8-bit tensors
     assert m[names.INT8_SPEEDUP] == m[names.INT8_ORT_FP32_LATENCY] / m[names.INT8_ORT_LATENCY]
     assert 10 < m[names.INT8_FIDELITY_PSNR] < 100  # random weights: an image, not exact
-    lead, text = answer_sentence(view, [])
+    _, text = answer_sentence(view, [])
     assert f"{m[names.INT8_SPEEDUP]:.1f}x faster than ONNX Runtime fp32" in text
