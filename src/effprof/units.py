@@ -27,18 +27,20 @@ RESOLUTIONS: dict[str, tuple[int, int]] = {
 _SHAPE = re.compile(r"^\s*\d+(\s*[xX×,]\s*\d+)*\s*$")
 
 
-def parse_shape(text: str, ndim: int = 4) -> tuple[int, ...]:
+def parse_shape(text: str, ndim: int | None = 4) -> tuple[int, ...]:
     """Parse ``"1x3x256x256"`` into ``(1, 3, 256, 256)``; every dimension must be a positive integer.
+    ``ndim`` None accepts any number of dimensions (a point cloud ``16384x3``).
 
-    >>> parse_shape("1x3x720x1280")
-    (1, 3, 720, 1280)
+    >>> parse_shape("1x3x720x1280"), parse_shape("16384x3", ndim=None)
+    ((1, 3, 720, 1280), (16384, 3))
     """
-    if not isinstance(text, str) or not _SHAPE.match(text):
+    if not isinstance(text, str) or len(text) > 200 or not _SHAPE.match(text):
+        shown = text if not isinstance(text, str) or len(text) <= 40 else text[:37] + "..."
         raise EffprofError(
-            f"malformed input shape {text!r}: expected N x C x H x W, e.g. 1x3x256x256"
+            f"malformed input shape {shown!r}: expected N x C x H x W, e.g. 1x3x256x256"
         )
     dims = tuple(int(part) for part in re.split(r"\s*[xX×,]\s*", text.strip()))
-    if len(dims) != ndim:
+    if ndim is not None and len(dims) != ndim:
         raise EffprofError(
             f"malformed input shape {text!r}: expected {ndim} dimensions (N x C x H x W), got {len(dims)}"
         )

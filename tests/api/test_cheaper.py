@@ -9,7 +9,8 @@ from torch import nn
 
 from effprof.api.cheaper import INT8_MAX_MACS, measure_int8
 from effprof.api.profile import profile
-from effprof.models import get_entry, load_model
+from effprof.models import generic_entry, get_entry, load_model
+from effprof.models.inputs import image_inputs
 from effprof.runs import compression as names
 from effprof.runs import read_record
 
@@ -21,6 +22,10 @@ def tiny_classifier() -> nn.Module:
         nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(16, 10),
     )  # fmt: skip
+
+
+SMALL = image_inputs((1, 3, 16, 16))
+CLASSIFIER = generic_entry("tests.api.test_cheaper:tiny_classifier")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,7 +40,8 @@ def one_thread():
 def test_mssnet_int8_is_faster_smaller_and_close_to_fp32():
     torch.manual_seed(0)
     model = load_model("mssnet", "small")
-    result = measure_int8(model, (1, 3, 32, 32), 1, get_entry("mssnet"), enabled=True, threads=1)
+    inputs = image_inputs((1, 3, 32, 32))
+    result = measure_int8(model, inputs, 1, get_entry("mssnet"), enabled=True, threads=1)
     m = result.metrics
     assert m[names.INT8_FILE_BYTES] < m[names.INT8_FP32_FILE_BYTES] / 3  # int8 weights
     assert m[names.INT8_SIZE_X] > 3
@@ -46,11 +52,11 @@ def test_mssnet_int8_is_faster_smaller_and_close_to_fp32():
 
 
 def test_a_generic_classifier_gets_snr_and_top1_on_random_inputs():
-    result = measure_int8(tiny_classifier(), (1, 3, 16, 16), 1, None, enabled=True, threads=1)
+    result = measure_int8(tiny_classifier(), SMALL, 1, CLASSIFIER, enabled=True, threads=1)
     m = result.metrics
     assert names.INT8_FIDELITY_PSNR not in m  # logits are not an image
     assert m[names.INT8_SNR] > 10 and 0 <= m[names.INT8_TOP1] <= 1
-    assert "random inputs" in result.notes[0]
+    assert "seeded random inputs" in result.notes[0]
 
 
 @pytest.mark.parametrize(
@@ -62,7 +68,7 @@ def test_a_generic_classifier_gets_snr_and_top1_on_random_inputs():
 )
 def test_skipped_measurements_are_missing_with_the_reason(kwargs, reason):
     args = {"enabled": True, "macs": 1, **kwargs}
-    result = measure_int8(tiny_classifier(), (1, 3, 16, 16), args["macs"], None,
+    result = measure_int8(tiny_classifier(), SMALL, args["macs"], CLASSIFIER,
                           enabled=args["enabled"], threads=1)  # fmt: skip
     assert reason in result.metrics[names.INT8_SPEEDUP].reason
     assert all(reason in value.reason for value in result.metrics.values())

@@ -97,7 +97,7 @@ def _bad_checkpoints(tmp_path: Path) -> dict[str, Path]:
 BAD = {
     "unknown model": (["--model", "resnet9000"], "unknown model 'resnet9000'"),
     "unknown variant": (["--model", "mssnet", "--variant", "huge"], "unknown variant 'huge'"),
-    "short shape": (["--input", "1x3x64"], "malformed input shape"),
+    "short shape": (["--input", "1x3x64"], "--input 1x3x64 has 3"),
     "zero shape": (["--input", "0x3x64x64"], "must be positive"),
     "word shape": (["--input", "abc"], "malformed input shape"),
     "channels": (["--input", "1x1x64x64"], "3-channel"),

@@ -91,7 +91,8 @@ def test_a_run_with_only_the_foundation_tables_still_renders(profile_run, tmp_pa
     }
     (run / "run.json").write_text(json.dumps(record))
     text = render_report([run])
-    assert all(f'<section id="{sid}">' in text for sid in SECTION_IDS)
+    assert all(f'<section id="{sid}">' in text for sid in SECTION_IDS if sid != "peers")
+    assert '<section id="peers">' not in text  # the peers come with the run (its model's entry)
     assert "No resolution sweep" in text and "No roofline" in text and "No counterfactuals" in text
 
 

@@ -41,23 +41,32 @@ class TwoOutputs(nn.Module):
         return [half, x] if all_outputs else x
 
 
-def test_all_outputs_are_used_when_the_model_offers_them():
+def test_all_outputs_are_used_when_the_entry_asks_for_them():
     x = torch.rand(1, 3, 16, 16)
-    outs = model_outputs(TwoOutputs(), x)
+    outs = model_outputs(TwoOutputs(), x, {"all_outputs": True})
     assert [o.shape[-1] for o in outs] == [8, 16]
+    # no signature sniffing: without the entry's keyword arguments, the plain forward
+    assert [o.shape[-1] for o in model_outputs(TwoOutputs(), x)] == [16]
     assert [o.shape[-1] for o in model_outputs(nn.Identity(), x)] == [16]
+
+
+def test_mssnet_entry_asks_for_its_six_outputs():
+    from effprof.models import get_entry
+
+    entry = get_entry("mssnet")
+    assert entry.forward_all_kwargs() == {"all_outputs": True}
+    assert len(entry.outputs.all_names) == 6
 
 
 def test_extra_term_is_added_to_the_reconstruction_loss():
     x, sharp = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
-    plain = ReconstructionLoss()(TwoOutputs(), x, sharp)
+    plain = ReconstructionLoss(forward_kwargs={"all_outputs": True})(TwoOutputs(), x, sharp)
     seen = []
 
     def extra(outputs, blurry):
         seen.append((len(outputs), blurry is x))
         return torch.tensor(1.5)
 
-    assert float(ReconstructionLoss(extra=extra)(TwoOutputs(), x, sharp)) == pytest.approx(
-        float(plain) + 1.5
-    )
+    loss = ReconstructionLoss(extra=extra, forward_kwargs={"all_outputs": True})
+    assert float(loss(TwoOutputs(), x, sharp)) == pytest.approx(float(plain) + 1.5)
     assert seen == [(2, True)]

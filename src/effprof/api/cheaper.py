@@ -8,15 +8,18 @@ uint8 activations, MinMax ranges), and compared with the fp32 export:
   ``int8_speedup_vs_ort_fp32`` (ONNX Runtime, CPU provider, the profile's threads; the two are
   timed one after the other, ``INT8_REPEAT`` runs each after one warm-up);
 * ``int8_file_bytes``, ``int8_fp32_file_bytes`` and ``int8_size_x_vs_fp32`` (files on disk);
-* fidelity to the fp32 torch output on ``EVAL_INPUTS`` inputs the calibration never saw:
+* fidelity to the fp32 torch output on ``EVAL_INPUTS`` inputs the calibration never saw (on
+  the factory's example input itself when there is one):
   ``int8_rel_l2_error`` and ``int8_fidelity_snr_db`` for any output, ``int8_fidelity_psnr_db``
   (outputs clipped to [0, 1], peak 1) for an image model, ``int8_top1_agreement`` for logits.
 
-Calibration and evaluation inputs are blurry crops of the calibration images for a registered
-image model with a square 3-channel input, else seeded uniform random inputs; the run says which.
-A model is skipped (each metric ``Missing`` with the reason) when onnxruntime is absent, when one
-forward is above ``INT8_MAX_MACS`` (the CPU comparison would take minutes), when export or
-quantisation fails, or when ``int8: false``.
+Calibration and evaluation inputs are the example inputs the model's factory returned (the
+user's), else blurry crops of the calibration images for a registered image-restoration model
+with a square 3-channel input, else seeded random inputs from the model's input spec; the run
+says which. A model is skipped (each metric ``Missing`` with the reason) when onnxruntime is
+absent, when its forward takes more than one float tensor, when one forward is above
+``INT8_MAX_MACS`` (the CPU comparison would take minutes), when export or quantisation fails, or
+when ``int8: false``.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ from torch import Tensor, nn
 
 from effprof.data import synthetic_pairs
 from effprof.measure.onnx import export_onnx, ort_latency
-from effprof.measure.precision import first_tensor
-from effprof.models import ModelEntry
+from effprof.models import InputSpec, ModelEntry
+from effprof.models.inputs import flat_tensors
+from effprof.models.registry import IMAGE_OUT, VECTOR_OUT
 from effprof.results import Missing
 from effprof.runs import compression as names
 
@@ -65,25 +69,34 @@ def _skipped(reason: str) -> Int8Measurement:
     return Int8Measurement({key: Missing(reason) for key in KEYS})
 
 
-def _is_image_model(entry: ModelEntry | None, shape: tuple[int, ...]) -> bool:
+def _is_restoration(entry: ModelEntry, inputs: InputSpec) -> bool:
+    """A registered model that maps a square RGB image to an image (MSSNet): its own data fits."""
+    shape = inputs.shape
     return (
-        entry is not None
-        and len(shape) == 4
-        and shape[1] == entry.input_channels == 3
+        entry.registered
+        and entry.outputs.kind == IMAGE_OUT
+        and inputs.is_image
+        and shape[1] == 3
         and shape[-1] == shape[-2]
     )
 
 
-def _inputs(image: bool, shape: tuple[int, ...], count: int, seed: int) -> list[Tensor]:
-    if image:
+def _inputs(
+    entry: ModelEntry, inputs: InputSpec, count: int, seed: int
+) -> tuple[list[Tensor], str]:
+    """``count`` inputs to calibrate or score on, and what they are."""
+    if inputs.example is not None:
+        return [inputs.example[0][0].detach().cpu().float()], "the example inputs of the factory"
+    shape = inputs.shape
+    if _is_restoration(entry, inputs):
         pairs = synthetic_pairs("calibration", count * shape[0], shape[-1], seed)
         blurry = torch.stack([p.blurry for p in pairs])
-        return list(blurry.split(shape[0]))
-    gen = torch.Generator().manual_seed(seed)
-    return [torch.rand(shape, generator=gen) for _ in range(count)]
+        return list(blurry.split(shape[0])), "blurry crops of the calibration images"
+    values = [inputs.build("cpu", seed=seed + i)[0][0] for i in range(count)]
+    return values, "seeded random inputs (no task data for this model)"
 
 
-def _fidelity(reference: Tensor, output: Tensor, image: bool) -> dict[str, float]:
+def _fidelity(reference: Tensor, output: Tensor, image: bool, logits: bool) -> dict[str, float]:
     """Relative L2 error and SNR (dB) for any tensor; PSNR for images; top-1 for logits."""
     ref, out = reference.double(), output.double()
     noise = float(torch.sum((out - ref) ** 2))
@@ -92,32 +105,33 @@ def _fidelity(reference: Tensor, output: Tensor, image: bool) -> dict[str, float
         "rel_l2": (noise / signal) ** 0.5 if signal > 0 else float("inf"),
         "snr_db": 10 * np.log10(signal / max(noise, 1e-30)),
     }
-    if image and ref.dim() == 4:
+    if image and ref.dim() == 4:  # an image output: PSNR with peak 1
         mse = float(torch.mean((out.clamp(0, 1) - ref.clamp(0, 1)) ** 2))
         scores["psnr_db"] = 10 * np.log10(1.0 / max(mse, 1e-20))
-    if ref.dim() == 2 and ref.shape[-1] > 1:
+    if logits and ref.dim() == 2 and ref.shape[-1] > 1:
         scores["top1"] = float((ref.argmax(-1) == out.argmax(-1)).double().mean())
     return scores
 
 
 def _compare(
-    model: nn.Module, int8_path: Path, inputs: list[Tensor], image: bool, threads: int
-) -> dict[str, float]:
+    model: nn.Module, int8_path: Path, inputs: list[Tensor], image: bool, logits: bool,
+    threads: int,
+) -> dict[str, float]:  # fmt: skip
     from effprof.compress.quantize import OrtModel
 
     session = OrtModel.open(int8_path, threads)
     rows = []
     with torch.no_grad():
         for x in inputs:
-            rows.append(_fidelity(first_tensor(model(x)), session(x), image))
+            rows.append(_fidelity(flat_tensors(model(x))[0], session(x), image, logits))
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
 def measure_int8(
     model: nn.Module,
-    shape: tuple[int, ...],
+    inputs: InputSpec,
     macs: int,
-    entry: ModelEntry | None,
+    entry: ModelEntry,
     *,
     enabled: bool,
     threads: int | None,
@@ -127,6 +141,10 @@ def measure_int8(
         return _skipped("INT8 comparison turned off (--no-int8)")
     if importlib.util.find_spec("onnxruntime") is None:
         return _skipped("onnxruntime is not installed")
+    if len(inputs.tensors) > 1 or inputs.constants or not inputs.primary.is_float:
+        return _skipped(f"the INT8 comparison exports one float input; the model takes "
+                        f"{inputs.describe()}")  # fmt: skip
+    shape = inputs.shape
     if macs > INT8_MAX_MACS:
         return _skipped(
             f"{macs / 1e9:,.0f} GMAC per forward at {'x'.join(map(str, shape))} is above the "
@@ -136,8 +154,9 @@ def measure_int8(
 
     cpu = copy.deepcopy(model).cpu().float().eval()
     threads = threads or torch.get_num_threads()
-    image = _is_image_model(entry, shape)
-    calibration = _inputs(image, shape, CALIBRATION_INPUTS, CALIBRATION_SEED)
+    image = entry.outputs.kind == IMAGE_OUT
+    logits = entry.outputs.kind in (VECTOR_OUT, "unknown")
+    calibration, what = _inputs(entry, inputs, CALIBRATION_INPUTS, CALIBRATION_SEED)
     with tempfile.TemporaryDirectory(prefix="effprof-int8-") as tmp:
         fp32, int8 = Path(tmp) / "model.onnx", Path(tmp) / "model-int8.onnx"
         try:
@@ -149,14 +168,23 @@ def measure_int8(
             path: ort_latency(path, shape, threads=threads, warmup=1, repeat=INT8_REPEAT)
             for path in (fp32, int8)
         }
-        scores = _compare(cpu, int8, _inputs(image, shape, EVAL_INPUTS, EVAL_SEED), image, threads)
+        scored, _ = _inputs(entry, inputs, EVAL_INPUTS, EVAL_SEED)
+        scores = _compare(cpu, int8, scored, image, logits, threads)
         sizes = {path: path.stat().st_size for path in (fp32, int8)}
-    return _measurement(timed[fp32], timed[int8], sizes[fp32], sizes[int8], scores, image, threads)
+    out = _measurement(timed[fp32], timed[int8], sizes[fp32], sizes[int8], scores, threads)
+    scored_on = "the same input" if inputs.example is not None else "other inputs of that kind"
+    out.notes.append(
+        "int8: ONNX Runtime static QDQ INT8 of the dense model (per-channel int8 weights, uint8 "
+        f"activations, MinMax ranges from {what}), no training; timed against the fp32 export one "
+        f"after the other ({INT8_REPEAT} runs each after 1 warm-up, {threads} intra-op "
+        f"thread{'s' if threads != 1 else ''}); fidelity to the fp32 torch output on {scored_on}"
+    )
+    return out
 
 
 def _measurement(
     fp32: Any, int8: Any, fp32_bytes: int, int8_bytes: int, scores: dict[str, float],
-    image: bool, threads: int,
+    threads: int,
 ) -> Int8Measurement:  # fmt: skip
     out = Int8Measurement()
     m = out.metrics
@@ -177,16 +205,4 @@ def _measurement(
     if "top1" in scores:
         m[names.INT8_TOP1] = scores["top1"]
     m[names.INT8_THREADS] = threads
-    inputs = (
-        "blurry crops of the calibration images"
-        if image
-        else "seeded uniform [0, 1) random inputs (no task data for this model)"
-    )
-    out.notes.append(
-        f"int8: ONNX Runtime static QDQ INT8 of the dense model (per-channel int8 weights, uint8 "
-        f"activations, MinMax on {CALIBRATION_INPUTS} inputs: {inputs}), no training; timed "
-        f"against the fp32 export one after the other ({INT8_REPEAT} runs each after 1 warm-up, "
-        f"{threads} intra-op thread{'s' if threads != 1 else ''}); fidelity to the fp32 torch output on {EVAL_INPUTS} other "
-        "inputs of the same kind"
-    )
     return out

@@ -113,7 +113,7 @@ def _check(config: CompressConfig) -> tuple[str | None, str, int]:
     variant = check_variant(config.model, config.variant)
     device = resolve_device(config.device)
     entry = get_entry(config.model)
-    multiple = entry.input_multiple if entry is not None else 1
+    multiple = entry.input_multiple
     sizes = [("test_size", config.test_size), ("calibration_size", config.calibration_size)]
     sizes += [
         (f"steps.{i}.{name}", size)
@@ -156,7 +156,7 @@ def _check_targets(dense: nn.Module, calibration: Calibration, plans: list[_Plan
             kept[plan.label] = {**start, **dict([target])} if target is not None else dict(start)
 
 
-def _calibration(config: CompressConfig) -> Calibration:
+def _calibration(config: CompressConfig, forward_kwargs: dict[str, Any]) -> Calibration:
     pairs = synthetic_pairs(
         "calibration", config.calibration_count, config.calibration_size, CALIBRATION_SEED
     )
@@ -168,7 +168,7 @@ def _calibration(config: CompressConfig) -> Calibration:
         )
         for i in range(0, len(pairs), size)
     ]
-    return Calibration(batches)
+    return Calibration(batches, forward_kwargs=forward_kwargs)
 
 
 def _finished(config: CompressConfig) -> tuple[str | None, dict[str, tuple[Path, Any]]]:
@@ -229,7 +229,8 @@ def _services(
 
     services = Services(
         device=device, threads=config.threads, ort=config.ort, shape=shape, multiple=multiple,
-        teacher=frozen(copy.deepcopy(dense)).to(device), calibration=_calibration(config),
+        teacher=frozen(copy.deepcopy(dense)).to(device),
+        calibration=_calibration(config, get_entry(config.model).forward_all_kwargs()),
         test_size=config.test_size, phase=lambda text: emit("phase", text),
         train_progress=_TrainEvents(emit), macs_of=lambda m: count_macs(shape, m),
         latency_ms_of=latency_ms_of, conv_ms=conv_ms,

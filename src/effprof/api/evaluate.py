@@ -77,7 +77,7 @@ def evaluate(config: EvaluateConfig | None = None, /, **options: Any) -> Evaluat
     variant = check_variant(config.model, config.variant)
     device = resolve_device(config.device)
     entry = get_entry(config.model)
-    multiple = entry.input_multiple if entry is not None else 1
+    multiple = entry.input_multiple
     weights_path = (
         resolve_weights(config.model, variant, config.weights) if config.weights else None
     )

@@ -40,7 +40,7 @@ SCALING_QUANTITIES = ("macs", "flops", "activation_peak_bytes", "latency_median_
 
 def measure_attribution(
     model: nn.Module,
-    entry: ModelEntry | None,
+    entry: ModelEntry,
     target: ProfileTarget,
     spec: LatencySpec,
     count: CountResult,
@@ -60,7 +60,7 @@ def measure_attribution(
     if isinstance(times, Missing):
         out.metrics["calltime_total_ms"] = times
         out.notes.append(f"attribution: time per component not measured: {times.reason}")
-    components = entry.components if entry is not None else None
+    components = entry.components
     result = attribute(
         count.ops, params, components=components,
         call_times=None if isinstance(times, Missing) else times.table,
@@ -88,11 +88,11 @@ def _counterfactual_models(entry: ModelEntry, variant: str | None) -> list[Count
 
 
 def measure_counterfactuals(
-    model: nn.Module, entry: ModelEntry | None, target: ProfileTarget, count: CountResult,
+    model: nn.Module, entry: ModelEntry, target: ProfileTarget, count: CountResult,
     out: Collected,
 ) -> None:  # fmt: skip
     """Count the model's registered counterfactuals and its other variants on the meta device."""
-    if entry is None or not (entry.counterfactuals or len(entry.variants) > 1):
+    if not (entry.counterfactuals or len(entry.variants) > 1):
         out.metrics["counterfactuals"] = Missing(
             "the model declares no counterfactuals or variants (registry entry)"
         )

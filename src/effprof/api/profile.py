@@ -8,6 +8,7 @@ otherwise complete run.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import tempfile
 import time
@@ -27,9 +28,9 @@ from effprof.api.explain import (
     measure_roofline,
     measure_scaling,
 )
-from effprof.config import DEFAULT_INPUT, ProfileConfig
+from effprof.config import ProfileConfig
 from effprof.measure.counting import COUNTING_POLICY, CountResult, count_model
-from effprof.measure.crosscheck import ReferenceCount, cross_check
+from effprof.measure.crosscheck import cross_check
 from effprof.measure.environment import collect_environment, resolve_device
 from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.memory import measure_peak_memory
@@ -37,7 +38,14 @@ from effprof.measure.onnx import export_onnx, onnx_parity, ort_latency
 from effprof.measure.optime import op_time
 from effprof.measure.params import count_params
 from effprof.measure.precision import num_threads
-from effprof.models import PadToMultiple, check_variant, get_entry, load_model, padded_size
+from effprof.models import (
+    InputSpec,
+    ModelEntry,
+    PadToMultiple,
+    Subject,
+    load_subject,
+    padded_size,
+)
 from effprof.results import EffprofError, Missing
 from effprof.runs import RunWriter, check_writable
 from effprof.units import format_shape, parse_shape
@@ -50,15 +58,26 @@ CROSSCHECK_MAX_SIDE = (
 
 @dataclass(frozen=True)
 class ProfileTarget:
-    """What a profile measures, resolved from the config before any work is done."""
+    """What a profile measures, resolved from the config and the model's entry before any
+    measurement: the inputs as given, the inputs the model sees (padded to its multiple)."""
 
     model_name: str
     variant: str | None
     device: str
-    input_shape: tuple[int, ...]
-    padded_shape: tuple[int, ...]
+    inputs: InputSpec
+    padded_inputs: InputSpec
     multiple: int
     notes: tuple[str, ...] = ()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The primary input's shape as given (an image: N x C x H x W)."""
+        return self.inputs.shape
+
+    @property
+    def padded_shape(self) -> tuple[int, ...]:
+        """The primary input's shape as the model sees it (padded to its multiple)."""
+        return self.padded_inputs.shape
 
 
 @dataclass
@@ -74,30 +93,54 @@ class Collected:
         self.metrics.update({f"{prefix}{k}": v for k, v in values.items()})
 
 
-def resolve_target(config: ProfileConfig) -> ProfileTarget:
-    """Validate model, variant, device and input shape; compute the padded shape the model sees."""
-    entry = get_entry(config.model)
-    variant = check_variant(config.model, config.variant)
+def check_config(config: ProfileConfig) -> tuple[str, tuple[int, ...] | None]:
+    """What can be checked before the model is built: the device and the --input shape."""
     device = resolve_device(config.device)
-    shape = parse_shape(config.input or DEFAULT_INPUT[device])
-    notes: list[str] = []
-    multiple = entry.input_multiple if entry is not None else 1
-    if entry is not None and shape[1] != entry.input_channels:
+    shape = parse_shape(config.input, ndim=None) if config.input else None
+    return device, shape
+
+
+def resolve_target(
+    config: ProfileConfig, subject: Subject, device: str, shape: tuple[int, ...] | None
+) -> ProfileTarget:
+    """The inputs to measure with (the entry's default, or ``--input``) and the padded ones."""
+    entry = subject.entry
+    default = subject.default_inputs(device)
+    if shape is None:
+        inputs = default
+    elif not default.is_image and default.example is not None:
         raise EffprofError(
-            f"{config.model} takes {entry.input_channels}-channel images, "
-            f"but --input {format_shape(shape)} has {shape[1]}"
+            f"--input sets the shape of one image, but {config.model} takes "
+            f"{default.describe()} (from its factory's example inputs)"
         )
-    padded = shape
-    if multiple > 1:
-        ph, pw = padded_size(shape[-2], shape[-1], multiple)
-        padded = (*shape[:-2], ph, pw)
-        if padded != shape:
+    else:
+        inputs = default.with_primary_shape(shape)
+    if entry.fixed_size and inputs.size != default.size:
+        raise EffprofError(
+            f"{config.model} takes a fixed input size {default.describe()}; --input "
+            f"{format_shape(shape or ())} changes it"
+        )
+    if inputs.is_image and default.is_image and inputs.shape[1] != default.shape[1]:
+        raise EffprofError(
+            f"{config.model} takes {default.shape[1]}-channel images, "
+            f"but --input {format_shape(inputs.shape)} has {inputs.shape[1]}"
+        )
+    notes: list[str] = []
+    multiple = entry.input_multiple
+    padded = inputs
+    if multiple > 1 and inputs.is_image:
+        height, width = inputs.shape[-2:]
+        ph, pw = padded_size(height, width, multiple)
+        padded = inputs.with_size((ph, pw))
+        if (ph, pw) != (height, width):
             notes.append(
-                f"{config.model} needs H and W divisible by {multiple}: the {shape[-2]}x{shape[-1]} "
+                f"{config.model} needs H and W divisible by {multiple}: the {height}x{width} "
                 f"input is reflect-padded to {ph}x{pw} and the output cropped back; counts are at "
                 f"{ph}x{pw}, times include the padding"
             )
-    return ProfileTarget(config.model, variant, device, shape, padded, multiple, tuple(notes))
+    return ProfileTarget(
+        config.model, subject.variant, device, inputs, padded, multiple, tuple(notes)
+    )
 
 
 def _crosscheck_shape(shape: tuple[int, ...], multiple: int) -> tuple[int, ...]:
@@ -113,30 +156,16 @@ def _crosscheck_shape(shape: tuple[int, ...], multiple: int) -> tuple[int, ...]:
     return (*shape[:-2], h, w)
 
 
-def _official_references(target: ProfileTarget) -> list[ReferenceCount]:
-    """For MSSNet, the official code's counts at 256x256 (training graph), read from the package."""
-    from effprof.models.mssnet import OFFICIAL_COUNTS_256
-
-    if target.model_name != "mssnet" or target.variant not in OFFICIAL_COUNTS_256:
-        return []
-    counts = OFFICIAL_COUNTS_256[target.variant]
-    shape = (1, 3, 256, 256)
-    return [
-        ReferenceCount("official code, FlopCounterMode, all six outputs", "FlopCounterMode",
-                       counts["flop_counter"], shape, {"all_outputs": True}),
-        ReferenceCount("official code, fvcore, all six outputs", "fvcore",
-                       counts["fvcore"], shape, {"all_outputs": True}),
-    ]  # fmt: skip
-
-
 def _measure_counts(model: nn.Module, target: ProfileTarget, out: Collected) -> CountResult:
-    count = count_model(model, target.padded_shape)
+    count = count_model(model, target.padded_inputs)
     out.add("", count.summary())
     out.metrics["input_shape"] = format_shape(target.input_shape)
     out.metrics["padded_shape"] = format_shape(target.padded_shape)
-    out.metrics["megapixels"] = (
-        target.input_shape[0] * target.input_shape[-2] * target.input_shape[-1] / 1e6
-    )
+    out.metrics["inputs"] = target.inputs.describe()
+    if target.inputs.is_image:
+        out.metrics["megapixels"] = (
+            target.input_shape[0] * target.input_shape[-2] * target.input_shape[-1] / 1e6
+        )
     out.tables["ops"] = count.ops
     out.tables["modules"] = count.by_module()
     out.tables["categories"] = count.by_category()
@@ -228,6 +257,19 @@ def _measure_onnx(
     out.add("onnx_", parity.summary())
 
 
+def _store_peers(entry: ModelEntry, out: Collected) -> None:
+    """The entry's published peers, for the report (which never imports models)."""
+    peers = entry.peers
+    if peers is None:
+        return
+    out.tables["peers"] = pd.DataFrame(peers.records())
+    out.tables["peers_meta"] = pd.DataFrame([{
+        "title": peers.title, "about": peers.about, "columns": json.dumps(dict(peers.columns)),
+        "quality": peers.quality, "params": peers.params, "runtime": peers.runtime,
+        "comparable": peers.comparable, "notes": json.dumps(list(peers.notes)),
+    }])  # fmt: skip
+
+
 def _load_average() -> float | None:
     """1-minute load average of the host (None where the OS does not report one)."""
     try:
@@ -266,12 +308,15 @@ def profile(
         raise TypeError("pass either a ProfileConfig or keyword options, not both")
     step = progress or (lambda _name: None)
     started = time.perf_counter()
-    target = resolve_target(config)
+    device, shape = check_config(config)
     out_root = check_writable(config.out)
 
     step("loading model")
-    model = load_model(config.model, target.variant, config.weights, device=target.device)
+    subject = load_subject(config.model, config.variant, config.weights, device=device)
+    target = resolve_target(config, subject, device, shape)
+    model, entry = subject.model, subject.entry
     collected = Collected(notes=list(target.notes))
+    _store_peers(entry, collected)
     step("counting on the meta device")
     count = _measure_counts(model, target, collected)
     params = count_params(model)
@@ -285,7 +330,6 @@ def profile(
     _measure_time(model, config, target, collected, step)
     _note_busy_host(load_before, _load_average(), collected)
 
-    entry = get_entry(config.model)
     step("time per call and attribution")
     spec = _latency_spec(config, target)
     measure_attribution(model, entry, target, spec, count, params.to_frame(), collected)
@@ -298,7 +342,7 @@ def profile(
 
     step("INT8 in ONNX Runtime (how much cheaper, without training)")
     with num_threads(config.threads):
-        int8 = measure_int8(model, target.padded_shape, count.macs, entry, enabled=config.int8,
+        int8 = measure_int8(model, target.padded_inputs, count.macs, entry, enabled=config.int8,
                             threads=config.threads)  # fmt: skip
     collected.metrics.update(int8.metrics)
     collected.tables.update(int8.tables)
@@ -310,7 +354,7 @@ def profile(
             check = cross_check(
                 model, target.padded_shape,
                 shape=_crosscheck_shape(target.padded_shape, target.multiple),
-                references=_official_references(target),
+                references=entry.references(target.variant),
             )  # fmt: skip
         collected.tables["crosscheck"] = check.to_frame()
 
@@ -319,7 +363,10 @@ def profile(
     collected.metrics["profile_seconds"] = time.perf_counter() - started
     params_record = config.model_dump(mode="json")
     params_record.update({"variant": target.variant, "device": target.device,
-                          "input": format_shape(target.input_shape), "counting_policy": COUNTING_POLICY})  # fmt: skip
+                          "input": target.inputs.describe(), "counting_policy": COUNTING_POLICY,
+                          "task": entry.task, "output_kind": entry.outputs.kind,
+                          "registered_model": entry.registered,
+                          **target.inputs.summary()})  # fmt: skip
     step("writing the run")
     writer = RunWriter(out_root, "profile", config.model, target.variant, params_record).start()
     try:

@@ -43,6 +43,7 @@ from effprof.train import (
     EvalResult,
     PlainLines,
     Progress,
+    ReconstructionLoss,
     RichBar,
     Silent,
     TrainResult,
@@ -113,7 +114,7 @@ def _check(config: TrainConfig) -> tuple[str, str | None]:
     if config.precision == "tf32" and device != "cuda":
         raise EffprofError("--precision tf32 needs --device cuda")
     entry = get_entry(config.model)
-    multiple = entry.input_multiple if entry is not None else 1
+    multiple = entry.input_multiple
     for name, size in (
         ("crop", config.crop),
         ("eval_size", config.eval_size),
@@ -136,7 +137,7 @@ def train(config: TrainConfig | None = None, /, **options: Any) -> TrainOutcome:
     device, variant = _check(config)
     name = config.model
     entry = get_entry(name)
-    multiple = entry.input_multiple if entry is not None else 1
+    multiple = entry.input_multiple
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)  # the initial weights are part of the recipe too
         model = build_model(name, variant)
@@ -193,6 +194,7 @@ def train(config: TrainConfig | None = None, /, **options: Any) -> TrainOutcome:
                 model,
                 source,
                 loop_spec,
+                loss_fn=ReconstructionLoss(forward_kwargs=entry.forward_all_kwargs()),
                 evaluate=evaluate,
                 checkpoint=writer.file_path(CHECKPOINT_FILE),
                 resume=config.resume,

@@ -1,8 +1,12 @@
-"""What a channel costs, as compression sees it: convolution MACs per layer, per channel, in all.
+"""Convolution MACs as compression sees them: per layer, per output channel, for the whole model.
 
 Compression needs a cost estimate of its own (which channel buys how many MACs) but never imports
 ``effprof.measure``; the MACs a run reports come from the counter the caller passes in. For
 networks whose MACs are all convolutions (MSSNet) the two agree.
+
+Functions that run the model take ``forward_kwargs``: the keyword arguments the model's registry
+entry gives for a forward that returns every training output (MSSNet: ``all_outputs=True``), so
+that the convolutions feeding the side outputs are seen too.
 
 A pruning target is a fraction of a *cost model*'s total: :class:`MacCost` (MACs) here,
 ``effprof.compress.latency_cost.LatencyCost`` (measured time per layer) beside it. A cost model
@@ -12,9 +16,9 @@ with some widths cut, without pruning it.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -22,16 +26,22 @@ from torch import Tensor, nn
 GroupConvs = Sequence[tuple[nn.Conv2d, str]]  # (conv, "out" | "in"), see compress.groups
 
 
-def forward_all(model: nn.Module, x: Tensor) -> list[Tensor]:
-    """Every output the model can give: ``model(x, all_outputs=True)`` where supported (MSSNet's six)."""
-    if "all_outputs" in inspect.signature(model.forward).parameters:
-        out = model(x, all_outputs=True)
-    else:
-        out = model(x)
+def forward_all(
+    model: nn.Module, x: Tensor, forward_kwargs: Mapping[str, Any] | None = None
+) -> list[Tensor]:
+    """Every output the model gives with ``forward_kwargs``, as a list."""
+    out = model(x, **(forward_kwargs or {}))
     return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
-def conv_pixels(model: nn.Module, example: Tensor) -> dict[str, int]:
+def forward_fn(forward_kwargs: Mapping[str, Any] | None) -> Any:
+    """``forward_all`` bound to ``forward_kwargs`` (a ``forward_fn`` for Torch-Pruning)."""
+    return partial(forward_all, forward_kwargs=dict(forward_kwargs or {}))
+
+
+def conv_pixels(
+    model: nn.Module, example: Tensor, forward_kwargs: Mapping[str, Any] | None = None
+) -> dict[str, int]:
     """{conv name: output pixels per image over all its calls} from one forward of ``example``."""
     pixels: dict[str, int] = {}
     hooks = []
@@ -44,7 +54,7 @@ def conv_pixels(model: nn.Module, example: Tensor) -> dict[str, int]:
             hooks.append(module.register_forward_hook(record))
     try:
         with torch.no_grad():
-            forward_all(model, example[:1])
+            forward_all(model, example[:1], forward_kwargs)
     finally:
         for hook in hooks:
             hook.remove()
@@ -61,13 +71,15 @@ def in_channel_macs(conv: nn.Conv2d, pixels: int) -> int:
     return conv.kernel_size[0] * conv.kernel_size[1] * (conv.out_channels // conv.groups) * pixels
 
 
-def conv_macs(model: nn.Module, example: Tensor) -> int:
+def conv_macs(
+    model: nn.Module, example: Tensor, forward_kwargs: Mapping[str, Any] | None = None
+) -> int:
     """MACs of all 2-D convolutions for one image of ``example``'s size (a 3x3 conv, 64->64
     channels, on 32x32: 37,748,736)."""
     modules = dict(model.named_modules())
     return sum(
         out_channel_macs(modules[name], pixels) * modules[name].out_channels
-        for name, pixels in conv_pixels(model, example).items()
+        for name, pixels in conv_pixels(model, example, forward_kwargs).items()
     )
 
 
@@ -100,29 +112,33 @@ class CostModel(Protocol):
 
 
 class MacCost:
-    """Convolution MACs at ``example``'s size; ``measure`` is the caller's counter (``macs_of``),
-    default the same convolution MACs."""
+    """Convolution MACs at ``example``'s size (a forward with ``forward_kwargs``); ``measure`` is
+    the caller's counter (``macs_of``), default the same convolution MACs."""
 
     unit = "macs"
 
     def __init__(
-        self, example: Tensor, macs_of: Callable[[nn.Module], float] | None = None
+        self,
+        example: Tensor,
+        macs_of: Callable[[nn.Module], float] | None = None,
+        forward_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.example = example[:1]
         self.macs_of = macs_of
+        self.forward_kwargs = dict(forward_kwargs or {})
         self.pixels: dict[str, int] = {}
         self.names: dict[nn.Module, str] = {}
 
     def bind(self, model: nn.Module) -> None:
         self.names = {m: n for n, m in model.named_modules()}
         if not self.pixels:  # spatial sizes do not change with pruning
-            self.pixels = conv_pixels(model, self.example)
+            self.pixels = conv_pixels(model, self.example, self.forward_kwargs)
 
     def measure(self, model: nn.Module) -> float:
         return self.macs_of(model) if self.macs_of is not None else self.estimate(model)
 
     def estimate(self, model: nn.Module) -> float:
-        return conv_macs(model, self.example)
+        return conv_macs(model, self.example, self.forward_kwargs)
 
     def per_channel(self, convs: GroupConvs) -> float:
         """MACs one channel of the group costs: at the outputs and the inputs it shrinks."""

@@ -9,21 +9,25 @@ are groups holding a convolution the caller names. Pruning (``prune``), sparsity
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch_pruning as tp
 from torch import Tensor, nn
 
-from effprof.compress.cost import forward_all
+from effprof.compress.cost import forward_fn
 
 OUT, IN = "out", "in"  # which side of a convolution a group's channels are
 
 
-def build_graph(model: nn.Module, example: Tensor) -> tp.DependencyGraph:
-    """Torch-Pruning's dependency graph of ``model`` traced on one image of ``example``."""
+def build_graph(
+    model: nn.Module, example: Tensor, forward_kwargs: Mapping[str, Any] | None = None
+) -> tp.DependencyGraph:
+    """Torch-Pruning's dependency graph of ``model`` traced on one image of ``example``, through
+    every output ``forward_kwargs`` asks for (the entry's: MSSNet's six)."""
     return tp.DependencyGraph().build_dependency(
-        model, example_inputs=example[:1], forward_fn=forward_all, verbose=False
+        model, example_inputs=example[:1], forward_fn=forward_fn(forward_kwargs), verbose=False
     )
 
 

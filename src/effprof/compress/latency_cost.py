@@ -15,7 +15,8 @@ pruned model's real latency afterwards, so prediction and measurement are both i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -27,7 +28,9 @@ ConvTimer = Callable[[nn.Conv2d, int, int, tuple[int, int]], float]
 input of h x w."""
 
 
-def conv_calls(model: nn.Module, example: Tensor) -> dict[str, list[tuple[tuple[int, int], int]]]:
+def conv_calls(
+    model: nn.Module, example: Tensor, forward_kwargs: Mapping[str, Any] | None = None
+) -> dict[str, list[tuple[tuple[int, int], int]]]:
     """{conv name: [((input h, w), output pixels) per call]} from one forward of ``example``."""
     calls: dict[str, list[tuple[tuple[int, int], int]]] = {}
     hooks = []
@@ -41,7 +44,7 @@ def conv_calls(model: nn.Module, example: Tensor) -> dict[str, list[tuple[tuple[
             hooks.append(module.register_forward_hook(record))
     try:
         with torch.no_grad():
-            forward_all(model, example[:1])
+            forward_all(model, example[:1], forward_kwargs)
     finally:
         for hook in hooks:
             hook.remove()
@@ -53,10 +56,15 @@ class LatencyCost:
 
     unit = "latency"
 
-    def __init__(self, timer: ConvTimer, example: Tensor, dense: nn.Module, dense_ms: float):
+    def __init__(
+        self, timer: ConvTimer, example: Tensor, dense: nn.Module, dense_ms: float,
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         self.timer = timer
         self.example = example[:1]
-        self.calls = conv_calls(dense, self.example)  # spatial sizes never change with pruning
+        self.calls = conv_calls(
+            dense, self.example, forward_kwargs
+        )  # spatial sizes never change with pruning
         self.names: dict[nn.Module, str] = {}
         self.bind(dense)
         self.dense_volume = self._volume(dense, {})

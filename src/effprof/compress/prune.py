@@ -219,7 +219,7 @@ def _select(
 ) -> tuple[tp.DependencyGraph, list[_Group], dict[int, list[int]]]:  # fmt: skip
     """The globally least important chunks that save ``saving_needed`` (estimated): the graph,
     the scored groups and {group index: channels to remove}."""
-    graph = build_graph(model, calibration.batches[0][0])
+    graph = build_graph(model, calibration.batches[0][0], calibration.forward_kwargs)
     groups, _ = prunable_groups(graph, spec.protect)
     cost.bind(model)
     scored, per_cost = score_groups(model, graph, groups, spec, calibration)
@@ -266,19 +266,21 @@ def select_channels(
     remove from ``model`` (untied first, as :func:`prune` does); ``model`` is unchanged."""
     spec.check()
     example = calibration.batches[0][0][:1]
-    cost = cost or MacCost(example)
+    cost = cost or MacCost(example, forward_kwargs=calibration.forward_kwargs)
     untied = copy.deepcopy(model).eval()
     untie_shared(untied)
     cost.bind(untied)
-    _check_target(untied, spec, example, cost)
+    _check_target(untied, spec, calibration, cost)
     saving = (1 - spec.target_ratio) * cost.estimate(untied)
     _, scored, chosen = _select(untied, spec, calibration, cost, saving, {})
     return {scored[gi].name: sorted(channels) for gi, channels in chosen.items()}
 
 
-def _cut_to(model: nn.Module, spec: PruneSpec, example: Tensor, keep_of: Callable[[int], int]):
+def _cut_to(
+    model: nn.Module, spec: PruneSpec, calibration: Calibration, keep_of: Callable[[int], int]
+) -> dict[tuple[nn.Conv2d, str], int]:
     """{(conv, side): channels removed} with every prunable group of width n cut to keep_of(n)."""
-    graph = build_graph(model, example)
+    graph = build_graph(model, calibration.batches[0][0], calibration.forward_kwargs)
     groups, _ = prunable_groups(graph, spec.protect)
     cut: dict[tuple[nn.Conv2d, str], int] = {}
     for group in groups:
@@ -289,24 +291,24 @@ def _cut_to(model: nn.Module, spec: PruneSpec, example: Tensor, keep_of: Callabl
 
 
 def _achievable_ratios(
-    model: nn.Module, spec: PruneSpec, example: Tensor, cost: CostModel
+    model: nn.Module, spec: PruneSpec, calibration: Calibration, cost: CostModel
 ) -> tuple[float, float]:
     """(lowest, highest) cost ratio pruning can reach: every prunable group at ``round_to``
     channels, and every group only rounded down to a multiple (1.0 without ``round_all``)."""
     r = spec.round_to
     dense = cost.estimate_with(model, {})
-    low = cost.estimate_with(model, _cut_to(model, spec, example, lambda n: min(n, r))) / dense
+    low = cost.estimate_with(model, _cut_to(model, spec, calibration, lambda n: min(n, r))) / dense
     if not spec.round_all:
         return low, 1.0
-    high_cut = _cut_to(model, spec, example, lambda n: max(n // r * r, min(n, r)))
+    high_cut = _cut_to(model, spec, calibration, lambda n: max(n // r * r, min(n, r)))
     return low, cost.estimate_with(model, high_cut) / dense
 
 
 def _check_target(
-    untied: nn.Module, spec: PruneSpec, example: Tensor, cost: CostModel
+    untied: nn.Module, spec: PruneSpec, calibration: Calibration, cost: CostModel
 ) -> tuple[float, float]:
     """The achievable (lowest, highest) ratio; an error naming it if the target is outside."""
-    min_ratio, max_ratio = _achievable_ratios(untied, spec, example, cost)
+    min_ratio, max_ratio = _achievable_ratios(untied, spec, calibration, cost)
     if not min_ratio < spec.target_ratio <= max_ratio:
         rounding = " (every width rounded down)" if spec.round_all else ""
         what = "MACs" if cost.unit == "macs" else f"predicted {cost.unit}"
@@ -327,7 +329,8 @@ def check_target(
     untied = copy.deepcopy(model).eval()
     untie_shared(untied)
     example = calibration.batches[0][0][:1]
-    return _check_target(untied, spec, example, cost or MacCost(example))
+    cost = cost or MacCost(example, forward_kwargs=calibration.forward_kwargs)
+    return _check_target(untied, spec, calibration, cost)
 
 
 def _widths(dense: nn.Module, pruned: nn.Module) -> tuple[tuple[str, int, int, int, int], ...]:
@@ -339,9 +342,11 @@ def _widths(dense: nn.Module, pruned: nn.Module) -> tuple[tuple[str, int, int, i
     )
 
 
-def group_widths(model: nn.Module, example: Tensor, protect: Sequence[str] = ()) -> dict[str, int]:
+def group_widths(
+    model: nn.Module, calibration: Calibration, protect: Sequence[str] = ()
+) -> dict[str, int]:
     """{root conv name: channels} of every prunable group of ``model``."""
-    graph = build_graph(model, example)
+    graph = build_graph(model, calibration.batches[0][0], calibration.forward_kwargs)
     groups, _ = prunable_groups(graph, protect)
     return {root_name(graph, g): len(g[0].idxs) for g in groups}
 
@@ -354,14 +359,15 @@ def prune(
     what the protected layers and ``round_to`` allow is refused."""
     spec.check()
     example = calibration.batches[0][0][:1]
-    cost = cost or MacCost(example)
+    cost = cost or MacCost(example, forward_kwargs=calibration.forward_kwargs)
     pruned = copy.deepcopy(model).eval()
     untie_shared(pruned)
     cost.bind(pruned)
-    min_ratio, max_ratio = _check_target(pruned, spec, example, cost)
+    min_ratio, max_ratio = _check_target(pruned, spec, calibration, cost)
     dense, estimate_dense = cost.measure(pruned), cost.estimate(pruned)
-    start_widths = group_widths(pruned, example, spec.protect)
-    _, protected = prunable_groups(build_graph(pruned, example), spec.protect)
+    start_widths = group_widths(pruned, calibration, spec.protect)
+    graph = build_graph(pruned, example, calibration.forward_kwargs)
+    _, protected = prunable_groups(graph, spec.protect)
     steps, current = [], dense
     for step in range(1, spec.steps + 1):
         started = time.perf_counter()

@@ -23,9 +23,9 @@ dropped after recovery: the saved model is the student alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -72,6 +72,7 @@ class RecoverSpec:
     feature_weight: float = 0.0
     feature_layers: tuple[str, ...] | None = None  # None: every composite block (see above)
     log_every: int = 10
+    forward_kwargs: Mapping[str, Any] = field(default_factory=dict)  # every output (the entry's)
 
     def check(self) -> None:
         """Refuse settings that cannot train, before any work."""
@@ -154,9 +155,9 @@ class DistillationLoss:
         mine: dict[str, Tensor] = {}
         theirs: dict[str, Tensor] = {}
         with captured(inner, names, mine):
-            outputs = model_outputs(student, blurry)
+            outputs = model_outputs(student, blurry, self.spec.forward_kwargs)
         with torch.no_grad(), captured(self.teacher, names, theirs):
-            targets = model_outputs(self.teacher, blurry)
+            targets = model_outputs(self.teacher, blurry, self.spec.forward_kwargs)
         parts = {"distillation": output_distance(outputs, targets, self.spec.fft_weight)}
         if self.spec.reconstruction_weight:
             parts["reconstruction"] = deblur_loss(outputs, sharp, self.spec.fft_weight)
@@ -183,16 +184,17 @@ class DistillationLoss:
 
 
 def fit_adapters(
-    student: nn.Module, teacher: nn.Module, blurry: Tensor, layers: Sequence[str] | None
-) -> FeatureAdapters:
+    student: nn.Module, teacher: nn.Module, blurry: Tensor, layers: Sequence[str] | None,
+    forward_kwargs: Mapping[str, Any] | None = None,
+) -> FeatureAdapters:  # fmt: skip
     """Adapters at the feature points of ``student`` (see :mod:`effprof.compress.features`),
     least-squares fitted on ``blurry``."""
     names = feature_points(teacher, layers)
     mine: dict[str, Tensor] = {}
     theirs: dict[str, Tensor] = {}
     with torch.no_grad(), captured(student, names, mine), captured(teacher, names, theirs):
-        model_outputs(student, blurry)
-        model_outputs(teacher, blurry)
+        model_outputs(student, blurry, forward_kwargs)
+        model_outputs(teacher, blurry, forward_kwargs)
     if not theirs:
         raise EffprofError("feature distillation found no N x C x H x W feature point to distil")
     adapters = FeatureAdapters(mine, theirs).to(blurry.device)
@@ -217,12 +219,18 @@ def pseudo_views(
     )
 
 
-def distillation_gap(student: nn.Module, teacher: nn.Module, blurry: Tensor) -> float:
-    """Mean L1 distance between the student's and the teacher's outputs on ``blurry`` (all outputs)."""
+def distillation_gap(
+    student: nn.Module,
+    teacher: nn.Module,
+    blurry: Tensor,
+    forward_kwargs: Mapping[str, Any] | None = None,
+) -> float:
+    """Mean L1 distance between the student's and the teacher's outputs on ``blurry`` (every
+    output ``forward_kwargs`` asks for)."""
     with torch.no_grad():
-        return float(
-            output_distance(model_outputs(student, blurry), model_outputs(teacher, blurry), 0.0)
-        )
+        ours = model_outputs(student, blurry, forward_kwargs)
+        theirs = model_outputs(teacher, blurry, forward_kwargs)
+        return float(output_distance(ours, theirs, 0.0))
 
 
 def recover(
@@ -248,7 +256,8 @@ def recover(
     adapters = None
     model = student
     if spec.feature_weight:
-        adapters = fit_adapters(student, teacher, source(0)[0].to(device), spec.feature_layers)
+        blurry = source(0)[0].to(device)
+        adapters = fit_adapters(student, teacher, blurry, spec.feature_layers, spec.forward_kwargs)
         model = WithAdapters(student, adapters)
     result = train(
         model,

@@ -85,7 +85,8 @@ def _masked(producers: Sequence[tuple[nn.Module, list[int]]]) -> Iterator[None]:
 
 def _outputs(model: nn.Module, calibration: Calibration) -> list[list[Tensor]]:
     with torch.no_grad():
-        return [forward_all(model, blurry) for blurry, _ in calibration.batches]
+        kwargs = calibration.forward_kwargs
+        return [forward_all(model, blurry, kwargs) for blurry, _ in calibration.batches]
 
 
 def _mse(outputs: list[list[Tensor]], reference: list[list[Tensor]]) -> float:
@@ -118,7 +119,7 @@ def measure_sensitivity(
     """Measure every prunable group of ``model`` (untied, as pruning does) alone at each fraction."""
     untied = copy.deepcopy(model).eval()
     untie_shared(untied)
-    graph = build_graph(untied, calibration.batches[0][0])
+    graph = build_graph(untied, calibration.batches[0][0], calibration.forward_kwargs)
     groups, _ = prunable_groups(graph, spec.protect)
     scored, _ = score_groups(untied, graph, groups, spec, calibration)
     reference = _outputs(untied, calibration)

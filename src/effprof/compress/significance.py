@@ -16,10 +16,11 @@ Criteria live in one registry: ``@register_criterion("taylor")``; ``SIGNIFICANCE
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import pandas as pd
 import torch
@@ -50,6 +51,7 @@ class Calibration:
 
     batches: Sequence[tuple[Tensor, Tensor]]
     loss: LossFn = l1_reconstruction
+    forward_kwargs: Mapping[str, Any] = field(default_factory=dict)  # all outputs (entry)
 
     def __post_init__(self) -> None:
         if len(self.batches) == 0:
@@ -168,7 +170,7 @@ def compute_significance(
     was_training = model.training
     model.eval()
     try:
-        pixels = conv_pixels(model, calibration.batches[0][0])
+        pixels = conv_pixels(model, calibration.batches[0][0], calibration.forward_kwargs)
         convs = {name: conv for name, conv in named_convs(model).items() if name in pixels}
         costs = {name: out_channel_macs(conv, pixels[name]) for name, conv in convs.items()}
         raw = entry.scores(model, calibration, convs)

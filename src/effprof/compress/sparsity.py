@@ -20,6 +20,8 @@ Two regularisers over Torch-Pruning's coupled channel groups (``effprof.compress
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -45,8 +47,9 @@ class SelectiveDecay:
     def __init__(
         self, model: nn.Module, example: Tensor, chosen: dict[str, list[int]], steps: int,
         residual: float = 1e-3, protect: tuple[str, ...] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
     ) -> None:  # fmt: skip
-        graph = build_graph(model, example)
+        graph = build_graph(model, example, forward_kwargs)
         groups, _ = prunable_groups(graph, protect)
         self.targets: list[tuple[nn.Parameter, int, list[int]]] = []
         for group in groups:
@@ -84,9 +87,10 @@ class GroupLasso:
     """``strength * sum_g sum_c ||coupled parameters of channel c of group g||_2`` (all groups)."""
 
     def __init__(
-        self, model: nn.Module, example: Tensor, strength: float, protect: tuple[str, ...] = ()
-    ) -> None:
-        graph = build_graph(model, example)
+        self, model: nn.Module, example: Tensor, strength: float, protect: tuple[str, ...] = (),
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        graph = build_graph(model, example, forward_kwargs)
         groups, _ = prunable_groups(graph, protect)
         self.groups: list[tuple[int, list[Slice]]] = [
             (len(g[0].idxs), group_slices(graph, g)) for g in groups

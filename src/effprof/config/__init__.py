@@ -1,10 +1,9 @@
 """Validated configuration (pydantic, ``extra="forbid"``) for every job; YAML files in configs/."""
 
 from effprof.config.base import StrictModel, load_config, read_yaml_mapping, validate
-from effprof.config.profile import DEFAULT_INPUT, ProfileConfig
+from effprof.config.profile import ProfileConfig
 
 __all__ = [
-    "DEFAULT_INPUT",
     "ProfileConfig",
     "StrictModel",
     "load_config",

@@ -12,11 +12,10 @@ from effprof.units import parse_resolutions, parse_shape
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "tf32", "fp16", "bf16"]
 
-DEFAULT_INPUT = {"cpu": "1x3x256x256", "cuda": "1x3x720x1280"}
-
 
 class ProfileConfig(StrictModel):
-    """One profile job. ``input=None`` means the device's default (256x256 on CPU, 720p on CUDA)."""
+    """One profile job. ``input=None`` means the model's default inputs (for an image model:
+    256x256 on CPU, 720p on CUDA)."""
 
     model: str = "mssnet"
     variant: str | None = None
@@ -42,7 +41,7 @@ class ProfileConfig(StrictModel):
     @classmethod
     def _shape(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_shape(value)
+            parse_shape(value, ndim=None)
         return value
 
     @field_validator("resolutions")

@@ -80,7 +80,7 @@ def count_counterfactuals(
     >>> table = count_counterfactuals(model, count_model(model, shape), [cf])  # doctest: +SKIP
     >>> table.ratio("no pixel-unshuffle")  # doctest: +SKIP
     """
-    shape = real.input_shape
+    shape = real.inputs
     real_params = count_params(real_model).total
     rows = [_row(REAL, "real", "the network as profiled", real, real_params)]
     groups = [_group_macs(REAL, real, components)]

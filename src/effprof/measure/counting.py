@@ -31,6 +31,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from effprof.measure.categories import CATEGORIES, op_category
 from effprof.measure.formulas import COUNTING_POLICY, find_formula
+from effprof.models.inputs import InputSpec, as_inputs, flat_tensors
 from effprof.results import EffprofError, Missing
 
 OP_COLUMNS = [
@@ -234,6 +235,7 @@ class CountResult:
     input_shape: tuple[int, ...]
     dtype: str
     forward_kwargs: dict[str, Any]
+    inputs: InputSpec
     macs: int
     flops: int
     bias_flops: int
@@ -280,19 +282,20 @@ class CountResult:
         return table.loc[order].reset_index()
 
     def macs_per_output_pixel(self) -> float | Missing:
-        """MACs divided by N x H x W of the largest output (the image a restorer produces)."""
-        if not self.output_shapes:
-            return Missing("the model returned no tensor")
-        shape = max(self.output_shapes, key=lambda s: torch.Size(s).numel())
-        if len(shape) < 3:
-            return Missing(f"output {shape_text(shape)} has no spatial dimensions")
-        pixels = torch.Size(shape[:-3]).numel() * shape[-2] * shape[-1]
-        return self.macs / pixels
+        """MACs divided by N x H x W of the largest N x C x H x W output (the image a restorer
+        produces); Missing when the model returns no such image."""
+        images = [s for s in self.output_shapes if len(s) == 4]
+        if not images:
+            shapes = ", ".join(shape_text(s) for s in self.output_shapes) or "none"
+            return Missing(f"the model returns no N x C x H x W image (outputs: {shapes})")
+        shape = max(images, key=lambda s: s[0] * s[2] * s[3])
+        return self.macs / (shape[0] * shape[2] * shape[3])
 
     def summary(self) -> dict[str, Any]:
         """Headline numbers with units in their names, for run.json."""
         return {
             "input_shape": shape_text(self.input_shape),
+            "inputs": self.inputs.describe(),
             "dtype": self.dtype,
             "macs": self.macs,
             "flops": self.flops,
@@ -305,13 +308,6 @@ class CountResult:
             "uncounted_calls": int(self.uncounted["calls"].sum()) if len(self.uncounted) else 0,
             "count_seconds": self.seconds,
         }
-
-
-def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
-    shape = tuple(input_shape)
-    if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
-        raise EffprofError(f"input shape must be positive integers, got {shape!r}")
-    return shape
 
 
 def _uncalled(model: nn.Module, called: set[int]) -> pd.DataFrame:
@@ -330,33 +326,49 @@ def _uncalled(model: nn.Module, called: set[int]) -> pd.DataFrame:
 
 def count_model(
     model: nn.Module,
-    input_shape: Sequence[int],
+    inputs: InputSpec | Sequence[int],
     *,
     forward_kwargs: Mapping[str, Any] | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> CountResult:
-    """Count MACs, FLOPs, bytes and activation memory of ``model(x, **forward_kwargs)`` on meta."""
-    shape = _check_shape(input_shape)
-    kwargs = dict(forward_kwargs or {})
+    """Count MACs, FLOPs, bytes and activation memory of one forward on meta.
+
+    ``inputs`` is an :class:`~effprof.models.inputs.InputSpec` or the shape of one image;
+    ``forward_kwargs`` are passed to the forward as well (MSSNet's ``all_outputs=True``).
+    """
+    if not isinstance(inputs, InputSpec) and (
+        not tuple(inputs) or not all(isinstance(s, int) and s > 0 for s in inputs)
+    ):
+        raise EffprofError(f"input shape must be positive integers, got {tuple(inputs)!r}")
+    spec = as_inputs(inputs)
     start = time.perf_counter()
     meta = meta_copy(model, dtype)
     weights = {id(t): t for t in (*meta.parameters(), *meta.buffers())}.values()
     weight_storages = {t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in weights}
-    x = torch.empty(shape, device="meta", dtype=dtype)
+    args, kwargs = spec.build("meta", dtype)
+    kwargs.update(forward_kwargs or {})
     memory = _LiveMemory(set(weight_storages))
-    memory.track(x)
+    given = flat_tensors((args, kwargs))
+    for tensor in given:
+        memory.track(tensor)
     paths = _CallPaths(meta)
     try:
         with torch.no_grad(), paths, _CountingMode(paths, memory) as mode:
-            output = meta(x, **kwargs)
-    except (NotImplementedError, RuntimeError, ValueError, TypeError) as error:
+            output = meta(*args, **kwargs)
+    except (
+        NotImplementedError,
+        RuntimeError,
+        ValueError,
+        TypeError,
+        AssertionError,
+        IndexError,
+    ) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise EffprofError(
-            f"cannot count {type(model).__name__} on the meta device: {first}"
+            f"cannot count {type(model).__name__} on the meta device with inputs "
+            f"{spec.describe()}: {first[:300]}"
         ) from error
-    outputs = tuple(
-        tuple(t.shape) for t in _tensors(output if isinstance(output, (list, tuple)) else (output,))
-    )
+    outputs = tuple(tuple(t.shape) for t in flat_tensors(output))
     ops = pd.DataFrame(mode.rows, columns=OP_COLUMNS)
     missing = ops[~ops["counted"]]
     uncounted = missing.groupby("op", sort=False).size().rename("calls").reset_index()
@@ -365,14 +377,15 @@ def count_model(
         drop=True
     )
     return CountResult(
-        input_shape=shape,
+        input_shape=spec.shape,
         dtype=str(dtype).removeprefix("torch."),
-        forward_kwargs=kwargs,
+        forward_kwargs=dict(forward_kwargs or {}),
+        inputs=spec,
         macs=int(ops["macs"].sum()),
         flops=int(ops["flops"].sum()),
         bias_flops=int(ops["bias_flops"].sum()),
         weights_bytes=sum(weight_storages.values()),
-        input_bytes=_nbytes(x),
+        input_bytes=sum(_nbytes(t) for t in given),
         activation_peak_bytes=memory.peak_bytes,
         output_shapes=outputs,
         ops=ops,

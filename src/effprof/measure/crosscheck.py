@@ -32,6 +32,7 @@ from effprof.measure.tool_counters import (
     run_thop,
     untie_shared_modules,
 )
+from effprof.models.registry import ReferenceCount
 from effprof.results import EffprofError
 
 COLUMNS = [
@@ -44,17 +45,6 @@ REPORTS = {
     "fvcore": "'flops' that are MACs for conv/matmul, plus its own counts for a few other ops",
     "thop": "'MACs' from per-module-type rules (conv/linear MACs, 1 per PReLU element, ...)",
 }
-
-
-@dataclass(frozen=True)
-class ReferenceCount:
-    """A count made elsewhere (e.g. the official code's layout file) under ``counter``'s rules."""
-
-    label: str
-    counter: str  # "FlopCounterMode" or "fvcore"
-    value: int
-    input_shape: tuple[int, ...]
-    forward_kwargs: Mapping[str, Any] | None = None  # None: the cross-check's own
 
 
 @dataclass(frozen=True, eq=False)

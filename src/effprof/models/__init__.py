@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -11,17 +12,35 @@ from torch import nn
 from effprof.models import mssnet as _mssnet  # noqa: F401  (registers "mssnet")
 from effprof.models.checkpoint import load_state_dict_strict, read_state_dict, state_dict_mismatch
 from effprof.models.generic import build_from_spec, is_import_spec
+from effprof.models.inputs import InputSpec, TensorSpec, as_inputs, flat_tensors, image_inputs
 from effprof.models.padding import PadToMultiple, pad_to_multiple, padded_size
-from effprof.models.registry import MODELS, ModelEntry, register_model
+from effprof.models.registry import (
+    MODELS,
+    ModelEntry,
+    OutputSpec,
+    PeerTable,
+    ReferenceCount,
+    register_model,
+)
 from effprof.results import EffprofError
 
 __all__ = [
     "MODELS",
+    "InputSpec",
     "ModelEntry",
+    "OutputSpec",
     "PadToMultiple",
+    "PeerTable",
+    "ReferenceCount",
+    "Subject",
+    "TensorSpec",
+    "as_inputs",
     "build_model",
+    "flat_tensors",
     "get_entry",
+    "image_inputs",
     "load_model",
+    "load_subject",
     "pad_to_multiple",
     "padded_size",
     "read_state_dict",
@@ -33,42 +52,48 @@ __all__ = [
 WEIGHTS_PACKAGE = "effprof.models.weights"
 
 
-def get_entry(name: str) -> ModelEntry | None:
-    """The registry entry for ``name``; None for a ``module:callable`` model; error if unknown."""
+def generic_entry(spec: str, example: InputSpec | None = None) -> ModelEntry:
+    """The entry of a ``module:callable`` model: no variants, no map, inputs from its example."""
+    return ModelEntry(
+        name=spec,
+        build=lambda _variant: build_from_spec(spec)[0],
+        variants=(),
+        default_variant=None,
+        summary=f"the model returned by {spec}",
+        inputs=(lambda _variant: example) if example is not None else None,
+        registered=False,
+    )
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry for ``name``, or a generic one for ``module:callable``; error if unknown.
+
+    A generic entry made here does not call the factory, so it knows no example inputs: use
+    :func:`load_subject` for the entry that does.
+    """
     if is_import_spec(name):
-        return None
+        return generic_entry(name)
     return MODELS.get(name)
 
 
 def check_variant(name: str, variant: str | None) -> str | None:
     """Validate ``variant`` for ``name``; returns the variant to use (the default when None)."""
-    entry = get_entry(name)
-    if entry is None:
-        if variant not in (None, "", "default"):
-            raise EffprofError(f"--variant is only for registered models, not {name!r}")
-        return None
-    if variant is None:
-        return entry.default_variant
-    if variant not in entry.variants:
-        raise EffprofError(
-            f"unknown variant {variant!r} of {name}; known: {', '.join(entry.variants)}"
-        )
-    return variant
+    return get_entry(name).check_variant(variant)
 
 
 def build_model(name: str, variant: str | None = None) -> nn.Module:
     """A freshly initialised model (train mode); build under ``torch.device("meta")`` to count."""
-    entry = get_entry(name)
-    if entry is None:
-        return build_from_spec(name)
-    return entry.build(check_variant(name, variant))
+    if is_import_spec(name):
+        return build_from_spec(name)[0]
+    entry = MODELS.get(name)
+    return entry.build(entry.check_variant(variant))
 
 
 def resolve_weights(name: str, variant: str | None, weights: str) -> Path:
     """A weights argument as a file: a path, or a name shipped with a model (e.g. ``synthetic``)."""
     entry = get_entry(name)
-    if entry is not None and weights in entry.shipped_weights:
-        variant = check_variant(name, variant)
+    if weights in entry.shipped_weights:
+        variant = entry.check_variant(variant)
         files = entry.shipped_weights[weights]
         if variant not in files:
             have = ", ".join(files) or "none"
@@ -80,6 +105,42 @@ def resolve_weights(name: str, variant: str | None, weights: str) -> Path:
             )
         return path
     return Path(weights)
+
+
+@dataclass(frozen=True, eq=False)
+class Subject:
+    """A model ready to measure: its registry entry (generic for ``module:callable``), the variant
+    and the loaded network (eval mode, on its device)."""
+
+    entry: ModelEntry
+    variant: str | None
+    model: nn.Module
+
+    def default_inputs(self, device: str = "cpu") -> InputSpec:
+        """The inputs to measure with when none are given."""
+        return self.entry.default_inputs(self.variant, device)
+
+
+def load_subject(
+    name: str,
+    variant: str | None = None,
+    weights: str | Path | None = None,
+    device: str | torch.device = "cpu",
+) -> Subject:
+    """Build (factory called once), load weights if given (file or shipped name), move, eval."""
+    if is_import_spec(name):
+        if variant not in (None, "", "default"):
+            raise EffprofError(f"--variant is only for registered models, not {name!r}")
+        model, example = build_from_spec(name)
+        entry, variant = generic_entry(name, example), None
+    else:
+        entry = MODELS.get(name)
+        variant = entry.check_variant(variant)
+        model = entry.build(variant)
+    if weights is not None:
+        path = resolve_weights(name, variant, str(weights))
+        load_state_dict_strict(model, read_state_dict(path), str(weights))
+    return Subject(entry, variant, model.to(device).eval())
 
 
 def load_model(
@@ -94,8 +155,4 @@ def load_model(
     >>> sum(p.numel() for p in model.parameters())
     6756161
     """
-    model = build_model(name, variant)
-    if weights is not None:
-        path = resolve_weights(name, variant, str(weights))
-        load_state_dict_strict(model, read_state_dict(path), str(weights))
-    return model.to(device).eval()
+    return load_subject(name, variant, weights, device).model

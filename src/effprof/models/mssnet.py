@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from effprof.models.mssnet_map import mssnet_components, mssnet_counterfactuals
-from effprof.models.registry import register_model
+from effprof.models.peers import DEBLURRING_PEERS
+from effprof.models.registry import IMAGE_OUT, OutputSpec, ReferenceCount, register_model
 
 VARIANT_WIDTHS: dict[str, tuple[int, int, int]] = {
     # variant: (wf, scale, vscale) = level-1 width and the two width increments of the U-Net.
@@ -325,19 +326,40 @@ def build_mssnet(variant: str, *, pixel_unshuffle: bool = True, multiscale: bool
     )
 
 
+def _official_references() -> dict[str, tuple[ReferenceCount, ...]]:
+    """The official code's counts at 1x3x256x256 (training graph, all six outputs) per variant."""
+    shape, kwargs = (1, 3, 256, 256), {"all_outputs": True}
+    return {
+        variant: (
+            ReferenceCount("official code, FlopCounterMode, all six outputs", "FlopCounterMode",
+                           counts["flop_counter"], shape, kwargs),
+            ReferenceCount("official code, fvcore, all six outputs", "fvcore", counts["fvcore"],
+                           shape, kwargs),
+        )
+        for variant, counts in OFFICIAL_COUNTS_256.items()
+    }  # fmt: skip
+
+
 @register_model(
     "mssnet",
     variants=tuple(VARIANT_WIDTHS),
     default_variant="small",
     summary="MSSNet multi-scale-stage deblurring network (Kim et al., ECCVW 2022)",
+    task="single-image deblurring",
     input_multiple=INPUT_MULTIPLE,
+    outputs=OutputSpec(
+        kind=IMAGE_OUT, names=OUTPUT_NAMES[-1:], all_kwargs={"all_outputs": True},
+        all_names=OUTPUT_NAMES,
+    ),
     shipped_weights={
         "synthetic": {"small": "mssnet-small-synthetic.pt"},
         "synthetic-cpu": {"small": "mssnet-small-synthetic-cpu.pt"},
     },
     components=mssnet_components,
     counterfactuals=mssnet_counterfactuals(build_mssnet),
-)
+    reference_counts=_official_references(),
+    peers=DEBLURRING_PEERS,
+)  # fmt: skip
 def mssnet(variant: str) -> nn.Module:
     """Registered builder: ``effprof profile --model mssnet --variant base``."""
     return build_mssnet(variant)

@@ -1,40 +1,150 @@
-"""The model registry: every model effprof knows by name, with its variants and what it needs."""
+"""The model registry: every model effprof knows by name, and everything known about it.
+
+A model's knowledge lives in its entry and nowhere else: how to build each variant, what its
+forward takes (the default inputs and whether their size may change), what it returns (and how to
+ask for every training output), its task, reference counts made by other code, its component map,
+its counterfactuals and the published peers it is compared with. ``api``, ``compress`` and
+``train`` ask the entry; none of them tests a model's name.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
 from effprof._registry import Registry
+from effprof.models.inputs import InputSpec, image_inputs
+from effprof.results import EffprofError
 
 ModelBuilder = Callable[[str], nn.Module]
+Inputs = Callable[[str | None], InputSpec]
+
+# What a model's main output is; decides how cost is normalised (per output pixel, per image...).
+IMAGE_OUT = "image"  # an image at the input's resolution or larger: restoration, super-resolution
+DENSE_OUT = (
+    "dense"  # a per-position map below the input's resolution: segmentation logits, features
+)
+VECTOR_OUT = "vector"  # one vector per image: classification logits, embeddings
+TOKENS_OUT = "tokens"  # a sequence of token features
+POINTS_OUT = "points"  # one value or vector per input point
+UNKNOWN_OUT = "unknown"
+OUTPUT_KINDS = (IMAGE_OUT, DENSE_OUT, VECTOR_OUT, TOKENS_OUT, POINTS_OUT, UNKNOWN_OUT)
+DEFAULT_IMAGE = {"cpu": (1, 3, 256, 256), "cuda": (1, 3, 720, 1280)}
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What ``forward`` returns: the kind of its main output, the names of its outputs, and the
+    keyword arguments that make it return every output it is trained on (MSSNet's six)."""
+
+    kind: str = UNKNOWN_OUT
+    names: tuple[str, ...] = ()
+    all_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    all_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in OUTPUT_KINDS:
+            raise ValueError(f"unknown output kind {self.kind!r}; known: {', '.join(OUTPUT_KINDS)}")
+
+
+@dataclass(frozen=True)
+class ReferenceCount:
+    """A count made elsewhere (e.g. by the official code) under ``counter``'s rules."""
+
+    label: str
+    counter: str  # "FlopCounterMode" or "fvcore"
+    value: int
+    input_shape: tuple[int, ...]
+    forward_kwargs: Mapping[str, Any] | None = None  # None: the cross-check's own
+
+
+@dataclass(frozen=True)
+class PeerTable:
+    """Published numbers of networks for the same task, cited, never measured here.
+
+    ``columns`` maps a row key to its header (with unit); every row is a dict of those keys plus
+    ``network`` and ``citation``; a value a source does not give is None. ``quality``, ``params``
+    (in millions) and ``runtime`` name the keys charts plot; runtimes compare only between rows with the same
+    ``comparable`` value (one source timing every network on one machine).
+    """
+
+    title: str
+    about: str
+    columns: Mapping[str, str]
+    rows: tuple[Mapping[str, Any], ...]
+    quality: str | None = None
+    params: str | None = None
+    runtime: str | None = None
+    comparable: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def records(self) -> list[dict[str, Any]]:
+        """Rows with every column present (None where the source gives no value)."""
+        keys = ["network", "citation", *self.columns]
+        return [{k: row.get(k) for k in keys} for row in self.rows]
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     """What the registry holds for one model name.
 
-    ``build(variant)`` returns a freshly initialised network in train mode; ``input_multiple`` is
-    the factor H and W must be divisible by (inputs are reflect-padded up to it);
-    ``shipped_weights`` maps a weights name such as ``"synthetic"`` to {variant: package file};
-    ``components(module_name)`` places a module in the architecture (e.g. ``{"scale": "1/4",
-    "stage": "1", "part": "encoder level 2"}``; empty when the name is not part of the map);
-    ``counterfactuals`` maps a name to (what the comparison isolates, ``build(variant)``) for
-    networks counted beside the real one.
+    ``build(variant)`` returns a freshly initialised network in train mode. ``inputs(variant)``
+    gives its default inputs (None: one 3-channel image, 256x256 on CPU and 720p on CUDA);
+    ``fixed_size`` says the input size may not change (a ViT with a fixed position table);
+    ``input_multiple`` is the factor H and W must be divisible by (inputs are reflect-padded up
+    to it). ``components(module_path)`` places a module in the architecture (e.g. ``{"scale":
+    "1/4", "stage": "1", "part": "encoder level 2"}``); ``counterfactuals`` maps a name to (what
+    the comparison isolates, ``build(variant)``) of networks with the same inputs, counted beside
+    the real one; ``reference_counts`` maps a variant to counts made elsewhere.
     """
 
     name: str
     build: ModelBuilder
     variants: tuple[str, ...]
-    default_variant: str
+    default_variant: str | None
     summary: str = ""
+    task: str = ""
+    inputs: Inputs | None = None
+    fixed_size: bool = False
     input_multiple: int = 1
-    input_channels: int = 3
+    outputs: OutputSpec = field(default_factory=OutputSpec)
     shipped_weights: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    components: Callable[[str], dict[str, str]] | None = None
+    components: Callable[[str], Mapping[str, str]] | None = None
     counterfactuals: Mapping[str, tuple[str, ModelBuilder]] = field(default_factory=dict)
+    reference_counts: Mapping[str, Sequence[ReferenceCount]] = field(default_factory=dict)
+    peers: PeerTable | None = None
+    registered: bool = True
+
+    def default_inputs(self, variant: str | None, device: str = "cpu") -> InputSpec:
+        """The inputs a profile uses when ``--input`` is not given."""
+        if self.inputs is not None:
+            return self.inputs(variant)
+        return image_inputs(DEFAULT_IMAGE.get(device, DEFAULT_IMAGE["cpu"]))
+
+    def forward_all_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments that make ``forward`` return every training output ({} if one)."""
+        return dict(self.outputs.all_kwargs)
+
+    def references(self, variant: str | None) -> tuple[ReferenceCount, ...]:
+        """Counts made elsewhere for ``variant`` (empty when none are known)."""
+        return tuple(self.reference_counts.get(variant or "", ()))
+
+    def check_variant(self, variant: str | None) -> str | None:
+        """Validate ``variant``; returns the variant to use (the default when None)."""
+        if not self.variants:
+            if variant not in (None, "", "default"):
+                raise EffprofError(f"--variant is only for registered models, not {self.name!r}")
+            return None
+        if variant is None:
+            return self.default_variant
+        if variant not in self.variants:
+            raise EffprofError(
+                f"unknown variant {variant!r} of {self.name}; known: {', '.join(self.variants)}"
+            )
+        return variant
 
 
 MODELS: Registry[str, ModelEntry] = Registry("model")
@@ -44,13 +154,18 @@ def register_model(
     name: str,
     *,
     variants: tuple[str, ...],
-    default_variant: str,
+    default_variant: str | None,
     summary: str = "",
+    task: str = "",
+    inputs: Inputs | None = None,
+    fixed_size: bool = False,
     input_multiple: int = 1,
-    input_channels: int = 3,
+    outputs: OutputSpec | None = None,
     shipped_weights: Mapping[str, Mapping[str, str]] | None = None,
-    components: Callable[[str], dict[str, str]] | None = None,
+    components: Callable[[str], Mapping[str, str]] | None = None,
     counterfactuals: Mapping[str, tuple[str, ModelBuilder]] | None = None,
+    reference_counts: Mapping[str, Sequence[ReferenceCount]] | None = None,
+    peers: PeerTable | None = None,
 ) -> Callable[[ModelBuilder], ModelBuilder]:
     """Register ``build(variant) -> nn.Module`` under ``name`` (decorator)."""
 
@@ -58,18 +173,14 @@ def register_model(
         MODELS.add(
             name,
             ModelEntry(
-                name=name,
-                build=build,
-                variants=variants,
-                default_variant=default_variant,
-                summary=summary,
-                input_multiple=input_multiple,
-                input_channels=input_channels,
-                shipped_weights=dict(shipped_weights or {}),
-                components=components,
+                name=name, build=build, variants=variants, default_variant=default_variant,
+                summary=summary, task=task, inputs=inputs, fixed_size=fixed_size,
+                input_multiple=input_multiple, outputs=outputs or OutputSpec(),
+                shipped_weights=dict(shipped_weights or {}), components=components,
                 counterfactuals=dict(counterfactuals or {}),
+                reference_counts=dict(reference_counts or {}), peers=peers,
             ),
-        )
+        )  # fmt: skip
         return build
 
     return decorate

@@ -49,7 +49,8 @@ SECTIONS: tuple[tuple[str, str, str, str, Callable[[RunView], str]], ...] = (
      "The same model counted by effprof, FlopCounterMode, fvcore and thop, each number explained.",
      counters.render),
     ("peers", "Peers", "Published peers",
-     "Other deblurring networks as their authors published them (not measured here).", peers.render),
+     "Networks for the same task as their authors published them (not measured here).",
+     peers.render),
     ("environment", "Environment", "Environment",
      "Where, how and with which configuration this run was measured.", environment.render),
 )  # fmt: skip
@@ -77,16 +78,21 @@ def render_report(run_dirs: Sequence[str | Path]) -> str:
 def _render(subject: RunView, compress_runs: list[RunView]) -> str:
     sections, nav = [], []
     for section_id, label, title, intro, render in SECTIONS:
-        sections.append(html.section(section_id, title, render(subject), intro))
+        body = render(subject)
+        if not body:  # a section with nothing to say for this model (no peers, say) is left out
+            continue
+        sections.append(html.section(section_id, title, body, intro))
         nav.append((section_id, label))
     body = compression.section_body(subject, compress_runs)
     if body is not None:
+        ids = [section_id for section_id, _ in nav]
+        at = next((ids.index(i) for i in ("peers", "environment") if i in ids), len(ids))
         sections.insert(
-            len(sections) - 2,
+            at,
             html.section("compression", "How much cheaper it can be made", body,
                          "The dense model's INT8 (no training), and each compression step as a run."),
         )  # fmt: skip
-        nav.insert(len(nav) - 2, ("compression", "Compression"))
+        nav.insert(at, ("compression", "Compression"))
     m = subject.metrics
     device = subject.record.env.get("device_name") or subject.record.params.get("device", "")
     subtitle = (

@@ -16,8 +16,8 @@ towards a teacher's outputs) computed from the same forward pass.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -58,30 +58,33 @@ def deblur_loss(
     return total
 
 
-def accepts_all_outputs(model: nn.Module) -> bool:
-    """True when ``model.forward`` takes ``all_outputs`` (MSSNet and other multi-output networks)."""
-    try:
-        return "all_outputs" in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
+def model_outputs(
+    model: nn.Module, blurry: Tensor, forward_kwargs: Mapping[str, Any] | None = None
+) -> list[Tensor]:
+    """Every output the model trains on: ``model(x, **forward_kwargs)`` as a list.
 
-
-def model_outputs(model: nn.Module, blurry: Tensor) -> list[Tensor]:
-    """Every output the model trains on: ``model(x, all_outputs=True)`` when supported, else ``[model(x)]``."""
-    inner = getattr(model, "model", model)  # look through wrappers such as PadToMultiple
-    out = model(blurry, all_outputs=True) if accepts_all_outputs(inner) else model(blurry)
+    ``forward_kwargs`` come from the model's registry entry (MSSNet: ``all_outputs=True`` for its
+    six outputs); without them the model's plain forward is used.
+    """
+    out = model(blurry, **(forward_kwargs or {}))
     return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
 class ReconstructionLoss:
     """``loss_fn(model, blurry, sharp)``: the paper's loss over all outputs, plus ``extra(outputs, blurry)``."""
 
-    def __init__(self, fft_weight: float = FFT_WEIGHT, extra: ExtraLoss | None = None) -> None:
+    def __init__(
+        self,
+        fft_weight: float = FFT_WEIGHT,
+        extra: ExtraLoss | None = None,
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
         self.fft_weight = fft_weight
         self.extra = extra
+        self.forward_kwargs = dict(forward_kwargs or {})
 
     def __call__(self, model: nn.Module, blurry: Tensor, sharp: Tensor) -> Tensor:
-        outputs = model_outputs(model, blurry)
+        outputs = model_outputs(model, blurry, self.forward_kwargs)
         loss = deblur_loss(outputs, sharp, self.fft_weight)
         if self.extra is not None:
             loss = loss + self.extra(outputs, blurry)

@@ -78,13 +78,18 @@ class PruneFields(StepSettings):
 def cost_model(services: Services, unit: str) -> CostModel:
     """MACs (effprof's counter) or the latency predicted from this device's per-layer table."""
     if unit == "macs":
-        return MacCost(first_input(services.calibration), services.macs_of)
+        kwargs = services.calibration.forward_kwargs
+        return MacCost(first_input(services.calibration), services.macs_of, kwargs)
     if "latency_cost" not in services.cache:
         services.phase("timing the dense model and its layers (per-layer latency table)")
         dense_ms = services.latency_ms_of(services.teacher)
         example = torch.rand(services.shape, generator=torch.Generator().manual_seed(0))
         services.cache["latency_cost"] = LatencyCost(
-            services.conv_ms, example.to(services.device), services.teacher, dense_ms
+            services.conv_ms,
+            example.to(services.device),
+            services.teacher,
+            dense_ms,
+            services.calibration.forward_kwargs,
         )
     return services.cache["latency_cost"]
 

@@ -8,6 +8,7 @@ dense model given as many steps (the control).
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import pandas as pd
@@ -73,14 +74,18 @@ class TrainingFields(StepSettings):
     def image_sizes(self) -> dict[str, int]:
         return {"crop": self.crop}
 
-    def recover_spec(self, steps: int | None = None) -> RecoverSpec:
-        """The recovery settings (``steps`` overrides the step count, e.g. per round)."""
+    def recover_spec(
+        self, forward_kwargs: Mapping[str, Any], steps: int | None = None
+    ) -> RecoverSpec:
+        """The recovery settings for a model taking ``forward_kwargs`` for every output (the
+        entry's); ``steps`` overrides the step count, e.g. per round."""
         return RecoverSpec(
             steps=steps or self.steps, lr=self.lr, min_lr=self.min_lr,
             warmup_steps=self.warmup_steps, grad_clip=self.grad_clip,
             distill_weight=self.distill_weight, reconstruction_weight=self.reconstruction_weight,
             crop_px=self.crop, batch=self.batch, seed=self.seed, zoom=self.zoom,
             feature_weight=self.feature_weight, feature_layers=self.feature_layers,
+            forward_kwargs=dict(forward_kwargs),
         )  # fmt: skip
 
     def views_note(self) -> str:
@@ -112,7 +117,8 @@ def _train(
 ) -> dict[str, Any]:  # fmt: skip
     """Train ``student`` in place; the loss table and what the training did, as metrics."""
     probe = services.calibration.batches[0][0].to(services.device)
-    before = distillation_gap(student, services.teacher, probe)
+    kwargs = services.calibration.forward_kwargs
+    before = distillation_gap(student, services.teacher, probe, kwargs)
     result = recover(student, services.teacher, spec, progress=services.train_progress,
                      regularizer=regularizer)  # fmt: skip
     files.add_table(table, result.history)
@@ -122,7 +128,7 @@ def _train(
         "seconds": result.seconds,
         "final_loss": float(history["loss"].iloc[-1]) if not history.empty else None,
         "gap_before": before,
-        "gap_after": distillation_gap(student, services.teacher, probe),
+        "gap_after": distillation_gap(student, services.teacher, probe, kwargs),
         "feature_points": result.extra.get("feature_points", 0),
     }
 
@@ -155,7 +161,7 @@ def recover_method(services: Services, stage: Stage, step: RecoverStep, files: S
     """Distil the dense teacher into the stage's model on fresh pseudo-views."""
     student = trainable_copy(stage.model, services.device)
     services.phase(f"recovering: {step.steps} steps of distillation from the dense model")
-    done = _train(services, student, step.recover_spec(), files)
+    done = _train(services, student, step.recover_spec(services.calibration.forward_kwargs), files)
     notes = [f"recovered {stage.label}: {done['steps_done']} steps, {step.views_note()}", GAP_NOTE]
     return MethodResult(_training_metrics(done), notes, model=student.cpu().eval())
 
@@ -180,7 +186,8 @@ def sparsify_method(services: Services, stage: Stage, step: SparsifyStep, files:
     example = first_input(services.calibration).to(services.device)
     if step.mode == "selective":
         chosen = select_channels(student, spec, services.calibration, cost)
-        regularizer: Any = SelectiveDecay(student, example, chosen, step.steps, step.residual)
+        regularizer: Any = SelectiveDecay(student, example, chosen, step.steps, step.residual,
+                                          forward_kwargs=services.calibration.forward_kwargs)  # fmt: skip
         how = (
             f"the {sum(map(len, chosen.values()))} channels of {len(chosen)} groups that pruning "
             f"to the target would remove ({step.criterion}) decayed towards zero, the decay "
@@ -191,11 +198,19 @@ def sparsify_method(services: Services, stage: Stage, step: SparsifyStep, files:
             "sparsify_groups": len(chosen),
         }
     else:
-        regularizer = GroupLasso(student, example, step.strength)
+        regularizer = GroupLasso(student, example, step.strength,
+                                 forward_kwargs=services.calibration.forward_kwargs)  # fmt: skip
         how = f"group lasso (strength {step.strength:g}) on {len(regularizer.groups)} groups"
         extra = {"sparsify_groups": len(regularizer.groups)}
     services.phase(f"sparsity training ({step.mode}): {step.steps} steps")
-    done = _train(services, student, step.recover_spec(), files, "loss", regularizer)
+    done = _train(
+        services,
+        student,
+        step.recover_spec(services.calibration.forward_kwargs),
+        files,
+        "loss",
+        regularizer,
+    )
     unit, fraction = step.target()
     services.phase(f"pruning to {fraction:g} of the dense {unit} ({step.criterion})")
     pruned, result = prune(student.cpu().eval(), spec, services.calibration, cost)
@@ -241,7 +256,13 @@ def iterative_method(services: Services, stage: Stage, step: IterativeStep, file
         kept *= result.ratio
         student = trainable_copy(pruned, services.device)
         services.phase(f"round {index}/{step.rounds}: recovering {steps} steps")
-        done = _train(services, student, step.recover_spec(steps), files, f"loss_round{index}")
+        done = _train(
+            services,
+            student,
+            step.recover_spec(services.calibration.forward_kwargs, steps),
+            files,
+            f"loss_round{index}",
+        )
         trained, seconds = trained + done["steps_done"], seconds + done["seconds"]
         rows.append({"round": index, "goal_ratio": goal, "ratio": kept, "recover_steps": steps})
         model = student.cpu().eval()
