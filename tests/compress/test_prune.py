@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from effprof.compress.cost import conv_macs
+from effprof.compress.cost import layer_macs
 from effprof.compress.prune import PruneSpec, prune
 from effprof.compress.reload import load_pruned, save_pruned
 from effprof.compress.untie import shared_modules
@@ -28,8 +28,8 @@ def test_pruning_reaches_the_mac_target_in_steps(mssnet, calibration, pruned):
     model, result = pruned
     example = calibration.batches[0][0]
     assert 0.42 <= result.ratio <= 0.5
-    assert result.cost == conv_macs(model, example, calibration.forward_kwargs)
-    assert result.dense_cost == conv_macs(mssnet, example, calibration.forward_kwargs)
+    assert result.cost == layer_macs(model, example, calibration.forward_kwargs)
+    assert result.dense_cost == layer_macs(mssnet, example, calibration.forward_kwargs)
     assert [round(s.target_ratio, 3) for s in result.steps] == [0.75, 0.5]
     assert all(s.ratio <= s.target_ratio for s in result.steps)
     assert result.steps[-1].param_count < sum(p.numel() for p in mssnet.parameters())

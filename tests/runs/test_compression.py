@@ -74,8 +74,8 @@ def test_two_pipelines_are_each_compared_with_their_own_dense_run(tmp_path):
 def test_the_table_says_how_its_latencies_were_measured(tmp_path):
     frame = compression_frame([read_record(p) for p in pipeline(tmp_path)])
     setting = latency_setting(frame)
-    assert setting == {"runtimes": ["torch", "ONNX Runtime"], "threads": [1], "test_size": [64],
-                       "test_count": [3]}  # fmt: skip
+    assert setting == {"runtimes": ["torch", "ONNX Runtime"], "threads": [1],
+                       "inputs": ["1x3x64x64"], "test_size": [64], "test_count": [3]}  # fmt: skip
 
 
 def test_related_runs_are_the_same_model_variant_and_weights(tmp_path):

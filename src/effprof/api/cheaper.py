@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from effprof.api.fidelity import tensor_fidelity
 from effprof.data import synthetic_pairs
 from effprof.measure.onnx import export_onnx, ort_latency
 from effprof.models import InputSpec, ModelEntry
@@ -96,23 +97,6 @@ def _inputs(
     return values, "seeded random inputs (no task data for this model)"
 
 
-def _fidelity(reference: Tensor, output: Tensor, image: bool, logits: bool) -> dict[str, float]:
-    """Relative L2 error and SNR (dB) for any tensor; PSNR for images; top-1 for logits."""
-    ref, out = reference.double(), output.double()
-    noise = float(torch.sum((out - ref) ** 2))
-    signal = float(torch.sum(ref**2))
-    scores = {
-        "rel_l2": (noise / signal) ** 0.5 if signal > 0 else float("inf"),
-        "snr_db": 10 * np.log10(signal / max(noise, 1e-30)),
-    }
-    if image and ref.dim() == 4:  # an image output: PSNR with peak 1
-        mse = float(torch.mean((out.clamp(0, 1) - ref.clamp(0, 1)) ** 2))
-        scores["psnr_db"] = 10 * np.log10(1.0 / max(mse, 1e-20))
-    if logits and ref.dim() == 2 and ref.shape[-1] > 1:
-        scores["top1"] = float((ref.argmax(-1) == out.argmax(-1)).double().mean())
-    return scores
-
-
 def _compare(
     model: nn.Module, int8_path: Path, inputs: list[Tensor], image: bool, logits: bool,
     threads: int,
@@ -123,7 +107,7 @@ def _compare(
     rows = []
     with torch.no_grad():
         for x in inputs:
-            rows.append(_fidelity(flat_tensors(model(x))[0], session(x), image, logits))
+            rows.append(tensor_fidelity(flat_tensors(model(x))[0], session(x), image, logits))
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 

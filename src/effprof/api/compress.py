@@ -25,6 +25,15 @@ import pandas as pd
 import torch
 from torch import nn
 
+from effprof.api.compress_data import (
+    CALIBRATION_SEED,
+    DEBLURRING,
+    TaskData,
+    check_steps,
+    describe,
+    task_data,
+)
+from effprof.api.compress_data import notes as data_notes
 from effprof.api.compress_measure import (
     Context,
     count_macs,
@@ -40,20 +49,18 @@ from effprof.compress.reload import load_pruned
 from effprof.compress.significance import Calibration
 from effprof.config import validate
 from effprof.config.compress import DENSE, MODEL_STEPS, CompressConfig
-from effprof.data import TEST_SEED, heldout_pairs, synthetic_pairs
+from effprof.data import TEST_SEED
 from effprof.measure.environment import collect_environment, resolve_device
 from effprof.measure.latency import measure_latency
 from effprof.measure.layer_latency import LayerLatencyTable
 from effprof.measure.onnx import export_onnx, onnx_parity
 from effprof.measure.precision import num_threads
-from effprof.models import check_variant, get_entry, load_model, resolve_weights
+from effprof.models import check_variant, get_entry, load_subject, resolve_weights
 from effprof.results import EffprofError, Missing
 from effprof.runs import RunStoreWarning, RunWriter, check_writable, read_record, scan_runs
 from effprof.runs.compression import compression_frame
 from effprof.runs.store import new_run_id
-from effprof.train import Silent
-
-CALIBRATION_SEED = 3  # calibration crops for significance and pruning (calibration split)
+from effprof.train import FFT_WEIGHT, Silent
 
 EventKind = Literal["start", "skip", "done", "phase", "train"]
 
@@ -156,21 +163,6 @@ def _check_targets(dense: nn.Module, calibration: Calibration, plans: list[_Plan
             kept[plan.label] = {**start, **dict([target])} if target is not None else dict(start)
 
 
-def _calibration(config: CompressConfig, forward_kwargs: dict[str, Any]) -> Calibration:
-    pairs = synthetic_pairs(
-        "calibration", config.calibration_count, config.calibration_size, CALIBRATION_SEED
-    )
-    size = config.calibration_batch
-    batches = [
-        (
-            torch.stack([p.blurry for p in pairs[i : i + size]]),
-            torch.stack([p.sharp for p in pairs[i : i + size]]),
-        )
-        for i in range(0, len(pairs), size)
-    ]
-    return Calibration(batches, forward_kwargs=forward_kwargs)
-
-
 def _finished(config: CompressConfig) -> tuple[str | None, dict[str, tuple[Path, Any]]]:
     """The latest pipeline group of this config in the store and its finished runs by step hash."""
     with warnings.catch_warnings():
@@ -189,27 +181,31 @@ def _finished(config: CompressConfig) -> tuple[str | None, dict[str, tuple[Path,
 
 
 def _notes(config: CompressConfig, ctx: Context, weights_note: str) -> list[str]:
-    c = config
+    c, inputs = config, ctx.data.inputs.describe()
+    notes = [weights_note, *data_notes(ctx.data, config)]
+    if ctx.data.task == DEBLURRING:
+        notes += [
+            f"quality: {len(ctx.pairs)} held-out synthetic crops of {c.test_size} px from the "
+            f"test images (seed {TEST_SEED}); PSNR/SSIM on RGB in [0, 1], outputs clipped; "
+            "fidelity_*: PSNR/SSIM against the dense model's output",
+            f"calibration: {c.calibration_count} crops of {c.calibration_size} px from the "
+            f"calibration images (seed {CALIBRATION_SEED}), batches of {c.calibration_batch}",
+        ]
     return [
-        weights_note,
-        f"quality: {len(ctx.pairs)} held-out synthetic crops of {c.test_size} px from the test "
-        f"images (seed {TEST_SEED}); PSNR/SSIM on RGB in [0, 1], outputs clipped; fidelity_*: "
-        "PSNR/SSIM against the dense model's output",
-        f"macs: effprof's counter at 1x3x{c.test_size}x{c.test_size}; latency: batch 1 at that "
-        f"size, {c.latency_warmup} warm-ups, median of {c.latency_repeat}, torch and ONNX Runtime "
+        *notes,
+        f"macs: effprof's counter for {inputs}; latency: batch as given ({inputs}), "
+        f"{c.latency_warmup} warm-ups, median of {c.latency_repeat}, torch and ONNX Runtime "
         f"(CPU provider) with {c.threads or 'default'} intra-op threads",
-        f"calibration: {c.calibration_count} crops of {c.calibration_size} px from the "
-        f"calibration images (seed {CALIBRATION_SEED}), batches of {c.calibration_batch}",
         "file_bytes: size on disk of the file this step stores",
     ]
 
 
 def _services(
-    config: CompressConfig, device: str, multiple: int, dense: nn.Module,
+    config: CompressConfig, device: str, multiple: int, dense: nn.Module, data: TaskData,
     emit: Callable[[EventKind, str], None],
 ) -> Services:  # fmt: skip
     """What the methods get from the api: data, the teacher, and measurements as callables."""
-    shape = (1, 3, config.test_size, config.test_size)
+    shape = data.shape
     tables: dict[str, LayerLatencyTable] = {}
 
     def conv_ms(conv: nn.Conv2d, c_in: int, c_out: int, hw: tuple[int, int]) -> float:
@@ -223,20 +219,16 @@ def _services(
             raise EffprofError(f"cannot time the model for a latency target: {result.reason}")
         return result.median_ms
 
-    def inputs(count: int, seed: int) -> list[torch.Tensor]:
-        pairs = synthetic_pairs("calibration", count, config.test_size, seed)
-        return [pair.blurry[None] for pair in pairs]
-
     services = Services(
         device=device, threads=config.threads, ort=config.ort, shape=shape, multiple=multiple,
-        teacher=frozen(copy.deepcopy(dense)).to(device),
-        calibration=_calibration(config, get_entry(config.model).forward_all_kwargs()),
+        teacher=frozen(copy.deepcopy(dense)).to(device), calibration=data.calibration,
         test_size=config.test_size, phase=lambda text: emit("phase", text),
-        train_progress=_TrainEvents(emit), macs_of=lambda m: count_macs(shape, m),
+        train_progress=_TrainEvents(emit), macs_of=lambda m: count_macs(data.inputs, m),
         latency_ms_of=latency_ms_of, conv_ms=conv_ms,
         export_onnx=lambda model, path: export_onnx(model, shape, path),
         onnx_parity=lambda model, path, x: onnx_parity(model, path, x).summary(),
-        inputs=inputs,
+        inputs=data.int8_inputs, batches=data.batches,
+        fft_weight=FFT_WEIGHT if data.task == DEBLURRING else 0.0,
     )  # fmt: skip
     services.cache["latency_tables"] = tables
     return services
@@ -268,10 +260,13 @@ def compress(
     with num_threads(config.threads):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # without weights, the same random model on every (re)run
-            dense = load_model(config.model, variant, weights=config.weights, device="cpu")
-        services = _services(config, device, multiple, dense, emit)
-        ctx = Context(config, variant, services, heldout_pairs(config.test_count, config.test_size))
-        services.dense_macs = count_macs(services.shape, dense)
+            subject = load_subject(config.model, variant, weights=config.weights, device="cpu")
+        dense, entry = subject.model, subject.entry
+        data = task_data(config, entry, variant, dense)
+        check_steps(config, data)
+        services = _services(config, device, multiple, dense, data, emit)
+        ctx = Context(config, variant, services, data, entry)
+        services.dense_macs = count_macs(data.inputs, dense)
         _check_targets(dense, services.calibration, plans)
         group, done = _finished(config) if config.resume else (None, {})
         group = group or new_run_id("pipeline", config.model, variant)
@@ -298,7 +293,7 @@ def compress(
                     model = dense if step is None else load_pruned(path)
             else:
                 emit("start", step.step if step else DENSE)
-                params = _params(config, plan, index, trained, pruned)
+                params = {**_params(config, plan, index, trained, pruned), "task": describe(data)}
                 path, model = _run(ctx, plan, source, params, group, notes, env)
                 emit("done", "", path)
             paths.append(path)

@@ -8,8 +8,10 @@ The measurements are the same for every step, so steps compare:
 * ``torch_latency_*`` (``measure.latency``, CPU, ``threads`` intra-op threads) and
   ``ort_latency_*`` (``measure.onnx.ort_latency``, CPU provider, same threads); ``cuda_latency_*``
   when the device is CUDA;
-* ``test_*``: quality on the held-out synthetic test crops (PSNR/SSIM vs sharp, gain over
-  blurry) and ``fidelity_*``: PSNR/SSIM of the step's output against the dense model's output.
+* for a deblurring model, ``test_*``: quality on the held-out synthetic test crops (PSNR/SSIM
+  vs sharp, gain over blurry) and ``fidelity_*``: PSNR/SSIM of the step's output against the
+  dense model's output; for any other model only ``fidelity_*`` (relative L2 error, SNR, PSNR for
+  image outputs, top-1 agreement for logits) on its inputs (``api.compress_data``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from effprof.api.compress_data import DEBLURRING, TaskData, first_output
+from effprof.api.fidelity import tensor_fidelity
 from effprof.compress.methods import ONNX_FILE, Form, Services, Stage
 from effprof.compress.quantize import OrtModel
 from effprof.compress.reload import save_pruned
@@ -31,6 +35,8 @@ from effprof.data import ImagePair, fidelity, quality
 from effprof.measure.counting import count_model
 from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.onnx import export_onnx, ort_latency
+from effprof.models import ModelEntry
+from effprof.models.registry import IMAGE_OUT, UNKNOWN_OUT, VECTOR_OUT
 from effprof.results import Missing
 from effprof.runs import RunWriter, read_record
 from effprof.runs.compression import LATENCY_KEYS
@@ -44,8 +50,14 @@ class Context:
     config: CompressConfig
     variant: str | None
     services: Services
-    pairs: list[ImagePair]
+    data: TaskData
+    entry: ModelEntry
     dense_outputs: list[Tensor] = field(default_factory=list)
+
+    @property
+    def pairs(self) -> list[ImagePair]:
+        """The held-out test crops (deblurring models)."""
+        return self.data.pairs
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -57,9 +69,9 @@ class Context:
         self.services.phase(text)
 
 
-def count_macs(shape: tuple[int, ...], model: nn.Module) -> int:
-    """MACs of one forward at ``shape`` (effprof's counter, on the meta device)."""
-    return count_model(model, shape).macs
+def count_macs(inputs: Any, model: nn.Module) -> int:
+    """MACs of one forward of ``inputs`` (an InputSpec or a shape; effprof's counter, on meta)."""
+    return count_model(model, inputs).macs
 
 
 def _latency_metrics(prefix: str, result: Any) -> dict[str, Any]:
@@ -106,14 +118,19 @@ def onnx_latency(ctx: Context, onnx_path: Path, writer: RunWriter) -> dict[str, 
 
 
 def dense_reference(ctx: Context) -> list[Tensor]:
-    """The dense model's restored test images (computed once, then reused for fidelity)."""
+    """The dense model's outputs on the test data (computed once, then reused for fidelity)."""
     if not ctx.dense_outputs:
-        ctx.phase("restoring the test crops with the dense model")
+        ctx.phase("running the dense model on the test data")
         s = ctx.services
-        ctx.dense_outputs = [
-            restore(s.teacher, blurry.to(s.device), s.multiple).cpu()
-            for blurry, _ in _batches(ctx.pairs)
-        ]
+        with torch.no_grad():
+            ctx.dense_outputs = (
+                [
+                    restore(s.teacher, b.to(s.device), s.multiple).cpu()
+                    for b, _ in _batches(ctx.pairs)
+                ]
+                if ctx.data.task == DEBLURRING
+                else [first_output(s.teacher, x.to(s.device)).cpu() for x in ctx.data.test_inputs]
+            )
     return ctx.dense_outputs
 
 
@@ -127,11 +144,36 @@ def _batches(pairs: list[ImagePair], size: int = 4) -> list[tuple[Tensor, Tensor
     ]
 
 
+def fidelity_quality(ctx: Context, model: nn.Module, writer: RunWriter) -> dict[str, Any]:
+    """Fidelity to the dense model's output on the test inputs (a model without task data)."""
+    references = dense_reference(ctx)
+    ctx.phase(f"scoring fidelity on {len(references)} test inputs")
+    device = "cpu" if isinstance(model, OrtModel) else ctx.services.device
+    runner = model if device == "cpu" else copy.deepcopy(model).to(device)
+    kind = ctx.entry.outputs.kind
+    image, logits = kind == IMAGE_OUT, kind in (VECTOR_OUT, UNKNOWN_OUT)
+    with torch.no_grad():
+        rows = [
+            tensor_fidelity(ref, first_output(runner, x.to(device)).cpu(), image, logits)
+            for x, ref in zip(ctx.data.test_inputs, references, strict=True)
+        ]
+    frame = pd.DataFrame(rows)
+    writer.add_table("inputs", frame)
+    names = {"rel_l2": "fidelity_rel_l2_error", "snr_db": "fidelity_snr_db",
+             "psnr_db": "fidelity_psnr_db", "top1": "fidelity_top1_agreement"}  # fmt: skip
+    metrics = {names[k]: float(frame[k].mean()) for k in frame.columns}
+    metrics["test_inputs"] = len(frame)
+    return metrics
+
+
 def heldout_quality(ctx: Context, model: nn.Module, writer: RunWriter) -> dict[str, Any]:
-    """Quality on the held-out test crops and fidelity to the dense output; per-image table.
+    """Quality on the held-out test crops and fidelity to the dense output; per-image table
+    (fidelity alone for a model without task data).
 
     Torch models run on the pipeline's device (a copy is moved there), ONNX Runtime on the CPU.
     """
+    if ctx.data.task != DEBLURRING:
+        return fidelity_quality(ctx, model, writer)
     references = dense_reference(ctx)
     ctx.phase(f"scoring {len(ctx.pairs)} held-out test crops")
     device = "cpu" if isinstance(model, OrtModel) else ctx.services.device
@@ -165,7 +207,7 @@ def heldout_quality(ctx: Context, model: nn.Module, writer: RunWriter) -> dict[s
 
 
 def _size_metrics(ctx: Context, model: nn.Module, file_bytes: int) -> dict[str, Any]:
-    macs = count_macs(ctx.shape, model)
+    macs = count_macs(ctx.data.inputs, model)
     return {
         "param_count": sum(p.numel() for p in model.parameters()),
         "macs": macs,

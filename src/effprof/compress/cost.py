@@ -23,15 +23,17 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-GroupConvs = Sequence[tuple[nn.Conv2d, str]]  # (conv, "out" | "in"), see compress.groups
+from effprof.models.inputs import flat_tensors
+
+GroupConvs = Sequence[tuple[nn.Module, str]]  # (conv or linear, "out" | "in"), compress.groups
 
 
 def forward_all(
     model: nn.Module, x: Tensor, forward_kwargs: Mapping[str, Any] | None = None
 ) -> list[Tensor]:
-    """Every output the model gives with ``forward_kwargs``, as a list."""
-    out = model(x, **(forward_kwargs or {}))
-    return list(out) if isinstance(out, (list, tuple)) else [out]
+    """Every output tensor the model gives with ``forward_kwargs``, as a list (lists, dicts and
+    transformers ``ModelOutput`` flattened in order)."""
+    return flat_tensors(model(x, **(forward_kwargs or {})))
 
 
 def forward_fn(forward_kwargs: Mapping[str, Any] | None) -> Any:
@@ -39,17 +41,30 @@ def forward_fn(forward_kwargs: Mapping[str, Any] | None) -> Any:
     return partial(forward_all, forward_kwargs=dict(forward_kwargs or {}))
 
 
-def conv_pixels(
+LAYERS = (nn.Conv2d, nn.Linear)  # the layers whose channels compression prunes and costs
+
+
+def channel_dim(layer: nn.Module) -> int:
+    """The dimension of a layer's output that holds its channels (1 for a conv, -1 for linear)."""
+    return 1 if isinstance(layer, nn.Conv2d) else -1
+
+
+def layer_positions(
     model: nn.Module, example: Tensor, forward_kwargs: Mapping[str, Any] | None = None
 ) -> dict[str, int]:
-    """{conv name: output pixels per image over all its calls} from one forward of ``example``."""
-    pixels: dict[str, int] = {}
+    """{layer name: output positions per image over all its calls} from one forward of
+    ``example``: pixels of a convolution's output, rows (tokens) of a linear layer's."""
+    positions: dict[str, int] = {}
     hooks = []
     for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, LAYERS):
 
-            def record(_m, _i, out: Tensor, name: str = name) -> None:
-                pixels[name] = pixels.get(name, 0) + out.shape[-2] * out.shape[-1]
+            def record(m, _i, out: Tensor, name: str = name) -> None:
+                if isinstance(m, nn.Conv2d):
+                    count = out.shape[-2] * out.shape[-1]
+                else:  # every row of every image: (N, ..., features)
+                    count = out.numel() // out.shape[-1] // (out.shape[0] if out.dim() > 1 else 1)
+                positions[name] = positions.get(name, 0) + count
 
             hooks.append(module.register_forward_hook(record))
     try:
@@ -58,36 +73,48 @@ def conv_pixels(
     finally:
         for hook in hooks:
             hook.remove()
-    return pixels
+    return positions
 
 
-def out_channel_macs(conv: nn.Conv2d, pixels: int) -> int:
-    """MACs one output channel costs: a 3x3 conv with 20 inputs on 64x64 -> 9*20*4096 = 737,280."""
-    return conv.kernel_size[0] * conv.kernel_size[1] * (conv.in_channels // conv.groups) * pixels
+def _sizes(layer: nn.Module) -> tuple[int, int, int, int]:
+    """(kernel area, in channels, out channels, groups) of a conv or linear layer."""
+    if isinstance(layer, nn.Conv2d):
+        k = layer.kernel_size[0] * layer.kernel_size[1]
+        return k, layer.in_channels, layer.out_channels, layer.groups
+    return 1, layer.in_features, layer.out_features, 1
 
 
-def in_channel_macs(conv: nn.Conv2d, pixels: int) -> int:
-    """MACs one input channel costs (a dense conv: kernel area x output channels x pixels)."""
-    return conv.kernel_size[0] * conv.kernel_size[1] * (conv.out_channels // conv.groups) * pixels
+def out_channel_macs(layer: nn.Module, positions: int) -> int:
+    """MACs one output channel costs: a 3x3 conv with 20 inputs on 64x64 -> 9*20*4096 = 737,280;
+    a linear layer with 64 inputs on 196 tokens -> 64*196 = 12,544."""
+    k, c_in, _, groups = _sizes(layer)
+    return k * (c_in // groups) * positions
 
 
-def conv_macs(
+def in_channel_macs(layer: nn.Module, positions: int) -> int:
+    """MACs one input channel costs (a dense layer: kernel area x output channels x positions)."""
+    k, _, c_out, groups = _sizes(layer)
+    return k * (c_out // groups) * positions
+
+
+def layer_macs(
     model: nn.Module, example: Tensor, forward_kwargs: Mapping[str, Any] | None = None
 ) -> int:
-    """MACs of all 2-D convolutions for one image of ``example``'s size (a 3x3 conv, 64->64
-    channels, on 32x32: 37,748,736)."""
+    """MACs of all convolutions and linear layers for one image of ``example``'s size (a 3x3
+    conv, 64->64 channels, on 32x32: 37,748,736)."""
     modules = dict(model.named_modules())
     return sum(
-        out_channel_macs(modules[name], pixels) * modules[name].out_channels
-        for name, pixels in conv_pixels(model, example, forward_kwargs).items()
+        out_channel_macs(modules[name], n) * _sizes(modules[name])[2]
+        for name, n in layer_positions(model, example, forward_kwargs).items()
     )
 
 
-def conv_widths(conv: nn.Conv2d, side: str, removed: int) -> tuple[int, int]:
-    """(in, out) channels of ``conv`` with ``removed`` channels taken from its ``side``."""
+def conv_widths(conv: nn.Module, side: str, removed: int) -> tuple[int, int]:
+    """(in, out) channels of a conv or linear layer with ``removed`` taken from its ``side``."""
+    _, c_in, c_out, _ = _sizes(conv)
     if side == "out":
-        return conv.in_channels, conv.out_channels - removed
-    return conv.in_channels - removed, conv.out_channels
+        return c_in, c_out - removed
+    return c_in - removed, c_out
 
 
 class CostModel(Protocol):
@@ -112,8 +139,8 @@ class CostModel(Protocol):
 
 
 class MacCost:
-    """Convolution MACs at ``example``'s size (a forward with ``forward_kwargs``); ``measure`` is
-    the caller's counter (``macs_of``), default the same convolution MACs."""
+    """Convolution and linear MACs at ``example``'s size (a forward with ``forward_kwargs``);
+    ``measure`` is the caller's counter (``macs_of``), default the same MACs."""
 
     unit = "macs"
 
@@ -132,13 +159,13 @@ class MacCost:
     def bind(self, model: nn.Module) -> None:
         self.names = {m: n for n, m in model.named_modules()}
         if not self.pixels:  # spatial sizes do not change with pruning
-            self.pixels = conv_pixels(model, self.example, self.forward_kwargs)
+            self.pixels = layer_positions(model, self.example, self.forward_kwargs)
 
     def measure(self, model: nn.Module) -> float:
         return self.macs_of(model) if self.macs_of is not None else self.estimate(model)
 
     def estimate(self, model: nn.Module) -> float:
-        return conv_macs(model, self.example, self.forward_kwargs)
+        return layer_macs(model, self.example, self.forward_kwargs)
 
     def per_channel(self, convs: GroupConvs) -> float:
         """MACs one channel of the group costs: at the outputs and the inputs it shrinks."""
@@ -154,14 +181,13 @@ class MacCost:
         one = self.per_channel(convs)
         return [size * one for size in sizes]
 
-    def estimate_with(self, model: nn.Module, cut: dict[tuple[nn.Conv2d, str], int]) -> float:
+    def estimate_with(self, model: nn.Module, cut: dict[tuple[nn.Module, str], int]) -> float:
         self.bind(model)
         total = 0
-        for name, pixels in self.pixels.items():
-            conv = model.get_submodule(name)
-            c_in = conv.in_channels - cut.get((conv, "in"), 0)
-            c_out = conv.out_channels - cut.get((conv, "out"), 0)
-            total += (
-                conv.kernel_size[0] * conv.kernel_size[1] * pixels * c_in // conv.groups * c_out
-            )
+        for name, positions in self.pixels.items():
+            layer = model.get_submodule(name)
+            k, c_in, c_out, groups = _sizes(layer)
+            c_in -= cut.get((layer, "in"), 0)
+            c_out -= cut.get((layer, "out"), 0)
+            total += k * positions * c_in // groups * c_out
         return total

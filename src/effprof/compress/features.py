@@ -22,7 +22,7 @@ FEATURE_EPS = 1e-6
 
 def feature_points(model: nn.Module, layers: Sequence[str] | None = None) -> list[str]:
     """Names of the modules whose outputs are distilled: ``layers`` globs, else every composite
-    child of a Sequential / ModuleList (MSSNet-small: its 87 residual blocks)."""
+    child of a Sequential / ModuleList (MSSNet-small: 75 of its 87 residual blocks)."""
     if layers:
         return [n for n, _ in model.named_modules() if n and any(fnmatch(n, p) for p in layers)]
     names = []

@@ -13,44 +13,71 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch_pruning as tp
 from torch import Tensor, nn
 
-from effprof.compress.cost import forward_fn
+from effprof.compress.cost import LAYERS, forward_all, forward_fn
 
 OUT, IN = "out", "in"  # which side of a convolution a group's channels are
+
+
+def output_layers(
+    model: nn.Module, example: Tensor, forward_kwargs: Mapping[str, Any] | None = None
+) -> set[str]:
+    """Names of the conv / linear layers whose output tensor is itself a model output (a
+    classifier's logits): their channels are the model's outputs and never pruned."""
+    produced: dict[int, str] = {}
+    hooks = [
+        module.register_forward_hook(
+            lambda _m, _i, out, name=name: produced.__setitem__(id(out), name)
+        )
+        for name, module in model.named_modules()
+        if isinstance(module, LAYERS)
+    ]
+    try:
+        with torch.no_grad():
+            outputs = forward_all(model, example[:1], forward_kwargs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {produced[id(out)] for out in outputs if id(out) in produced}
 
 
 def build_graph(
     model: nn.Module, example: Tensor, forward_kwargs: Mapping[str, Any] | None = None
 ) -> tp.DependencyGraph:
     """Torch-Pruning's dependency graph of ``model`` traced on one image of ``example``, through
-    every output ``forward_kwargs`` asks for (the entry's: MSSNet's six)."""
-    return tp.DependencyGraph().build_dependency(
+    every output ``forward_kwargs`` asks for (the entry's: MSSNet's six). The layers that return
+    a model output directly are noted on it (``effprof_outputs``) for :func:`prunable_groups`."""
+    graph = tp.DependencyGraph().build_dependency(
         model, example_inputs=example[:1], forward_fn=forward_fn(forward_kwargs), verbose=False
     )
+    graph.effprof_outputs = output_layers(model, example, forward_kwargs)
+    return graph
 
 
 def _is_output(dep) -> bool:
     return isinstance(dep.target.module, tp.ops._OutputOp)
 
 
-def out_convs(graph: tp.DependencyGraph, group) -> list[tuple[nn.Conv2d, list[int], list[int]]]:
-    """(conv, channel idxs, root idxs) of every convolution whose output channels the group prunes."""
+def out_convs(graph: tp.DependencyGraph, group) -> list[tuple[nn.Module, list[int], list[int]]]:
+    """(layer, channel idxs, root idxs) of every conv / linear layer whose output channels the
+    group prunes."""
     return [
         (dep.target.module, list(item.idxs), list(item.root_idxs))
         for item in group
         for dep in [item.dep]
-        if isinstance(dep.target.module, nn.Conv2d) and graph.is_out_channel_pruning_fn(dep.handler)
+        if isinstance(dep.target.module, LAYERS) and graph.is_out_channel_pruning_fn(dep.handler)
     ]
 
 
-def group_convs(graph: tp.DependencyGraph, group) -> list[tuple[nn.Conv2d, str]]:
-    """(conv, OUT | IN) for every convolution the group shrinks, at its output or its input."""
+def group_convs(graph: tp.DependencyGraph, group) -> list[tuple[nn.Module, str]]:
+    """(layer, OUT | IN) for every conv / linear layer the group shrinks, at its output or input."""
     convs = []
     for item in group:
         module, handler = item.dep.target.module, item.dep.handler
-        if not isinstance(module, nn.Conv2d):
+        if not isinstance(module, LAYERS):
             continue
         if graph.is_out_channel_pruning_fn(handler):
             convs.append((module, OUT))
@@ -60,13 +87,14 @@ def group_convs(graph: tp.DependencyGraph, group) -> list[tuple[nn.Conv2d, str]]
 
 
 def prunable_groups(graph: tp.DependencyGraph, protect: Sequence[str]) -> tuple[list, set[str]]:
-    """Prunable groups (rooted at convolutions), and the names of the convs protected because they
-    reach an output or the caller named them."""
+    """Prunable groups (rooted at convolutions and linear layers), and the names of the layers
+    protected because they reach an output or the caller named them."""
     names = {m: n for n, m in graph.model.named_modules()}
+    protect = {*protect, *getattr(graph, "effprof_outputs", ())}
     groups, protected = [], set()
-    for group in graph.get_all_groups(root_module_types=[nn.Conv2d]):
+    for group in graph.get_all_groups(root_module_types=list(LAYERS)):
         convs = {names[conv] for conv, _, _ in out_convs(graph, group)}
-        if any(_is_output(item.dep) for item in group) or convs & set(protect):
+        if any(_is_output(item.dep) for item in group) or convs & protect:
             protected |= convs
         else:
             groups.append(group)

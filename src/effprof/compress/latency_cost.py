@@ -75,8 +75,10 @@ class LatencyCost:
     def bind(self, model: nn.Module) -> None:
         self.names = {m: n for n, m in model.named_modules()}
 
-    def conv_ms(self, conv: nn.Conv2d, c_in: int, c_out: int) -> float:
-        """Table time of ``conv`` at (c_in, c_out), summed over its calls."""
+    def conv_ms(self, conv: nn.Module, c_in: int, c_out: int) -> float:
+        """Table time of ``conv`` at (c_in, c_out), summed over its calls (0 for a non-conv)."""
+        if not isinstance(conv, nn.Conv2d):
+            return 0.0
         calls = self.calls.get(self.names.get(conv, ""), [])
         return sum(self.timer(conv, c_in, c_out, hw) for hw, _ in calls)
 
@@ -90,7 +92,7 @@ class LatencyCost:
         return sum(
             (c.out_channels - cut.get((c, "out"), 0)) * self._out_pixels(c)
             for c in self._convs(model)
-        )
+        )  # the convolutions' output volume: what the rest of the time scales with
 
     def _convs_ms(self, model: nn.Module, cut: dict[tuple[nn.Conv2d, str], int]) -> float:
         return sum(
@@ -114,7 +116,8 @@ class LatencyCost:
         """Time saved by each successive chunk (the difference of cumulative removals)."""
         sides: dict[nn.Conv2d, set[str]] = {}
         for conv, side in convs:
-            sides.setdefault(conv, set()).add(side)
+            if isinstance(conv, nn.Conv2d):  # linear layers' time is in the rest
+                sides.setdefault(conv, set()).add(side)
         rest_per_volume = self.rest_ms / max(self.dense_volume, 1.0)
 
         def cost_after(removed: int) -> float:

@@ -19,7 +19,6 @@ removing the chunk per unit of cost; ``tp-magnitude`` is Torch-Pruning's own
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -128,11 +127,11 @@ class PruneResult:
 class _Group:
     """A prunable group: its root conv and name, channel count, per-channel score, its convs."""
 
-    root: nn.Conv2d
+    root: nn.Module  # a conv or linear layer
     name: str
     channels: int
     scores: Tensor
-    convs: list[tuple[nn.Conv2d, str]]
+    convs: list[tuple[nn.Module, str]]
 
 
 def score_groups(
@@ -184,7 +183,8 @@ def _chunks(
     group: _Group, gi: int, spec: PruneSpec, per_cost: bool, cost: CostModel, start_width: int
 ) -> list[tuple[float, int, list[int], float]]:
     """(priority, group index, channels, saving) chunks in removal order. A chunk that saves
-    nothing on its own (a width that is no faster) is priced together with the ones after it."""
+    nothing on its own (a width that is no faster) is priced together with the ones after it;
+    trailing chunks that save nothing even together are left out."""
     order = group.scores.argsort().tolist()
     sizes = chunk_sizes(group.channels, spec.round_to)
     savings = cost.savings(group.convs, sizes)
@@ -209,8 +209,7 @@ def _chunks(
         floor = max(floor, priority)  # a later chunk of a group never goes before an earlier one
         chunks += [(floor, gi, c, s) for c, _, s in pending]
         pending = []
-    chunks += [(math.inf, gi, c, s) for c, _, s in pending]
-    return chunks
+    return chunks  # chunks still pending save nothing, even all together: never worth removing
 
 
 def _select(
@@ -252,9 +251,13 @@ def _prune_round(
     """Remove the globally least important chunks until ``saving_needed`` (estimated) is saved."""
     graph, scored, chosen = _select(model, spec, calibration, cost, saving_needed, start_widths)
     for gi, channels in chosen.items():
-        group = graph.get_pruning_group(
-            scored[gi].root, tp.prune_conv_out_channels, idxs=sorted(channels)
+        root = scored[gi].root
+        handler = (
+            tp.prune_conv_out_channels
+            if isinstance(root, nn.Conv2d)
+            else tp.prune_linear_out_channels
         )
+        group = graph.get_pruning_group(root, handler, idxs=sorted(channels))
         group.prune()
     return sum(len(c) for c in chosen.values())
 

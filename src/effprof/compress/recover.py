@@ -15,7 +15,7 @@ with s_k / t_k the student's / teacher's k-th output. The loop is ``effprof.trai
 With ``feature_weight`` > 0 the student is also pulled towards the teacher's intermediate features
 (FitNets, Romero et al. 2015; as KD for pruned restoration networks does): at every feature point
 (by default each composite block inside an ``nn.Sequential`` / ``nn.ModuleList`` that returns an
-N x C x H x W map, e.g. MSSNet's 87 residual blocks) a 1x1 adapter maps the pruned student's
+N x C x H x W map, e.g. the 75 of MSSNet-small's 87 residual blocks that sit in one) a 1x1 adapter maps the pruned student's
 C_s channels to the teacher's C_t, initialised by least squares on the first batch and trained
 with the student; the term is the mean over points of L1(adapter(s), t) / mean|t|. Adapters are
 dropped after recovery: the saved model is the student alone.

@@ -67,15 +67,19 @@ class SensitivityTable:
 def _masked(producers: Sequence[tuple[nn.Module, list[int]]]) -> Iterator[None]:
     """Zero the given output channels of each module, by forward hooks."""
 
-    def hook(idxs: list[int]):
+    def hook(idxs: list[int], dim: int):
         def zero(_m, _i, out: Tensor) -> Tensor:
             out = out.clone()
-            out[:, idxs] = 0
+            out.index_fill_(dim % out.dim(), torch.tensor(idxs, device=out.device), 0)
             return out
 
         return zero
 
-    handles = [m.register_forward_hook(hook(idxs)) for m, idxs in producers if idxs]
+    handles = [
+        m.register_forward_hook(hook(idxs, -1 if isinstance(m, nn.Linear) else 1))
+        for m, idxs in producers
+        if idxs
+    ]
     try:
         yield
     finally:

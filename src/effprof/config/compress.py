@@ -142,3 +142,31 @@ def label_of(step: Any, counts: dict[str, int]) -> str:
 def _hash(data: Any) -> str:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_CHARS]
+
+
+def parse_target(text: str) -> tuple[str, float]:
+    """``"latency=0.5"`` -> ("latency", 0.5): a pruning target as ``--target`` gives it."""
+    unit, _, value = text.partition("=")
+    units = ("macs", "latency")
+    try:
+        fraction = float(value)
+    except ValueError:
+        fraction = -1.0
+    if unit not in units or not 0 < fraction < 1:
+        raise ValueError(
+            f"--target must be macs=F or latency=F with 0 < F < 1 (a fraction of the dense "
+            f"model's), got {text!r}"
+        )
+    return unit, fraction
+
+
+def default_steps(target: str, recover_steps: int) -> list[dict[str, Any]]:
+    """The pipeline ``effprof compress --target`` runs without a config: prune to the target,
+    recover by distillation alone, INT8 of the result, and INT8 of the dense model beside it."""
+    unit, fraction = parse_target(target)
+    return [
+        {"step": "prune", f"target_{unit}": fraction, "steps": 4, "round_to": 8},
+        {"step": "recover", "steps": recover_steps, "reconstruction_weight": 0},
+        {"step": "int8"},
+        {"step": "int8", "name": "int8-dense", "from": DENSE},
+    ]

@@ -72,7 +72,7 @@ def setting_sentence(frame: pd.DataFrame, runs: Sequence[RunView]) -> str:
     """Which runtimes, device, threads, input size and crops the table's numbers used."""
     s = latency_setting(frame)
     devices = sorted({str(r.record.env.get("device_name")) for r in runs if r.record.env})
-    sizes = ", ".join(f"1x3x{v}x{v}" for v in s["test_size"]) or "an unrecorded size"
+    sizes = ", ".join(s["inputs"]) or "an unrecorded size"
     threads = ", ".join(map(str, s["threads"])) or "unrecorded"
     crops = ", ".join(map(str, s["test_count"])) or "?"
     runtimes = " and ".join(s["runtimes"]) or "no runtime"

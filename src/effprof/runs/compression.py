@@ -11,7 +11,10 @@ constants. Columns:
 * ``test_psnr_db``, ``test_ssim``, ``fidelity_psnr_db``, ``psnr_delta_db`` (against dense) and
   ``quality_delta_db`` against ``reference``: the uncompressed model given as many extra training
   steps (dense itself, or a recover step from dense with that many steps, the control);
-* ``trained_steps``, ``pruned``, ``test_size``, ``test_count``.
+* for a model without task data (``api.compress_data``): ``fidelity_snr_db``,
+  ``fidelity_rel_l2_error`` and ``fidelity_top1_agreement`` against the dense output instead;
+* ``trained_steps``, ``pruned``, ``test_size``, ``test_count``, ``inputs`` (what one forward
+  took: MACs, latency and exports used it).
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ ORT_THREADS = "ort_latency_threads"
 PSNR = "test_psnr_db"
 SSIM = "test_ssim"
 FIDELITY_PSNR = "fidelity_psnr_db"
+FIDELITY_SNR = "fidelity_snr_db"
+FIDELITY_REL_L2 = "fidelity_rel_l2_error"
+FIDELITY_TOP1 = "fidelity_top1_agreement"
 LATENCY_KEYS = ("latency_median_ms", "latency_p10_ms", "latency_p90_ms", "latency_cv")
 
 # the dense model's ONNX Runtime INT8, measured by every profile (``api.cheaper``)
@@ -62,10 +68,12 @@ COLUMNS = [
     "step", "method", "source", "param_count", "macs", "macs_ratio", "file_bytes", "size_x",
     "torch_latency_ms", "ort_latency_ms", "torch_speedup", "ort_speedup", "latency_threads",
     "test_psnr_db", "test_ssim", "fidelity_psnr_db", "psnr_delta_db", "reference",
-    "quality_delta_db", "trained_steps", "pruned", "test_size", "test_count", "run_id", "group",
+    "quality_delta_db", "fidelity_snr_db", "fidelity_rel_l2_error", "fidelity_top1_agreement",
+    "trained_steps", "pruned", "test_size", "test_count", "inputs", "run_id", "group",
 ]  # fmt: skip
 NUMERIC = ["param_count", "macs", "file_bytes", "torch_latency_ms", "ort_latency_ms",
-           "test_psnr_db", "test_ssim", "fidelity_psnr_db", "latency_threads"]  # fmt: skip
+           "test_psnr_db", "test_ssim", "fidelity_psnr_db", "latency_threads", "fidelity_snr_db",
+           "fidelity_rel_l2_error", "fidelity_top1_agreement"]  # fmt: skip
 
 
 def _row(record: RunRecord) -> dict[str, Any]:
@@ -78,9 +86,12 @@ def _row(record: RunRecord) -> dict[str, Any]:
         "ort_latency_ms": m.get(ORT_LATENCY),
         "latency_threads": m.get(ORT_THREADS, m.get(TORCH_THREADS, pipeline.get("threads"))),
         "test_psnr_db": m.get(PSNR), "test_ssim": m.get(SSIM),
-        "fidelity_psnr_db": m.get(FIDELITY_PSNR),
+        "fidelity_psnr_db": m.get(FIDELITY_PSNR), "fidelity_snr_db": m.get(FIDELITY_SNR),
+        "fidelity_rel_l2_error": m.get(FIDELITY_REL_L2),
+        "fidelity_top1_agreement": m.get(FIDELITY_TOP1),
         "trained_steps": int(p.get("trained_steps") or 0), "pruned": bool(p.get("pruned")),
         "test_size": pipeline.get("test_size"), "test_count": pipeline.get("test_count"),
+        "inputs": (p.get("task") or {}).get("inputs"),
         "index": p.get("index", 0), "created": record.created,
         "run_id": record.run_id, "group": record.group or "",  # ungrouped runs compare together
     }  # fmt: skip
@@ -119,6 +130,14 @@ def compression_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[COLUMNS]
 
 
+def quality_column(frame: pd.DataFrame) -> tuple[str, str]:
+    """(column, label) of the table's quality: PSNR against sharp where the pipeline had task
+    data, else SNR of the output against the dense model's."""
+    if frame["test_psnr_db"].notna().any():
+        return "test_psnr_db", "PSNR (dB)"
+    return "fidelity_snr_db", "SNR to the dense output (dB)"
+
+
 def latency_setting(frame: pd.DataFrame) -> dict[str, Any]:
     """How the table's latencies were measured: runtimes present, threads, input side, crops."""
     runtimes = [
@@ -130,9 +149,11 @@ def latency_setting(frame: pd.DataFrame) -> dict[str, Any]:
     def values(column: str) -> list[Any]:
         return sorted({v for v in frame[column].dropna().tolist()})
 
+    inputs = values("inputs") or [f"1x3x{int(v)}x{int(v)}" for v in values("test_size")]
     return {
         "runtimes": runtimes,
         "threads": [int(v) for v in values("latency_threads")],
+        "inputs": inputs,
         "test_size": [int(v) for v in values("test_size")],
         "test_count": [int(v) for v in values("test_count")],
     }

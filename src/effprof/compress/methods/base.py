@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from effprof._registry import Registry
 from effprof.compress.significance import Calibration, SignificanceTable, compute_significance
 from effprof.results import Missing
+from effprof.train import FFT_WEIGHT
 
 COST_UNITS = ("macs", "latency")  # what a pruning target is a fraction of (of the dense model's)
 ONNX_FILE = "model.onnx"  # the fp32 export every measured model's run keeps
@@ -99,7 +100,8 @@ class Services:
     ``export_onnx(model, path)`` writes a fixed-shape .onnx; ``onnx_parity(model, path, x)``
     compares its output with torch's; ``inputs(count, seed)`` gives ``count`` model inputs at
     ``shape`` (blurry crops of the calibration images for a deblurring model) for calibrating
-    quantisation. ``phase`` reports progress.
+    quantisation; ``batches(step)`` the recovery batches of a model without task data (None:
+    synthetic blur pseudo-views). ``phase`` reports progress.
     """
 
     device: str
@@ -118,6 +120,8 @@ class Services:
     export_onnx: Callable[[nn.Module, Path], Path]
     onnx_parity: Callable[[nn.Module, Path, Tensor], dict[str, float]]
     inputs: Callable[[int, int], list[Tensor]]
+    batches: Callable[[int], tuple[Tensor, Tensor]] | None = None  # recovery (None: pseudo-views)
+    fft_weight: float = FFT_WEIGHT  # distillation's FFT term (0 for outputs that are not images)
     dense_macs: int = 0
     cache: dict[str, Any] = field(default_factory=dict)  # per-pipeline values (e.g. dense latency)
 

@@ -8,7 +8,6 @@ dense model given as many steps (the control).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from typing import Any, Literal
 
 import pandas as pd
@@ -74,18 +73,17 @@ class TrainingFields(StepSettings):
     def image_sizes(self) -> dict[str, int]:
         return {"crop": self.crop}
 
-    def recover_spec(
-        self, forward_kwargs: Mapping[str, Any], steps: int | None = None
-    ) -> RecoverSpec:
-        """The recovery settings for a model taking ``forward_kwargs`` for every output (the
-        entry's); ``steps`` overrides the step count, e.g. per round."""
+    def recover_spec(self, services: Services, steps: int | None = None) -> RecoverSpec:
+        """The recovery settings for the pipeline's model (every output its entry names; no FFT
+        term for outputs that are not images); ``steps`` overrides the count, e.g. per round."""
         return RecoverSpec(
             steps=steps or self.steps, lr=self.lr, min_lr=self.min_lr,
             warmup_steps=self.warmup_steps, grad_clip=self.grad_clip,
             distill_weight=self.distill_weight, reconstruction_weight=self.reconstruction_weight,
             crop_px=self.crop, batch=self.batch, seed=self.seed, zoom=self.zoom,
             feature_weight=self.feature_weight, feature_layers=self.feature_layers,
-            forward_kwargs=dict(forward_kwargs),
+            forward_kwargs=dict(services.calibration.forward_kwargs),
+            fft_weight=services.fft_weight,
         )  # fmt: skip
 
     def views_note(self) -> str:
@@ -119,8 +117,8 @@ def _train(
     probe = services.calibration.batches[0][0].to(services.device)
     kwargs = services.calibration.forward_kwargs
     before = distillation_gap(student, services.teacher, probe, kwargs)
-    result = recover(student, services.teacher, spec, progress=services.train_progress,
-                     regularizer=regularizer)  # fmt: skip
+    result = recover(student, services.teacher, spec, batches=services.batches,
+                     progress=services.train_progress, regularizer=regularizer)  # fmt: skip
     files.add_table(table, result.history)
     history = result.history
     return {
@@ -161,7 +159,7 @@ def recover_method(services: Services, stage: Stage, step: RecoverStep, files: S
     """Distil the dense teacher into the stage's model on fresh pseudo-views."""
     student = trainable_copy(stage.model, services.device)
     services.phase(f"recovering: {step.steps} steps of distillation from the dense model")
-    done = _train(services, student, step.recover_spec(services.calibration.forward_kwargs), files)
+    done = _train(services, student, step.recover_spec(services), files)
     notes = [f"recovered {stage.label}: {done['steps_done']} steps, {step.views_note()}", GAP_NOTE]
     return MethodResult(_training_metrics(done), notes, model=student.cpu().eval())
 
@@ -206,7 +204,7 @@ def sparsify_method(services: Services, stage: Stage, step: SparsifyStep, files:
     done = _train(
         services,
         student,
-        step.recover_spec(services.calibration.forward_kwargs),
+        step.recover_spec(services),
         files,
         "loss",
         regularizer,
@@ -259,7 +257,7 @@ def iterative_method(services: Services, stage: Stage, step: IterativeStep, file
         done = _train(
             services,
             student,
-            step.recover_spec(services.calibration.forward_kwargs, steps),
+            step.recover_spec(services, steps),
             files,
             f"loss_round{index}",
         )
