@@ -78,7 +78,7 @@ def time_structures(
     structures: Path, out: Path, shape: tuple[int, ...], repeat: int, device: str
 ) -> None:
     """Time dense base, dense small and every pruned structure in each configuration."""
-    from effprof.compress.cost import conv_macs
+    from effprof.compress.cost import layer_macs
     from effprof.compress.reload import apply_structure
     from effprof.compress.untie import untie_shared
     from effprof.measure.latency import LatencySpec, measure_latency
@@ -97,7 +97,7 @@ def time_structures(
     for name, model in models.items():
         model = model.eval()
         with torch.no_grad():
-            macs = conv_macs(model.to(device), torch.rand(shape, device=device))
+            macs = layer_macs(model.to(device), torch.rand(shape, device=device))
         params = sum(p.numel() for p in model.parameters())
         for config, (channels_last, graphs) in CONFIGS.items():
             spec = LatencySpec(

@@ -74,7 +74,7 @@ def test_a_generic_cnn_is_pruned_to_the_mac_target_and_keeps_its_classes(pipelin
 
 def test_quality_is_fidelity_to_the_dense_output_and_the_run_says_on_what(pipeline):
     name, runs = pipeline
-    for step, path in runs.items():
+    for path in runs.values():
         record = read_record(path)
         m = record.metrics
         assert "test_psnr_db" not in m  # no task metric for this model
