@@ -9,6 +9,7 @@ import torch
 
 from effprof.measure.attribution import ADDITIVE, ROOT, attribute, label_ops
 from effprof.measure.counting import count_model
+from effprof.measure.module_map import module_map
 from effprof.measure.params import count_params
 from effprof.models import MODELS, build_model
 from tests.measure.zoo import SharedActivation
@@ -81,10 +82,13 @@ def test_root_ops_take_scale_and_stage_from_the_module_that_consumes_them(mssnet
 def test_a_model_without_a_map_is_attributed_by_its_module_tree():
     model = SharedActivation()
     count = count_model(model, (1, 4, 8, 8))
-    result = attribute(count.ops, count_params(model).to_frame())
+    tree = module_map(model, count.ops)
+    result = attribute(count.ops, count_params(model).to_frame(), components=tree)
     parts = result.dimension("part")
-    assert set(parts["group"]) <= {"block1", "block2", "act", ROOT}
+    modules = {name for name, _ in model.named_modules(remove_duplicate=False)}
+    # rows are modules of the tree, or the ops a module runs itself (a residual add)
+    assert {g.removesuffix(" (own ops)") for g in parts["group"]} - {ROOT} <= modules
     assert parts["macs"].sum() == count.macs
     assert "scale" not in set(result.table["dimension"])
     assert result.timed is False and result.table["time_ms"].isna().all()
-    assert list(label_ops(count.ops, None).columns) == ["seq", "part"]
+    assert list(label_ops(count.ops, tree).columns) == ["seq", "part"]

@@ -75,7 +75,7 @@ def test_functional_calls_are_charged_to_the_enclosing_module() -> None:
     assert where["aten.convolution.default"] == ["conv"]
     assert where["aten.add.Tensor"] == [""]  # the root's own forward
     assert where["aten.cat.default"] == [""]
-    resize = result.ops[result.ops["category"] == "resize"]
+    resize = result.ops[result.ops["category"] == "resampling"]
     assert resize["module"].tolist() == ["up", "up"]
 
 

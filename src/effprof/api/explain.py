@@ -18,6 +18,7 @@ from effprof.measure.calltime import call_times
 from effprof.measure.counterfactual import Counterfactual, count_counterfactuals
 from effprof.measure.counting import CountResult, count_model
 from effprof.measure.latency import LatencySpec, measure_latency
+from effprof.measure.module_map import module_map
 from effprof.measure.precision import PRECISION_DTYPES
 from effprof.measure.roofline import Ceilings, device_ceilings, layer_roofline, model_floors
 from effprof.measure.scaling import count_sweep, fit_table, padded, resolution_label, three_x_table
@@ -60,7 +61,7 @@ def measure_attribution(
     if isinstance(times, Missing):
         out.metrics["calltime_total_ms"] = times
         out.notes.append(f"attribution: time per component not measured: {times.reason}")
-    components = entry.components
+    components = entry.components or module_map(model, count.ops)
     result = attribute(
         count.ops, params, components=components,
         call_times=None if isinstance(times, Missing) else times.table,
@@ -72,7 +73,9 @@ def measure_attribution(
         labels = labels.assign(time_ms=times.table["time_ms"].to_numpy())
         out.metrics["calltime_timer"] = times.timer
     out.tables["op_labels"] = labels
-    out.metrics["component_map"] = "model's component map" if components else "module tree"
+    out.metrics["component_map"] = (
+        "the model's registered component map" if entry.components else "module tree"
+    )
 
 
 def _counterfactual_models(entry: ModelEntry, variant: str | None) -> list[Counterfactual]:

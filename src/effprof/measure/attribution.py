@@ -1,9 +1,11 @@
-"""Cost rolled up by architecture component: scale, stage, part and op category.
+"""Cost rolled up by architecture component: scale, stage, part, block part and op category.
 
 Every aten call of the counting trace gets labels from the model's component map
 (``components(module_path) -> {"scale": ..., "stage": ..., "part": ...}``, see
-:mod:`effprof.models.mssnet_map`); a model without a map is labelled by its module tree (``part``
-= the top-level child module). A call whose module does not say its scale or stage (the root
+:mod:`effprof.models.mssnet_map`); a model without a map gets the module-tree map of
+:mod:`effprof.measure.module_map` (``part``, ``stage``, ``block part``; a ``part`` standing for
+several identical blocks carries their number in the ``repeats`` column). A call whose module
+does not say its scale or stage (the root
 module's own ops: resizes, concatenations, residual adds written in ``forward``) takes them from
 the next call that does (the module that consumes its output), or the previous one at the end of
 the trace. Parameters are labelled by the module that owns them.
@@ -25,49 +27,55 @@ import pandas as pd
 from effprof.measure.categories import CATEGORIES
 from effprof.results import Missing
 
-DIMENSIONS = ("scale", "stage", "part", "category")
+DIMENSIONS = ("scale", "stage", "part", "block part", "category")
 ADDITIVE = ("macs", "flops", "params", "written_bytes", "time_ms")
 UNMAPPED = "(unmapped)"
+OUTSIDE_BLOCKS = "(outside repeated blocks)"
 ROOT = "(root)"
+INHERITED = ("scale", "stage")  # a root op takes these from the module that consumes its output
 Components = Callable[[str], Mapping[str, str]]
 
 
-def _generic_labels(path: str) -> dict[str, str]:
-    return {"part": path.split(".")[0] if path else ROOT}
-
-
-def _labeller(components: Components | None) -> Callable[[str], dict[str, str]]:
+def _labeller(components: Components) -> Callable[[str], dict[str, str]]:
     cache: dict[str, dict[str, str]] = {}
-    source = components or _generic_labels
 
     def label(path: str) -> dict[str, str]:
         if path not in cache:
-            cache[path] = dict(source(path))
+            cache[path] = dict(components(path))
         return cache[path]
 
     return label
 
 
-def label_ops(ops: pd.DataFrame, components: Components | None) -> pd.DataFrame:
-    """Per call of the trace: ``seq``, ``scale``, ``stage``, ``part`` (see the module docstring)."""
+def _keys(components: Components, paths: pd.Series) -> list[str]:
+    """The dimensions the map labels, in :data:`DIMENSIONS` order."""
+    declared = set(getattr(components, "order", {}) or {})
+    seen = {key for path in dict.fromkeys(paths) for key in components(path)}
+    return [d for d in DIMENSIONS if d in declared | seen | {"part"}]
+
+
+def label_ops(ops: pd.DataFrame, components: Components) -> pd.DataFrame:
+    """Per call of the trace: ``seq`` and one column per dimension of the map (see the module
+    docstring); ops outside every repeated block get :data:`OUTSIDE_BLOCKS` as ``block part``."""
     label = _labeller(components)
-    keys = ("scale", "stage", "part") if components is not None else ("part",)
-    frame = pd.DataFrame([label(path) for path in ops["module"]], columns=list(keys))
+    keys = _keys(components, ops["module"])
+    frame = pd.DataFrame([label(path) for path in ops["module"]], columns=keys)
     for key in keys:
-        if key == "part":
-            continue
-        # Root ops inherit scale/stage from their consumer (next), else the previous call.
-        frame[key] = frame[key].bfill().ffill()
+        if key in INHERITED:
+            # Root ops inherit scale/stage from their consumer (next), else the previous call.
+            frame[key] = frame[key].bfill().ffill()
+    frame = frame.fillna({"block part": OUTSIDE_BLOCKS} if "block part" in keys else {})
     frame = frame.fillna(UNMAPPED)
     frame.insert(0, "seq", ops["seq"].to_numpy())
     return frame
 
 
-def label_params(params: pd.DataFrame, components: Components | None) -> pd.DataFrame:
+def label_params(params: pd.DataFrame, components: Components) -> pd.DataFrame:
     """Per parameter tensor: ``name``, ``numel`` and the labels of the module that owns it."""
     label = _labeller(components)
-    keys = ("scale", "stage", "part") if components is not None else ("part",)
-    frame = pd.DataFrame([label(path) for path in params["module"]], columns=list(keys))
+    keys = [k for k in _keys(components, params["module"]) if k != "category"]
+    frame = pd.DataFrame([label(path) for path in params["module"]], columns=keys)
+    frame = frame.fillna({"block part": OUTSIDE_BLOCKS} if "block part" in keys else {})
     frame = frame.fillna(UNMAPPED)
     frame.insert(0, "name", params["name"].to_numpy())
     frame["numel"] = params["numel"].to_numpy()
@@ -120,7 +128,7 @@ def attribute(
     ops: pd.DataFrame,
     params: pd.DataFrame,
     *,
-    components: Components | None = None,
+    components: Components,
     call_times: pd.DataFrame | Missing | None = None,
 ) -> Attribution:
     """Roll up MACs, FLOPs, params, written bytes and measured time by scale/stage/part/category.
@@ -177,7 +185,12 @@ def attribute(
         )
     if not timed:
         table["time_ms"] = float("nan")
-    columns = ["dimension", "group", "rank", "calls", *ADDITIVE, "live_peak_bytes"]
+    repeats = dict(getattr(components, "repeats", {}) or {})
+    table["repeats"] = [
+        repeats.get(g, 1) if d == "part" else 1
+        for d, g in zip(table["dimension"], table["group"], strict=True)
+    ]
+    columns = ["dimension", "group", "rank", "calls", "repeats", *ADDITIVE, "live_peak_bytes"]
     table = table[columns + [f"{c}_share" for c in ADDITIVE]]
     table["calls"] = table["calls"].astype(int)
     return Attribution(labels=labels, table=table, totals=totals, timed=timed)

@@ -7,18 +7,20 @@ category" in a report line up. Names are aten overload packets without the ``ate
 from __future__ import annotations
 
 CONVOLUTION = "convolution"
-MATMUL = "matmul"
+MATMUL = "linear/matmul"
+ATTENTION = "attention"
 ELEMENTWISE = "elementwise"
 ACTIVATION = "activation"
-RESIZE = "resize"
+RESIZE = "resampling"
 NORMALIZATION = "normalization"
-LAYOUT = "layout copies"
+LAYOUT = "data movement"
 REDUCTION = "reduction"
 OTHER = "other"
 
 CATEGORIES = (
     CONVOLUTION,
     MATMUL,
+    ATTENTION,
     ELEMENTWISE,
     ACTIVATION,
     RESIZE,
@@ -34,6 +36,10 @@ for _category, _names in {
     "convolution_overrideable _nnpack_spatial_convolution slow_conv2d conv_transpose2d "
     "cudnn_convolution_transpose _slow_conv2d_forward thnn_conv2d",
     MATMUL: "mm addmm bmm baddbmm matmul linear _scaled_mm einsum mv dot",
+    ATTENTION: "scaled_dot_product_attention _scaled_dot_product_flash_attention_for_cpu "
+    "_scaled_dot_product_flash_attention _scaled_dot_product_efficient_attention "
+    "_scaled_dot_product_cudnn_attention _scaled_dot_product_attention_math _flash_attention_forward "
+    "_efficient_attention_forward",
     ELEMENTWISE: "add add_ sub sub_ mul mul_ div div_ neg abs exp log sqrt rsqrt pow clamp clamp_ "
     "where copysign maximum minimum fill_ zero_ lerp addcmul addcdiv reciprocal sign rsub erf sin cos clamp_min clamp_max masked_fill eq ne gt lt ge le",
     ACTIVATION: "prelu _prelu_kernel relu relu_ gelu silu sigmoid tanh leaky_relu hardswish "
@@ -52,18 +58,27 @@ for _category, _names in {
         _BY_NAME[_name] = _category
 
 
-def op_category(name: str) -> str:
-    """Category of an op name such as ``aten::convolution``, ``aten.add.Tensor`` or ``add_``.
+def op_category(name: str, tags: object = ()) -> str:
+    """Category of an op name such as ``aten::convolution``, ``aten.add.Tensor`` or ``add_``;
+    ``tags`` (PyTorch's op tags) place ops the table does not name: pointwise -> elementwise,
+    reduction -> reduction, in-place view -> layout.
 
     >>> op_category("aten::upsample_bilinear2d"), op_category("aten.convolution.default")
-    ('resize', 'convolution')
+    ('resampling', 'convolution')
     """
     base = name.split("::")[-1]
-    if base.startswith("aten."):
-        base = base[len("aten.") :]
+    for prefix in ("aten.", "effprof."):  # effprof.scaled_dot_product_attention: a fused region
+        base = base.removeprefix(prefix)
     base = base.split(".")[0]
     if base in _BY_NAME:
         return _BY_NAME[base]
+    tag_names = {str(t).rsplit(".", 1)[-1] for t in (tags or ())}  # Tag.pointwise -> pointwise
+    if "inplace_view" in tag_names:
+        return LAYOUT
+    if "pointwise" in tag_names:
+        return ELEMENTWISE
+    if "reduction" in tag_names:
+        return REDUCTION
     # cuDNN / oneDNN / cuBLAS kernel names seen in profiler traces.
     lowered = base.lower()
     if "conv" in lowered or "winograd" in lowered or "implicit_gemm" in lowered:

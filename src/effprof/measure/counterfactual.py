@@ -18,6 +18,7 @@ from torch import nn
 
 from effprof.measure.attribution import Components, label_ops
 from effprof.measure.counting import CountResult, count_model
+from effprof.measure.module_map import module_map
 from effprof.measure.params import count_params
 
 REAL = "real network"
@@ -60,8 +61,10 @@ def _row(name: str, kind: str, isolates: str, count: CountResult, params: int) -
             "activation_peak_bytes": count.activation_peak_bytes}  # fmt: skip
 
 
-def _group_macs(name: str, count: CountResult, components: Components | None) -> pd.DataFrame:
-    labels = label_ops(count.ops, components)
+def _group_macs(
+    name: str, model: nn.Module, count: CountResult, components: Components | None
+) -> pd.DataFrame:
+    labels = label_ops(count.ops, components or module_map(model, count.ops))
     dim = "stage" if "stage" in labels.columns else "part"
     macs = count.ops["macs"].groupby(labels[dim].to_numpy(), sort=False).sum()
     return pd.DataFrame({"name": name, "dimension": dim, "group": macs.index, "macs": macs.values})
@@ -83,13 +86,13 @@ def count_counterfactuals(
     shape = real.inputs
     real_params = count_params(real_model).total
     rows = [_row(REAL, "real", "the network as profiled", real, real_params)]
-    groups = [_group_macs(REAL, real, components)]
+    groups = [_group_macs(REAL, real_model, real, components)]
     for item in counterfactuals:
         count = count_model(item.model, shape, forward_kwargs=forward_kwargs)
         rows.append(
             _row(item.name, item.kind, item.isolates, count, count_params(item.model).total)
         )
-        groups.append(_group_macs(item.name, count, components))
+        groups.append(_group_macs(item.name, item.model, count, components))
     table = pd.DataFrame(rows)
     for column, ratio in (("macs", "macs_ratio"), ("flops", "flops_ratio"),
                           ("params", "params_ratio"), ("activation_peak_bytes", "activation_ratio")):  # fmt: skip

@@ -31,6 +31,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from effprof.measure.categories import CATEGORIES, op_category
 from effprof.measure.formulas import COUNTING_POLICY, find_formula
+from effprof.measure.provenance import Provenance
+from effprof.measure.regions import ATTENTION, fused_regions
 from effprof.models.inputs import InputSpec, as_inputs, flat_tensors
 from effprof.results import EffprofError, Missing
 
@@ -175,13 +177,40 @@ def shape_text(shape: Sequence[int]) -> str:
 class _CountingMode(TorchDispatchMode):
     """Records one row per aten call: cost, bytes, call-time module path, live bytes after it."""
 
-    def __init__(self, paths: _CallPaths, memory: _LiveMemory) -> None:
+    def __init__(self, paths: _CallPaths, memory: _LiveMemory, provenance: Provenance) -> None:
         super().__init__()
         self.paths = paths
         self.memory = memory
+        self.provenance = provenance
         self.rows: list[tuple[Any, ...]] = []
         self._info: dict[Any, tuple[str, str, Any, bool]] = {}
         self.failures: dict[str, str] = {}  # op name -> why it is uncounted
+        self._region_start: int | None = None
+
+    def enter_region(self, name: str, args: tuple, kwargs: dict) -> None:
+        """A fused function starts (:mod:`effprof.measure.regions`): its ops become one row."""
+        self._region_start = len(self.rows)
+        self._region_inputs = list(_tensors((*args, *kwargs.values())))
+
+    def leave_region(self, name: str, out: Any) -> None:
+        """Collapse the rows the fused function produced into one row named ``name``."""
+        start, self._region_start = self._region_start, None
+        if start is None:
+            return
+        inner = self.rows[start:]
+        del self.rows[start:]
+        for row in [r for r in self.provenance.relabel if r >= start]:
+            del self.provenance.relabel[row]  # the fused row is attention as a whole
+        outs = list(_tensors(out if isinstance(out, (list, tuple)) else (out,)))
+        path, module_type = self.paths.current
+        total = [sum(r[i] for r in inner) for i in (5, 6, 7)]  # macs, flops, bias flops
+        self.rows.append(
+            (len(self.rows), name, ATTENTION, path, module_type, *total,
+             sum(_nbytes(t) for t in self._region_inputs), sum(_nbytes(t) for t in outs),
+             ", ".join(shape_text(t.shape) for t in self._region_inputs),
+             ", ".join(shape_text(t.shape) for t in outs),
+             all(r[12] for r in inner), self.memory.live_bytes)
+        )  # fmt: skip
 
     def _op_info(self, func: Any) -> tuple[str, str, Any, bool]:
         info = self._info.get(func)
@@ -191,7 +220,8 @@ class _CountingMode(TorchDispatchMode):
                 r.alias_info is not None and not r.alias_info.is_write for r in returns
             )
             name = str(func)
-            info = self._info[func] = (name, op_category(name), find_formula(func), is_view)
+            category = op_category(name, getattr(func, "tags", ()))
+            info = self._info[func] = (name, category, find_formula(func), is_view)
         return info
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
@@ -211,6 +241,7 @@ class _CountingMode(TorchDispatchMode):
                 counted = False
                 self.failures[name] = f"formula failed: {type(error).__name__}: {error}"
         inputs = list(_tensors((*args, *kwargs.values())))
+        category = self.provenance.observe(len(self.rows), func, category, inputs, outs)
         if is_view:
             read = written = 0
         else:
@@ -310,15 +341,26 @@ class CountResult:
         }
 
 
-def _uncalled(model: nn.Module, called: set[int]) -> pd.DataFrame:
-    """Top-most modules holding parameters that the forward pass never entered."""
+def _storage_key(tensor: torch.Tensor) -> int:
+    return tensor.untyped_storage()._cdata
+
+
+def _uncalled(model: nn.Module, read: set[int]) -> pd.DataFrame:
+    """Top-most modules holding parameters none of whose parameters or buffers any op read.
+
+    Decided by what ran, not by which ``forward`` was entered: a ModuleList that its parent loops
+    over, or a relative-position table read by an index op, is used.
+    """
     rows = []
     skip: list[str] = []
     for name, module in model.named_modules():
-        if id(module) in called or any(name.startswith(s + ".") for s in skip):
+        if any(name.startswith(s + ".") for s in skip) or name == "":
             continue
         params = sum(p.numel() for p in module.parameters())
-        if params:
+        if not params:
+            continue
+        tensors = (*module.parameters(), *module.buffers())
+        if not any(_storage_key(t) in read for t in tensors):
             rows.append((name, type(module).__name__, params))
             skip.append(name)
     return pd.DataFrame(rows, columns=["module", "module_type", "params"])
@@ -352,8 +394,10 @@ def count_model(
     for tensor in given:
         memory.track(tensor)
     paths = _CallPaths(meta)
+    provenance = Provenance(weight_storages)
     try:
-        with torch.no_grad(), paths, _CountingMode(paths, memory) as mode:
+        mode = _CountingMode(paths, memory, provenance)
+        with torch.no_grad(), paths, fused_regions(mode.enter_region, mode.leave_region), mode:
             output = meta(*args, **kwargs)
     except (
         NotImplementedError,
@@ -370,6 +414,8 @@ def count_model(
         ) from error
     outputs = tuple(tuple(t.shape) for t in flat_tensors(output))
     ops = pd.DataFrame(mode.rows, columns=OP_COLUMNS)
+    for row, category in provenance.relabel.items():
+        ops.loc[row, "category"] = category  # QK^T products, known once their softmax ran
     missing = ops[~ops["counted"]]
     uncounted = missing.groupby("op", sort=False).size().rename("calls").reset_index()
     uncounted["reason"] = uncounted["op"].map(mode.failures)
@@ -390,6 +436,6 @@ def count_model(
         output_shapes=outputs,
         ops=ops,
         uncounted=uncounted,
-        uncalled_modules=_uncalled(meta, paths.called),
+        uncalled_modules=_uncalled(meta, provenance.read),
         seconds=time.perf_counter() - start,
     )

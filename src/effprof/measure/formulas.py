@@ -20,14 +20,19 @@ aten = torch.ops.aten
 
 COUNTING_POLICY = (
     "MACs are the multiply-accumulates of convolution (grouped, strided, dilated, transposed) and "
-    "matrix products (mm, addmm, bmm, baddbmm, mv, dot); FLOPs are 2 x MACs plus the FLOPs of every "
-    "other op by a documented per-element formula (elementwise add/mul/div: 1; PReLU: 2; bilinear "
-    "resize: 7 per output element, 4 mul + 3 add; normalisation: 2 to normalise, 2 for the affine, "
-    "4 more where statistics are computed; softmax: 5; reductions: 1 per input element; "
-    "comparisons and transcendental functions count 1). Bias additions are listed separately as "
-    "bias FLOPs and are not in FLOPs. Memory-only ops (views, copies, cat, pad, pixel (un)shuffle, "
-    "nearest resize) cost 0 FLOPs but their bytes are listed. Counting runs at the aten level on the "
-    "meta device, in eval mode under no_grad; an op with no formula is listed with its call count."
+    "matrix products (mm, addmm, bmm, baddbmm, mv, dot; attention's QK^T and AV included); FLOPs "
+    "are 2 x MACs plus the FLOPs of every other op by a documented per-element formula "
+    "(elementwise add/mul/div: 1; PReLU: 2; bilinear resize: 7 per output element, 4 mul + 3 add; "
+    "normalisation: 2 to normalise, 2 for the affine, 4 more where statistics are computed; "
+    "softmax: 5; reductions: 1 per input element, vector norms 2; comparisons and transcendental "
+    "functions count 1; any other op tagged pointwise by PyTorch: 1 per output element, any other "
+    "reduction: 1 per input element). Bias additions are listed separately as bias FLOPs and are "
+    "not in FLOPs. Memory-only ops (views, copies, cat, pad, pixel (un)shuffle, nearest resize, "
+    "in-place restrides) cost 0 FLOPs but their bytes are listed. scaled_dot_product_attention is "
+    "one row (its QK^T and AV MACs, softmax and scaling FLOPs); matrix products of two "
+    "activations that feed or follow a softmax are attention, products with a weight are "
+    "linear/matmul. Counting runs at the aten level on the meta device, in eval mode under "
+    "no_grad; an op with no formula is listed with its call count."
 )
 
 
@@ -61,13 +66,30 @@ def aten_ops(names: str) -> tuple[Any, ...]:
 
 
 def find_formula(func: Any) -> Formula | None:
-    """The handler for an aten overload: its own entry, else its packet's; None if uncounted."""
+    """The handler for an aten overload: its own entry, else its packet's, else the default for
+    its PyTorch tag (pointwise, reduction, in-place view) or a pure view; None if uncounted."""
     if func in FORMULAS:
         return FORMULAS.get(func)
     packet = getattr(func, "overloadpacket", None)
     if packet is not None and packet in FORMULAS:
         return FORMULAS.get(packet)
+    tags = set(getattr(func, "tags", ()))
+    if torch.Tag.inplace_view in tags or _is_pure_view(func):
+        return _memory_only
+    if torch.Tag.pointwise in tags:
+        return _pointwise_default
+    if torch.Tag.reduction in tags:
+        return _reduction
     return None
+
+
+def _is_pure_view(func: Any) -> bool:
+    """An op whose every output aliases an input without writing it (a view): 0 FLOPs."""
+    schema = getattr(func, "_schema", None)
+    returns = schema.returns if schema is not None else ()
+    return bool(returns) and all(
+        r.alias_info is not None and not r.alias_info.is_write for r in returns
+    )
 
 
 # ----------------------------------------------------------------------------- shape functions
@@ -354,6 +376,91 @@ def _adaptive_avg_pool(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) 
     return OpCost(flops=numel(lead) * windows)
 
 
+def vector_norm_flops(input_shape: Sequence[int]) -> int:
+    """Two FLOPs per input element (square or abs, then add); roots per output are ignored.
+
+    The L2 norm of each row of 64x128: 16,384 FLOPs.
+
+    >>> vector_norm_flops((64, 128))
+    16384
+    """
+    return 2 * numel(input_shape)
+
+
+def sort_flops(input_shape: Sequence[int], dim_size: int) -> int:
+    """Comparisons of a sort along a dimension of ``dim_size``: ``numel x ceil(log2(dim_size))``.
+
+    Sorting each of 4 rows of 1,024: 4,096 x 10 = 40,960 comparisons.
+
+    >>> sort_flops((4, 1024), 1024)
+    40960
+    """
+    return numel(input_shape) * max(1, math.ceil(math.log2(max(int(dim_size), 2))))
+
+
+def _dim_size(args: tuple[Any, ...], position: int, default: int = -1) -> int:
+    shape = _shape(args[0])
+    if not shape:
+        return 1
+    dim = args[position] if len(args) > position and isinstance(args[position], int) else default
+    return int(shape[dim])
+
+
+@register_formula(aten.linalg_vector_norm.default)
+def _vector_norm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    return OpCost(flops=vector_norm_flops(_shape(args[0])))
+
+
+@register_formula(
+    aten.max.dim, aten.max.default, aten.min.dim, aten.min.default, aten.argmax.default,
+    aten.argmin.default, aten.cumsum.default, aten.any.dim, aten.any.default, aten.all.dim,
+    aten.all.default,
+)  # fmt: skip
+def _compare_reduction(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    """One compare (or add, for cumsum) per input element."""
+    return OpCost(flops=reduction_flops(_shape(args[0])))
+
+
+@register_formula(aten.var.correction, aten.std.correction, aten.var_mean.correction)
+def _variance(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    """Mean (1 add) then subtract, square, add: 4 per input element."""
+    return OpCost(flops=4 * numel(_shape(args[0])))
+
+
+@register_formula(aten.sort.default, aten.sort.stable)
+def _sort(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    return OpCost(flops=sort_flops(_shape(args[0]), _dim_size(args, 1)))
+
+
+def topk_flops(input_shape: Sequence[int], k: int) -> int:
+    """Comparisons of a heap selection of the ``k`` largest: ``numel x ceil(log2(k + 1))``.
+
+    The 16 nearest of 4 rows of 1,024 distances: 4,096 x 5 = 20,480 comparisons.
+
+    >>> topk_flops((4, 1024), 16)
+    20480
+    """
+    return numel(input_shape) * max(1, math.ceil(math.log2(int(k) + 1)))
+
+
+@register_formula(aten.topk.default)
+def _topk(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    return OpCost(flops=topk_flops(_shape(args[0]), int(args[1])))
+
+
+@register_formula(aten.scatter_add.default, aten.scatter_add_.default, aten.index_add.default,
+                  aten.index_add_.default, aten.scatter_reduce.two, aten.scatter_reduce_.two)  # fmt: skip
+def _scatter_accumulate(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    """One add (or reduce) per scattered source element."""
+    source = args[3] if len(args) > 3 and isinstance(args[3], torch.Tensor) else args[0]
+    return OpCost(flops=numel(_shape(source)))
+
+
+def _pointwise_default(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    """Any op PyTorch tags pointwise without a formula of its own: 1 FLOP per output element."""
+    return OpCost(flops=elementwise_flops(_shape(_first_tensor(out)), 1))
+
+
 MEMORY_ONLY_OPS = (
     # Views, copies, concatenation, padding, (un)shuffles, allocation: 0 FLOPs, bytes still listed.
     "view _unsafe_view _reshape_alias reshape expand permute transpose t unsqueeze squeeze slice "
@@ -362,7 +469,9 @@ MEMORY_ONLY_OPS = (
     "reflection_pad1d reflection_pad2d reflection_pad3d replication_pad1d replication_pad2d "
     "replication_pad3d empty empty_like empty_strided new_empty new_empty_strided zeros zeros_like "
     "new_zeros ones ones_like new_ones full full_like fill_ zero_ lift_fresh lift_fresh_copy "
-    "scalar_tensor arange"
+    "scalar_tensor arange as_strided_ transpose_ t_ squeeze_ unsqueeze_ resize_ detach_ "
+    "narrow expand_as view_as index_put index_put_ scatter scatter_ masked_scatter "
+    "_unsafe_index split_with_sizes_copy unbind_copy embedding"
 )
 
 

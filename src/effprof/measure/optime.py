@@ -2,7 +2,7 @@
 
 On cpu the time of an op is its *self* CPU time (time inside the aten op minus its child ops);
 on cuda it is the duration of each GPU kernel (and memcpy), attributed to a category by the
-kernel's name first, so cuDNN's NCHW<->NHWC transposes count as "layout copies" even though a
+kernel's name first, so cuDNN's NCHW<->NHWC transposes count as "data movement" even though a
 convolution launched them, and by the aten op that launched it otherwise. Shares are of the summed
 profiled time, so they add up to 1; Python overhead between ops (cpu) and idle GPU gaps (cuda) are
 not in it, which ``wall_ms`` beside it shows.
@@ -85,7 +85,7 @@ def kernel_category(name: str, launcher: str | None = None) -> str:
     """Category of a GPU kernel from its name, else from the aten op that launched it.
 
     >>> kernel_category("void cudnn::ops::nchwToNhwcKernel<__half>(...)", "aten::cudnn_convolution")
-    'layout copies'
+    'data movement'
     >>> kernel_category("sm90_xmma_fprop_implicit_gemm_f16f16_f16f32", "aten::cudnn_convolution")
     'convolution'
     """

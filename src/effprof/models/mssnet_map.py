@@ -19,11 +19,12 @@ that carry one scale's features to the next, and the global residual add), tails
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import partial
 
 from torch import nn
+
+from effprof.models.registry import ComponentMap
 
 STAGE_SCALE = {"1": "1/4", "2.1": "1/2", "2.2": "1/2", "3.1": "full", "3.2": "full", "3.3": "full"}
 SCALES = ("1/4", "1/2", "full")
@@ -75,18 +76,6 @@ def _stage(scale: str, index: str) -> str:
 
 def _labels(stage: str, part: str) -> dict[str, str]:
     return {"scale": STAGE_SCALE[stage], "stage": stage, "part": part}
-
-
-@dataclass(frozen=True)
-class ComponentMap:
-    """A model's component map: ``map(path)`` labels a module; ``order`` lists each dimension's
-    groups in reading order (for tables and charts)."""
-
-    label: Callable[[str], dict[str, str]]
-    order: Mapping[str, tuple[str, ...]]
-
-    def __call__(self, path: str) -> dict[str, str]:
-        return self.label(path)
 
 
 def mssnet_labels(path: str) -> dict[str, str]:

@@ -51,6 +51,21 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
+class ComponentMap:
+    """A model's component map: ``map(path)`` labels a module (``{"scale": ..., "stage": ...,
+    "part": ...}``; ``{}`` when the path is not part of the map); ``order`` lists each
+    dimension's groups in reading order; ``repeats`` gives, for a group that stands for several
+    identical blocks (``layers.0-11``), how many it holds."""
+
+    label: Callable[[str], Mapping[str, str]]
+    order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    repeats: Mapping[str, int] = field(default_factory=dict)
+
+    def __call__(self, path: str) -> Mapping[str, str]:
+        return self.label(path)
+
+
+@dataclass(frozen=True)
 class ReferenceCount:
     """A count made elsewhere (e.g. by the official code) under ``counter``'s rules."""
 

@@ -90,7 +90,7 @@ def _chart(view: RunView) -> str:
             "Each point is a layer: its arithmetic intensity and the FLOP rate it attained "
             "(FLOPs / measured time of its calls). The line is the roofline from this device's "
             "measured ceilings; points far below it lose time to overheads, not to the hardware's "
-            "limits. Layers without FLOPs (layout copies) are in the table only."
+            "limits. Layers without FLOPs (data movement) are in the table only."
         ),
         numbers=top,
         numbers_caption="The 25 layers that take the most time",
