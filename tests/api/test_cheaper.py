@@ -14,6 +14,8 @@ from effprof.models.inputs import image_inputs
 from effprof.runs import compression as names
 from effprof.runs import read_record
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def tiny_classifier() -> nn.Module:
     """conv -> pool -> linear: logits, for the top-1 agreement."""
@@ -26,14 +28,6 @@ def tiny_classifier() -> nn.Module:
 
 SMALL = image_inputs((1, 3, 16, 16))
 CLASSIFIER = generic_entry("tests.api.test_cheaper:tiny_classifier")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.slow  # 30 s (the export); the report's shared MSSNet profile checks the same numbers

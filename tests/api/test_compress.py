@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
 from effprof.api.compress import compress, summary_frame
 from effprof.compress.methods import METHODS
@@ -36,13 +35,7 @@ STORED_FILE = {
     "int8": "model-int8.onnx", "vq": "weights-vq.npz", "fp16": "weights-fp16.pt",
 }  # fmt: skip
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_quick(out: Path) -> CompressConfig:

@@ -22,14 +22,6 @@ MODELS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _compress(args: list[str], capsys) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as done:
         main(["compress", *args])

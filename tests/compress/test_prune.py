@@ -75,6 +75,7 @@ def test_pruned_model_reloads_without_the_pruning_code(pruned, tmp_path):
         "type": "Conv2d",
         "in_channels": model.tail3_3.in_channels,
         "out_channels": 3,
+        "groups": 1,
     }
     reloaded = load_pruned(tmp_path)
     x = torch.rand(1, 3, 32, 32)

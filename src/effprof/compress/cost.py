@@ -49,30 +49,40 @@ def channel_dim(layer: nn.Module) -> int:
     return 1 if isinstance(layer, nn.Conv2d) else -1
 
 
+def forward_with_hooks(
+    model: nn.Module, example: Tensor, forward_kwargs: Mapping[str, Any] | None,
+    record: Callable[[str, nn.Module, tuple, Any], None],
+) -> list[Tensor]:  # fmt: skip
+    """One forward of ``example[:1]`` (no gradients) calling ``record(name, layer, args, out)``
+    for every call of every conv / linear layer; returns the model's outputs."""
+    hooks = [
+        module.register_forward_hook(lambda m, args, out, name=name: record(name, m, args, out))
+        for name, module in model.named_modules()
+        if isinstance(module, LAYERS)
+    ]
+    try:
+        with torch.no_grad():
+            return forward_all(model, example[:1], forward_kwargs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def layer_positions(
     model: nn.Module, example: Tensor, forward_kwargs: Mapping[str, Any] | None = None
 ) -> dict[str, int]:
     """{layer name: output positions per image over all its calls} from one forward of
     ``example``: pixels of a convolution's output, rows (tokens) of a linear layer's."""
     positions: dict[str, int] = {}
-    hooks = []
-    for name, module in model.named_modules():
-        if isinstance(module, LAYERS):
 
-            def record(m, _i, out: Tensor, name: str = name) -> None:
-                if isinstance(m, nn.Conv2d):
-                    count = out.shape[-2] * out.shape[-1]
-                else:  # every row of every image: (N, ..., features)
-                    count = out.numel() // out.shape[-1] // (out.shape[0] if out.dim() > 1 else 1)
-                positions[name] = positions.get(name, 0) + count
+    def record(name: str, layer: nn.Module, _args: tuple, out: Tensor) -> None:
+        if isinstance(layer, nn.Conv2d):
+            count = out.shape[-2] * out.shape[-1]
+        else:  # every row of every image: (N, ..., features)
+            count = out.numel() // out.shape[-1] // (out.shape[0] if out.dim() > 1 else 1)
+        positions[name] = positions.get(name, 0) + count
 
-            hooks.append(module.register_forward_hook(record))
-    try:
-        with torch.no_grad():
-            forward_all(model, example[:1], forward_kwargs)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    forward_with_hooks(model, example, forward_kwargs, record)
     return positions
 
 

@@ -13,11 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 import torch_pruning as tp
 from torch import Tensor, nn
 
-from effprof.compress.cost import LAYERS, forward_all, forward_fn
+from effprof.compress.cost import LAYERS, forward_fn, forward_with_hooks
 
 OUT, IN = "out", "in"  # which side of a convolution a group's channels are
 
@@ -27,21 +26,13 @@ def output_layers(
 ) -> set[str]:
     """Names of the conv / linear layers whose output tensor is itself a model output (a
     classifier's logits): their channels are the model's outputs and never pruned."""
-    produced: dict[int, str] = {}
-    hooks = [
-        module.register_forward_hook(
-            lambda _m, _i, out, name=name: produced.__setitem__(id(out), name)
-        )
-        for name, module in model.named_modules()
-        if isinstance(module, LAYERS)
-    ]
-    try:
-        with torch.no_grad():
-            outputs = forward_all(model, example[:1], forward_kwargs)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return {produced[id(out)] for out in outputs if id(out) in produced}
+    produced: list[tuple[str, Any]] = []  # the tensors are kept alive: their ids stay unique
+
+    def record(name: str, _layer: nn.Module, _args: tuple, out: Any) -> None:
+        produced.append((name, out))
+
+    outputs = forward_with_hooks(model, example, forward_kwargs, record)
+    return {name for name, out in produced if any(out is o for o in outputs)}
 
 
 def build_graph(

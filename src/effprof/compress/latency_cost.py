@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from effprof.compress.cost import GroupConvs, conv_widths, forward_all
+from effprof.compress.cost import GroupConvs, conv_widths, forward_with_hooks
 
 ConvTimer = Callable[[nn.Conv2d, int, int, tuple[int, int]], float]
 """``timer(conv, c_in, c_out, (h, w))``: ms of a convolution like ``conv`` at those widths on an
@@ -33,21 +32,13 @@ def conv_calls(
 ) -> dict[str, list[tuple[tuple[int, int], int]]]:
     """{conv name: [((input h, w), output pixels) per call]} from one forward of ``example``."""
     calls: dict[str, list[tuple[tuple[int, int], int]]] = {}
-    hooks = []
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
 
-            def record(_m, args, out: Tensor, name: str = name) -> None:
-                hw = (int(args[0].shape[-2]), int(args[0].shape[-1]))
-                calls.setdefault(name, []).append((hw, out.shape[-2] * out.shape[-1]))
+    def record(name: str, layer: nn.Module, args: tuple, out: Tensor) -> None:
+        if isinstance(layer, nn.Conv2d):
+            hw = (int(args[0].shape[-2]), int(args[0].shape[-1]))
+            calls.setdefault(name, []).append((hw, out.shape[-2] * out.shape[-1]))
 
-            hooks.append(module.register_forward_hook(record))
-    try:
-        with torch.no_grad():
-            forward_all(model, example[:1], forward_kwargs)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    forward_with_hooks(model, example, forward_kwargs, record)
     return calls
 
 

@@ -262,17 +262,26 @@ def _prune_round(
     return sum(len(c) for c in chosen.values())
 
 
-def select_channels(
-    model: nn.Module, spec: PruneSpec, calibration: Calibration, cost: CostModel | None = None
-) -> dict[str, list[int]]:
-    """{group root conv name: channels} that one pruning round to ``spec.target_ratio`` would
-    remove from ``model`` (untied first, as :func:`prune` does); ``model`` is unchanged."""
+def _prepared(
+    model: nn.Module, spec: PruneSpec, calibration: Calibration, cost: CostModel | None
+) -> tuple[nn.Module, CostModel]:
+    """A checked spec, an untied eval copy of ``model`` and the cost model bound to it (default:
+    MACs at the calibration size)."""
     spec.check()
     example = calibration.batches[0][0][:1]
     cost = cost or MacCost(example, forward_kwargs=calibration.forward_kwargs)
     untied = copy.deepcopy(model).eval()
     untie_shared(untied)
     cost.bind(untied)
+    return untied, cost
+
+
+def select_channels(
+    model: nn.Module, spec: PruneSpec, calibration: Calibration, cost: CostModel | None = None
+) -> dict[str, list[int]]:
+    """{group root conv name: channels} that one pruning round to ``spec.target_ratio`` would
+    remove from ``model`` (untied first, as :func:`prune` does); ``model`` is unchanged."""
+    untied, cost = _prepared(model, spec, calibration, cost)
     _check_target(untied, spec, calibration, cost)
     saving = (1 - spec.target_ratio) * cost.estimate(untied)
     _, scored, chosen = _select(untied, spec, calibration, cost, saving, {})
@@ -327,12 +336,8 @@ def check_target(
     model: nn.Module, spec: PruneSpec, calibration: Calibration, cost: CostModel | None = None
 ) -> tuple[float, float]:
     """Refuse, before any pruning, a spec whose target ``model`` cannot reach; returns the
-    achievable (lowest, highest) cost ratio (default cost: conv MACs). ``model`` is unchanged."""
-    spec.check()
-    untied = copy.deepcopy(model).eval()
-    untie_shared(untied)
-    example = calibration.batches[0][0][:1]
-    cost = cost or MacCost(example, forward_kwargs=calibration.forward_kwargs)
+    achievable (lowest, highest) cost ratio (default cost: MACs). ``model`` is unchanged."""
+    untied, cost = _prepared(model, spec, calibration, cost)
     return _check_target(untied, spec, calibration, cost)
 
 
@@ -360,12 +365,8 @@ def prune(
     """A pruned copy of ``model`` (PReLUs untied) keeping about ``spec.target_ratio`` of its cost
     (default: conv MACs at the calibration size); ``model`` is left unchanged. A target outside
     what the protected layers and ``round_to`` allow is refused."""
-    spec.check()
+    pruned, cost = _prepared(model, spec, calibration, cost)
     example = calibration.batches[0][0][:1]
-    cost = cost or MacCost(example, forward_kwargs=calibration.forward_kwargs)
-    pruned = copy.deepcopy(model).eval()
-    untie_shared(pruned)
-    cost.bind(pruned)
     min_ratio, max_ratio = _check_target(pruned, spec, calibration, cost)
     dense, estimate_dense = cost.measure(pruned), cost.estimate(pruned)
     start_widths = group_widths(pruned, calibration, spec.protect)

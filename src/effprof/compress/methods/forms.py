@@ -38,16 +38,21 @@ from effprof.results import Missing
 INT8_SEED = 11  # calibration inputs for INT8, distinct from the significance calibration's seed
 
 
-class SignificanceStep(StepSettings):
-    """Score every output channel (the table is stored; later int8 / vq steps may use it)."""
+class _Scored(StepSettings):
+    """A step that ranks channels by a significance ``criterion``."""
 
-    step: Literal["significance"]
     criterion: str = "taylor"
 
     @model_validator(mode="after")
-    def _known(self) -> SignificanceStep:
+    def _known(self) -> _Scored:
         check_criterion(self.criterion, allow_tp=False)
         return self
+
+
+class SignificanceStep(_Scored):
+    """Score every output channel (the table is stored; later int8 / vq steps may use it)."""
+
+    step: Literal["significance"]
 
 
 @register_method("significance", SignificanceStep)
@@ -186,7 +191,7 @@ def int8_method(services: Services, stage: Stage, step: Int8Step, files: StepFil
     return MethodResult(metrics, notes, form=form)
 
 
-class VQStep(StepSettings):
+class VQStep(_Scored):
     """Significance-aware k-means vector quantisation of the weights (storage only)."""
 
     step: Literal["vq"]
@@ -194,13 +199,7 @@ class VQStep(StepSettings):
     vector_dim: int = Field(default=9, ge=1, le=1024)
     fp16_fraction: float = Field(default=0.05, ge=0, le=1)
     kmeans_iterations: int = Field(default=50, ge=1, le=10_000)
-    criterion: str = "taylor"
     seed: int = Field(default=0, ge=0)
-
-    @model_validator(mode="after")
-    def _known(self) -> VQStep:
-        check_criterion(self.criterion, allow_tp=False)
-        return self
 
 
 @register_method("vq", VQStep)
