@@ -107,3 +107,24 @@ def test_bad_targets_are_one_line(tmp_path, capsys, args, message):
     model = ["--model", "tests.compress.generic_models:resnet", "--out", str(tmp_path)]
     code, _, err = _compress([*model, *args], capsys)
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_a_latency_target_uses_the_cached_per_layer_table(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EFFPROF_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["--model", "tests.compress.tiny_restorer:blocks", "--target", "latency=0.9",
+            "--recover-steps", "1", "--test-size", "64", "--test-count", "1", "--no-ort",
+            "--progress", "none"]  # fmt: skip
+    for out in ("first", "second"):
+        code, _, err = _compress([*args, "--out", str(tmp_path / out)], capsys)
+        assert code == 0, err
+        runs = {
+            read_record(p).params["step"]: read_record(p)
+            for p in (tmp_path / out / "runs").iterdir()
+        }
+        prune = runs["prune"]
+        assert prune.metrics["predicted_latency_ratio"] <= 0.9
+        assert prune.metrics["target_latency_ratio"] == 0.9
+        (note,) = [n for n in prune.notes if n.startswith("per-layer latency table")]
+        assert not any(n.startswith("per-layer latency table") for n in runs["recover"].notes)
+    assert "0 timed in this run" in note  # the second pipeline measured no shape again
+    assert (tmp_path / "cache" / "layer-latency.json").is_file()

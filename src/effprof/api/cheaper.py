@@ -46,9 +46,9 @@ from effprof.results import Missing
 from effprof.runs import compression as names
 
 INT8_MAX_MACS = 150e9  # MSSNet-small at 256x256 is 40.9 GMAC: about 0.6 s per fp32 forward
-INT8_REPEAT = 5
+INT8_REPEAT = 3
 CALIBRATION_INPUTS = 2
-EVAL_INPUTS = 2
+EVAL_INPUTS = 1
 CALIBRATION_SEED, EVAL_SEED = 11, 12
 KEYS = (
     names.INT8_ORT_LATENCY, names.INT8_ORT_FP32_LATENCY, names.INT8_SPEEDUP,

@@ -2,7 +2,11 @@
 
 The dense model is measured first (run ``dense``); then each step of the config runs on the
 model it starts from and writes a run of kind ``compress`` in one group (the pipeline), whose
-``parent`` is the run of the model the step started from. A run is published only when its step
+``parent`` is the run of the model the step started from. A step is a registered method
+(``effprof.compress.methods``): the api gives it its services (counting, timing, ONNX export,
+the data of ``api.compress_data``) and measures what it returns the same way for every method: a
+new model fully, a form of the model it started from (fp16, INT8, VQ) by its file and runtime,
+or nothing new (the starting model's metrics). A run is published only when its step
 has finished, so an interrupted compress leaves the finished steps' runs intact; ``resume=True``
 skips every step whose hash (the pipeline's settings, the step and the chain of steps that made
 the model it starts from) already has a finished run in the store, reloading the models those steps
@@ -327,6 +331,8 @@ def _measure(ctx: Context, plan: _Plan, source: Stage, writer: RunWriter):
     if plan.step is None:
         file_bytes = save_model(ctx, source.model, writer, DENSE)
         return model_metrics(ctx, source.model, writer, file_bytes), [], source.model
+    tables = ctx.services.cache["latency_tables"]
+    lookups = tables["table"].lookups if "table" in tables else 0
     result = method_of(plan.step).run(ctx.services, source, plan.step, writer)
     if result.model is not None:
         file_bytes = save_model(ctx, result.model, writer, plan.label)
@@ -337,8 +343,7 @@ def _measure(ctx: Context, plan: _Plan, source: Stage, writer: RunWriter):
         metrics, notes = inherited(source)
         result.notes[:0] = notes
     metrics.update(result.metrics)
-    tables = ctx.services.cache["latency_tables"]
-    if "table" in tables:
+    if "table" in tables and tables["table"].lookups > lookups:  # this step used the table
         tables["table"].save()
         result.notes.append(tables["table"].describe())
     return metrics, result.notes, result.model

@@ -59,6 +59,7 @@ class LayerLatencyTable:
         self.path = (directory or cache_dir()) / CACHE_FILE
         self.entries: dict[str, float] = dict(self._read().get(self.key, {}))
         self.measured = 0  # entries timed by this table (not read from the cache)
+        self.lookups = 0  # calls of conv_ms, so a caller can tell whether a step used the table
 
     def _read(self) -> dict[str, dict[str, float]]:
         try:
@@ -70,6 +71,7 @@ class LayerLatencyTable:
     def conv_ms(self, conv: nn.Conv2d, c_in: int, c_out: int, hw: tuple[int, int]) -> float:
         """Median ms of a convolution like ``conv`` with ``c_in`` -> ``c_out`` channels on an
         ``hw`` input (measured now if the table lacks it)."""
+        self.lookups += 1
         if c_in < 1 or c_out < 1:
             return 0.0
         key = conv_key(conv, c_in, c_out, hw)
