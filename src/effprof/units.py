@@ -89,17 +89,28 @@ def megapixels(height: int, width: int, batch: int = 1) -> float:
     return batch * height * width / 1e6
 
 
+def _significant(value: float, digits: int) -> str:
+    """``digits`` significant digits, trailing zeros kept (``2.00``, ``145``, ``0.500``)."""
+    text = f"{value:#.{digits}g}"
+    if "e" in text:
+        return f"{value:.{digits}g}"
+    return text.rstrip(".")
+
+
 def si(value: float, unit: str = "", digits: int = 3) -> str:
-    """Format with an SI prefix: ``si(1.45e11, "MAC")`` -> ``"145 GMAC"``."""
+    """Format with an SI prefix and ``digits`` significant digits: ``si(1.45e11, "MAC")`` ->
+    ``"145 GMAC"``, ``si(1999296, "MAC")`` -> ``"2.00 MMAC"``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if value == 0:
         return f"0 {unit}".strip()
     prefixes = [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
     for scale, prefix in prefixes:
-        if abs(value) >= scale:
-            return f"{value / scale:.{digits}g} {prefix}{unit}".strip()
-    return f"{value:.{digits}g} {unit}".strip()
+        if abs(value) >= scale * (1 - 0.5 * 10 ** (-digits)):
+            return f"{_significant(value / scale, digits)} {prefix}{unit}".strip()
+    if float(value).is_integer():
+        return f"{int(value)} {unit}".strip()
+    return f"{_significant(value, digits)} {unit}".strip()
 
 
 def binary_bytes(num_bytes: float) -> str:

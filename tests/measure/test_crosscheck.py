@@ -58,7 +58,7 @@ def test_cross_check_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_real_counters_can_run_at_a_smaller_shape() -> None:
     check = cross_check(
-        Heads(), (1, 3, 32, 32), shape=(1, 3, 8, 8), tools=("FlopCounterMode", "fvcore")
+        Heads(), (1, 3, 32, 32), real_inputs=(1, 3, 8, 8), tools=("FlopCounterMode", "fvcore")
     )
     rows = check.table[["counter", "input_shape"]].values.tolist()
     assert rows == [

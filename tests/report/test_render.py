@@ -40,7 +40,8 @@ def test_the_answer_quotes_this_runs_numbers(profile_run, html):
     counterfactuals = read_table(profile_run, "counterfactuals").set_index("name")
     assert f"{counterfactuals.loc['no pixel-unshuffle', 'macs_ratio']:.2f}x the MACs" in html
     assert "623 k" in html  # MACs per output pixel of MSSNet-small
-    assert "R² = 1.000000" in html  # MACs against pixels
+    assert "MACs grow linearly with pixels" in html  # the law fitted to MACs against pixels
+    assert "costs 9.00x the MACs" in html  # a 3x larger image
 
 
 def test_every_chart_has_its_numbers_and_caption(html):
@@ -93,7 +94,7 @@ def test_a_run_with_only_the_foundation_tables_still_renders(profile_run, tmp_pa
     text = render_report([run])
     assert all(f'<section id="{sid}">' in text for sid in SECTION_IDS if sid != "peers")
     assert '<section id="peers">' not in text  # the peers come with the run (its model's entry)
-    assert "No resolution sweep" in text and "No roofline" in text and "No counterfactuals" in text
+    assert "No scaling laws" in text and "No roofline" in text and "No counterfactuals" in text
 
 
 def test_rendering_needs_no_model_or_measurement_code(profile_run):

@@ -21,10 +21,22 @@ from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.module_map import module_map
 from effprof.measure.precision import PRECISION_DTYPES
 from effprof.measure.roofline import Ceilings, device_ceilings, layer_roofline, model_floors
-from effprof.measure.scaling import count_sweep, fit_table, padded, resolution_label, three_x_table
+from effprof.measure.scaling import (
+    MEASURED_QUANTITIES,
+    CountLaw,
+    PowerLaw,
+    count_sweep,
+    crossover,
+    default_sizes,
+    fit_table,
+    law_of,
+    padded,
+    resolution_label,
+    three_x_table,
+)
 from effprof.models import PadToMultiple, build_model
 from effprof.models.registry import ModelEntry
-from effprof.results import Missing
+from effprof.results import EffprofError, Missing
 from effprof.units import parse_resolutions
 
 if TYPE_CHECKING:
@@ -36,7 +48,6 @@ SWEEP_TIME_BUDGET_S = (
 )
 SWEEP_WARMUP, SWEEP_REPEAT = 1, 3
 CALLTIME_BUDGET_MS = 3000.0
-SCALING_QUANTITIES = ("macs", "flops", "activation_peak_bytes", "latency_median_ms")
 
 
 def measure_attribution(
@@ -68,6 +79,10 @@ def measure_attribution(
     )  # fmt: skip
     out.add("", result.summary())
     out.tables["attribution"] = result.to_frame()
+    notes = dict(getattr(components, "notes", {}) or {})
+    out.tables["component_notes"] = pd.DataFrame(
+        {"dimension": list(notes), "note": list(notes.values())}
+    )
     labels = result.labels
     if not isinstance(times, Missing):
         labels = labels.assign(time_ms=times.table["time_ms"].to_numpy())
@@ -168,43 +183,123 @@ def _sweep_latency(
     return values
 
 
+def _requested_sizes(config: Any, target: ProfileTarget) -> list[tuple[int, ...]]:
+    """``--resolutions`` (images: 256, 720p, HxW; other inputs: counts such as 10000) with the
+    profiled size; empty without ``--resolutions``."""
+    size = target.inputs.size
+    if config.resolutions is None:
+        return []
+    if len(size) == 2:
+        return [size, *parse_resolutions(config.resolutions)]
+    try:
+        given = [tuple(int(v) for v in part.split("x")) for part in config.resolutions.split(",")]
+    except ValueError:
+        raise EffprofError(
+            f"--resolutions {config.resolutions[:60]!r}: the inputs grow along {len(size)} "
+            "dimension(s); give sizes such as 10000,50000"
+        ) from None
+    if any(len(g) != len(size) or min(g) < 1 for g in given):
+        raise EffprofError(f"--resolutions: every size needs {len(size)} positive number(s)")
+    return [size, *given]
+
+
 def measure_scaling(
     model: nn.Module, config: Any, target: ProfileTarget, spec: LatencySpec, out: Collected,
-    step: Progress,
+    step: Progress, entry: ModelEntry,
 ) -> None:  # fmt: skip
-    """Counts at every ``--resolutions`` size, latency where it fits the budget, laws and 3x."""
-    sizes = parse_resolutions(config.resolutions)
-    batch, channels = target.input_shape[0], target.input_shape[1]
-    step("resolution sweep: counting on meta")
-    sweep = count_sweep(model, sizes, batch=batch, channels=channels, multiple=target.multiple)
-    sweep_spec = LatencySpec(**{**spec.__dict__, "warmup": SWEEP_WARMUP, "repeat": SWEEP_REPEAT})
-    latencies = _sweep_latency(model, target, sweep_spec, sweep, out, step)
-    sweep["latency_median_ms"] = [v if isinstance(v, float) else None for v in latencies]
-    sweep["latency_missing"] = [v.reason if isinstance(v, Missing) else None for v in latencies]
-    sweep["latency_median_ms"] = sweep["latency_median_ms"].astype(float)
-    fits = fit_table(sweep, SCALING_QUANTITIES)
+    """Counts at several sizes (always: free on meta), latency with ``--resolutions`` where it
+    fits the budget; the laws, where attention overtakes the rest, and the 3x answer."""
+    inputs = target.inputs
+    if entry.fixed_size or not inputs.resizable:
+        why = (
+            "the model takes a fixed input size" if entry.fixed_size else "the inputs have no size"
+        )
+        out.metrics["scaling_macs_exponent"] = Missing(f"no scaling: {why} (registry entry)")
+        return
+    step("counting at other sizes on meta")
+    requested = _requested_sizes(config, target)
+    sizes = [*default_sizes(inputs.size), *requested]  # counting is free: always enough for a law
+    sweep = count_sweep(model, inputs, sizes, multiple=target.multiple)
+    counted = sweep[sweep["count_missing"].isna()] if "count_missing" in sweep else sweep
+    if len(counted) < 2:
+        reasons = "; ".join(sorted(set(sweep["count_missing"].dropna()))) or "one size only"
+        out.metrics["scaling_macs_exponent"] = Missing(
+            f"the model counts at one size only: {reasons}"[:300]
+        )
+        out.tables["scaling"] = sweep
+        return
+    if requested and inputs.is_image:
+        sweep_spec = LatencySpec(
+            **{**spec.__dict__, "warmup": SWEEP_WARMUP, "repeat": SWEEP_REPEAT}
+        )
+        timed = counted[counted["resolution"].isin({resolution_label(s) for s in requested})]
+        latencies = _sweep_latency(model, target, sweep_spec, timed, out, step)
+        values = dict(zip(timed["resolution"], latencies, strict=True))
+        sweep["latency_median_ms"] = [
+            v if isinstance(v := values.get(r), float) else None for r in sweep["resolution"]
+        ]
+        sweep["latency_missing"] = [
+            v.reason if isinstance(v := values.get(r), Missing) else None
+            for r in sweep["resolution"]
+        ]
+        sweep["latency_median_ms"] = sweep["latency_median_ms"].astype(float)
+    fits = fit_table(sweep)
+    _add_law_columns(sweep, fits)
 
-    def exact(height: int, width: int) -> dict[str, float]:
-        shape = (batch, channels, padded(height, target.multiple), padded(width, target.multiple))
-        counted = count_model(model, shape)
+    def exact(size: tuple[int, ...]) -> dict[str, float]:
+        grown = tuple(padded(d, target.multiple) for d in size) if inputs.is_image else size
+        try:
+            counted = count_model(model, inputs.with_size(grown))
+        except EffprofError:
+            return {}
         return {"macs": counted.macs, "flops": counted.flops,
                 "activation_peak_bytes": counted.activation_peak_bytes}  # fmt: skip
 
-    h, w = target.input_shape[-2:]
-    bases = [(h, w)] + [
-        (r.height, r.width) for r in sweep.itertuples()
-        if resolution_label(3 * r.height, 3 * r.width) in set(sweep["resolution"])
-        and (r.height, r.width) != (h, w)
-    ]  # fmt: skip
-    three_x = pd.concat(
-        [three_x_table(sweep, SCALING_QUANTITIES, base, multiple=target.multiple, batch=batch,
-                       exact=exact if base == (h, w) else None) for base in bases],
-        ignore_index=True,
+    three_x = three_x_table(
+        sweep, inputs.size, multiple=target.multiple, batch=inputs.batch, image=inputs.is_image,
+        exact=exact,
     )  # fmt: skip
     out.tables["scaling"] = sweep
     out.tables["scaling_fits"] = fits
     out.tables["scaling_3x"] = three_x
-    for fit in fits.itertuples():
-        if pd.isna(fit.missing):
-            out.metrics[f"scaling_{fit.quantity}_r2"] = fit.r2
-            out.metrics[f"scaling_{fit.quantity}_per_pixel"] = fit.b
+    out.add("", _scaling_metrics(fits, inputs))
+
+
+def _add_law_columns(sweep: pd.DataFrame, fits: pd.DataFrame) -> None:
+    """Each measured quantity's law value and residual (measured / law - 1) at every size."""
+    for quantity in MEASURED_QUANTITIES:
+        law = law_of(fits, quantity)
+        if not isinstance(law, PowerLaw) or quantity not in sweep:
+            continue
+        fitted = law.k * sweep["positions"].astype(float) ** law.alpha
+        sweep[f"{quantity}_law"] = fitted
+        sweep[f"{quantity}_residual"] = sweep[quantity] / fitted - 1
+
+
+def _scaling_metrics(fits: pd.DataFrame, inputs: Any) -> dict[str, Any]:
+    """Flat metrics of the laws: MACs' growth exponent, where attention overtakes the rest."""
+    metrics: dict[str, Any] = {}
+    macs = law_of(fits, "macs")
+    if isinstance(macs, CountLaw) and macs.passed:
+        metrics["scaling_macs_exponent"] = macs.exponent(macs.p_max)
+        metrics["scaling_macs_quadratic"] = macs.quadratic
+    attention, other = law_of(fits, "macs_attention"), law_of(fits, "macs_other")
+    counted = isinstance(attention, CountLaw) and isinstance(other, CountLaw)
+    if counted and attention.passed and attention.predict(attention.p_max) > 0:
+        metrics["scaling_attention_quadratic"] = attention.quadratic
+        at = crossover(attention, other) if attention.quadratic and other.passed else None
+        metrics["scaling_attention_crossover_positions"] = (
+            at
+            if at is not None
+            else Missing(
+                "attention grows no faster than the rest (local or windowed attention): its "
+                "share of the MACs stays about the same"
+                if not attention.quadratic
+                else "attention does not overtake the other MACs"
+            )
+        )
+    latency = law_of(fits, "latency_median_ms")
+    if isinstance(latency, PowerLaw):
+        metrics["scaling_latency_exponent"] = latency.alpha
+        metrics["scaling_latency_law_passed"] = latency.passed
+    return metrics

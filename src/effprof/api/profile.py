@@ -39,10 +39,12 @@ from effprof.measure.optime import op_time
 from effprof.measure.params import count_params
 from effprof.measure.precision import num_threads
 from effprof.models import (
+    UNKNOWN_OUT,
     InputSpec,
     ModelEntry,
     PadToMultiple,
     Subject,
+    infer_output_kind,
     load_subject,
     padded_size,
 )
@@ -51,9 +53,9 @@ from effprof.runs import RunWriter, check_writable
 from effprof.units import format_shape, parse_shape
 
 Progress = Callable[[str], None]
-CROSSCHECK_MAX_SIDE = (
-    64  # fvcore and thop run the real model on CPU (thop: minutes for base at 256)
-)
+# fvcore and thop run the real model on CPU (thop: minutes for MSSNet-base at 256)
+CROSSCHECK_MAX_SIDE = 64
+CROSSCHECK_MAX_POSITIONS = 4096
 
 
 @dataclass(frozen=True)
@@ -143,25 +145,52 @@ def resolve_target(
     )
 
 
-def _crosscheck_shape(shape: tuple[int, ...], multiple: int) -> tuple[int, ...]:
-    """The shape for fvcore/thop: the profiled one, or capped at 64 per side (keeping the multiple)."""
-    height, width = shape[-2:]
-    side = max(height, width)
-    if side <= CROSSCHECK_MAX_SIDE:
-        return shape
-    scale = CROSSCHECK_MAX_SIDE / side
-    h, w = padded_size(
-        max(1, round(height * scale)), max(1, round(width * scale)), max(multiple, 1)
-    )
-    return (*shape[:-2], h, w)
+def _crosscheck_inputs(model: nn.Module, target: ProfileTarget, fixed: bool) -> InputSpec:
+    """The inputs fvcore and thop run the real model at: the profiled ones, shrunk to at most
+    64 px per side (images, keeping the multiple) or 4,096 along other sizes, where the model
+    takes them (checked by counting on meta: free); a fixed-size model keeps its own."""
+    spec = target.padded_inputs
+    if fixed or not spec.resizable:
+        return spec
+    size = spec.size
+    if spec.is_image:
+        scale = min(1.0, CROSSCHECK_MAX_SIDE / max(size))
+        h, w = (max(1, round(d * scale)) for d in size)
+        small = padded_size(h, w, max(target.multiple, 1))
+    else:
+        small = tuple(min(d, CROSSCHECK_MAX_POSITIONS) for d in size)
+    if tuple(small) == tuple(size):
+        return spec
+    candidate = spec.with_size(small)
+    try:
+        count_model(model, candidate)
+    except EffprofError:  # the model rejects that size: run the tools at the profiled inputs
+        return spec
+    return candidate
 
 
-def _measure_counts(model: nn.Module, target: ProfileTarget, out: Collected) -> CountResult:
-    count = count_model(model, target.padded_inputs)
+def _measure_counts(
+    model: nn.Module, entry: ModelEntry, target: ProfileTarget, out: Collected
+) -> CountResult:
+    try:
+        count = count_model(model, target.padded_inputs)
+    except EffprofError as error:
+        cause = error.__cause__ or error
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:200]
+        raise EffprofError(
+            f"--model {target.model_name!r} does not run on {target.padded_inputs.describe()} "
+            f"({target.padded_inputs.origin or 'inputs'}): {first}; give --input the shape it takes"
+        ) from None
     out.add("", count.summary())
     out.metrics["input_shape"] = format_shape(target.input_shape)
     out.metrics["padded_shape"] = format_shape(target.padded_shape)
     out.metrics["inputs"] = target.inputs.describe()
+    declared = entry.outputs.kind
+    inferred = infer_output_kind(target.padded_inputs, count.output_shapes)
+    out.metrics["output_kind"] = declared if declared != UNKNOWN_OUT else inferred
+    out.metrics["output_kind_source"] = (
+        "the registry entry" if declared != UNKNOWN_OUT else "inferred from the output's shape"
+    )
     if target.inputs.is_image:
         out.metrics["megapixels"] = (
             target.input_shape[0] * target.input_shape[-2] * target.input_shape[-1] / 1e6
@@ -318,7 +347,7 @@ def profile(
     collected = Collected(notes=list(target.notes))
     _store_peers(entry, collected)
     step("counting on the meta device")
-    count = _measure_counts(model, target, collected)
+    count = _measure_counts(model, entry, target, collected)
     params = count_params(model)
     collected.metrics.update(
         param_count=params.total, param_trainable=params.trainable, param_bytes=params.bytes,
@@ -337,8 +366,7 @@ def profile(
     measure_counterfactuals(model, entry, target, count, collected)
     step("roofline")
     measure_roofline(config, target, count, collected)
-    if config.resolutions:
-        measure_scaling(model, config, target, spec, collected, step)
+    measure_scaling(model, config, target, spec, collected, step, entry)
 
     step("INT8 in ONNX Runtime (how much cheaper, without training)")
     with num_threads(config.threads):
@@ -352,8 +380,8 @@ def profile(
         step("cross-checking counters")
         with num_threads(config.threads):  # fvcore and thop run the model: same threads as timing
             check = cross_check(
-                model, target.padded_shape,
-                shape=_crosscheck_shape(target.padded_shape, target.multiple),
+                model, target.padded_inputs,
+                real_inputs=_crosscheck_inputs(model, target, entry.fixed_size),
                 references=entry.references(target.variant),
             )  # fmt: skip
         collected.tables["crosscheck"] = check.to_frame()

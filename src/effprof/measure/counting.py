@@ -327,6 +327,7 @@ class CountResult:
         return {
             "input_shape": shape_text(self.input_shape),
             "inputs": self.inputs.describe(),
+            "output_shapes": ", ".join(shape_text(s) for s in self.output_shapes),
             "dtype": self.dtype,
             "macs": self.macs,
             "flops": self.flops,

@@ -32,6 +32,7 @@ from effprof.measure.tool_counters import (
     run_thop,
     untie_shared_modules,
 )
+from effprof.models.inputs import InputSpec, as_inputs, flat_tensors
 from effprof.models.registry import ReferenceCount
 from effprof.results import EffprofError
 
@@ -84,8 +85,9 @@ def _real_copy(model: nn.Module) -> nn.Module:
 
 def _explain_effprof(count: CountResult, params: int) -> str:
     text = [
-        f"{count.macs:,} MACs; FLOPs = 2 x MACs + {count.flops - 2 * count.macs:,} FLOPs of "
-        f"other ops ({category_text(count)}); bias FLOPs {count.bias_flops:,} listed apart."
+        f"{count.macs:,} MACs; FLOPs = 2 x MACs + {count.flops - 2 * count.macs:,} FLOPs beyond "
+        f"the multiply-accumulates ({category_text(count)}); bias FLOPs {count.bias_flops:,} "
+        "listed apart."
     ]
     if not count.complete:
         calls = ", ".join(f"{r.op} x{r.calls}" for r in count.uncounted.itertuples())
@@ -117,14 +119,15 @@ def _explain_flop_counter(total: int, by_op: Mapping[str, int], count: CountResu
     return (
         "FlopCounterMode counts only convolution, matrix products and attention, at 2 FLOPs per "
         f"MAC: {head} effprof's FLOPs are {count.flops - total:,} higher because it also counts "
-        f"{category_text(count)}."
+        f"the FLOPs beyond the multiply-accumulates: {category_text(count)}."
     )
 
 
-def _run_flop_counter(model: nn.Module, shape: tuple[int, ...], kwargs: Mapping[str, Any]) -> Any:
+def _run_flop_counter(model: nn.Module, inputs: InputSpec, kwargs: Mapping[str, Any]) -> Any:
     meta = meta_copy(model)
+    args, given = inputs.build("meta")
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        meta(torch.empty(shape, device="meta"), **kwargs)
+        meta(*args, **{**given, **kwargs})
     by_op = {str(op): int(v) for op, v in counter.get_flop_counts().get("Global", {}).items()}
     return int(counter.get_total_flops()), by_op
 
@@ -193,7 +196,7 @@ def _reference_row(
     shape = tuple(ref.input_shape)
     ours: Any = None
     if ref.counter == "FlopCounterMode":
-        ours = _run_flop_counter(model, shape, ref_kwargs)[0]
+        ours = _run_flop_counter(model, as_inputs(shape), ref_kwargs)[0]
     elif (
         fvcore_row is not None
         and fvcore_row["input_shape"] == shape_text(shape)
@@ -216,9 +219,7 @@ def _reference_row(
 
 
 def _same_outputs(a: Any, b: Any) -> str:
-    pairs = list(
-        zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,), strict=True)
-    )
+    pairs = list(zip(flat_tensors(a), flat_tensors(b), strict=True))
     if all(torch.equal(p, q) for p, q in pairs):
         return "outputs identical"
     return f"outputs differ by at most {max(float((p - q).abs().max()) for p, q in pairs):.3g}"
@@ -229,51 +230,41 @@ TOOLS = ("FlopCounterMode", "fvcore", "thop")
 
 def cross_check(
     model: nn.Module,
-    input_shape: Sequence[int],
+    inputs: InputSpec | Sequence[int],
     *,
     forward_kwargs: Mapping[str, Any] | None = None,
-    shape: Sequence[int] | None = None,
+    real_inputs: InputSpec | Sequence[int] | None = None,
     references: Sequence[ReferenceCount] = (),
     tools: Sequence[str] = TOOLS,
 ) -> CrossCheck:
     """Count ``model`` with effprof and ``tools`` side by side; explain each difference in words.
 
-    effprof and FlopCounterMode count on meta at ``input_shape``; fvcore and thop run the real
-    model on CPU at ``shape`` (default ``input_shape``). When the model shares a module between
-    parents, thop also runs on a copy with every shared module untied.
+    effprof and FlopCounterMode count on meta at ``inputs``; fvcore and thop run the real model
+    on CPU at ``real_inputs`` (default ``inputs``; they take seconds to minutes at large sizes).
+    When the model shares a module between parents, thop also runs on a copy with every shared
+    module untied. A counter that cannot run gets a row saying why, never an exception.
     """
     unknown = sorted(set(tools) - set(TOOLS))
     if unknown:
         raise EffprofError(f"unknown counter(s) {', '.join(unknown)}; known: {', '.join(TOOLS)}")
     kwargs = dict(forward_kwargs or {})
-    main_shape, real_shape = tuple(input_shape), tuple(shape or input_shape)
-    count = count_model(model, main_shape, forward_kwargs=kwargs)
+    main = as_inputs(inputs)
+    real_spec = as_inputs(real_inputs) if real_inputs is not None else main
+    count = count_model(model, main, forward_kwargs=kwargs)
     params = count_params(model).total
     rows = [_effprof_row(count, params, _explain_effprof(count, params))]
     if "FlopCounterMode" in tools:
 
         def flop_counter() -> dict[str, Any]:
-            total, by_op = _run_flop_counter(model, main_shape, kwargs)
+            total, by_op = _run_flop_counter(model, main, kwargs)
             return {"tool_value": total, "macs": total // 2, "flops": total,
                     "explanation": _explain_flop_counter(total, by_op, count)}  # fmt: skip
 
-        rows.append(_timed("FlopCounterMode", main_shape, flop_counter))
+        rows.append(_timed("FlopCounterMode", main.shape, flop_counter))
     fvcore_row = None
     if {"fvcore", "thop"} & set(tools):
-        real_count = count
-        if real_shape != main_shape:
-            real_count = count_model(model, real_shape, forward_kwargs=kwargs)
-            rows.append(
-                _effprof_row(real_count, params, "effprof at the shape fvcore and thop ran.")
-            )
-        real = _real_copy(model)
-        x = torch.randn(real_shape, generator=torch.Generator().manual_seed(0))
-        if "fvcore" in tools:
-            run = partial(run_fvcore, ForwardCall(real, kwargs), x, real_count, params)
-            fvcore_row = _timed("fvcore", real_shape, run)
-            rows.append(fvcore_row)
-        if "thop" in tools:
-            rows.extend(_thop_rows(real, kwargs, x, real_count, params))
+        real_rows, fvcore_row = _real_rows(model, count, main, real_spec, kwargs, params, tools)
+        rows.extend(real_rows)
     rows.extend(_reference_row(model, ref, kwargs, fvcore_row) for ref in references)
     table = pd.DataFrame(rows, columns=COLUMNS)
     for column in ("tool_value", "macs", "flops", "params"):
@@ -282,11 +273,44 @@ def cross_check(
     return CrossCheck(table=table, effprof=count)
 
 
+def _real_rows(
+    model: nn.Module, count: CountResult, main: InputSpec, real_spec: InputSpec,
+    kwargs: dict[str, Any], params: int, tools: Sequence[str],
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:  # fmt: skip
+    """The rows of the tools that run the real model (fvcore, thop) at ``real_spec``."""
+    rows: list[dict[str, Any]] = []
+    real_count = count
+    if real_spec.describe() != main.describe():
+        try:
+            real_count = count_model(model, real_spec, forward_kwargs=kwargs)
+        except EffprofError as error:
+            reason = f"missing: the model does not run at {real_spec.describe()}: {error}"[:300]
+            return [
+                _row(t, real_spec.shape, status=reason) for t in ("fvcore", "thop") if t in tools
+            ], None
+        rows.append(_effprof_row(real_count, params, "effprof at the inputs fvcore and thop ran."))
+    real = _real_copy(model)
+    args, given = real_spec.build("cpu", seed=0)
+    call_kwargs = {**given, **kwargs}
+    fvcore_row = None
+    if "fvcore" in tools:
+        run = partial(run_fvcore, ForwardCall(real, call_kwargs), args, real_count, params)
+        fvcore_row = _timed("fvcore", real_spec.shape, run)
+        rows.append(fvcore_row)
+    if "thop" in tools:
+        rows.extend(_thop_rows(real, call_kwargs, args, real_count, params))
+    return rows, fvcore_row
+
+
 def _thop_rows(
-    real: nn.Module, kwargs: dict[str, Any], x: torch.Tensor, count: CountResult, params: int
+    real: nn.Module,
+    kwargs: dict[str, Any],
+    args: tuple[torch.Tensor, ...],
+    count: CountResult,
+    params: int,
 ) -> list[dict[str, Any]]:
     """thop on the model as it is and, when it shares modules, on an untied copy."""
-    shape = tuple(x.shape)
+    shape = tuple(args[0].shape) if args else count.input_shape
     untied_row, untied = None, None
     if any(n > 1 for n in hook_visits(real).values()):
 
@@ -294,8 +318,10 @@ def _thop_rows(
             nonlocal untied
             copy_ = untie_shared_modules(real)
             with torch.no_grad():
-                same = _same_outputs(ForwardCall(real, kwargs)(x), ForwardCall(copy_, kwargs)(x))
-            total, thop_params, layers = run_thop(ForwardCall(copy_, kwargs), x)
+                same = _same_outputs(
+                    ForwardCall(real, kwargs)(*args), ForwardCall(copy_, kwargs)(*args)
+                )
+            total, thop_params, layers = run_thop(ForwardCall(copy_, kwargs), args)
             untied = (total, layers, same)
             return {"tool_value": total, "macs": total, "params": thop_params,
                     "explanation": f"thop on a copy with every shared module untied ({same})."}  # fmt: skip
@@ -303,7 +329,7 @@ def _thop_rows(
         untied_row = _timed("thop (shared modules untied)", shape, thop_untied)
 
     def thop_tied() -> dict[str, Any]:
-        total, thop_params, layers = run_thop(ForwardCall(copy.deepcopy(real), kwargs), x)
+        total, thop_params, layers = run_thop(ForwardCall(copy.deepcopy(real), kwargs), args)
         text = explain_thop(real, total, layers, count, untied, thop_params, params)
         return {"tool_value": total, "macs": total, "params": thop_params, "explanation": text}
 

@@ -257,4 +257,21 @@ def module_map(model: nn.Module, ops: pd.DataFrame, max_rows: int = MAX_ROWS) ->
     if stage_node is not None:
         order["stage"] = (STEM, *(stage_name(c) for c in stage_children), HEAD)
     repeats = {label: len(node.children) for label, node in groups.items()}
-    return ComponentMap(label, order, repeats)
+    notes = {
+        "part": (
+            "Parts are the model's module tree, opened where a module holds over "
+            f"{100 * SPLIT_SHARE:.0f}% of the MACs (at most {max_rows} rows); a row ending in a "
+            "range (blocks.0-11) stands for that many identical blocks."
+        ),
+        "stage": (
+            f"Stages are the numbered children of {stage_node.path or 'the model'}, which differ "
+            "from each other (widths, resolutions); stem and head are what runs before and after."
+            if stage_node is not None
+            else ""
+        ),
+        "block part": (
+            "The child modules inside each repeated block, summed over all blocks; the rest of "
+            "the model is outside repeated blocks."
+        ),
+    }
+    return ComponentMap(label, order, repeats, {k: v for k, v in notes.items() if v})

@@ -21,21 +21,25 @@ import torch
 from torch import nn
 
 from effprof.measure.counting import CountResult
+from effprof.models.inputs import flat_tensors
 
 FVCORE_MAC_OPS = {"conv", "addmm", "bmm", "einsum", "matmul", "mm", "linear"}
 
 
 class ForwardCall(nn.Module):
-    """``model(x, **kwargs)`` as a one-argument module returning a tuple (for tracing and hooks)."""
+    """``model(*args, **kwargs)`` as a module of positional tensors returning a tuple of tensors
+    (what JIT tracing and module hooks need; dict and ``ModelOutput`` results are flattened)."""
 
     def __init__(self, model: nn.Module, kwargs: Mapping[str, Any]) -> None:
         super().__init__()
         self.model = model
         self.kwargs = dict(kwargs)
 
-    def forward(self, x: torch.Tensor) -> Any:
-        out = self.model(x, **self.kwargs)
-        return tuple(out) if isinstance(out, list) else out
+    def forward(self, *args: torch.Tensor) -> Any:
+        out = self.model(*args, **self.kwargs)
+        if isinstance(out, torch.Tensor):
+            return out
+        return tuple(flat_tensors(out))
 
 
 def untie_shared_modules(model: nn.Module) -> nn.Module:
@@ -96,9 +100,30 @@ def op_packet(op: str) -> str:
     return name.removesuffix("_kernel")
 
 
+# fvcore's operator names -> the aten packets effprof records for them (after op_packet).
+FVCORE_ALIASES: dict[str, tuple[str, ...]] = {
+    "batch_norm": ("native_batch_norm", "native_batch_norm_legit", "native_batch_norm_legit_no_training", "cudnn_batch_norm"),
+    "layer_norm": ("native_layer_norm",),
+    "group_norm": ("native_group_norm",),
+    "instance_norm": ("native_batch_norm", "native_batch_norm_legit"),
+    "adaptive_avg_pool2d": ("adaptive_avg_pool2d",),
+    "upsample_bilinear2d": ("upsample_bilinear2d",),
+    "upsample_nearest2d": ("upsample_nearest2d",),
+    "linear": ("addmm", "mm"),
+    "matmul": ("mm", "bmm"),
+    "einsum": ("bmm", "mm"),
+}  # fmt: skip
+
+
+def _packets_for(name: str) -> set[str]:
+    packet = op_packet(name)
+    return {packet, *FVCORE_ALIASES.get(packet, ())}
+
+
 def effprof_flops_for(count: CountResult, name: str) -> tuple[int, int]:
-    """(FLOPs, output elements) of effprof's ops whose packet matches a tool's op name."""
-    ops = count.ops[count.ops["op"].map(op_packet) == op_packet(name)]
+    """(FLOPs, output elements) of effprof's ops that a tool's op name stands for (fvcore's
+    ``batch_norm`` is aten's ``_native_batch_norm_legit_no_training``, ...)."""
+    ops = count.ops[count.ops["op"].map(op_packet).isin(_packets_for(name))]
     elements = sum(_first_numel(text) for text in ops["output_shape"])
     return int(ops["flops"].sum()), elements
 
@@ -109,21 +134,27 @@ def _first_numel(shapes: str) -> int:
     return 1 if first in ("()", "") else torch.Size(int(d) for d in first.split("x")).numel()
 
 
-def category_text(count: CountResult, ops: pd.DataFrame | None = None) -> str:
-    """Non-convolution FLOPs by category, largest first: ``"resize 212,337,664, activation ..."``."""
+def category_text(
+    count: CountResult, ops: pd.DataFrame | None = None, beyond_macs: bool = True
+) -> str:
+    """FLOPs by category, largest first: ``"resampling 212,337,664, activation ..."``. With
+    ``beyond_macs`` only what is not 2 FLOPs per MAC (a convolution adds nothing, attention its
+    softmax and scaling), so the parts sum to ``FLOPs - 2 x MACs``; else every FLOP."""
     ops = count.ops if ops is None else ops
-    ops = ops[ops["category"] != "convolution"]
-    by = ops.groupby("category")["flops"].sum()
-    by = by[by > 0].sort_values(ascending=False)
-    return ", ".join(f"{c} {int(v):,}" for c, v in by.items()) or "nothing else"
+    flops = ops["flops"] - 2 * ops["macs"] if beyond_macs else ops["flops"]
+    beyond = flops.groupby(ops["category"]).sum()
+    beyond = beyond[beyond > 0].sort_values(ascending=False)
+    return ", ".join(f"{c} {int(v):,}" for c, v in beyond.items()) or "nothing else"
 
 
-def run_fvcore(call: nn.Module, x: torch.Tensor, count: CountResult, params: int) -> dict[str, Any]:
-    """fvcore's count of ``call(x)`` and an explanation of how it differs from effprof's."""
+def run_fvcore(
+    call: nn.Module, args: tuple[torch.Tensor, ...], count: CountResult, params: int
+) -> dict[str, Any]:
+    """fvcore's count of ``call(*args)`` and an explanation of how it differs from effprof's."""
     with quiet():
         from fvcore.nn import FlopCountAnalysis, parameter_count
 
-        analysis = FlopCountAnalysis(call, (x,))
+        analysis = FlopCountAnalysis(call, tuple(args))
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         analysis.tracer_warnings("none")
         total = int(analysis.total())
@@ -170,12 +201,14 @@ def _thop_layers(info: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     return flat
 
 
-def run_thop(call: nn.Module, x: torch.Tensor) -> tuple[int, int, dict[str, float]]:
+def run_thop(call: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[int, int, dict[str, float]]:
     """thop's (ops, params, {module path: ops}); thop mutates ``call``, so pass a copy."""
     with quiet(), torch.no_grad():
         import thop
 
-        ops, params, info = thop.profile(call, inputs=(x,), verbose=False, ret_layer_info=True)
+        ops, params, info = thop.profile(
+            call, inputs=tuple(args), verbose=False, ret_layer_info=True
+        )
     return int(ops), int(params), _thop_layers(info)
 
 
@@ -244,7 +277,8 @@ def explain_thop(
     if outside["flops"].sum():
         text.append(
             "thop sees only modules of the types it has rules for: effprof counts "
-            f"{int(outside['flops'].sum()):,} FLOPs in ops outside them ({category_text(count, outside)}), "
+            f"{int(outside['flops'].sum()):,} FLOPs in ops outside them "
+            f"({category_text(count, outside, beyond_macs=False)}), "
             "e.g. functional calls, which thop omits."
         )
     text.append(_explain_thop_params(call, visits, count, thop_params, params))

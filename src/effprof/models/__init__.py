@@ -16,16 +16,19 @@ from effprof.models.inputs import InputSpec, TensorSpec, as_inputs, flat_tensors
 from effprof.models.padding import PadToMultiple, pad_to_multiple, padded_size
 from effprof.models.registry import (
     MODELS,
+    UNKNOWN_OUT,
     ModelEntry,
     OutputSpec,
     PeerTable,
     ReferenceCount,
+    infer_output_kind,
     register_model,
 )
 from effprof.results import EffprofError
 
 __all__ = [
     "MODELS",
+    "UNKNOWN_OUT",
     "InputSpec",
     "ModelEntry",
     "OutputSpec",
@@ -39,6 +42,7 @@ __all__ = [
     "flat_tensors",
     "get_entry",
     "image_inputs",
+    "infer_output_kind",
     "load_model",
     "load_subject",
     "pad_to_multiple",

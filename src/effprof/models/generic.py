@@ -20,7 +20,7 @@ from typing import Any
 
 from torch import nn
 
-from effprof.models.inputs import InputSpec, from_example
+from effprof.models.inputs import InputSpec, from_example, image_inputs
 from effprof.results import EffprofError
 
 _MODULE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -141,6 +141,24 @@ def build_from_spec(spec: str) -> tuple[nn.Module, InputSpec | None]:
             f"--model {spec!r} returned {type(result).__name__}, not a torch.nn.Module "
             "(or a (module, example_inputs) pair)"
         )
-    if example is None or isinstance(example, InputSpec):
+    if isinstance(example, InputSpec):
         return result, example
+    if example is None:
+        return result, declared_inputs(result)
     return result, from_example(example)
+
+
+def declared_inputs(model: nn.Module) -> InputSpec | None:
+    """The image a model's own configuration declares (a transformers ``config`` with
+    ``image_size`` and ``num_channels``), or None."""
+    config = getattr(model, "config", None)
+    size, channels = getattr(config, "image_size", None), getattr(config, "num_channels", None)
+    if isinstance(size, int):
+        size = (size, size)
+    if not (isinstance(channels, int) and isinstance(size, (tuple, list)) and len(size) == 2):
+        return None
+    if not all(isinstance(d, int) and d > 0 for d in (channels, *size)):
+        return None
+    return image_inputs(
+        (1, channels, *size), origin="the model's config (image_size, num_channels)"
+    )

@@ -118,6 +118,7 @@ class InputSpec:
     tensors: tuple[TensorSpec, ...]
     constants: Mapping[str, Any] = field(default_factory=dict)
     example: tuple[tuple[Tensor, ...], dict[str, Tensor]] | None = field(default=None, repr=False)
+    origin: str = ""  # where the inputs came from: "registry entry", "factory example", ...
 
     def __post_init__(self) -> None:
         if not self.tensors:
@@ -167,7 +168,9 @@ class InputSpec:
         """The same inputs at another size (examples are dropped: their values fit one size)."""
         if not self.resizable:
             raise EffprofError(f"the inputs {self.describe()} have no size that can change")
-        return InputSpec(tuple(t.resized(size) for t in self.tensors), self.constants)
+        return InputSpec(
+            tuple(t.resized(size) for t in self.tensors), self.constants, None, self.origin
+        )
 
     def with_primary_shape(self, shape: Sequence[int]) -> InputSpec:
         """The same inputs with the primary tensor given a new shape (``--input``)."""
@@ -180,7 +183,9 @@ class InputSpec:
             )
         if shape == p.shape:
             return self
-        spec = InputSpec((replace(p, shape=shape), *self.tensors[1:]), self.constants)
+        spec = InputSpec(
+            (replace(p, shape=shape), *self.tensors[1:]), self.constants, None, "--input"
+        )
         if len(self.tensors) > 1:
             size = tuple(shape[d] for d in p.size_dims)
             spec = spec.with_size(size) if size else spec
@@ -228,6 +233,7 @@ class InputSpec:
                 for t in self.tensors
             ],
             "input_values": "factory example" if self.example is not None else "seeded random",
+            "input_origin": self.origin or "not recorded",
         }  # fmt: skip
 
 
@@ -254,12 +260,12 @@ def _caster(device: str | torch.device, float_dtype: torch.dtype | None) -> Any:
     return cast
 
 
-def image_inputs(shape: Sequence[int]) -> InputSpec:
+def image_inputs(shape: Sequence[int], origin: str = "") -> InputSpec:
     """One positional N x C x H x W float image with values in [0, 1)."""
     shape = tuple(int(d) for d in shape)
     if len(shape) != 4:
         raise EffprofError(f"an image input is N x C x H x W, got {format_dims(shape)}")
-    return InputSpec((TensorSpec(shape, role=IMAGE, size_dims=(2, 3)),))
+    return InputSpec((TensorSpec(shape, role=IMAGE, size_dims=(2, 3)),), origin=origin)
 
 
 def as_inputs(value: InputSpec | Sequence[int]) -> InputSpec:

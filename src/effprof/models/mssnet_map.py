@@ -105,7 +105,18 @@ def mssnet_labels(path: str) -> dict[str, str]:
     return _labels(stage, part) if part else {}
 
 
-mssnet_components = ComponentMap(mssnet_labels, {"scale": SCALES, "stage": STAGES, "part": PARTS})
+mssnet_components = ComponentMap(
+    mssnet_labels,
+    {"scale": SCALES, "stage": STAGES, "part": PARTS},
+    notes={
+        "scale": "Scales are named by the resolution of their features relative to the input.",
+        "stage": "MSSNet's six U-Net stages: 1 at 1/4, 2.1-2.2 at 1/2, 3.1-3.3 at full resolution.",
+        "part": (
+            "Parts are summed over all stages; encoder/decoder levels 1-3 run at full, 1/2 and "
+            "1/4 of their stage's resolution."
+        ),
+    },
+)
 
 COUNTERFACTUAL_TEXT = {
     "no pixel-unshuffle": (

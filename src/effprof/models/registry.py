@@ -10,7 +10,7 @@ its counterfactuals and the published peers it is compared with. ``api``, ``comp
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torch import nn
@@ -33,6 +33,46 @@ POINTS_OUT = "points"  # one value or vector per input point
 UNKNOWN_OUT = "unknown"
 OUTPUT_KINDS = (IMAGE_OUT, DENSE_OUT, VECTOR_OUT, TOKENS_OUT, POINTS_OUT, UNKNOWN_OUT)
 DEFAULT_IMAGE = {"cpu": (1, 3, 256, 256), "cuda": (1, 3, 720, 1280)}
+
+
+def infer_output_kind(inputs: InputSpec, output_shapes: Sequence[Sequence[int]]) -> str:
+    """The kind of a model's main (largest) output, from its shape, for a model whose entry does
+    not declare it: an N x C x H x W image at least as large as an input image is an image (a
+    restorer or upsampler), a smaller one a dense map, N x K a vector, N x L x C tokens, a
+    per-point output of a point cloud points.
+
+    >>> infer_output_kind(image_inputs((1, 3, 64, 64)), [(1, 10)])
+    'vector'
+    >>> infer_output_kind(image_inputs((1, 3, 64, 64)), [(1, 3, 192, 192)])
+    'image'
+    """
+    if not output_shapes:
+        return UNKNOWN_OUT
+    main = max(output_shapes, key=lambda s: (len(s) == 4, _numel(s)))
+    primary = inputs.primary
+    if len(main) == 4 and inputs.is_image:
+        grows = main[2] * main[3] >= primary.shape[2] * primary.shape[3]
+        return IMAGE_OUT if grows else DENSE_OUT
+    if len(main) == 4:
+        return DENSE_OUT
+    if len(main) == 2 and main[0] == inputs.batch and primary.role != "points":
+        return VECTOR_OUT
+    if (
+        primary.role == "points"
+        and main
+        and main[0] in (primary.shape[0], inputs.batch * primary.shape[0])
+    ):
+        return POINTS_OUT
+    if len(main) == 3:
+        return TOKENS_OUT
+    return UNKNOWN_OUT
+
+
+def _numel(shape: Sequence[int]) -> int:
+    total = 1
+    for d in shape:
+        total *= int(d)
+    return total
 
 
 @dataclass(frozen=True)
@@ -60,6 +100,7 @@ class ComponentMap:
     label: Callable[[str], Mapping[str, str]]
     order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     repeats: Mapping[str, int] = field(default_factory=dict)
+    notes: Mapping[str, str] = field(default_factory=dict)  # dimension -> what its groups mean
 
     def __call__(self, path: str) -> Mapping[str, str]:
         return self.label(path)
@@ -136,8 +177,10 @@ class ModelEntry:
     def default_inputs(self, variant: str | None, device: str = "cpu") -> InputSpec:
         """The inputs a profile uses when ``--input`` is not given."""
         if self.inputs is not None:
-            return self.inputs(variant)
-        return image_inputs(DEFAULT_IMAGE.get(device, DEFAULT_IMAGE["cpu"]))
+            spec = self.inputs(variant)
+            return spec if spec.origin else replace(spec, origin="the registry entry")
+        shape = DEFAULT_IMAGE.get(device, DEFAULT_IMAGE["cpu"])
+        return image_inputs(shape, origin=f"effprof's default image for {device}")
 
     def forward_all_kwargs(self) -> dict[str, Any]:
         """Keyword arguments that make ``forward`` return every training output ({} if one)."""

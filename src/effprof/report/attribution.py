@@ -17,11 +17,12 @@ SHARES = (
     ("time_ms_share", "measured time"),
 )
 COLUMNS = {
-    "group": "group", "macs": "MACs", "params": "params", "written_bytes": "written",
-    "time_ms": "time", "macs_share": "MACs %", "time_ms_share": "time %",
+    "group": "group", "macs": "MACs", "per_block_macs": "MACs per block", "params": "params",
+    "written_bytes": "written", "time_ms": "time", "macs_share": "MACs %", "time_ms_share": "time %",
 }  # fmt: skip
 FORMATS = {
-    "macs": lambda v: fmt.count(v, "MAC"), "params": fmt.count, "written_bytes": fmt.nbytes,
+    "macs": lambda v: fmt.count(v, "MAC"), "per_block_macs": lambda v: fmt.count(v, "MAC"),
+    "params": fmt.count, "written_bytes": fmt.nbytes,
     "time_ms": fmt.ms, "macs_share": fmt.pct, "time_ms_share": fmt.pct,
     "flops": lambda v: fmt.count(v, "FLOP"), "flops_share": fmt.pct,
 }  # fmt: skip
@@ -75,14 +76,30 @@ def category_chart(view: RunView, rows: pd.DataFrame) -> str:
         fig,
         caption=(
             "FLOPs are not time: each op category's share of the counted FLOPs beside its share "
-            "of the measured time. Memory-bound ops (elementwise, activation, resize, layout) do "
-            "almost no FLOPs but take real time."
+            "of the measured time. Memory-bound ops (elementwise, activation, normalization, "
+            "resampling, data movement) do few FLOPs but take real time."
         ),
         numbers=table,
         columns={"group": "category", "calls": "calls", "flops": "FLOPs", "flops_share": "FLOPs %",
                  "time_ms": "time", "time_ms_share": "time %", "profiler_share": "profiler %"},
         formats={**FORMATS, "profiler_share": fmt.pct},
     )  # fmt: skip
+
+
+def _note(view: RunView, dimension: str) -> str:
+    notes = view.table("component_notes")
+    if notes is None:
+        return ""
+    rows = notes[notes["dimension"] == dimension]
+    return " " + str(rows["note"].iloc[0]) if len(rows) else ""
+
+
+def _with_per_block(rows: pd.DataFrame) -> pd.DataFrame:
+    if "repeats" not in rows or not (rows["repeats"] > 1).any():
+        return rows
+    shown = rows.copy()
+    shown["per_block_macs"] = shown["macs"] / shown["repeats"]
+    return shown
 
 
 def render(view: RunView) -> str:
@@ -105,6 +122,7 @@ def render(view: RunView) -> str:
             else f"Time per group not measured: {missing or 'no per-call timing in this run'}."
         )
     )
+    mapped = view.metric("component_map") or "module tree"
     by = {
         dim: table[table["dimension"] == dim].reset_index(drop=True)
         for dim in table["dimension"].unique()
@@ -119,19 +137,31 @@ def render(view: RunView) -> str:
                 "Each stage's share of parameters, MACs, activation bytes and time."
                 + (f" Every stage holds about the same parameters ({fmt.pct(params.min())} to "
                    f"{fmt.pct(params.max())}); its cost follows the resolution it runs at."
-                   if same else ""),
+                   if same and "scale" in by else "") + _note(view, "stage"),
             )
         )  # fmt: skip
-    if "part" in by:
-        label = "part" if "scale" in by else "top-level module"
-        parts.append(f"<h3>By {label}</h3>")
+    part_rows = by.get("part")
+    duplicate = (
+        part_rows is not None and "stage" in by and len(part_rows) == len(by["stage"])
+    )  # a hierarchy whose rows are its stages: one chart says it
+    if part_rows is not None and not duplicate:
+        parts.append("<h3>By part</h3>")
         parts.append(
             share_chart(
-                by["part"], label,
-                f"Each {label}'s share of parameters, MACs, activation bytes and time"
-                + (", summed over all stages (encoder/decoder levels 1-3 run at full, 1/2 and 1/4 "
-                   "of their stage's resolution)." if "stage" in by else "."),
-                height=max(360, 56 * len(by["part"])), horizontal=True,
+                _with_per_block(part_rows), "part",
+                f"Each part's share of parameters, MACs, activation bytes and time ({mapped})."
+                + _note(view, "part"),
+                height=max(360, 56 * len(part_rows)), horizontal=True,
+            )
+        )  # fmt: skip
+    if "block part" in by:
+        parts.append("<h3>Inside the repeated blocks</h3>")
+        parts.append(
+            share_chart(
+                by["block part"], "block part",
+                "Each part of the repeated blocks, summed over all of them, as a share of the "
+                "whole model." + _note(view, "block part"),
+                height=max(320, 48 * len(by["block part"])), horizontal=True,
             )
         )  # fmt: skip
     if "scale" in by:
@@ -139,6 +169,7 @@ def render(view: RunView) -> str:
         parts.append(
             page.table(
                 by["scale"],
+                caption=_note(view, "scale").strip() or None,
                 columns={"group": "scale", **{k: v for k, v in COLUMNS.items() if k != "group"},
                          "params_share": "params %", "live_peak_bytes": "peak live while running"},
                 formats={**FORMATS, "params_share": fmt.pct, "live_peak_bytes": fmt.nbytes},
@@ -147,11 +178,12 @@ def render(view: RunView) -> str:
     if "category" in by:
         parts.append("<h3>By op category</h3>")
         parts.append(category_chart(view, by["category"]))
+    inherited = " Ops a forward runs outside any submodule take the stage (and scale) of the module that consumes them."
     parts.append(
         page.note(
             "Every aten call is in exactly one group of each dimension, so each dimension's "
-            "columns sum to the model's totals. Ops a network's forward runs outside any submodule "
-            "take the scale and stage of the module that consumes them."
+            "columns sum to the model's totals."
+            + (inherited if {"stage", "scale"} & set(by) else "")
         )
     )
     return "".join(parts)

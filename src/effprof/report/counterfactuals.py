@@ -10,6 +10,23 @@ from effprof.report import page
 from effprof.report.runview import RunView
 
 
+def _changes(groups, dimension: str) -> str:
+    """Which groups each counterfactual changes, from the stored ratios."""
+    texts = []
+    for name, rows in groups[groups["name"] != "real network"].groupby("name", sort=False):
+        changed = rows[(rows["ratio_to_real"] - 1).abs() > 0.005]
+        if changed.empty:
+            texts.append(f"{name}: no {dimension} changes")
+            continue
+        listed = ", ".join(
+            f"{g} {fmt.times(r)}"
+            for g, r in zip(changed["group"], changed["ratio_to_real"], strict=True)
+        )
+        same = len(rows) - len(changed)
+        texts.append(f"{name}: {listed}" + (f", the other {same} unchanged" if same else ""))
+    return (" " + "; ".join(texts) + ".") if texts else ""
+
+
 def render(view: RunView) -> str:
     """The counterfactuals section body."""
     table = view.table("counterfactuals")
@@ -71,9 +88,8 @@ def render(view: RunView) -> str:
             page.figure(
                 fig,
                 caption=(
-                    f"MACs per {dimension} of the real network and of each design counterfactual. "
-                    "Without pixel-unshuffle the stages of the coarse scales see 4x the pixels, so "
-                    "their convolutions cost 4x; the full-resolution stages do not change."
+                    f"MACs per {dimension} of the real network and of each design counterfactual."
+                    + _changes(shown, dimension)
                 ),
                 numbers=wide,
                 columns={c: ("x real: " + c if c != "group" else dimension) for c in wide.columns},

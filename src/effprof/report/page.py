@@ -71,6 +71,8 @@ h3 { font-size:16px; margin:18px 0 6px; }
 .card .label { color:var(--muted); font-size:13px; }
 .card .value { font-size:22px; font-weight:600; margin-top:2px; }
 .card .detail { color:var(--muted); font-size:12px; }
+.card.muted { background:var(--soft); border-style:dashed; }
+.card.muted .value { color:#8a94a3; font-weight:500; }
 .answer { background:#f3f7fc; border-left:4px solid var(--accent); padding:10px 16px;
           margin:8px 0 14px; border-radius:4px; }
 .answer ul { margin:4px 0; padding-left:20px; }
@@ -286,12 +288,14 @@ def figure(
     return f'<div class="figure-row">{chart}{side}</div>'
 
 
-def cards(items: Iterable[tuple[str, str, str]]) -> str:
-    """Headline numbers: (label, value, detail) cards; all three are escaped."""
+def cards(items: Iterable[tuple[str, str, str]], muted: Iterable[int] = ()) -> str:
+    """Headline numbers: (label, value, detail) cards; all three are escaped. Cards whose index
+    is in ``muted`` are greyed (a number measured under contention: never a headline)."""
+    grey = set(muted)
     body = "".join(
-        f'<div class="card"><div class="label">{escape(label)}</div>'
+        f'<div class="card{" muted" if i in grey else ""}"><div class="label">{escape(label)}</div>'
         f'<div class="value">{escape(value)}</div><div class="detail">{escape(detail)}</div></div>'
-        for label, value, detail in items
+        for i, (label, value, detail) in enumerate(items)
     )
     return f'<div class="cards">{body}</div>'
 

@@ -1,8 +1,11 @@
-"""The scaling section: cost against resolution, the fitted laws and the 3x-larger-image answer."""
+"""The scaling section: cost against input size, the fitted laws (with what they refuse), where
+attention overtakes the rest, and what a 3x larger input costs. Reads the run's ``scaling``,
+``scaling_fits`` and ``scaling_3x`` tables; every number shown is one of theirs."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
 from effprof.report import numbers as fmt
@@ -11,17 +14,17 @@ from effprof.report.runview import RunView
 from effprof.units import RESOLUTIONS
 
 _NAMES = {f"{h}x{w}": name for name, (h, w) in reversed(list(RESOLUTIONS.items()))}
+COUNT_LAW = "a + b p + c p^2"
+# quantity -> (title, axis title with unit, scale of the axis, formatter, unit of a coefficient)
 QUANTITY = {
-    "macs": ("MACs", "MACs (G)", 1e9, lambda v: fmt.count(v, "MAC")),
-    "flops": ("FLOPs", "FLOPs (G)", 1e9, lambda v: fmt.count(v, "FLOP")),
-    "activation_peak_bytes": (
-        "peak activation memory (meta trace)",
-        "memory (GiB)",
-        2**30,
-        fmt.nbytes,
-    ),
-    "latency_median_ms": ("latency (median)", "latency (ms)", 1.0, fmt.ms),
-}
+    "macs": ("MACs", "MACs (G)", 1e9, lambda v: fmt.count(v, "MAC"), "MAC"),
+    "macs_attention": ("attention MACs", "MACs (G)", 1e9, lambda v: fmt.count(v, "MAC"), "MAC"),
+    "macs_other": ("MACs outside attention", "MACs (G)", 1e9, lambda v: fmt.count(v, "MAC"), "MAC"),
+    "flops": ("FLOPs", "FLOPs (G)", 1e9, lambda v: fmt.count(v, "FLOP"), "FLOP"),
+    "activation_peak_bytes": ("peak activation memory (meta trace)", "memory (GiB)", 2**30,
+                              fmt.nbytes, "B"),
+    "latency_median_ms": ("latency (median)", "latency (ms)", 1.0, fmt.ms, "ms"),
+}  # fmt: skip
 
 
 def label(resolution: str) -> str:
@@ -30,102 +33,181 @@ def label(resolution: str) -> str:
     return f"{resolution} ({name})" if name else resolution
 
 
-def _law_chart(sweep, fits, quantity: str) -> str:
-    title, axis, scale, formatter = QUANTITY[quantity]
-    points = sweep[sweep[quantity].notna()]
+def _positions(sweep: pd.DataFrame) -> pd.Series:
+    return sweep["positions"] if "positions" in sweep else sweep["padded_pixels"]
+
+
+def _unit(view: RunView) -> str:
+    return "points" if "points" in str(view.metric("inputs") or "") else "pixels"
+
+
+def _law_text(law: pd.Series, quantity: str, unit: str) -> str:
+    """The law in words with units: ``41.2 GMAC + 623 kMAC per pixel`` or ``0.021 ms x p^1.04``."""
+    formatter, coef_unit = QUANTITY[quantity][3], QUANTITY[quantity][4]
+    if law["law"] == COUNT_LAW:
+        terms = []
+        if law["a"] > 0:
+            terms.append(formatter(law["a"]))
+        if law["b"] > 0:
+            terms.append(f"{fmt.count(law['b'], coef_unit)} per {unit[:-1]}")
+        if law["c"] > 0 and law["c"] * law["p_max"] ** 2 > 1e-6 * max(law["b"] * law["p_max"], 1):
+            terms.append(f"{fmt.count(law['c'] * 1e6, coef_unit)} per million {unit[:-1]}s squared")
+        return " + ".join(terms) or "0"
+    return f"{fmt.plain(law['k'])} {coef_unit} x {unit}^{law['alpha']:.2f}"
+
+
+def _law_chart(sweep: pd.DataFrame, fits: pd.DataFrame, quantity: str, unit: str) -> str:
+    title, axis, scale, formatter, _ = QUANTITY[quantity]
+    points = sweep[sweep[quantity].notna()] if quantity in sweep else sweep.iloc[:0]
     if len(points) < 2:
         return page.note(
             f"{title}: measured at {len(points)} size(s), too few for a chart or a law."
         )
-    mp = points["padded_pixels"] / 1e6
+    xs_points = _positions(points).astype(float)
     fig = go.Figure()
-    fig.add_scatter(x=mp, y=points[quantity] / scale, mode="markers+text", name=title,
-                    text=[label(r) for r in points["resolution"]], textposition="top center",
-                    marker={"size": 9})  # fmt: skip
+    fig.add_scatter(x=xs_points, y=points[quantity] / scale, mode="markers", name=title,
+                    marker={"size": 9}, hovertext=[label(r) for r in points["resolution"]])  # fmt: skip
     fit = fits[fits["quantity"] == quantity]
-    caption = f"{title} against megapixels computed (after padding)."
-    if len(fit) and fit["missing"].isna().iloc[0]:
-        a, b, r2 = (float(fit[c].iloc[0]) for c in ("a", "b", "r2"))
-        if abs(a) < 1e-6 * abs(b) * float(sweep["padded_pixels"].min()):
-            a = 0.0  # rounding noise of an exactly proportional law
-        xs = np.geomspace(
-            float(points["padded_pixels"].min()), float(points["padded_pixels"].max()), 50
-        )
-        fig.add_scatter(x=xs / 1e6, y=(a + b * xs) / scale, mode="lines", name="fitted law",
-                        line={"dash": "dot"})  # fmt: skip
-        caption += (
-            f" Fitted law: {formatter(a)} + {formatter(b * 1e6)} per megapixel, R² = {r2:.6f}."
-        )
-    spread = float(points["padded_pixels"].max() / points["padded_pixels"].min())
-    kind = "log" if spread > 8 else "linear"  # sizes from 256x256 to 4k: log axes keep them apart
-    fig.update_layout(xaxis={"type": kind, "title": {"text": "megapixels (padded)"}},
-                      yaxis={"type": kind, "title": {"text": axis}}, showlegend=False)  # fmt: skip
-    if kind == "log":
-        caption += " Both axes are logarithmic; a straight line of slope 1 means cost per pixel is constant."
-    numbers = points.assign(size=[label(r) for r in points["resolution"]])
-    return page.figure(
-        fig, caption=caption, numbers=numbers,
-        columns={"size": "size", "padded_pixels": "pixels", quantity: title},
-        formats={quantity: formatter, "padded_pixels": fmt.integer}, height=320,
+    caption = f"{title} against the {unit} the model computes on (after padding)."
+    if len(fit) and bool(fit["passed"].iloc[0]):
+        law = fit.iloc[0]
+        xs = np.geomspace(float(xs_points.min()), float(xs_points.max()), 50)
+        ys = (law["a"] + law["b"] * xs + law["c"] * xs**2 if law["law"] == COUNT_LAW
+              else law["k"] * xs ** law["alpha"])  # fmt: skip
+        fig.add_scatter(x=xs, y=ys / scale, mode="lines", name="fitted law", line={"dash": "dot"})
+        caption += f" Fitted law: {_law_text(law, quantity, unit)} (largest error {100 * law['max_error']:.2g}%)."
+    elif len(fit):
+        caption += f" No law: {fit['missing'].iloc[0]}."
+    spread = float(xs_points.max() / xs_points.min())
+    kind = "log" if spread > 8 else "linear"
+    fig.update_layout(
+        xaxis={"type": kind, "title": {"text": f"{unit} (padded)"}, "exponentformat": "SI",
+               "tickformat": "~s" if kind == "linear" else None},
+        yaxis={"type": kind, "title": {"text": axis}, "exponentformat": "SI"},
+        showlegend=False,
     )  # fmt: skip
+    if kind == "log":
+        caption += " Both axes are logarithmic: a straight line of slope 1 means constant cost per position."
+    numbers = points.assign(size=[label(r) for r in points["resolution"]], p=xs_points)
+    columns = {"size": "size", "p": unit, quantity: title}
+    formats = {quantity: formatter, "p": fmt.integer}
+    if f"{quantity}_residual" in numbers:
+        columns[f"{quantity}_residual"] = "off the law"
+        formats[f"{quantity}_residual"] = lambda v: f"{100 * v:+.1f} %"
+    return page.figure(fig, caption=caption, numbers=numbers, columns=columns, formats=formats,
+                       height=320)  # fmt: skip
+
+
+def _laws_table(fits: pd.DataFrame, unit: str) -> str:
+    rows = []
+    for law in fits.itertuples():
+        name = QUANTITY.get(law.quantity, (law.quantity,))[0]
+        passed = bool(law.passed) if pd.notna(law.passed) else False
+        fitted = pd.notna(law.a) or pd.notna(law.k)
+        text = _law_text(pd.Series(law._asdict()), law.quantity, unit) if fitted else "—"
+        rows.append({"quantity": name, "form": law.law, "law": text, "sizes": law.n,
+                     "largest error": law.max_error, "exponent": law.exponent_at_max,
+                     "passed": "yes" if passed else f"no: {law.missing}"})  # fmt: skip
+    return page.table(
+        pd.DataFrame(rows),
+        caption=(
+            f"p = {unit} computed on. Counts: a + b p + c p^2 with a, b, c >= 0 (non-negative least "
+            "squares), passed when every count is within 2%. Measured: k p^alpha fitted in log-log "
+            "space, passed when every point is within 25% and alpha is in 0.3-3. 'exponent' is the "
+            "local growth exponent at the largest size (1 = linear, 2 = quadratic)."
+        ),
+        formats={"largest error": lambda v: f"{100 * v:.2g} %", "exponent": lambda v: f"{v:.2f}"},
+    )
 
 
 def render(view: RunView) -> str:
     """The scaling section body."""
-    sweep = view.table("scaling")
-    fits = view.table("scaling_fits")
-    if sweep is None or fits is None:
-        per_pixel = fmt.count(view.metric("macs_per_output_pixel"))
+    sweep, fits = view.table("scaling"), view.table("scaling_fits")
+    unit = _unit(view)
+    if sweep is None or fits is None or "passed" not in fits:
+        reason = view.reason("scaling_macs_exponent") or (
+            "this run has no size sweep"
+            if sweep is None
+            else "this run's laws are of an older kind"
+        )
         return page.note(
-            "No resolution sweep in this run (run effprof profile --resolutions 256,512,720p,1080p,4k "
-            f"to count at every size and time where it fits). At this size a pixel costs {per_pixel} "
-            "MACs; in a fully convolutional network that cost per pixel does not change with size."
+            f"No scaling laws: {reason}. effprof counts at several sizes on the meta device when "
+            "the model takes inputs of any size; effprof profile --resolutions 256,512,720p also "
+            "times them."
         )
-    parts = [
-        _law_chart(sweep, fits, q) for q in ("macs", "latency_median_ms", "activation_peak_bytes")
-    ]
-    skipped = (
-        sweep[sweep["latency_missing"].notna()] if "latency_missing" in sweep else sweep.iloc[:0]
-    )
-    if len(skipped):
-        parts.append(
-            page.bullets(
-                f"{label(r.resolution)}: latency {r.latency_missing}" for r in skipped.itertuples()
-            )
-        )
-    parts.append("<h3>Fitted laws: cost = a + b x pixels</h3>")
-    parts.append(
-        page.table(
-            fits.assign(name=[QUANTITY.get(q, (q,))[0] for q in fits["quantity"]]),
-            columns={"name": "quantity", "a": "a (fixed part)", "b": "b (per pixel)", "r2": "R²",
-                     "n": "sizes", "missing": "not fitted because"},
-            formats={"a": fmt.plain, "b": fmt.plain, "r2": lambda v: f"{v:.6f}"},
-        )
-    )  # fmt: skip
+    parts = [_law_chart(sweep, fits, q, unit) for q in ("macs", "latency_median_ms", "activation_peak_bytes")
+             if q in sweep and sweep[q].notna().any()]  # fmt: skip
+    if "macs_attention" in sweep and sweep["macs_attention"].fillna(0).gt(0).any():
+        parts.append(_attention_chart(view, sweep, unit))
+    problems = [f"{label(r.resolution)}: {r.count_missing}" for r in sweep.itertuples()
+                if isinstance(getattr(r, "count_missing", None), str)]  # fmt: skip
+    if "latency_missing" in sweep:
+        problems += [f"{label(r.resolution)}: latency {r.latency_missing}" for r in sweep.itertuples()
+                     if isinstance(r.latency_missing, str)]  # fmt: skip
+    if problems:
+        parts.append(page.bullets(problems))
+    parts.append("<h3>Fitted laws</h3>")
+    parts.append(_laws_table(fits, unit))
     three = view.table("scaling_3x")
     if three is not None and len(three):
-        parts.append("<h3>What a 3x larger image (9x the pixels) costs</h3>")
-        shown = three.copy()
-        shown["name"] = [QUANTITY.get(q, (q,))[0] for q in three["quantity"]]
-        for column in ("base_value", "predicted", "checked"):
-            shown[column] = [
-                QUANTITY[q][3](v) if q in QUANTITY else fmt.plain(v)
-                for q, v in zip(three["quantity"], three[column], strict=True)
-            ]
-        parts.append(
-            page.table(
-                shown,
-                columns={"name": "quantity", "base": "from", "larger": "to", "base_value": "at base",
-                         "predicted": "predicted", "ratio_predicted": "x", "checked": "checked",
-                         "check_source": "checked by", "error": "prediction error"},
-                formats={"ratio_predicted": fmt.times, "error": lambda v: f"{100 * v:+.2f} %"},
-            )
-        )  # fmt: skip
+        parts.append("<h3>What an input 3x larger per side costs</h3>")
+        parts.append(_three_table(three))
+    else:
+        parts.append(page.note("No 3x prediction: no law passed for a quantity measured here."))
     parts.append(
         page.note(
-            "Counts are exact at every size (meta device); latency is measured smallest first with "
-            "1 warm-up and 3 timed forwards, and a size is skipped when its predicted time would pass "
-            "the sweep's time budget."
+            "Counts are exact at every size (meta device). Latency is measured only with "
+            "--resolutions, smallest first, 1 warm-up and 3 timed forwards, and a size is skipped "
+            "when its predicted time would pass the sweep's time budget."
         )
     )
     return "".join(parts)
+
+
+def _attention_chart(view: RunView, sweep: pd.DataFrame, unit: str) -> str:
+    points = sweep[sweep["macs"].notna()]
+    xs = _positions(points).astype(float)
+    fig = go.Figure()
+    for column, name in (
+        ("macs_attention", "attention (QK^T, AV)"),
+        ("macs_other", "everything else"),
+    ):
+        fig.add_scatter(x=xs, y=points[column] / 1e9, mode="lines+markers", name=name)
+    fig.update_layout(xaxis={"type": "log", "title": {"text": f"{unit} (padded)"}},
+                      yaxis={"type": "log", "title": {"text": "MACs (G)"}},
+                      legend={"orientation": "h", "y": -0.3})  # fmt: skip
+    crossing = view.number("scaling_attention_crossover_positions")
+    caption = "Attention's MACs against all other MACs at every size counted."
+    if crossing is not None:
+        caption += (
+            f" By the fitted laws, attention overtakes the rest at {fmt.count(crossing)} {unit}."
+        )
+    elif view.reason("scaling_attention_crossover_positions"):
+        caption += f" {view.reason('scaling_attention_crossover_positions').capitalize()}."
+    share = (points["macs_attention"] / points["macs"]).rename("attention_share")
+    numbers = points.assign(size=[label(r) for r in points["resolution"]], attention_share=share)
+    return page.figure(
+        fig, caption=caption, numbers=numbers,
+        columns={"size": "size", "macs_attention": "attention", "macs_other": "other",
+                 "attention_share": "attention %"},
+        formats={"macs_attention": lambda v: fmt.count(v, "MAC"), "macs_other": lambda v: fmt.count(v, "MAC"),
+                 "attention_share": fmt.pct},
+        height=320,
+    )  # fmt: skip
+
+
+def _three_table(three: pd.DataFrame) -> str:
+    shown = three.copy()
+    shown["name"] = [QUANTITY.get(q, (q,))[0] for q in three["quantity"]]
+    for column in ("base_value", "predicted", "checked"):
+        shown[column] = [
+            QUANTITY[q][3](v) if q in QUANTITY and pd.notna(v) else "—"
+            for q, v in zip(three["quantity"], three[column], strict=True)
+        ]
+    return page.table(
+        shown,
+        columns={"name": "quantity", "base": "from", "larger": "to", "base_value": "at base",
+                 "predicted": "predicted", "ratio_predicted": "x", "checked": "checked",
+                 "check_source": "checked by", "error": "prediction error"},
+        formats={"ratio_predicted": fmt.times, "error": lambda v: f"{100 * v:+.2f} %"},
+    )  # fmt: skip

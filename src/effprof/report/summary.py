@@ -1,6 +1,16 @@
-"""The summary: headline numbers, the answer in a few sentences (each with its numbers), one chart."""
+"""The summary: headline numbers, the answer in a few sentences, one chart.
+
+Every sentence is built from a fact this run stored, and is left out when the fact is absent or
+does not hold for the model: no cost per output pixel for a model that returns no image, no
+"linear in pixels" without a law that shows it, no convolution share for a network without
+convolutions. Each finding is a function returning (bold lead, sentence) or None; ``findings``
+keeps those that returned one.
+"""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -9,38 +19,13 @@ from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.runview import RunView
 
+MAC_CATEGORIES = ("convolution", "linear/matmul", "attention")
 MEMORY_BOUND = (
-    "elementwise",
-    "activation",
-    "resize",
-    "layout copies",
-    "normalization",
-    "reduction",
-)
-
-
-def headline_cards(view: RunView) -> str:
-    """Params, MACs per pixel, latency, throughput, peak memory, FLOPs on this device."""
-    m = view.metrics
-    device = view.record.env.get("device_name") or view.record.params.get("device", "")
-    latency_detail = (
-        f"p10 {fmt.ms(m.get('latency_p10_ms'))} / p90 {fmt.ms(m.get('latency_p90_ms'))}, {device}"
-        if m.get("latency_median_ms") is not None
-        else (view.reason("latency_median_ms") or "not measured")
-    )
-    peak = m.get("memory_activation_peak_bytes")
-    return page.cards([
-        ("Parameters", fmt.count(m.get("param_count")), f"{fmt.nbytes(m.get('weights_bytes'))} of weights"),
-        ("MACs per output pixel", fmt.count(m.get("macs_per_output_pixel")),
-         f"{fmt.count(m.get('macs'), 'MAC')} for {m.get('input_shape', '?')}"),
-        ("Latency (median)", fmt.ms(m.get("latency_median_ms")), latency_detail),
-        ("Throughput", f"{fmt.plain(m.get('throughput_mpix_s'))} MP/s", "output megapixels per second"),
-        ("Peak activation memory", fmt.nbytes(peak if peak is not None else m.get("activation_peak_bytes")),
-         f"measured ({'CUDA allocator' if view.record.params.get('device') == 'cuda' else 'peak RSS'}); "
-         f"meta trace {fmt.nbytes(m.get('activation_peak_bytes'))}"
-         if peak is not None else "meta-trace estimate (not measured)"),
-        ("FLOPs", fmt.count(m.get("flops"), "FLOP"), "2 x MACs + other ops"),
-    ])  # fmt: skip
+    "elementwise", "activation", "resampling", "data movement", "normalization", "reduction",
+    # names of runs made before the categories were renamed
+    "resize", "layout copies",
+)  # fmt: skip
+Finding = tuple[str, str]
 
 
 def _dimension(view: RunView, name: str) -> pd.DataFrame | None:
@@ -51,29 +36,140 @@ def _dimension(view: RunView, name: str) -> pd.DataFrame | None:
     return rows.reset_index(drop=True) if len(rows) else None
 
 
-def _finest(groups: list[str]) -> str:
-    return "full" if "full" in groups else groups[-1]
+def is_image_output(view: RunView) -> bool:
+    """True for an image-to-image model (restoration, super-resolution): cost per output pixel."""
+    kind = view.metric("output_kind")
+    if kind is None:  # runs made before output kinds were recorded: MACs per pixel was their basis
+        return view.metric("macs_per_output_pixel") is not None
+    return kind == "image"
 
 
-def scale_finding(view: RunView) -> tuple[str, str] | None:
-    """Share of parameters vs MACs carried by the coarse scales."""
+def batch_of(view: RunView) -> int:
+    """Images (or clouds) per forward: the first dimension of the profiled input."""
+    shape = str(view.metric("input_shape") or "1")
+    first = shape.split("x")[0]
+    return int(first) if first.isdigit() and int(first) > 0 else 1
+
+
+def tokens_of(view: RunView) -> int | None:
+    """Tokens per image of a model whose main output is N x L x C tokens (None otherwise)."""
+    if view.metric("output_kind") != "tokens":
+        return None
+    shapes = [s for s in str(view.metric("output_shapes") or "").split(", ") if s.count("x") == 2]
+    if not shapes:
+        return None
+    dims = [
+        int(d)
+        for d in max(shapes, key=lambda s: math.prod(int(d) for d in s.split("x"))).split("x")
+    ]
+    return dims[1]
+
+
+def cost_basis(view: RunView) -> tuple[str, float | None, str]:
+    """(label, MACs per unit, detail) for the headline: per output pixel, per token or per image."""
+    macs = view.number("macs")
+    if is_image_output(view):
+        return "MACs per output pixel", view.number("macs_per_output_pixel"), "output pixels"
+    tokens = tokens_of(view)
+    if tokens and macs is not None:
+        return "MACs per token", macs / batch_of(view) / tokens, f"{tokens} tokens per image"
+    unit = "point cloud" if "points" in str(view.metric("inputs") or "") else "image"
+    return f"MACs per {unit}", (macs / batch_of(view) if macs is not None else None), unit
+
+
+def _latency_card(view: RunView) -> tuple[str, str, str]:
+    m = view.metrics
+    device = view.record.env.get("device_name") or view.record.params.get("device", "")
+    if m.get("latency_median_ms") is None:
+        return "Latency (median)", "—", view.reason("latency_median_ms") or "not measured"
+    detail = (
+        f"p10 {fmt.ms(m.get('latency_p10_ms'))} / p90 {fmt.ms(m.get('latency_p90_ms'))}, {device}"
+    )
+    if m.get("latency_reliable") is False:
+        why = (
+            m.get("latency_unreliable_reason")
+            or view.reason("latency_reliable")
+            or "spread or load"
+        )
+        return (
+            "Latency (median, unreliable)",
+            fmt.ms(m.get("latency_median_ms")),
+            f"unreliable: {why}",
+        )
+    return "Latency (median)", fmt.ms(m.get("latency_median_ms")), detail
+
+
+def headline_cards(view: RunView) -> str:
+    """Params, MACs per output pixel / token / image, latency, throughput, peak memory, FLOPs."""
+    m = view.metrics
+    label, per_unit, _ = cost_basis(view)
+    peak = m.get("memory_activation_peak_bytes")
+    latency = _latency_card(view)
+    if is_image_output(view):
+        throughput = (
+            f"{fmt.plain(m.get('throughput_mpix_s'))} MP/s",
+            "output megapixels per second",
+        )
+    elif view.number("latency_median_ms"):
+        rate = batch_of(view) / (view.number("latency_median_ms") / 1e3)
+        throughput = (f"{fmt.plain(rate)} /s", "inputs per second at the median latency")
+    else:
+        throughput = ("—", view.reason("latency_median_ms") or "latency not measured")
+    cards = [
+        ("Parameters", fmt.count(m.get("param_count")), f"{fmt.nbytes(m.get('weights_bytes'))} of weights"),
+        (label, fmt.count(per_unit), f"{fmt.count(m.get('macs'), 'MAC')} for {m.get('inputs') or m.get('input_shape', '?')}"),
+        latency,
+        ("Throughput", *throughput),
+        ("Peak activation memory", fmt.nbytes(peak if peak is not None else m.get("activation_peak_bytes")),
+         f"measured ({'CUDA allocator' if view.record.params.get('device') == 'cuda' else 'peak RSS'}); "
+         f"meta trace {fmt.nbytes(m.get('activation_peak_bytes'))}"
+         if peak is not None else "meta-trace estimate (not measured)"),
+        ("FLOPs", fmt.count(m.get("flops"), "FLOP"), "2 x MACs + other ops"),
+    ]  # fmt: skip
+    unreliable = {1} if latency[0].endswith("unreliable)") else set()
+    return page.cards(cards, muted=unreliable | ({2} if unreliable else set()))
+
+
+def cost_finding(view: RunView) -> Finding | None:
+    """What one output pixel (or token, or input) costs."""
+    label, per_unit, detail = cost_basis(view)
+    if per_unit is None:
+        return None
+    macs, params = view.metric("macs"), view.metric("param_count")
+    inputs = view.metric("inputs") or view.metric("input_shape")
+    whole = f"{fmt.count(macs, 'MAC')} for {inputs}, with {fmt.count(params)} parameters"
+    if label == "MACs per output pixel":
+        return "Small per pixel.", f"Every output pixel costs {fmt.count(per_unit)} MACs ({whole})."
+    if label == "MACs per token":
+        return "Cost per token.", (
+            f"Every token costs {fmt.count(per_unit)} MACs ({detail}; {whole})."
+        )
+    batch = batch_of(view)
+    if batch > 1:
+        return "Cost per input.", f"One {detail} costs {fmt.count(per_unit, 'MAC')} ({whole})."
+    return "Cost per input.", f"One forward costs {whole}."
+
+
+def scale_finding(view: RunView) -> Finding | None:
+    """Share of parameters vs MACs carried by the coarse scales (models whose map has scales)."""
     scales = _dimension(view, "scale")
     labels = view.table("op_labels")
     if scales is None or len(scales) < 2:
         return None
-    finest = _finest(list(scales["group"]))
-    coarse = scales[scales["group"] != finest]
-    fine = scales[scales["group"] == finest]
+    finest = "full" if "full" in list(scales["group"]) else list(scales["group"])[-1]
+    coarse, fine = scales[scales["group"] != finest], scales[scales["group"] == finest]
     stages_text = ""
     if labels is not None and "stage" in labels.columns:
         per_scale = labels.groupby("scale")["stage"].nunique()
         n_coarse = int(per_scale.reindex(coarse["group"]).fillna(0).sum())
         stages_text = f" run {n_coarse} of {int(per_scale.sum())} stages,"
+    if coarse["params_share"].sum() <= coarse["macs_share"].sum():
+        return None  # the claim below would not hold
     text = (
         f"The coarse scales ({', '.join(coarse['group'])}){stages_text} hold "
         f"{fmt.pct(coarse['params_share'].sum())} of the parameters but do only "
-        f"{fmt.pct(coarse['macs_share'].sum())} of the MACs, because they work on "
-        f"{' and '.join(coarse['group'])} resolution; the {finest}-resolution stages do "
+        f"{fmt.pct(coarse['macs_share'].sum())} of the MACs, because they work at "
+        f"{' and '.join(coarse['group'])} resolution; the {finest}-resolution part does "
         f"{fmt.pct(fine['macs_share'].sum())} of the MACs."
     )
     if coarse["time_ms_share"].notna().all():
@@ -81,14 +177,77 @@ def scale_finding(view: RunView) -> tuple[str, str] | None:
         if time_share > 1.25 * macs_share:
             text += (
                 f" Measured time is less lopsided: the coarse scales take {fmt.pct(time_share)} "
-                "of it (small tensors use the hardware less well)."
+                "of it."
             )
         else:
             text += f" Measured time agrees: the coarse scales take {fmt.pct(time_share)} of it."
     return "Coarse scales are nearly free.", text
 
 
-def counterfactual_finding(view: RunView) -> tuple[str, str] | None:
+def part_finding(view: RunView) -> Finding | None:
+    """Which module-tree rows carry the MACs (repeated blocks with their per-block share)."""
+    if _dimension(view, "scale") is not None:
+        return None  # a registered map with scales says it better (scale_finding)
+    parts = _dimension(view, "part")
+    if parts is None or view.number("macs") in (None, 0):
+        return None
+    top = parts.sort_values("macs_share", ascending=False).head(2)
+    top = top[top["macs_share"] > 0]
+    if top.empty:
+        return None
+    texts = []
+    for row in top.itertuples():
+        repeats = int(getattr(row, "repeats", 1) or 1)
+        if repeats > 1:
+            texts.append(
+                f"the {repeats} repeated blocks {row.group} do {fmt.pct(row.macs_share)} of the "
+                f"MACs ({fmt.pct(row.macs_share / repeats)} each) and hold "
+                f"{fmt.pct(row.params_share)} of the parameters"
+            )
+        else:
+            texts.append(
+                f"{row.group} does {fmt.pct(row.macs_share)} of the MACs with "
+                f"{fmt.pct(row.params_share)} of the parameters"
+            )
+    by = "By part of the module tree" if view.metric("component_map") == "module tree" else "By part"
+    return "Where the MACs are.", f"{by}: " + "; ".join(texts) + "."
+
+
+def block_finding(view: RunView) -> Finding | None:
+    """Inside the repeated blocks: which of their parts carries the MACs."""
+    parts = _dimension(view, "block part")
+    if parts is None:
+        return None
+    inside = parts[~parts["group"].astype(str).str.startswith("(")]
+    inside = inside[inside["macs_share"] > 0].sort_values("macs_share", ascending=False)
+    if len(inside) < 2:
+        return None
+    listed = ", ".join(f"'{r.group}' {fmt.pct(r.macs_share)}" for r in inside.head(3).itertuples())
+    return "Inside the blocks.", (
+        f"Summed over every repeated block, the submodules of each block do these shares of the "
+        f"model's MACs: {listed}."
+    )
+
+
+def category_finding(view: RunView) -> Finding | None:
+    """MACs by op category (convolution, linear/matmul, attention), from the category table."""
+    categories = _dimension(view, "category")
+    if categories is None or not view.number("macs"):
+        return None
+    rows = categories[categories["group"].isin(MAC_CATEGORIES) & (categories["macs_share"] > 0)]
+    rows = rows.sort_values("macs_share", ascending=False)
+    if rows.empty:
+        return None
+    names = {"attention": "attention (QK^T and AV)"}
+    listed = ", ".join(
+        f"{names.get(r.group, r.group)} {fmt.pct(r.macs_share)}" for r in rows.itertuples()
+    )
+    return "What kind of work.", (
+        f"By op category (what the ops compute, whichever module runs them), the MACs are {listed}."
+    )
+
+
+def counterfactual_finding(view: RunView) -> Finding | None:
     """What each switched-off design idea would cost."""
     table = view.table("counterfactuals")
     if table is None:
@@ -106,40 +265,50 @@ def counterfactual_finding(view: RunView) -> tuple[str, str] | None:
     )
 
 
-def time_finding(view: RunView) -> tuple[str, str] | None:
-    """Where the time goes on this device: convolution vs memory-bound ops."""
+def _category_time_shares(view: RunView) -> tuple[pd.DataFrame, str] | None:
     categories = _dimension(view, "category")
-    device = view.record.env.get("device_name") or "this device"
-    basis = "measured per-call time"
-    if categories is None or categories["time_ms_share"].isna().all():
-        optime = view.table("optime_categories")
-        if optime is None:
-            return None
-        categories = optime.rename(columns={"category": "group", "share": "time_ms_share"})
-        basis = "torch.profiler time"
-    conv = categories.loc[
-        categories["group"].isin(["convolution", "matmul"]), "time_ms_share"
-    ].sum()
-    memory = categories.loc[categories["group"].isin(MEMORY_BOUND), "time_ms_share"].sum()
+    if categories is not None and categories["time_ms_share"].notna().any():
+        return categories, "measured per-call time"
+    optime = view.table("optime_categories")
+    if optime is None:
+        return None
+    return optime.rename(
+        columns={"category": "group", "share": "time_ms_share"}
+    ), "torch.profiler time"
+
+
+def time_finding(view: RunView) -> Finding | None:
+    """Where the time goes on this device: the largest MAC category's time vs FLOP share, and the
+    memory-bound ops' time."""
+    shares = _category_time_shares(view)
     flops = _dimension(view, "category")
-    conv_flops = (
-        flops.loc[flops["group"].isin(["convolution", "matmul"]), "flops_share"].sum()
-        if flops is not None
-        else None
+    if shares is None or flops is None:
+        return None
+    times, basis = shares
+    mac_rows = flops[flops["group"].isin(MAC_CATEGORIES) & (flops["flops_share"] > 0)]
+    if mac_rows.empty:
+        return None
+    main = mac_rows.sort_values("flops_share", ascending=False).iloc[0]
+    main_time = float(times.loc[times["group"] == main["group"], "time_ms_share"].sum())
+    present = [c for c in MEMORY_BOUND if c in set(times["group"])]
+    memory = float(times.loc[times["group"].isin(present), "time_ms_share"].sum())
+    device = view.record.env.get("device_name") or "this device"
+    text = (
+        f"On {device}, {main['group']} takes {fmt.pct(main_time)} of the {basis} for "
+        f"{fmt.pct(main['flops_share'])} of the FLOPs"
     )
-    flops_text = f" for {fmt.pct(conv_flops)} of the FLOPs" if conv_flops is not None else ""
-    return "FLOPs are not time.", (
-        f"On {device}, convolutions take {fmt.pct(conv)} of the {basis}{flops_text}; "
-        f"memory-bound ops (elementwise, activations, resizes, layout copies) take {fmt.pct(memory)}."
-    )
+    if present:
+        text += f"; memory-bound ops ({', '.join(present)}) take {fmt.pct(memory)} of it"
+    if view.metric("latency_reliable") is False:
+        text += " (measured while the host was contended: see the latency card)"
+    return "FLOPs are not time.", text + "."
 
 
-def roofline_finding(view: RunView) -> tuple[str, str]:
-    """Distance to the compute floor, or how to get it."""
+def roofline_finding(view: RunView) -> Finding | None:
+    """Distance to the compute floor (only when the ceilings were measured)."""
     ratio = view.number("roofline_latency_over_compute_floor")
     if ratio is None:
-        reason = view.reason("roofline_floor_ms") or "device ceilings not measured"
-        return "Roofline not measured:", f"{reason}."
+        return None
     return "Distance to the hardware.", (
         f"The measured latency is {fmt.times(ratio)} the compute floor "
         f"({fmt.ms(view.metric('roofline_compute_floor_ms'))} at this device's measured peak): "
@@ -148,54 +317,100 @@ def roofline_finding(view: RunView) -> tuple[str, str]:
     )
 
 
-def scaling_finding(view: RunView) -> tuple[str, str]:
-    """The fitted law and the 3x answer."""
-    r2 = view.number("scaling_macs_r2")
-    three = view.table("scaling_3x")
-    if r2 is None or three is None:
-        per_pixel = fmt.count(view.metric("macs_per_output_pixel"))
-        return "Linear in pixels.", (
-            f"Cost per output pixel is {per_pixel} MACs whatever the size (a convolutional network): "
-            "an image 3x larger per side costs 9x. Run with --resolutions to fit and check it."
-        )
-    rows = three[(three["quantity"] == "macs")]
-    text = f"MACs grow linearly with pixels (R² = {r2:.6f})"
-    if len(rows):
-        row = rows.iloc[0]
-        text += (
-            f": an image 3x larger per side ({row['larger']}) costs {fmt.times(row['ratio_predicted'])} "
-            f"the MACs ({fmt.count(row['predicted'], 'MAC')})"
-        )
-    latency = three[(three["quantity"] == "latency_median_ms")]
-    if len(latency) and latency.iloc[0]["predicted"] > latency.iloc[0]["base_value"] > 0:
-        row = latency.iloc[0]
-        text += f"; predicted latency there {fmt.ms(row['predicted'])}"
-        if pd.notna(row["checked"]):
-            text += f", measured {fmt.ms(row['checked'])} ({100 * row['error']:+.1f} %)"
-    elif len(latency):
-        text += (
-            "; the measured latencies do not grow with size (a busy machine?), so no latency "
-            "prediction is made"
-        )
-    return "Linear in pixels.", text + "."
+def _positions_text(view: RunView, positions: float) -> str:
+    if "points" in str(view.metric("inputs") or ""):
+        return f"{fmt.count(positions)} points"
+    side = math.sqrt(positions / max(batch_of(view), 1))
+    return f"about {side:,.0f}x{side:,.0f} pixels"
 
 
-def findings(view: RunView) -> list[tuple[str, str]]:
+def _law_value(law: pd.Series, p: float) -> float:
+    return float(law["a"] + law["b"] * p + law["c"] * p * p)
+
+
+def scaling_finding(view: RunView) -> Finding | None:
+    """The fitted MACs law, where attention overtakes the rest, and the 3x answer."""
+    fits, three = view.table("scaling_fits"), view.table("scaling_3x")
+    if fits is None or "passed" not in fits:
+        return None  # no sweep, or a run made before the laws refused nonsense
+    macs = fits[(fits["quantity"] == "macs") & fits["passed"].fillna(False).astype(bool)]
+    if macs.empty:
+        return None
+    law = macs.iloc[0]
+    unit = "points" if "points" in str(view.metric("inputs") or "") else "pixels"
+    error = (
+        "the law reproduces every count exactly"
+        if law["max_error"] < 1e-9
+        else f"the law reproduces every count within {100 * law['max_error']:.2g}%"
+    )
+    quadratic = bool(view.metric("scaling_macs_quadratic"))
+    if not quadratic:
+        text = f"MACs grow linearly with {unit} ({error})"
+        lead = f"Linear in {unit}."
+    else:
+        p = float(law["p_max"])
+        ratio = _law_value(law, 2 * p) / _law_value(law, p)
+        text = (
+            f"MACs grow faster than {unit}: the law has a squared term, so doubling the {unit} "
+            f"from the largest size counted ({_positions_text(view, p)}) multiplies them by "
+            f"{ratio:.2f} ({error})"
+        )
+        lead = "Attention grows with the square of the tokens."
+        crossing = view.number("scaling_attention_crossover_positions")
+        if crossing is not None and crossing >= float(law["p_min"]):
+            text += f"; attention's MACs overtake all the other MACs at {_positions_text(view, crossing)}"
+        elif crossing is not None:
+            text += "; attention already does more MACs than everything else at every size counted"
+    if three is not None and len(three):
+        rows = three[three["quantity"] == "macs"]
+        if len(rows):
+            row = rows.iloc[0]
+            text += (
+                f"; an input 3x larger per side ({row['larger']}) costs "
+                f"{fmt.times(row['ratio_predicted'])} the MACs ({fmt.count(row['predicted'], 'MAC')})"
+            )
+        latency = three[three["quantity"] == "latency_median_ms"]
+        if len(latency):
+            row = latency.iloc[0]
+            text += f"; the latency law predicts {fmt.ms(row['predicted'])} there"
+            if pd.notna(row["checked"]):
+                text += f", measured {fmt.ms(row['checked'])} ({100 * row['error']:+.1f} %)"
+    refused = fits[
+        (fits["quantity"] == "latency_median_ms") & ~fits["passed"].fillna(False).astype(bool)
+    ]
+    if len(refused):
+        text += f"; no latency law: {refused.iloc[0]['missing']}"
+    return lead, text + "."
+
+
+def uncalled_finding(view: RunView) -> Finding | None:
+    """Modules whose parameters no op of the forward read."""
+    uncalled = view.table("uncalled_modules")
+    if uncalled is None or uncalled.empty:
+        return None
+    names = ", ".join(uncalled["module"].astype(str).head(5)) + (
+        " ..." if len(uncalled) > 5 else ""
+    )
+    return "Unused weights.", (
+        f"{len(uncalled)} module(s) holding {fmt.count(int(uncalled['params'].sum()))} parameters "
+        f"never run in this forward: no op read their weights ({names})."
+    )
+
+
+FINDINGS: tuple[Callable[[RunView], Finding | None], ...] = (
+    cost_finding, scale_finding, part_finding, block_finding, category_finding,
+    counterfactual_finding, time_finding, roofline_finding, scaling_finding, uncalled_finding,
+)  # fmt: skip
+
+
+def findings(view: RunView, extra: tuple[Finding | None, ...] = ()) -> list[Finding]:
     """The answer, finding by finding (bold lead, sentence), each from this run's numbers."""
-    per_pixel = view.metric("macs_per_output_pixel")
-    items = [
-        ("Small per pixel.",
-         f"Every output pixel costs {fmt.count(per_pixel)} MACs ({fmt.count(view.metric('macs'), 'MAC')} "
-         f"for {view.metric('input_shape')}), with {fmt.count(view.metric('param_count'))} parameters.")
-        if per_pixel is not None else None,
-        scale_finding(view), counterfactual_finding(view), time_finding(view),
-        roofline_finding(view), scaling_finding(view),
-    ]  # fmt: skip
-    return [item for item in items if item]
+    items = [finding(view) for finding in FINDINGS]
+    return [item for item in (*items, *extra) if item]
 
 
 def overview_chart(view: RunView) -> str:
-    """Shares of parameters, MACs and measured time per scale (or per top-level module)."""
+    """Shares of parameters, MACs and measured time per scale (or per part of the module tree)."""
     dim = "scale"
     rows = _dimension(view, dim)
     if rows is None:
@@ -215,10 +430,10 @@ def overview_chart(view: RunView) -> str:
             fig.add_bar(y=[page.chart_text(g) for g in rows["group"]], x=100 * rows[column],
                         name=label, orientation="h", marker_color=page.COLORS[label])  # fmt: skip
     fig.update_layout(barmode="group", xaxis_title="share of the model's total (%)",
-                      yaxis_title="scale (feature resolution)" if dim == "scale" else "module",
-                      yaxis={"autorange": "reversed"})  # fmt: skip
+                      yaxis_title="scale (feature resolution)" if dim == "scale" else "part",
+                      yaxis={"autorange": "reversed", "automargin": True})  # fmt: skip
     numbers = rows[["group", "params_share", "macs_share", "time_ms_share"]]
-    what = "scale" if dim == "scale" else "top-level module"
+    what = "scale" if dim == "scale" else "part of the module tree"
     return page.figure(
         fig,
         caption=(
@@ -229,15 +444,15 @@ def overview_chart(view: RunView) -> str:
         columns={"group": dim, "params_share": "params", "macs_share": "MACs",
                  "time_ms_share": "time"},
         formats={c: fmt.pct for c in ("params_share", "macs_share", "time_ms_share")},
-        height=300,
+        height=max(300, 40 * len(rows) + 120),
     )  # fmt: skip
 
 
-def render(view: RunView) -> str:
-    """The summary section body."""
+def render(view: RunView, extra: tuple[Finding | None, ...] = ()) -> str:
+    """The summary section body; ``extra`` findings (compression) end the answer."""
     answer = (
         '<div class="answer"><strong>The answer in numbers</strong>'
-        + page.findings(findings(view))
+        + page.findings(findings(view, extra))
         + "</div>"
     )
     notes = [
