@@ -90,3 +90,9 @@ def test_the_mssnet_profile_measures_its_int8(profile_run):
     assert 10 < m[names.INT8_FIDELITY_PSNR] < 100  # random weights: an image, not exact
     _, text = answer_sentence(view, [])
     assert f"{m[names.INT8_SPEEDUP]:.1f}x faster than ONNX Runtime fp32" in text
+
+
+def test_an_int8_model_that_runs_slower_is_said_to(tmp_path):
+    profile = _profile(tmp_path, **{**INT8, names.INT8_SPEEDUP: 0.5})
+    _, text = answer_sentence(profile, [])
+    assert "is 2.0x slower than ONNX Runtime fp32" in text

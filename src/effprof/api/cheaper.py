@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from effprof.api.fidelity import tensor_fidelity
+from effprof.api.fidelity import ZERO_REFERENCE, tensor_fidelity
 from effprof.data import synthetic_pairs
 from effprof.measure.onnx import export_onnx, ort_latency
 from effprof.models import InputSpec, ModelEntry
@@ -108,7 +108,8 @@ def _compare(
     with torch.no_grad():
         for x in inputs:
             rows.append(tensor_fidelity(flat_tensors(model(x))[0], session(x), image, logits))
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    keys = set.intersection(*(set(r) for r in rows))
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
 
 
 def measure_int8(
@@ -183,7 +184,8 @@ def _measurement(
         )
     m[names.INT8_FILE_BYTES], m[names.INT8_FP32_FILE_BYTES] = int8_bytes, fp32_bytes
     m[names.INT8_SIZE_X] = fp32_bytes / int8_bytes
-    m[names.INT8_REL_L2], m[names.INT8_SNR] = scores["rel_l2"], scores["snr_db"]
+    m[names.INT8_REL_L2] = scores.get("rel_l2", Missing(ZERO_REFERENCE))
+    m[names.INT8_SNR] = scores.get("snr_db", Missing(ZERO_REFERENCE))
     if "psnr_db" in scores:
         m[names.INT8_FIDELITY_PSNR] = scores["psnr_db"]
     if "top1" in scores:

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from effprof.api.compress_data import DEBLURRING, TaskData, first_output
-from effprof.api.fidelity import tensor_fidelity
+from effprof.api.fidelity import ZERO_REFERENCE, tensor_fidelity
 from effprof.compress.methods import ONNX_FILE, Form, Services, Stage
 from effprof.compress.quantize import OrtModel
 from effprof.compress.reload import save_pruned
@@ -161,7 +161,10 @@ def fidelity_quality(ctx: Context, model: nn.Module, writer: RunWriter) -> dict[
     writer.add_table("inputs", frame)
     names = {"rel_l2": "fidelity_rel_l2_error", "snr_db": "fidelity_snr_db",
              "psnr_db": "fidelity_psnr_db", "top1": "fidelity_top1_agreement"}  # fmt: skip
-    metrics = {names[k]: float(frame[k].mean()) for k in frame.columns}
+    metrics: dict[str, Any] = {names[k]: float(frame[k].mean()) for k in frame.columns}
+    for key in ("rel_l2", "snr_db"):
+        if key not in frame.columns:
+            metrics[names[key]] = Missing(ZERO_REFERENCE)
     metrics["test_inputs"] = len(frame)
     return metrics
 

@@ -18,19 +18,21 @@ from effprof.data import PSNR_CAP_DB
 NOISE_FLOOR = 1e-30
 
 
+ZERO_REFERENCE = "the reference output is all zeros: a relative error or SNR is undefined"
+
+
 def tensor_fidelity(
     reference: Tensor, output: Tensor, image: bool, logits: bool
 ) -> dict[str, float]:
-    """``rel_l2`` and ``snr_db`` always, ``psnr_db`` for images, ``top1`` for logits."""
+    """``rel_l2`` and ``snr_db`` (left out when the reference is all zeros: see
+    ``ZERO_REFERENCE``), ``psnr_db`` for images, ``top1`` for logits."""
     ref, out = reference.detach().double().cpu(), output.detach().double().cpu()
     noise = float(torch.sum((out - ref) ** 2))
     signal = float(torch.sum(ref**2))
-    scores = {
-        "rel_l2": (noise / signal) ** 0.5 if signal > 0 else float("inf"),
-        "snr_db": min(
-            PSNR_CAP_DB, float(10 * np.log10(max(signal, NOISE_FLOOR) / max(noise, NOISE_FLOOR)))
-        ),
-    }
+    scores: dict[str, float] = {}
+    if signal > 0:
+        scores["rel_l2"] = (noise / signal) ** 0.5
+        scores["snr_db"] = min(PSNR_CAP_DB, float(10 * np.log10(signal / max(noise, NOISE_FLOOR))))
     if image and ref.dim() == 4:
         mse = float(torch.mean((out.clamp(0, 1) - ref.clamp(0, 1)) ** 2))
         scores["psnr_db"] = min(PSNR_CAP_DB, float(10 * np.log10(1.0 / max(mse, 1e-20))))

@@ -163,8 +163,9 @@ def _int8_clause(view: RunView) -> str | None:
     size = f" and its file {size_x:.1f}x smaller" if size_x is not None else ""
     threads = m.get(table.INT8_THREADS)
     where = f" ({threads} thread{'s' if threads != 1 else ''})" if threads else ""
+    speed = f"{speedup:.1f}x faster" if speedup >= 1 else f"{1 / speedup:.1f}x slower"
     return (
-        f"ONNX Runtime INT8 of the dense model, without training, is {speedup:.1f}x faster than "
+        f"ONNX Runtime INT8 of the dense model, without training, is {speed} than "
         f"ONNX Runtime fp32 on this device{where}{size}, {kept}"
     )
 

@@ -209,7 +209,9 @@ def part_finding(view: RunView) -> Finding | None:
                 f"{row.group} does {fmt.pct(row.macs_share)} of the MACs with "
                 f"{fmt.pct(row.params_share)} of the parameters"
             )
-    by = "By part of the module tree" if view.metric("component_map") == "module tree" else "By part"
+    by = (
+        "By part of the module tree" if view.metric("component_map") == "module tree" else "By part"
+    )
     return "Where the MACs are.", f"{by}: " + "; ".join(texts) + "."
 
 
