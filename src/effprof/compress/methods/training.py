@@ -8,6 +8,7 @@ dense model given as many steps (the control).
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any, Literal
 
 import pandas as pd
@@ -117,6 +118,7 @@ def _train(
     probe = services.calibration.batches[0][0].to(services.device)
     kwargs = services.calibration.forward_kwargs
     before = distillation_gap(student, services.teacher, probe, kwargs)
+    cpu_started = time.process_time()
     result = recover(student, services.teacher, spec, batches=services.batches,
                      progress=services.train_progress, regularizer=regularizer)  # fmt: skip
     files.add_table(table, result.history)
@@ -124,6 +126,7 @@ def _train(
     return {
         "steps_done": result.steps_done,
         "seconds": result.seconds,
+        "cpu_s": time.process_time() - cpu_started,
         "final_loss": float(history["loss"].iloc[-1]) if not history.empty else None,
         "gap_before": before,
         "gap_after": distillation_gap(student, services.teacher, probe, kwargs),
@@ -135,6 +138,7 @@ def _training_metrics(done: dict[str, Any], prefix: str = "recover") -> dict[str
     return {
         f"{prefix}_steps": done["steps_done"],
         f"{prefix}_s": done["seconds"],
+        f"{prefix}_cpu_s": done["cpu_s"],
         f"{prefix}_final_loss": done["final_loss"],
         "distill_l1_before": done["gap_before"],
         "distill_l1_after": done["gap_after"],
@@ -241,7 +245,7 @@ def iterative_method(services: Services, stage: Stage, step: IterativeStep, file
     """Prune -> recover in rounds towards the target (the same training steps in all)."""
     ratio, cost = relative_target(services, stage.model, step)
     start = step.target()[1] / ratio  # the starting model's share of the dense cost
-    model, kept, rows, trained, seconds = stage.model, 1.0, [], 0, 0.0
+    model, kept, rows, trained, seconds, cpu = stage.model, 1.0, [], 0, 0.0, 0.0
     per_round = [step.steps // step.rounds] * step.rounds
     per_round[-1] += step.steps - sum(per_round)
     done: dict[str, Any] = {}
@@ -262,11 +266,12 @@ def iterative_method(services: Services, stage: Stage, step: IterativeStep, file
             f"loss_round{index}",
         )
         trained, seconds = trained + done["steps_done"], seconds + done["seconds"]
+        cpu += done["cpu_s"]
         rows.append({"round": index, "goal_ratio": goal, "ratio": kept, "recover_steps": steps})
         model = student.cpu().eval()
     write_prune_tables(files, result)
     files.add_table("rounds", pd.DataFrame(rows))
-    metrics = _training_metrics({**done, "steps_done": trained, "seconds": seconds})
+    metrics = _training_metrics({**done, "steps_done": trained, "seconds": seconds, "cpu_s": cpu})
     metrics.update(prune_metrics(services, step, result, start * round_start))
     metrics["iterative_rounds"] = step.rounds
     notes = [
