@@ -65,20 +65,20 @@ def prune_structures(out: Path) -> None:
             "criterion": criterion,
             "round_to": round_to,
             "round_all": round_all,
-            "macs_ratio_64x64": result.macs_ratio,
+            "macs_ratio_64x64": result.ratio,
             "param_count": result.steps[-1].param_count,
         }
         (out / f"{name}.json").write_text(
             json.dumps({"variant": "base", "info": info, "modules": structure_of(model)}, indent=1)
         )
-        print(f"{name}: {result.macs_ratio:.3f} of MACs, {time.perf_counter() - started:.0f} s")
+        print(f"{name}: {result.ratio:.3f} of MACs, {time.perf_counter() - started:.0f} s")
 
 
 def time_structures(
     structures: Path, out: Path, shape: tuple[int, ...], repeat: int, device: str
 ) -> None:
     """Time dense base, dense small and every pruned structure in each configuration."""
-    from effprof.compress.cost import conv_macs
+    from effprof.compress.cost import layer_macs
     from effprof.compress.reload import apply_structure
     from effprof.compress.untie import untie_shared
     from effprof.measure.latency import LatencySpec, measure_latency
@@ -97,7 +97,7 @@ def time_structures(
     for name, model in models.items():
         model = model.eval()
         with torch.no_grad():
-            macs = conv_macs(model.to(device), torch.rand(shape, device=device))
+            macs = layer_macs(model.to(device), torch.rand(shape, device=device))
         params = sum(p.numel() for p in model.parameters())
         for config, (channels_last, graphs) in CONFIGS.items():
             spec = LatencySpec(

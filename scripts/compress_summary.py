@@ -2,9 +2,10 @@
 
     python scripts/compress_summary.py reports/ --group GROUP --csv reports/benchmarks/compression.csv
 
-Columns: ``effprof.api.compress.summary_frame`` (ratios against dense, PSNR change against dense
-and against the equally trained dense control) plus the runs' extra metrics (SSIM, gain over
-blurry, fidelity SSIM, INT8 parity, VQ bits per weight, recovery steps and time).
+Columns: the one compression table (``effprof.runs.compression.compression_frame``: ratios
+against dense, PSNR change against dense and against the equally trained dense control) plus the
+runs' extra metrics (SSIM, gain over blurry, fidelity SSIM, INT8 parity, VQ bits per weight,
+recovery / sparsity training steps and time, latency targets and predictions, sensitivity).
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ EXTRA = [
     "test_gain_db", "test_blurry_psnr_db", "fidelity_ssim", "onnx_bytes", "int8_convs",
     "float_convs", "int8_rel_l2_error", "vq_bits_per_conv_weight", "vq_weight_relative_error",
     "recover_steps", "recover_s", "distill_l1_before", "distill_l1_after",
-    "achievable_min_macs_ratio", "torch_latency_cv", "ort_latency_cv",
+    "achievable_min_ratio", "torch_latency_cv", "ort_latency_cv", "sparsify_steps",
+    "sparsify_s", "sparsify_channels", "sparsify_groups", "feature_points", "iterative_rounds",
+    "target_macs_ratio", "target_latency_ratio", "predicted_latency_ratio",
+    "sensitivity_measurements", "prune_s",
 ]  # fmt: skip
 
 

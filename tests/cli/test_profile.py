@@ -14,7 +14,7 @@ import torch
 from effprof.cli import main
 from effprof.models import build_model
 
-FAST = ["--repeat", "2", "--warmup", "0", "--no-crosscheck"]
+FAST = ["--repeat", "2", "--warmup", "0", "--no-crosscheck", "--no-int8"]
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:

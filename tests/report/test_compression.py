@@ -1,39 +1,98 @@
-"""The compression section reads compress runs: ratios to the dense baseline and Pareto fronts."""
+"""The compression section and the answer's sentence on how much cheaper the model can be made."""
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
-from effprof.report.compression import pareto_mask, render, steps_frame
+from effprof.report.compression import answer_sentence, pareto_mask, render, section_body
 from effprof.report.runview import RunView
 from effprof.runs import RunWriter
+from effprof.runs import compression as names
+from tests.runs.test_compression import compress_run, pipeline
 
 
-def _compress_run(root, step: str, created: str, **metrics) -> RunView:
-    writer = RunWriter(root, "compress", "mssnet", "small", {"step": step}).start()
-    writer.created = created
-    return RunView.open(writer.finish(metrics, env={}))
+def _profile(root, **metrics) -> RunView:
+    params = {"weights": "synthetic"}
+    writer = RunWriter(root, "profile", "mssnet", "small", params).start()
+    return RunView.open(writer.finish(metrics, env={"device_name": "a cpu"}))
 
 
-def test_ratios_are_to_the_dense_step_and_missing_values_stay_missing(tmp_path):
-    runs = [
-        _compress_run(tmp_path, "prune", "2026-01-01T00:00:02", macs=20e9, latency_median_ms=50.0,
-                      file_bytes=10e6, test_psnr_db=30.8),
-        _compress_run(tmp_path, "dense", "2026-01-01T00:00:01", macs=40e9, latency_median_ms=100.0,
-                      file_bytes=27e6, test_psnr_db=31.0),
-        _compress_run(tmp_path, "vq", "2026-01-01T00:00:03", macs=20e9, file_bytes=2e6,
-                      test_psnr_db=30.7),
-    ]  # fmt: skip
-    frame = steps_frame(runs)
-    assert list(frame["step"]) == ["dense", "prune", "vq"]  # ordered by creation
-    assert frame.loc[1, "macs_ratio"] == 0.5 and frame.loc[1, "latency_ms_ratio"] == 0.5
-    assert round(frame.loc[2, "psnr_delta_db"], 6) == -0.3
-    assert pd.isna(frame.loc[2, "latency_ms"])
+INT8 = {
+    names.INT8_SPEEDUP: 3.7, names.INT8_SIZE_X: 3.5, names.INT8_FIDELITY_PSNR: 45.6,
+    names.INT8_ORT_LATENCY: 160.0, names.INT8_ORT_FP32_LATENCY: 590.0, names.INT8_THREADS: 1,
+    names.INT8_FILE_BYTES: 7_800_000, names.INT8_FP32_FILE_BYTES: 27_000_000,
+}  # fmt: skip
+
+
+def test_table_ratios_and_the_setting_its_latencies_used(tmp_path):
+    runs = [RunView.open(p) for p in pipeline(tmp_path)]
     html = render(runs)
-    assert "Pareto" in html and "0.50x" in html and "-0.30" in html
+    assert "Pareto" in html and "0.50x" in html and "-0.40" in html and "20.0x" in html
+    assert "torch and ONNX Runtime on a cpu, 1 intra-op thread(s), batch 1 at 1x3x64x64" in html
+    assert "3 held-out synthetic crops of 64 px" in html
+
+
+def test_the_answer_sentence_uses_only_measured_numbers(tmp_path):
+    profile = _profile(tmp_path / "a", **INT8)
+    lead, text = answer_sentence(profile, [])
+    assert lead == "How much cheaper:"
+    assert text == (
+        "ONNX Runtime INT8 of the dense model, without training, is 3.7x faster than ONNX Runtime "
+        "fp32 on this device (1 thread) and its file 3.5x smaller, at 45.6 dB PSNR to the fp32 "
+        "output."
+    )
+    runs = [RunView.open(p) for p in pipeline(tmp_path / "b")]
+    _, text = answer_sentence(profile, runs)
+    assert text.endswith(  # prune and recover are as fast but outside 0.3 dB
+        "output; the fastest stored compressed model within 0.3 dB of it, int8, is 4.0x faster in "
+        "ONNX Runtime and 4.0x smaller at -0.10 dB."
+    )
+    assert answer_sentence(_profile(tmp_path / "c"), []) is None  # nothing measured: no sentence
+
+
+def test_no_compressed_model_within_budget_is_said_so(tmp_path):
+    runs = [RunView.open(p) for p in pipeline(tmp_path)[:3]]
+    _, text = answer_sentence(_profile(tmp_path / "p"), runs)
+    assert text == (
+        "None of the 2 compressed models stored for it stays within 0.3 dB of the dense model "
+        "(closest: recover, 2.0x faster in ONNX Runtime at -0.40 dB)."
+    )
+
+
+def test_a_profile_report_shows_int8_and_the_pareto_front_of_its_store(tmp_path):
+    pipeline(tmp_path)
+    compress_run(tmp_path, "other", "dense", "dense", 0, weights="other.pt")
+    profile = _profile(tmp_path, **INT8)
+    html = section_body(profile, [])
+    assert "3.70x" in html and "45.6 dB" in html
+    assert "same run store" in html
+    table = html.split("<table")[2]  # the compress table (the first one is the INT8 table)
+    rows = table.split("</table>")[0].split("<tbody>")[1].split("<tr>")[1:]
+    steps = {re.match(r"<td[^>]*>([^<]*)</td>", row).group(1) for row in rows}
+    assert steps == {"dense-extra", "vq", "int8"}  # dense-extra beats dense on both fronts
+    missing = _profile(tmp_path / "none")
+    assert section_body(missing, []) is None
 
 
 def test_pareto_front_keeps_only_undominated_points():
     cost = pd.Series([1.0, 2.0, 3.0, 2.5])
     quality = pd.Series([30.0, 31.0, 30.5, 31.5])
     assert list(pareto_mask(cost, quality)) == [True, True, False, True]
+
+
+def test_the_mssnet_profile_measures_its_int8(profile_run):
+    view = RunView.open(profile_run)
+    m = view.metrics
+    assert m[names.INT8_SIZE_X] > 3  # int8 weights in a file of 8-bit tensors
+    assert m[names.INT8_SPEEDUP] == m[names.INT8_ORT_FP32_LATENCY] / m[names.INT8_ORT_LATENCY]
+    assert 10 < m[names.INT8_FIDELITY_PSNR] < 100  # random weights: an image, not exact
+    _, text = answer_sentence(view, [])
+    assert f"{m[names.INT8_SPEEDUP]:.1f}x faster than ONNX Runtime fp32" in text
+
+
+def test_an_int8_model_that_runs_slower_is_said_to(tmp_path):
+    profile = _profile(tmp_path, **{**INT8, names.INT8_SPEEDUP: 0.5})
+    _, text = answer_sentence(profile, [])
+    assert "is 2.0x slower than ONNX Runtime fp32" in text

@@ -2,7 +2,11 @@
 
 The dense model is measured first (run ``dense``); then each step of the config runs on the
 model it starts from and writes a run of kind ``compress`` in one group (the pipeline), whose
-``parent`` is the run of the model the step started from. A run is published only when its step
+``parent`` is the run of the model the step started from. A step is a registered method
+(``effprof.compress.methods``): the api gives it its services (counting, timing, ONNX export,
+the data of ``api.compress_data``) and measures what it returns the same way for every method: a
+new model fully, a form of the model it started from (fp16, INT8, VQ) by its file and runtime,
+or nothing new (the starting model's metrics). A run is published only when its step
 has finished, so an interrupted compress leaves the finished steps' runs intact; ``resume=True``
 skips every step whose hash (the pipeline's settings, the step and the chain of steps that made
 the model it starts from) already has a finished run in the store, reloading the models those steps
@@ -21,29 +25,47 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
-from effprof.api.compress_measure import Context, Stage, count_macs
-from effprof.api.compress_steps import STEPS, dense_step
+from effprof.api.compress_data import (
+    CALIBRATION_SEED,
+    DEBLURRING,
+    TaskData,
+    check_steps,
+    describe,
+    task_data,
+)
+from effprof.api.compress_data import notes as data_notes
+from effprof.api.compress_measure import (
+    Context,
+    count_macs,
+    form_metrics,
+    inherited,
+    latency_spec,
+    model_metrics,
+    save_model,
+)
 from effprof.api.retime import retime_pipeline
-from effprof.compress.prune import PruneSpec, check_target
+from effprof.compress.methods import Services, Stage, method_of
 from effprof.compress.recover import frozen
 from effprof.compress.reload import load_pruned
 from effprof.compress.significance import Calibration
 from effprof.config import validate
-from effprof.config.compress import DENSE, MODEL_STEPS, CompressConfig, PruneStep, RecoverStep
-from effprof.data import TEST_SEED, heldout_pairs, synthetic_pairs
+from effprof.config.compress import DENSE, MODEL_STEPS, CompressConfig
+from effprof.data import TEST_SEED
 from effprof.measure.environment import collect_environment, resolve_device
+from effprof.measure.latency import measure_latency
+from effprof.measure.layer_latency import LayerLatencyTable
+from effprof.measure.onnx import export_onnx, onnx_parity
 from effprof.measure.precision import num_threads
-from effprof.models import check_variant, get_entry, load_model, resolve_weights
-from effprof.results import EffprofError
+from effprof.models import check_variant, get_entry, load_subject, resolve_weights
+from effprof.results import EffprofError, Missing
 from effprof.runs import RunStoreWarning, RunWriter, check_writable, read_record, scan_runs
+from effprof.runs.compression import compression_frame
 from effprof.runs.store import new_run_id
-from effprof.train import Silent
-
-CALIBRATION_SEED = 3  # calibration crops for significance and pruning (calibration split)
+from effprof.train import FFT_WEIGHT, Silent
 
 EventKind = Literal["start", "skip", "done", "phase", "train"]
 
@@ -106,9 +128,9 @@ def _check(config: CompressConfig) -> tuple[str | None, str, int]:
     multiple = entry.input_multiple
     sizes = [("test_size", config.test_size), ("calibration_size", config.calibration_size)]
     sizes += [
-        (f"steps.{i}.crop", s.crop)
-        for i, s in enumerate(config.steps)
-        if isinstance(s, RecoverStep)
+        (f"steps.{i}.{name}", size)
+        for i, step in enumerate(config.steps)
+        for name, size in step.image_sizes().items()
     ]
     for name, size in sizes:
         if size % multiple:
@@ -120,46 +142,30 @@ def _check(config: CompressConfig) -> tuple[str | None, str, int]:
     return variant, device, multiple
 
 
-def _check_targets(ctx: Context, dense: Any, plans: list[_Plan]) -> None:
-    """Refuse prune targets that cannot be reached, before any run is written: exactly for steps
-    starting from the dense model, by order (a lower target than the model they start from) else."""
-    fraction = {DENSE: 1.0}
+def _check_targets(dense: nn.Module, calibration: Calibration, plans: list[_Plan]) -> None:
+    """Refuse pruning targets that cannot be reached, before any run is written: exactly for
+    steps starting from the dense model (MAC targets), by order (a lower target than the model
+    they start from, in the same unit) else."""
+    kept: dict[str, dict[str, float]] = {DENSE: {}}
     for index, plan in enumerate(plans[1:]):
         step = plan.step
-        if isinstance(step, PruneStep):
-            start = fraction[plan.source]
+        target = step.target()
+        start = kept[plan.source]
+        if target is not None:
+            unit, fraction = target
             where = f"steps.{index} ({plan.label})"
-            if step.target_macs >= start:
+            if fraction >= start.get(unit, 1.0):
                 raise EffprofError(
-                    f"{where}: target_macs {step.target_macs:g} is not below the {start:g} of the "
-                    f"dense MACs that {plan.source} keeps"
+                    f"{where}: target_{unit} {fraction:g} is not below the "
+                    f"{start.get(unit, 1.0):g} of the dense {unit} that {plan.source} keeps"
                 )
             if plan.source == DENSE:
-                spec = PruneSpec(step.target_macs, step.criterion, step.steps, step.round_to,
-                                 step.round_all)  # fmt: skip
                 try:
-                    check_target(dense, spec, ctx.calibration)
+                    step.check_start(dense, calibration)
                 except EffprofError as err:
                     raise EffprofError(f"{where}: {err}") from None
         if step.step in MODEL_STEPS:
-            fraction[plan.label] = (
-                step.target_macs if isinstance(step, PruneStep) else fraction[plan.source]
-            )
-
-
-def _calibration(config: CompressConfig, forward_kwargs: dict[str, Any]) -> Calibration:
-    pairs = synthetic_pairs(
-        "calibration", config.calibration_count, config.calibration_size, CALIBRATION_SEED
-    )
-    size = config.calibration_batch
-    batches = [
-        (
-            torch.stack([p.blurry for p in pairs[i : i + size]]),
-            torch.stack([p.sharp for p in pairs[i : i + size]]),
-        )
-        for i in range(0, len(pairs), size)
-    ]
-    return Calibration(batches, forward_kwargs=forward_kwargs)
+            kept[plan.label] = {**start, **dict([target])} if target is not None else dict(start)
 
 
 def _finished(config: CompressConfig) -> tuple[str | None, dict[str, tuple[Path, Any]]]:
@@ -180,19 +186,57 @@ def _finished(config: CompressConfig) -> tuple[str | None, dict[str, tuple[Path,
 
 
 def _notes(config: CompressConfig, ctx: Context, weights_note: str) -> list[str]:
-    c = config
+    c, inputs = config, ctx.data.inputs.describe()
+    notes = [weights_note, *data_notes(ctx.data, config)]
+    if ctx.data.task == DEBLURRING:
+        notes += [
+            f"quality: {len(ctx.pairs)} held-out synthetic crops of {c.test_size} px from the "
+            f"test images (seed {TEST_SEED}); PSNR/SSIM on RGB in [0, 1], outputs clipped; "
+            "fidelity_*: PSNR/SSIM against the dense model's output",
+            f"calibration: {c.calibration_count} crops of {c.calibration_size} px from the "
+            f"calibration images (seed {CALIBRATION_SEED}), batches of {c.calibration_batch}",
+        ]
     return [
-        weights_note,
-        f"quality: {len(ctx.pairs)} held-out synthetic crops of {c.test_size} px from the test "
-        f"images (seed {TEST_SEED}); PSNR/SSIM on RGB in [0, 1], outputs clipped; fidelity_*: "
-        "PSNR/SSIM against the dense model's output",
-        f"macs: effprof's counter at 1x3x{c.test_size}x{c.test_size}; latency: batch 1 at that "
-        f"size, {c.latency_warmup} warm-ups, median of {c.latency_repeat}, torch and ONNX Runtime "
+        *notes,
+        f"macs: effprof's counter for {inputs}; latency: batch as given ({inputs}), "
+        f"{c.latency_warmup} warm-ups, median of {c.latency_repeat}, torch and ONNX Runtime "
         f"(CPU provider) with {c.threads or 'default'} intra-op threads",
-        f"calibration: {c.calibration_count} crops of {c.calibration_size} px from the "
-        f"calibration images (seed {CALIBRATION_SEED}), batches of {c.calibration_batch}",
         "file_bytes: size on disk of the file this step stores",
     ]
+
+
+def _services(
+    config: CompressConfig, device: str, multiple: int, dense: nn.Module, data: TaskData,
+    emit: Callable[[EventKind, str], None],
+) -> Services:  # fmt: skip
+    """What the methods get from the api: data, the teacher, and measurements as callables."""
+    shape = data.shape
+    tables: dict[str, LayerLatencyTable] = {}
+
+    def conv_ms(conv: nn.Conv2d, c_in: int, c_out: int, hw: tuple[int, int]) -> float:
+        if "table" not in tables:
+            tables["table"] = LayerLatencyTable(device, threads=config.threads)
+        return tables["table"].conv_ms(conv, c_in, c_out, hw)
+
+    def latency_ms_of(model: nn.Module) -> float:
+        result = measure_latency(model, shape, latency_spec(config, device))
+        if isinstance(result, Missing):
+            raise EffprofError(f"cannot time the model for a latency target: {result.reason}")
+        return result.median_ms
+
+    services = Services(
+        device=device, threads=config.threads, ort=config.ort, shape=shape, multiple=multiple,
+        teacher=frozen(copy.deepcopy(dense)).to(device), calibration=data.calibration,
+        test_size=config.test_size, phase=lambda text: emit("phase", text),
+        train_progress=_TrainEvents(emit), macs_of=lambda m: count_macs(data.inputs, m),
+        latency_ms_of=latency_ms_of, conv_ms=conv_ms,
+        export_onnx=lambda model, path: export_onnx(model, shape, path),
+        onnx_parity=lambda model, path, x: onnx_parity(model, path, x).summary(),
+        inputs=data.int8_inputs, batches=data.batches,
+        fft_weight=FFT_WEIGHT if data.task == DEBLURRING else 0.0,
+    )  # fmt: skip
+    services.cache["latency_tables"] = tables
+    return services
 
 
 def compress(
@@ -224,20 +268,14 @@ def compress(
     with num_threads(config.threads):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # without weights, the same random model on every (re)run
-            dense = load_model(config.model, variant, weights=config.weights, device="cpu")
-        ctx = Context(
-            config=config,
-            variant=variant,
-            device=device,
-            multiple=multiple,
-            teacher=frozen(copy.deepcopy(dense)).to(device),
-            pairs=heldout_pairs(config.test_count, config.test_size),
-            calibration=_calibration(config, get_entry(config.model).forward_all_kwargs()),
-            phase=lambda text: emit("phase", text),
-            train_progress=_TrainEvents(emit),
-        )
-        ctx.dense_macs = count_macs(ctx, dense)
-        _check_targets(ctx, dense, plans)
+            subject = load_subject(config.model, variant, weights=config.weights, device="cpu")
+        dense, entry = subject.model, subject.entry
+        data = task_data(config, entry, variant, dense)
+        check_steps(config, data)
+        services = _services(config, device, multiple, dense, data, emit)
+        ctx = Context(config, variant, services, data, entry)
+        services.dense_macs = count_macs(data.inputs, dense)
+        _check_targets(dense, services.calibration, plans)
         group, done = _finished(config) if config.resume else (None, {})
         group = group or new_run_id("pipeline", config.model, variant)
         weights_note = (
@@ -252,18 +290,19 @@ def compress(
         for index, plan in enumerate(plans):
             state.update(index=index, label=plan.label)
             source = stages[plan.source] if plan.source else Stage(dense, DENSE)
-            trained = source.trained_steps + (plan.step.steps if _is_recover(plan) else 0)
-            pruned = source.pruned or isinstance(plan.step, PruneStep)
+            step = plan.step
+            trained = source.trained_steps + (step.training_steps() if step else 0)
+            pruned = source.pruned or bool(step is not None and step.prunes)
             if plan.step_hash in done:
                 path, record = done[plan.step_hash]
                 emit("skip", f"finished earlier: {record.run_id}", path)
                 model = None
-                if plan.step is None or plan.step.step in MODEL_STEPS:
-                    model = dense if plan.step is None else load_pruned(path)
+                if step is None or step.step in MODEL_STEPS:
+                    model = dense if step is None else load_pruned(path)
             else:
-                emit("start", plan.step.step if plan.step else DENSE)
-                params = _params(config, plan, index, trained, pruned)
-                path, model = _run(ctx, config, variant, plan, source, params, group, notes, env)
+                emit("start", step.step if step else DENSE)
+                params = {**_params(config, plan, index, trained, pruned), "task": describe(data)}
+                path, model = _run(ctx, plan, source, params, group, notes, env)
                 emit("done", "", path)
             paths.append(path)
             if model is not None:
@@ -275,10 +314,6 @@ def compress(
             retime_pipeline(paths, out=config.out, model=config.model, variant=variant,
                             group=group, env=env, rounds=retime_rounds)  # fmt: skip
     return paths
-
-
-def _is_recover(plan: _Plan) -> bool:
-    return isinstance(plan.step, RecoverStep)
 
 
 def _params(
@@ -299,10 +334,31 @@ def _params(
     }
 
 
+def _measure(ctx: Context, plan: _Plan, source: Stage, writer: RunWriter):
+    """Run the plan's method (or the dense baseline) and measure what it made."""
+    if plan.step is None:
+        file_bytes = save_model(ctx, source.model, writer, DENSE)
+        return model_metrics(ctx, source.model, writer, file_bytes), [], source.model
+    tables = ctx.services.cache["latency_tables"]
+    lookups = tables["table"].lookups if "table" in tables else 0
+    result = method_of(plan.step).run(ctx.services, source, plan.step, writer)
+    if result.model is not None:
+        file_bytes = save_model(ctx, result.model, writer, plan.label)
+        metrics = model_metrics(ctx, result.model, writer, file_bytes)
+    elif result.form is not None:
+        metrics = form_metrics(ctx, source, result.form, writer)
+    else:
+        metrics, notes = inherited(source)
+        result.notes[:0] = notes
+    metrics.update(result.metrics)
+    if "table" in tables and tables["table"].lookups > lookups:  # this step used the table
+        tables["table"].save()
+        result.notes.append(tables["table"].describe())
+    return metrics, result.notes, result.model
+
+
 def _run(
     ctx: Context,
-    config: CompressConfig,
-    variant: str | None,
     plan: _Plan,
     source: Stage,
     params: dict[str, Any],
@@ -311,80 +367,29 @@ def _run(
     env: dict[str, Any],
 ) -> tuple[Path, Any]:
     """Run one step into its own run folder; nothing of it remains if it fails."""
+    config = ctx.config
     writer = RunWriter(
         config.out,
         "compress",
         config.model,
-        variant,
+        ctx.variant,
         params=params,
-        run_id=new_run_id(f"compress-{plan.label}", config.model, variant),
+        run_id=new_run_id(f"compress-{plan.label}", config.model, ctx.variant),
         group=group,
         parent=source.run_id if plan.step is not None else None,
     ).start()
     try:
-        if plan.step is None:
-            output = dense_step(ctx, source, writer)
-        else:
-            output = STEPS[plan.step.step](ctx, source, plan.step, writer)
-        path = writer.finish(output.metrics, env, [*notes, *output.notes])
+        metrics, step_notes, model = _measure(ctx, plan, source, writer)
+        path = writer.finish(metrics, env, [*notes, *step_notes])
     except BaseException:
         writer.abandon()
         raise
-    return path, (source.model if plan.step is None else output.model)
-
-
-# ---- the summary the CLI shows ------------------------------------------------------------------
-
-SUMMARY_COLUMNS = [
-    "step", "method", "source", "param_count", "macs", "file_bytes", "torch_latency_ms",
-    "ort_latency_ms", "test_psnr_db", "test_ssim", "fidelity_psnr_db", "size_x", "macs_ratio",
-    "torch_speedup", "ort_speedup", "psnr_delta_db", "reference", "quality_delta_db", "run_id",
-    "group",
-]  # fmt: skip
+    return path, model
 
 
 def summary_frame(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
-    """One row per compress run (LightGaussian's table): size ``x`` smaller than dense, MAC ratio,
-    speed-ups over dense (torch and ORT, each against the same runtime), PSNR change against dense
-    and ``quality_delta_db`` against the uncompressed model with the same extra training
-    (``reference``: dense, or a recover step from dense with as many training steps)."""
-    rows = []
-    for run_dir in run_dirs:
-        record = read_record(run_dir)
-        m, p = record.metrics, record.params
-        rows.append({
-            "step": p.get("step"), "method": p.get("method"), "source": p.get("source"),
-            "param_count": m.get("param_count"), "macs": m.get("macs"),
-            "file_bytes": m.get("file_bytes"),
-            "torch_latency_ms": m.get("torch_latency_median_ms"),
-            "ort_latency_ms": m.get("ort_latency_median_ms"),
-            "test_psnr_db": m.get("test_psnr_db"), "test_ssim": m.get("test_ssim"),
-            "fidelity_psnr_db": m.get("fidelity_psnr_db"),
-            "trained_steps": p.get("trained_steps", 0), "pruned": p.get("pruned", False),
-            "run_id": record.run_id, "group": record.group,
-        })  # fmt: skip
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    numeric = ["param_count", "macs", "file_bytes", "torch_latency_ms", "ort_latency_ms",
-               "test_psnr_db", "test_ssim", "fidelity_psnr_db"]  # fmt: skip
-    frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")
-    base = frame[frame["method"] == DENSE]
-    base = base.iloc[0] if len(base) else frame.iloc[0]
-    frame["size_x"] = base["file_bytes"] / frame["file_bytes"]
-    frame["macs_ratio"] = frame["macs"] / base["macs"]
-    frame["torch_speedup"] = base["torch_latency_ms"] / frame["torch_latency_ms"]
-    frame["ort_speedup"] = base["ort_latency_ms"] / frame["ort_latency_ms"]
-    frame["psnr_delta_db"] = frame["test_psnr_db"] - base["test_psnr_db"]
-    controls = frame[~frame["pruned"].astype(bool) & frame["method"].isin([DENSE, "recover"])]
-    by_steps = {int(r.trained_steps): r for r in controls.itertuples()}
-    references = [by_steps.get(int(t)) for t in frame["trained_steps"]]
-    frame["reference"] = [r.step if r is not None else None for r in references]
-    frame["quality_delta_db"] = [
-        q - r.test_psnr_db if r is not None else np.nan
-        for q, r in zip(frame["test_psnr_db"], references, strict=True)
-    ]
-    return frame[SUMMARY_COLUMNS]
+    """The compression table of these runs (``effprof.runs.compression.compression_frame``)."""
+    return compression_frame([read_record(path) for path in run_dirs])
 
 
 __all__ = ["CompressEvent", "CompressProgress", "compress", "summary_frame"]

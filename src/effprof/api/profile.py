@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from effprof.api.cheaper import measure_int8, skipped_int8
 from effprof.api.explain import (
     measure_attribution,
     measure_counterfactuals,
@@ -421,6 +422,17 @@ def profile(
         step("roofline")
         measure_roofline(config, target, count, collected)
     measure_scaling(model, config, target, spec, collected, step, entry, count)
+
+    if config.count_only:
+        collected.metrics.update(skipped_int8(COUNT_ONLY).metrics)
+    else:
+        step("INT8 in ONNX Runtime (how much cheaper, without training)")
+        with num_threads(config.threads):
+            int8 = measure_int8(model, target.padded_inputs, count.macs, entry,
+                                enabled=config.int8, threads=config.threads)  # fmt: skip
+        collected.metrics.update(int8.metrics)
+        collected.tables.update(int8.tables)
+        collected.notes.extend(int8.notes)
 
     if config.crosscheck and not config.count_only:
         step("cross-checking counters")

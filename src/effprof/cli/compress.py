@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from effprof.cli import app, console, err_console
+from effprof.cli import app, console, err_console, fail
 from effprof.units import binary_bytes
 
 if TYPE_CHECKING:
-    from effprof.api.compress import CompressEvent
+    pass
 
 TABLE_WIDTH = 160
 
@@ -39,7 +39,7 @@ class _Bar:
         )
         self.task: Any = None
 
-    def __call__(self, event: CompressEvent) -> None:
+    def __call__(self, event: Any) -> None:  # an effprof.api.compress.CompressEvent
         if self.task is None:
             self.bar.start()
             self.task = self.bar.add_task("steps", total=event.total, status="")
@@ -55,7 +55,7 @@ class _Bar:
             self.bar.stop()
 
 
-def _lines(event: CompressEvent) -> None:
+def _lines(event: Any) -> None:
     if event.kind == "train" and not event.detail.split("/")[0].endswith("0"):
         return  # one line per ten training log rows
     where = f"[{event.index}/{event.total - 1}] {event.label}"
@@ -74,21 +74,50 @@ def _with_ratio(value: Any, ratio: Any, spec: str) -> str:
 
 
 def _table(frame) -> Table:
+    from effprof.runs.compression import quality_column
+
+    column, label = quality_column(frame)
+    psnr = column == "test_psnr_db"
     table = Table(title="compression: ratios against the dense model")
-    for name in ("step", "from", "size (x smaller)", "MACs", "ORT ms (x faster)",
-                 "torch ms (x faster)", "PSNR dB", "Δ dense", "Δ same training"):  # fmt: skip
+    headers = ["step", "from", "size (x smaller)", "MACs", "ORT ms (x faster)",
+               "torch ms (x faster)", label]  # fmt: skip
+    headers += ["Δ dense", "Δ same training"] if psnr else ["top-1 agreement"]
+    for name in headers:
         table.add_column(name, justify="left" if name in ("step", "from") else "right")
     for row in frame.itertuples():
-        same = f"{_fmt(row.quality_delta_db, '+.2f')} {row.reference}" if row.reference else "—"
-        table.add_row(
+        cells = [
             str(row.step), row.source if isinstance(row.source, str) else "",
             f"{binary_bytes(row.file_bytes)} ({_fmt(row.size_x, '.1f', 'x')})",
             _fmt(row.macs_ratio, ".2f", "x"),
             _with_ratio(row.ort_latency_ms, row.ort_speedup, ",.1f"),
             _with_ratio(row.torch_latency_ms, row.torch_speedup, ",.1f"),
-            _fmt(row.test_psnr_db, ".2f"), _fmt(row.psnr_delta_db, "+.2f"), same,
-        )  # fmt: skip
+            _fmt(getattr(row, column), ".2f"),
+        ]  # fmt: skip
+        if psnr:
+            same = f"{_fmt(row.quality_delta_db, '+.2f')} {row.reference}" if row.reference else "—"
+            cells += [_fmt(row.psnr_delta_db, "+.2f"), same]
+        else:
+            cells.append(_fmt(row.fidelity_top1_agreement, ".0%"))
+        table.add_row(*cells)
     return table
+
+
+def _setting(frame) -> str:
+    from effprof.runs.compression import latency_setting
+
+    s = latency_setting(frame)
+    text = (
+        f"latencies: {' and '.join(s['runtimes']) or 'none'}, "
+        f"{', '.join(map(str, s['threads'])) or '?'} intra-op thread(s), inputs "
+        f"{', '.join(s['inputs']) or '?'}; x smaller: dense file / this file; x faster: "
+        "dense latency / this latency in the same runtime"
+    )
+    if frame["test_psnr_db"].notna().any():
+        text += (
+            "; Δ same training: PSNR against the uncompressed model given as many extra "
+            "training steps (named)"
+        )
+    return text
 
 
 @app.command()
@@ -99,28 +128,49 @@ def compress(
     model: str = typer.Option(None, help="registered name (mssnet) or package.module:callable"),
     variant: str = typer.Option(None, help="model variant, e.g. small | base | large"),
     weights: str = typer.Option(None, help="weights file or a shipped name such as 'synthetic'"),
+    target: str = typer.Option(
+        None,
+        help="without --config: prune to macs=F or latency=F of the dense model, recover, "
+        "INT8 (e.g. latency=0.5)",
+    ),
+    recover_steps: int = typer.Option(
+        200, min=1, help="with --target: distillation steps after pruning"
+    ),
     device: str = typer.Option(None, help="auto | cpu | cuda"),
     threads: int = typer.Option(None, help="torch and ONNX Runtime intra-op threads (default 1)"),
+    test_size: int = typer.Option(None, help="image side for quality, MACs and latency (px)"),
+    test_count: int = typer.Option(None, help="held-out crops (or random inputs) to score"),
+    ort: bool = typer.Option(
+        None, "--ort/--no-ort", help="export every model to ONNX and time ONNX Runtime too"
+    ),
     resume: bool = typer.Option(
         None, "--resume/--no-resume", help="skip steps already finished by this config in --out"
     ),
     progress: str = typer.Option(None, help="auto | bar | lines | none"),
     out: str = typer.Option(None, help="run store root (default reports/)"),
 ) -> None:
-    """Compress a model step by step (significance, prune, recover, fp16/bf16, int8, vq); one run each."""
+    """Compress a model step by step (prune, recover, int8, vq...; see configs/compress-*.yaml)."""
     from effprof.api.compress import compress as run_compress
     from effprof.api.compress import summary_frame
     from effprof.config import load_config, validate
-    from effprof.config.compress import CompressConfig
+    from effprof.config.compress import CompressConfig, default_steps
 
     given = _options(
         model=model, variant=variant, weights=weights, device=device, threads=threads,
-        resume=resume, progress=progress, out=out,
+        test_size=test_size, test_count=test_count, ort=ort, resume=resume, progress=progress,
+        out=out,
     )  # fmt: skip
+    if target is not None:
+        if config is not None:
+            raise fail("--target builds its own steps; give it or --config, not both")
+        try:
+            given["steps"] = default_steps(target, recover_steps)
+        except ValueError as err:
+            raise fail(str(err)) from None
     settings = (
         load_config(CompressConfig, config, given)
         if config
-        else validate(CompressConfig, given, "options (give --config FILE naming the steps)")
+        else validate(CompressConfig, given, "options (give --config FILE or --target macs=F)")
     )
     mode = settings.progress
     if mode == "auto":
@@ -135,11 +185,5 @@ def compress(
     frame = summary_frame(paths)
     # piped into a file or a log, the table keeps one line per step instead of the 80-column default
     (console if console.is_terminal else Console(width=TABLE_WIDTH)).print(_table(frame))
-    console.print(
-        "x smaller: dense file / this file; x faster: dense latency / this latency in the same "
-        "runtime; PSNR on the held-out synthetic crops; Δ same training: PSNR against the "
-        "uncompressed model given as many extra training steps (named)",
-        markup=False,
-        soft_wrap=True,
-    )
+    console.print(_setting(frame), markup=False, soft_wrap=True)
     console.print(f"runs: {paths[0].parent} (group {frame['group'].iloc[0]})", markup=False)

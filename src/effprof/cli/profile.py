@@ -39,6 +39,11 @@ def profile(
     onnx: bool = typer.Option(
         None, "--onnx/--no-onnx", help="also export to ONNX and time ONNX Runtime"
     ),
+    int8: bool = typer.Option(
+        None,
+        "--int8/--no-int8",
+        help="quantise the model to ONNX Runtime INT8 and compare it with fp32 (default on)",
+    ),
     resolutions: str = typer.Option(None, help="resolution sweep, e.g. 256,512,720p,1080p,4k"),
     warmup: int = typer.Option(None, help="untimed warm-up forwards"),
     repeat: int = typer.Option(None, help="timed forwards"),
@@ -61,7 +66,7 @@ def profile(
     given = _options(
         model=model, variant=variant, weights=weights, input=input, device=device,
         precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs,
-        compile=compile, onnx=onnx, resolutions=resolutions, warmup=warmup, repeat=repeat,
+        compile=compile, onnx=onnx, int8=int8, resolutions=resolutions, warmup=warmup, repeat=repeat,
         threads=threads, crosscheck=crosscheck, roofline=roofline, out=out,
     )  # fmt: skip
     settings = (
@@ -132,6 +137,9 @@ def print_summary(run_dir: Path) -> None:
         ("peak activation memory (meta trace)", "activation_peak_bytes", binary_bytes),
         ("weights", "weights_bytes", binary_bytes),
     ]
+    if "int8_speedup_vs_ort_fp32" in m or "int8_speedup_vs_ort_fp32" in miss:
+        rows.append(("ONNX Runtime INT8 speed-up over fp32", "int8_speedup_vs_ort_fp32",
+                     lambda v: f"{v:.2f}x"))  # fmt: skip
     if "ort_latency_median_ms" in m:
         rows.append(
             ("ONNX Runtime latency median", "ort_latency_median_ms", lambda v: f"{v:,.2f} ms")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -273,14 +274,22 @@ def prelu_as_leaky_relu(model: onnx.ModelProto) -> int:
 @contextmanager
 def _quiet_ort() -> Iterator[None]:
     """ONNX Runtime's global log level at errors only, back at its default (warnings) after: the
-    sessions the quantisation tools open log a line per initializer they drop."""
+    sessions the quantisation tools open log a line per initializer they drop. The quantiser also
+    warns through the root logger (``logging.warning``), which would install a stderr handler
+    for good when none exists: a null handler stands in while it runs, warnings are dropped."""
     import onnxruntime as ort
 
+    root = logging.getLogger()
+    stand_in, level = logging.NullHandler(), root.level
+    root.addHandler(stand_in)
+    root.setLevel(logging.ERROR)
     ort.set_default_logger_severity(3)
     try:
         yield
     finally:
         ort.set_default_logger_severity(2)
+        root.removeHandler(stand_in)
+        root.setLevel(level)
 
 
 def quantize_int8(

@@ -4,11 +4,13 @@ Two files: ``structure.json`` (the registered model it came from and the width o
 layer) and ``weights.pt`` (the state dict). Loading builds the fresh model, unties its shared
 PReLU, rebuilds each listed layer at its saved width, then loads the weights with
 ``weights_only=True`` and a strict shape check, so a structure and weights that do not match are
-refused with the names of the mismatched tensors.
+refused with the names of the mismatched tensors. Parameters that belong to no resizable layer
+(a ConvNeXt block's layer scale) take the shape the weights file gives them.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ WEIGHTS_FILE = "weights.pt"
 
 
 def _conv_size(m: nn.Conv2d) -> dict[str, int]:
-    return {"in_channels": m.in_channels, "out_channels": m.out_channels}
+    return {"in_channels": m.in_channels, "out_channels": m.out_channels, "groups": m.groups}
 
 
 def _conv_build(m: nn.Conv2d, size: dict[str, int]) -> nn.Conv2d:
@@ -41,7 +43,7 @@ def _conv_build(m: nn.Conv2d, size: dict[str, int]) -> nn.Conv2d:
         m.stride,
         m.padding,
         m.dilation,
-        m.groups,
+        size.get("groups", m.groups),  # a depthwise conv keeps groups == channels
         m.bias is not None,
         m.padding_mode,
     )
@@ -49,6 +51,17 @@ def _conv_build(m: nn.Conv2d, size: dict[str, int]) -> nn.Conv2d:
 
 def _linear_build(m: nn.Linear, size: dict[str, int]) -> nn.Linear:
     return nn.Linear(size["in_features"], size["out_features"], m.bias is not None)
+
+
+def _layer_norm_resized(m: nn.LayerNorm, size: dict[str, Any]) -> nn.LayerNorm:
+    """A copy of ``m`` (subclasses such as ConvNeXt's channels-first norm too) at a new shape."""
+    new = copy.deepcopy(m)
+    shape = tuple(size["normalized_shape"])
+    new.normalized_shape = shape
+    for name in ("weight", "bias"):
+        if getattr(m, name, None) is not None:
+            setattr(new, name, nn.Parameter(torch.empty(shape)))
+    return new
 
 
 def _bn_build(m: nn.BatchNorm2d, size: dict[str, int]) -> nn.BatchNorm2d:
@@ -69,7 +82,16 @@ RESIZABLE: dict[
         lambda m: {"num_parameters": m.num_parameters},
         lambda m, s: nn.PReLU(s["num_parameters"]),
     ),
+    nn.LayerNorm: (lambda m: {"normalized_shape": list(m.normalized_shape)}, _layer_norm_resized),
 }
+
+
+def _resizer(module: nn.Module) -> Any:
+    """The (size, rebuild) pair of the nearest resizable class of ``module`` (None if none)."""
+    for cls in type(module).__mro__:
+        if cls in RESIZABLE and (cls is type(module) or cls is nn.LayerNorm):
+            return RESIZABLE[cls]
+    return None
 
 
 @dataclass(frozen=True)
@@ -88,9 +110,9 @@ class PrunedFiles:
 def structure_of(model: nn.Module) -> dict[str, dict[str, Any]]:
     """{module name: {"type": ..., sizes...}} for every resizable module of ``model``."""
     return {
-        name: {"type": type(m).__name__, **RESIZABLE[type(m)][0](m)}
+        name: {"type": type(m).__name__, **_resizer(m)[0](m)}
         for name, m in model.named_modules()
-        if type(m) in RESIZABLE
+        if _resizer(m) is not None
     }
 
 
@@ -139,16 +161,28 @@ def apply_structure(model: nn.Module, modules: dict[str, dict[str, Any]]) -> nn.
     present = dict(model.named_modules())
     for name, entry in modules.items():
         old = present.get(name)
-        if old is None or type(old).__name__ != entry["type"] or type(old) not in RESIZABLE:
+        resizer = _resizer(old) if old is not None else None
+        if resizer is None or type(old).__name__ != entry["type"]:
             raise EffprofError(
                 f"pruned structure names {entry['type']} {name!r}, which the model lacks"
             )
         size = {k: v for k, v in entry.items() if k != "type"}
-        if RESIZABLE[type(old)][0](old) == size:
+        if {**resizer[0](old), **size} == resizer[0](old):
             continue
         parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name), child, RESIZABLE[type(old)][1](old, size))
+        setattr(model.get_submodule(parent_name), child, resizer[1](old, size))
     return model
+
+
+def fit_loose_parameters(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Give parameters of non-resizable modules the shape ``state`` has for them, in place."""
+    for module_name, module in model.named_modules():
+        if _resizer(module) is not None:
+            continue
+        for name, param in list(module.named_parameters(recurse=False)):
+            key = f"{module_name}.{name}" if module_name else name
+            if key in state and state[key].shape != param.shape:
+                setattr(module, name, nn.Parameter(torch.empty_like(state[key])))
 
 
 def load_pruned(directory: str | Path, device: str | torch.device = "cpu") -> nn.Module:
@@ -159,7 +193,7 @@ def load_pruned(directory: str | Path, device: str | torch.device = "cpu") -> nn
     if structure["untied"]:
         untie_shared(model)
     apply_structure(model, structure["modules"])
-    load_state_dict_strict(
-        model, read_state_dict(directory / WEIGHTS_FILE), str(directory / WEIGHTS_FILE)
-    )
+    state = read_state_dict(directory / WEIGHTS_FILE)
+    fit_loose_parameters(model, state)
+    load_state_dict_strict(model, state, str(directory / WEIGHTS_FILE))
     return model.to(device).eval()

@@ -11,7 +11,7 @@ resolutions: the channel to remove first is the one that buys the most MACs for 
 Magnitude (L1 / L2 of the filter) and LAMP (Lee et al., ICLR 2021) are data-free criteria kept for
 comparison; LAMP normalises within a layer, so it is also comparable across layers.
 
-Criteria live in one registry: ``@register_method("taylor")``; ``SIGNIFICANCE.names()`` lists them.
+Criteria live in one registry: ``@register_criterion("taylor")``; ``SIGNIFICANCE.names()`` lists them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from effprof._registry import Registry
-from effprof.compress.cost import conv_pixels, out_channel_macs
+from effprof.compress.cost import LAYERS, channel_dim, layer_positions, out_channel_macs
 from effprof.results import EffprofError
 
 LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
@@ -129,7 +129,7 @@ class Criterion:
 SIGNIFICANCE: Registry[str, Criterion] = Registry("significance criterion")
 
 
-def register_method(
+def register_criterion(
     name: str, *, cost_normalised: bool, uses_data: bool, summary: str
 ) -> Callable[[Callable], Callable]:
     """Register a criterion function ``(model, calibration, convs) -> {layer: per-channel raw}``."""
@@ -141,9 +141,9 @@ def register_method(
     return decorate
 
 
-def named_convs(model: nn.Module) -> dict[str, nn.Conv2d]:
-    """Every 2-D convolution of ``model`` by its module name (each instance once)."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+def named_convs(model: nn.Module) -> dict[str, nn.Module]:
+    """Every 2-D convolution and linear layer of ``model`` by its module name (each once)."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, LAYERS)}
 
 
 @contextmanager
@@ -170,7 +170,7 @@ def compute_significance(
     was_training = model.training
     model.eval()
     try:
-        pixels = conv_pixels(model, calibration.batches[0][0], calibration.forward_kwargs)
+        pixels = layer_positions(model, calibration.batches[0][0], calibration.forward_kwargs)
         convs = {name: conv for name, conv in named_convs(model).items() if name in pixels}
         costs = {name: out_channel_macs(conv, pixels[name]) for name, conv in convs.items()}
         raw = entry.scores(model, calibration, convs)
@@ -188,7 +188,7 @@ def compute_significance(
     )
 
 
-@register_method(
+@register_criterion(
     "taylor",
     cost_normalised=True,
     uses_data=True,
@@ -199,8 +199,9 @@ def taylor_scores(
 ) -> dict[str, Tensor]:
     """First-order Taylor contribution of each output channel, summed over all calibration pixels."""
     totals = {
-        name: torch.zeros(conv.out_channels, dtype=torch.float64) for name, conv in convs.items()
+        name: torch.zeros(conv.weight.shape[0], dtype=torch.float64) for name, conv in convs.items()
     }
+    dims = {name: channel_dim(conv) for name, conv in convs.items()}
     for blurry, sharp in calibration.batches:
         outputs: dict[str, list[Tensor]] = {}
         with torch.enable_grad(), _capture_outputs(convs, outputs):
@@ -210,7 +211,8 @@ def taylor_scores(
         grads = torch.autograd.grad(loss, tensors, allow_unused=True)
         for name, act, grad in zip(names, tensors, grads, strict=True):
             if grad is not None:
-                totals[name] += (act.detach() * grad).abs().sum(dim=(0, 2, 3)).double()
+                product = (act.detach() * grad).abs().movedim(dims[name], 0)
+                totals[name] += product.reshape(product.shape[0], -1).sum(1).double()
     return totals
 
 
@@ -218,7 +220,7 @@ def _filter_norms(convs: dict[str, nn.Conv2d], p: int) -> dict[str, Tensor]:
     return {name: conv.weight.detach().flatten(1).norm(p=p, dim=1) for name, conv in convs.items()}
 
 
-@register_method(
+@register_criterion(
     "magnitude", cost_normalised=False, uses_data=False, summary="L2 norm of each filter"
 )
 def l2_scores(
@@ -228,7 +230,7 @@ def l2_scores(
     return _filter_norms(convs, 2)
 
 
-@register_method(
+@register_criterion(
     "magnitude-l1", cost_normalised=False, uses_data=False, summary="L1 norm of each filter"
 )
 def l1_scores(
@@ -252,7 +254,7 @@ def lamp(norms_sq: Tensor) -> Tensor:
     return scores
 
 
-@register_method(
+@register_criterion(
     "lamp",
     cost_normalised=False,
     uses_data=False,

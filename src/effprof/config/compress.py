@@ -13,142 +13,38 @@ A config names steps in order; each starts from the model the previous one left 
       - {step: recover, name: recover-magnitude, steps: 150}
       - {step: recover, name: dense-extra, from: dense, steps: 150}   # the dense control
 
-``prune`` and ``recover`` make a new model; ``significance``, ``fp16``, ``bf16``, ``int8`` and
-``vq`` measure a form of the model they start from and leave it to the next step unchanged.
-``target_macs`` is a fraction of the dense model's MACs. Step names label the runs (default: the
-step kind, ``-2``, ``-3``... when repeated); ``dense`` is the uncompressed baseline's run.
+The step kinds are the registered compression methods (``effprof.compress.methods``): ``prune``,
+``prune-sensitivity``, ``sparsify``, ``iterative`` and ``recover`` make a new model;
+``significance``, ``fp16``, ``bf16``, ``int8`` and ``vq`` measure a form of the model they start
+from and leave it to the next step unchanged. A pruning target is a fraction of the dense model's
+MACs (``target_macs``) or of its latency on this device (``target_latency``). Step names label the
+runs (default: the step kind, ``-2``, ``-3``... when repeated); ``dense`` is the uncompressed
+baseline's run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, model_validator
 
-from effprof.compress.prune import TP_MAGNITUDE
-from effprof.compress.significance import SIGNIFICANCE
-from effprof.config.base import StrictModel, check_zoom
+from effprof.compress.methods import METHODS, kinds, model_kinds
+from effprof.config.base import StrictModel
 
 Device = Literal["auto", "cpu", "cuda"]
 ProgressMode = Literal["auto", "bar", "lines", "none"]
 DENSE = "dense"
-MODEL_STEPS = ("prune", "recover")  # steps that make a new model
 HASH_CHARS = 16
 
-
-def _check_criterion(name: str, allow_tp: bool) -> str:
-    known = [*SIGNIFICANCE.names(), *([TP_MAGNITUDE] if allow_tp else [])]
-    if name not in known:
-        raise ValueError(f"unknown criterion {name!r}; known: {', '.join(known)}")
-    return name
-
-
-class _Step(StrictModel):
-    """Fields every step has: an optional name (its run's label) and the model it starts from."""
-
-    name: str | None = Field(
-        default=None, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$"
-    )
-    from_: str | None = Field(default=None, alias="from")
-
-
-class SignificanceStep(_Step):
-    """Score every output channel (the table is stored; later int8 / vq steps may use it)."""
-
-    step: Literal["significance"]
-    criterion: str = "taylor"
-
-    @model_validator(mode="after")
-    def _known(self) -> SignificanceStep:
-        _check_criterion(self.criterion, allow_tp=False)
-        return self
-
-
-class PruneStep(_Step):
-    """Structured pruning to ``target_macs`` of the dense MACs, in ``steps`` Torch-Pruning steps."""
-
-    step: Literal["prune"]
-    target_macs: float = Field(gt=0, lt=1)
-    criterion: str = "taylor"
-    steps: int = Field(default=4, ge=1, le=100)
-    round_to: int = Field(default=8, ge=1, le=256)
-    round_all: bool = True
-
-    @model_validator(mode="after")
-    def _known(self) -> PruneStep:
-        _check_criterion(self.criterion, allow_tp=True)
-        return self
-
-
-class RecoverStep(_Step):
-    """Fine-tune by distilling from the dense model on fresh pseudo-views (crops, flips, blurs)."""
-
-    step: Literal["recover"]
-    steps: int = Field(default=150, ge=1, le=10_000_000)
-    lr: float = Field(default=2e-4, gt=0, le=1.0)
-    min_lr: float = Field(default=1e-6, ge=0, le=1.0)
-    warmup_steps: int = Field(default=0, ge=0)
-    grad_clip: float | None = Field(default=5.0, gt=0)
-    distill_weight: float = Field(default=1.0, ge=0)
-    reconstruction_weight: float = Field(default=1.0, ge=0)
-    crop: int = Field(default=64, ge=16, le=2048)
-    batch: int = Field(default=4, ge=1, le=4096)
-    seed: int = Field(default=5000, ge=0)
-    zoom: tuple[float, float] = (1.0, 1.0)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> RecoverStep:
-        if self.min_lr > self.lr:
-            raise ValueError(f"min_lr {self.min_lr} exceeds lr {self.lr}")
-        check_zoom(self.zoom)
-        if self.distill_weight == 0 and self.reconstruction_weight == 0:
-            raise ValueError("distill_weight and reconstruction_weight cannot both be 0")
-        return self
-
-
-class HalfStep(_Step):
-    """Weights (and compute) in fp16 or bf16."""
-
-    step: Literal["fp16", "bf16"]
-
-
-class Int8Step(_Step):
-    """ONNX Runtime static QDQ INT8, calibrated on blurry crops of the calibration split; the
-    ``keep_float`` most sensitive convolutions (by measured INT8 ``sensitivity`` or by
-    ``significance``) stay in float."""
-
-    step: Literal["int8"]
-    keep_float: int = Field(default=0, ge=0, le=1000)
-    keep_by: Literal["sensitivity", "significance"] = "sensitivity"
-    calibration_count: int = Field(default=8, ge=1, le=1000)
-    calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
-    per_channel: bool = True
-
-
-class VQStep(_Step):
-    """Significance-aware k-means vector quantisation of the weights (storage only)."""
-
-    step: Literal["vq"]
-    codebook_size: int = Field(default=4096, ge=2, le=65536)
-    vector_dim: int = Field(default=9, ge=1, le=1024)
-    fp16_fraction: float = Field(default=0.05, ge=0, le=1)
-    kmeans_iterations: int = Field(default=50, ge=1, le=10_000)
-    criterion: str = "taylor"
-    seed: int = Field(default=0, ge=0)
-
-    @model_validator(mode="after")
-    def _known(self) -> VQStep:
-        _check_criterion(self.criterion, allow_tp=False)
-        return self
-
-
+# Derived from the method registry (effprof.compress.methods): a new method is one module there.
+STEP_KINDS = kinds()
+MODEL_STEPS = model_kinds()  # steps that make a new model
 Step = Annotated[
-    SignificanceStep | PruneStep | RecoverStep | HalfStep | Int8Step | VQStep,
+    Union[tuple(method.settings for _, method in METHODS.items())],  # noqa: UP007
     Field(discriminator="step"),
 ]
-STEP_KINDS = ("significance", "prune", "recover", "fp16", "bf16", "int8", "vq")
 
 
 class CompressConfig(StrictModel):
@@ -246,3 +142,31 @@ def label_of(step: Any, counts: dict[str, int]) -> str:
 def _hash(data: Any) -> str:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_CHARS]
+
+
+def parse_target(text: str) -> tuple[str, float]:
+    """``"latency=0.5"`` -> ("latency", 0.5): a pruning target as ``--target`` gives it."""
+    unit, _, value = text.partition("=")
+    units = ("macs", "latency")
+    try:
+        fraction = float(value)
+    except ValueError:
+        fraction = -1.0
+    if unit not in units or not 0 < fraction < 1:
+        raise ValueError(
+            f"--target must be macs=F or latency=F with 0 < F < 1 (a fraction of the dense "
+            f"model's), got {text!r}"
+        )
+    return unit, fraction
+
+
+def default_steps(target: str, recover_steps: int) -> list[dict[str, Any]]:
+    """The pipeline ``effprof compress --target`` runs without a config: prune to the target,
+    recover by distillation alone, INT8 of the result, and INT8 of the dense model beside it."""
+    unit, fraction = parse_target(target)
+    return [
+        {"step": "prune", f"target_{unit}": fraction, "steps": 4, "round_to": 8},
+        {"step": "recover", "steps": recover_steps, "reconstruction_weight": 0},
+        {"step": "int8"},
+        {"step": "int8", "name": "int8-dense", "from": DENSE},
+    ]

@@ -1,25 +1,16 @@
-"""The compression section, shown when the report is given runs of kind ``compress``.
+"""The compression section, and the answer's sentence on how much cheaper the model can be made.
 
-The run format this section reads (agreed with the compression pipeline; every key optional, a
-missing one shows as "—"):
-
-* ``params["step"]`` (or ``metrics["step"]``): the step's name (``dense``, ``prune``, ``recover``,
-  ``int8``, ``vq``...); the run id otherwise. Steps are ordered by ``created``.
-* the baseline, against which ratios are taken: the step named ``dense`` / ``baseline``, else the
-  first run.
-* metrics, first key present wins: quality ``test_psnr_db`` | ``psnr_db``; fidelity to the dense
-  output ``fidelity_psnr_db``; ``test_ssim`` | ``ssim``; latency ``latency_median_ms`` |
-  ``ort_latency_median_ms``; size ``file_bytes`` | ``size_bytes`` | ``weights_bytes``;
-  ``macs``; ``param_count``.
-
-A LightGaussian-style table (size, MAC and latency ratios, quality delta per step) and two Pareto
-plots (quality against latency and against size) follow.
+The table is ``effprof.runs.compression.compression_frame`` (the one the CLI prints): size, MAC
+and latency ratios to each pipeline's dense model, quality against dense and against the dense
+control given as many training steps. Two Pareto plots follow (quality against latency in one
+runtime, and against stored size). A profile report shows the section for the compress runs it
+is given, else for the compress runs of the same model, variant and weights in its own store
+(the Pareto-front rows only).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -27,46 +18,11 @@ import plotly.graph_objects as go
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.runview import RunView
+from effprof.runs import compression as table
+from effprof.runs.compression import compression_frame, latency_setting, related_compress_runs
 
-KEYS = {
-    "psnr_db": ("test_psnr_db", "psnr_db"),
-    "fidelity_psnr_db": ("fidelity_psnr_db",),
-    "ssim": ("test_ssim", "ssim"),
-    "latency_ms": ("latency_median_ms", "ort_latency_median_ms"),
-    "size_bytes": ("file_bytes", "size_bytes", "weights_bytes"),
-    "macs": ("macs",),
-    "params": ("param_count",),
-}
-BASELINE_NAMES = ("dense", "baseline")
-
-
-def _first(metrics: dict[str, Any], keys: Sequence[str]) -> Any:
-    for key in keys:
-        if metrics.get(key) is not None:
-            return metrics[key]
-    return None
-
-
-def steps_frame(runs: Sequence[RunView]) -> pd.DataFrame:
-    """One row per compress run with the common columns and ratios to the baseline."""
-    rows = []
-    for run in sorted(runs, key=lambda r: r.record.created):
-        m = run.metrics
-        step = run.record.params.get("step") or m.get("step") or run.record.run_id
-        row = {"step": str(step), "run_id": run.record.run_id}
-        row.update({name: _first(m, keys) for name, keys in KEYS.items()})
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=["step", "run_id", *KEYS])
-    if frame.empty:
-        return frame
-    for column in KEYS:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    is_base = frame["step"].str.lower().isin(BASELINE_NAMES)
-    base = frame[is_base].iloc[0] if is_base.any() else frame.iloc[0]
-    for column in ("size_bytes", "macs", "latency_ms", "params"):
-        frame[f"{column}_ratio"] = frame[column] / base[column]
-    frame["psnr_delta_db"] = frame["psnr_db"] - base["psnr_db"]
-    return frame
+QUALITY_BUDGET_DB = 0.3  # "without losing quality" in the answer: within 0.3 dB of dense
+RUNTIMES = (("ort_latency_ms", "ONNX Runtime"), ("torch_latency_ms", "torch"))
 
 
 def pareto_mask(cost: pd.Series, quality: pd.Series) -> pd.Series:
@@ -78,51 +34,223 @@ def pareto_mask(cost: pd.Series, quality: pd.Series) -> pd.Series:
     return pd.Series(mask, index=cost.index)
 
 
+def latency_column(frame: pd.DataFrame) -> tuple[str, str] | None:
+    """The runtime whose latencies the plots use: the one most steps were timed in."""
+    counts = [(int(frame[c].notna().sum()), c, name) for c, name in RUNTIMES]
+    best = max(counts, key=lambda c: c[0])  # the first of equals: ONNX Runtime
+    return (best[1], best[2]) if best[0] else None
+
+
+def front(frame: pd.DataFrame, cost: str) -> pd.DataFrame:
+    """The rows on the quality-vs-``cost`` Pareto front, cheapest first."""
+    points = frame[frame[cost].notna() & frame["test_psnr_db"].notna()]
+    return points[pareto_mask(points[cost], points["test_psnr_db"])].sort_values(cost)
+
+
 def _pareto_chart(frame: pd.DataFrame, cost: str, axis: str, scale: float, caption: str) -> str:
-    points = frame[frame[cost].notna() & frame["psnr_db"].notna()]
+    points = frame[frame[cost].notna() & frame["test_psnr_db"].notna()]
     if points.empty:
         return page.note(f"No step has both quality and {axis.split(' (')[0]}: no Pareto plot.")
-    front = points[pareto_mask(points[cost], points["psnr_db"])].sort_values(cost)
+    best = front(frame, cost)
     fig = go.Figure()
-    fig.add_scatter(x=points[cost] / scale, y=points["psnr_db"], mode="markers+text",
+    fig.add_scatter(x=points[cost] / scale, y=points["test_psnr_db"], mode="markers+text",
                     text=[page.chart_text(s) for s in points["step"]], textposition="top center",
                     marker={"size": 10}, name="steps")  # fmt: skip
-    fig.add_scatter(x=front[cost] / scale, y=front["psnr_db"], mode="lines", name="Pareto front",
-                    line={"dash": "dot"})  # fmt: skip
+    fig.add_scatter(x=best[cost] / scale, y=best["test_psnr_db"], mode="lines",
+                    name="Pareto front", line={"dash": "dot"})  # fmt: skip
     fig.update_layout(xaxis_title=axis, yaxis_title="quality: PSNR (dB)", showlegend=False)
     return page.figure(
         fig, caption=caption, numbers=points,
-        columns={"step": "step", cost: axis, "psnr_db": "PSNR (dB)"},
-        formats={cost: (fmt.ms if cost == "latency_ms" else fmt.nbytes), "psnr_db": lambda v: f"{v:.2f}"},
+        columns={"step": "step", cost: axis, "test_psnr_db": "PSNR (dB)"},
+        formats={cost: (fmt.ms if cost.endswith("_ms") else fmt.nbytes),
+                 "test_psnr_db": lambda v: f"{v:.2f}"},
         height=320,
     )  # fmt: skip
 
 
-def render(runs: Sequence[RunView]) -> str:
-    """The compression section body for a list of compress runs."""
-    frame = steps_frame(runs)
-    if frame.empty:
-        return page.note("No compression runs were given.")
-    table = page.wide(
+def setting_sentence(frame: pd.DataFrame, runs: Sequence[RunView]) -> str:
+    """Which runtimes, device, threads, input size and crops the table's numbers used."""
+    s = latency_setting(frame)
+    devices = sorted({str(r.record.env.get("device_name")) for r in runs if r.record.env})
+    sizes = ", ".join(s["inputs"]) or "an unrecorded size"
+    threads = ", ".join(map(str, s["threads"])) or "unrecorded"
+    crops = ", ".join(map(str, s["test_count"])) or "?"
+    runtimes = " and ".join(s["runtimes"]) or "no runtime"
+    return (
+        f"Latencies: {runtimes} on {', '.join(devices) or 'an unrecorded device'}, "
+        f"{threads} intra-op thread(s), batch 1 at {sizes}, each step timed once where it ran. "
+        f"Quality: PSNR against sharp on {crops} held-out synthetic crops of "
+        f"{', '.join(map(str, s['test_size'])) or '?'} px; fidelity: PSNR against the dense "
+        "model's output."
+    )
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return page.wide(
         page.table(
             frame,
-            columns={"step": "step", "size_bytes": "size", "size_bytes_ratio": "size x",
-                     "macs": "MACs", "macs_ratio": "MACs x", "latency_ms": "latency",
-                     "latency_ms_ratio": "latency x", "psnr_db": "PSNR (dB)",
-                     "psnr_delta_db": "Δ PSNR (dB)", "fidelity_psnr_db": "fidelity (dB)",
-                     "ssim": "SSIM"},
-            formats={"size_bytes": fmt.nbytes, "size_bytes_ratio": fmt.times,
-                     "macs": lambda v: fmt.count(v, "MAC"), "macs_ratio": fmt.times,
-                     "latency_ms": fmt.ms, "latency_ms_ratio": fmt.times,
-                     "psnr_db": lambda v: f"{v:.2f}", "psnr_delta_db": lambda v: f"{v:+.2f}",
-                     "fidelity_psnr_db": lambda v: f"{v:.2f}", "ssim": lambda v: f"{v:.4f}"},
+            columns={"step": "step", "method": "method", "source": "from",
+                     "file_bytes": "size", "size_x": "x smaller", "macs_ratio": "MACs x",
+                     "torch_latency_ms": "torch", "torch_speedup": "x faster (torch)",
+                     "ort_latency_ms": "ONNX Runtime", "ort_speedup": "x faster (ORT)",
+                     "test_psnr_db": "PSNR (dB)", "psnr_delta_db": "Δ dense (dB)",
+                     "quality_delta_db": "Δ same training (dB)",
+                     "fidelity_psnr_db": "fidelity (dB)", "trained_steps": "training steps"},
+            formats={"file_bytes": fmt.nbytes, "size_x": fmt.times, "macs_ratio": fmt.times,
+                     "torch_latency_ms": fmt.ms, "torch_speedup": fmt.times,
+                     "ort_latency_ms": fmt.ms, "ort_speedup": fmt.times,
+                     "test_psnr_db": lambda v: f"{v:.2f}", "psnr_delta_db": lambda v: f"{v:+.2f}",
+                     "quality_delta_db": lambda v: f"{v:+.2f}",
+                     "fidelity_psnr_db": lambda v: f"{v:.2f}", "trained_steps": fmt.integer},
         )
     )  # fmt: skip
+
+
+def render(runs: Sequence[RunView], front_only: bool = False) -> str:
+    """The compression section body for compress runs (only Pareto-front rows if ``front_only``)."""
+    frame = compression_frame([r.record for r in runs])
+    if frame.empty:
+        return page.note("No compression runs were given.")
+    runtime = latency_column(frame)
+    shown = frame
+    if front_only:
+        keep = set(front(frame, "file_bytes").index)
+        if runtime is not None:
+            keep |= set(front(frame, runtime[0]).index)
+        shown = frame.loc[sorted(keep)]
+    intro = (
+        "Compress runs of this model, variant and weights from the same run store: the steps on "
+        "a Pareto front (not beaten on both quality and latency, or quality and size)."
+        if front_only
+        else "Every compression step is a run; ratios are to its pipeline's dense model."
+    )
+    body = page.paragraph(intro) + page.note(setting_sentence(frame, runs)) + _table(shown)
+    if runtime is not None:
+        body += _pareto_chart(frame, runtime[0], f"{runtime[1]} latency (ms)", 1.0,
+                              "Quality against latency: steps on the dotted front are not "
+                              "beaten on both.")  # fmt: skip
+    return body + _pareto_chart(frame, "file_bytes", "file size (MiB)", 2**20,
+                                "Quality against stored size: steps on the dotted front are not "
+                                "beaten on both.")  # fmt: skip
+
+
+def related_views(subject: RunView) -> list[RunView]:
+    """Compress runs in the subject's own store of the same model, variant and weights."""
+    store = subject.path.parent.parent  # <store>/runs/<run id>
+    found = related_compress_runs(
+        store, subject.record.model, subject.record.variant, subject.record.params.get("weights")
+    )
+    return [RunView(path, record) for path, record in found]
+
+
+def _int8_clause(view: RunView) -> str | None:
+    m = view.metrics
+    speedup, size_x = view.number(table.INT8_SPEEDUP), view.number(table.INT8_SIZE_X)
+    if speedup is None:
+        return None
+    fidelity = view.number(table.INT8_FIDELITY_PSNR)
+    snr = view.number(table.INT8_SNR)
+    kept = (
+        f"at {fidelity:.1f} dB PSNR to the fp32 output"
+        if fidelity is not None
+        else f"at {snr:.1f} dB SNR to the fp32 output"
+        if snr is not None
+        else "with its fidelity not measured"
+    )
+    top1 = view.number(table.INT8_TOP1)
+    if top1 is not None:
+        kept += f" ({top1:.0%} top-1 agreement)"
+    size = f" and its file {size_x:.1f}x smaller" if size_x is not None else ""
+    threads = m.get(table.INT8_THREADS)
+    where = f" ({threads} thread{'s' if threads != 1 else ''})" if threads else ""
+    speed = f"{speedup:.1f}x faster" if speedup >= 1 else f"{1 / speedup:.1f}x slower"
     return (
-        page.paragraph("Every compression step is a run; ratios are to the dense baseline.")
-        + table
-        + _pareto_chart(frame, "latency_ms", "latency (ms)", 1.0,
-                        "Quality against latency: steps on the dotted front are not beaten on both.")
-        + _pareto_chart(frame, "size_bytes", "file size (MiB)", 2**20,
-                        "Quality against stored size: steps on the dotted front are not beaten on both.")
-    )  # fmt: skip
+        f"ONNX Runtime INT8 of the dense model, without training, is {speed} than "
+        f"ONNX Runtime fp32 on this device{where}{size}, {kept}"
+    )
+
+
+def _compressed_clause(views: Sequence[RunView]) -> str | None:
+    frame = compression_frame([v.record for v in views])
+    control = frame["method"].isin(table.CONTROL_METHODS) & ~frame["pruned"].astype(bool)
+    frame = frame[~control]  # the dense model and its equally trained controls
+    runtime = latency_column(frame) if not frame.empty else None
+    if runtime is None:
+        return None
+    column, name = runtime
+    speed = "ort_speedup" if column == "ort_latency_ms" else "torch_speedup"
+    timed = frame[frame[speed].notna() & frame["psnr_delta_db"].notna()]
+    if timed.empty:
+        return None
+    good = timed[timed["psnr_delta_db"] >= -QUALITY_BUDGET_DB]
+    if good.empty:
+        best = timed.loc[timed["psnr_delta_db"].idxmax()]
+        return (
+            f"none of the {len(timed)} compressed models stored for it stays within "
+            f"{QUALITY_BUDGET_DB:g} dB of the dense model (closest: {best['step']}, "
+            f"{best[speed]:.1f}x faster in {name} at {best['psnr_delta_db']:+.2f} dB)"
+        )
+    best = good.loc[good[speed].idxmax()]
+    return (
+        f"the fastest stored compressed model within {QUALITY_BUDGET_DB:g} dB of it, "
+        f"{best['step']}, is {best[speed]:.1f}x faster in {name} and {best['size_x']:.1f}x "
+        f"smaller at {best['psnr_delta_db']:+.2f} dB"
+    )
+
+
+def answer_sentence(view: RunView, compress_views: Sequence[RunView]) -> tuple[str, str] | None:
+    """(bold lead, sentence) on how much cheaper the model can be made, from the run's numbers:
+    the dense model's INT8 and, when compress runs are given (else the store's runs of the same
+    model, variant and weights), the best of them within QUALITY_BUDGET_DB;
+    None when the run measured neither."""
+    related = list(compress_views) or related_views(view)  # as the section shows them
+    clauses = [c for c in (_int8_clause(view), _compressed_clause(related)) if c]
+    if not clauses:
+        return None
+    text = "; ".join(clauses)
+    return "How much cheaper:", text[0].upper() + text[1:] + "."
+
+
+def _int8_rows(view: RunView) -> list[dict[str, str]]:
+    """The profile's INT8 numbers as rows (a reason where a number is missing)."""
+    m = view.metrics
+
+    def value(key: str, fmt_fn) -> str:
+        if m.get(key) is None:
+            return f"not measured: {view.reason(key)}" if view.reason(key) else "—"
+        return fmt_fn(m[key])
+
+    rows = [
+        ("ONNX Runtime fp32 latency", table.INT8_ORT_FP32_LATENCY, fmt.ms),
+        ("ONNX Runtime INT8 latency", table.INT8_ORT_LATENCY, fmt.ms),
+        ("INT8 speed-up over ONNX Runtime fp32", table.INT8_SPEEDUP, fmt.times),
+        ("fp32 .onnx file", table.INT8_FP32_FILE_BYTES, fmt.nbytes),
+        ("INT8 .onnx file", table.INT8_FILE_BYTES, fmt.nbytes),
+        ("fidelity to the fp32 output (PSNR)", table.INT8_FIDELITY_PSNR, lambda v: f"{v:.1f} dB"),
+        ("fidelity to the fp32 output (SNR)", table.INT8_SNR, lambda v: f"{v:.1f} dB"),
+        ("relative L2 error of the output", table.INT8_REL_L2, lambda v: f"{v:.2%}"),
+        ("top-1 agreement", table.INT8_TOP1, fmt.pct),
+    ]
+    return [
+        {"measure": label, "value": value(key, fn)}
+        for label, key, fn in rows
+        if key in m or view.reason(key)
+    ]
+
+
+def section_body(subject: RunView, compress_runs: Sequence[RunView]) -> str | None:
+    """The "how much cheaper" section of a profile report: the dense model's INT8 (measured by
+    the profile), then the compress runs given, else those of the same model, variant and
+    weights in the subject's store (Pareto-front rows only); None when there is neither."""
+    parts = []
+    rows = _int8_rows(subject)
+    if rows:
+        clause = _int8_clause(subject)
+        lead = (clause[0].upper() + clause[1:] + ".") if clause else "INT8 was not measured."
+        parts.append(page.paragraph(lead) + page.table(pd.DataFrame(rows)))
+        notes = [n for n in subject.record.notes if n.startswith("int8:")]
+        parts += [page.note(n) for n in notes]
+    related = list(compress_runs) or related_views(subject)
+    if related:
+        parts.append(render(related, front_only=not compress_runs))
+    return "".join(parts) or None

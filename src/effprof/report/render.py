@@ -78,20 +78,21 @@ def render_report(run_dirs: Sequence[str | Path]) -> str:
 
 def _render(subject: RunView, compress_runs: list[RunView]) -> str:
     sections, nav = [], []
+    cheaper = compression.answer_sentence(subject, compress_runs)  # the answer's last sentence
     for section_id, label, title, intro, render in SECTIONS:
-        body = render(subject)
+        body = summary.render(subject, (cheaper,)) if render is summary.render else render(subject)
         if not body:  # a section with nothing to say for this model (no peers, say) is left out
             continue
         sections.append(html.section(section_id, title, body, intro))
         nav.append((section_id, label))
-    if compress_runs:
-        body = compression.render(compress_runs)
+    body = compression.section_body(subject, compress_runs)
+    if body is not None:
         ids = [section_id for section_id, _ in nav]
         at = next((ids.index(i) for i in ("peers", "environment") if i in ids), len(ids))
         sections.insert(
             at,
             html.section("compression", "How much cheaper it can be made", body,
-                         "Each compression step as a run: size, MACs, latency and quality."),
+                         "The dense model's INT8 (no training), and each compression step as a run."),
         )  # fmt: skip
         nav.insert(at, ("compression", "Compression"))
     m = subject.metrics

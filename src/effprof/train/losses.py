@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from effprof.models.inputs import flat_tensors
+
 FFT_WEIGHT = 0.1
 
 LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
@@ -64,10 +66,10 @@ def model_outputs(
     """Every output the model trains on: ``model(x, **forward_kwargs)`` as a list.
 
     ``forward_kwargs`` come from the model's registry entry (MSSNet: ``all_outputs=True`` for its
-    six outputs); without them the model's plain forward is used.
+    six outputs); without them the model's plain forward is used. Lists, dicts and transformers
+    ``ModelOutput`` give their tensors in order.
     """
-    out = model(blurry, **(forward_kwargs or {}))
-    return list(out) if isinstance(out, (list, tuple)) else [out]
+    return flat_tensors(model(blurry, **(forward_kwargs or {})))
 
 
 class ReconstructionLoss:
