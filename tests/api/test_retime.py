@@ -21,7 +21,15 @@ TINY = {
 }  # fmt: skip
 STEPS = [
     {"step": "prune", "target_macs": 0.5, "steps": 1},
-    {"step": "recover", "name": "dense-extra", "from": "dense", "steps": 1, "crop": 32, "batch": 2},
+    {
+        "step": "recover",
+        "name": "dense-extra",
+        "from": "dense",
+        "steps": 1,
+        "crop": 32,
+        "batch": 2,
+        "reconstruction_weight": 0,
+    },  # fidelity to the dense model: no sharp targets
 ]
 FAST = {"repeat": 3, "warmup": 1, "crosscheck": False, "optime": False, "threads": 1,
         "device": "cpu"}  # fmt: skip

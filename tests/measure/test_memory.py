@@ -79,6 +79,37 @@ def test_unpicklable_model_is_missing_with_a_reason():
     assert "pickled" in result.reason
 
 
+def test_a_model_that_does_not_pickle_is_built_in_the_child_from_its_builder():
+    result = measure_peak_memory(
+        Unpicklable().eval(), (1, 3, 64, 64), LatencySpec(threads=1), rebuild=unpicklable_net
+    )
+    assert not isinstance(result, Missing), result
+    assert result.activation_peak_bytes > 0
+    assert any("built the model again" in note for note in result.notes)
+
+
+def unpicklable_net() -> nn.Module:
+    """Module level, so the child can unpickle a reference to it."""
+    return Unpicklable()
+
+
+def test_a_forward_that_fails_only_in_the_child_is_missing_with_its_reason():
+    result = measure_peak_memory(
+        Unpicklable().eval(), (1, 3, 16, 16), LatencySpec(threads=1), rebuild=failing_net
+    )
+    assert isinstance(result, Missing)
+    assert "measuring child process" in result.reason and "no such layer" in result.reason
+
+
+class _Failing(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise ValueError("no such layer")
+
+
+def failing_net() -> nn.Module:
+    return _Failing()
+
+
 @pytest.mark.gpu
 @needs_cuda
 def test_cuda_peak_allocated_holds_the_activations():

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,15 @@ def _choose_threads(
     return replace(spec, threads=choice.threads)
 
 
+def build_runnable(
+    name: str, variant: str | None, weights: str | None, multiple: int | None
+) -> nn.Module:
+    """The profiled model built again on the CPU, padded to ``multiple`` when the profile pads
+    (the peak-memory child's fallback for a model that does not pickle)."""
+    model = load_subject(name, variant, weights, device="cpu").model
+    return PadToMultiple(model, multiple) if multiple else model
+
+
 def _measure_time(
     model: nn.Module, config: ProfileConfig, target: ProfileTarget, out: Collected, step: Progress
 ) -> LatencySpec:
@@ -253,7 +263,11 @@ def _measure_time(
         out.tables["latency"] = latency.to_frame()
         out.notes.extend(f"latency: {n}" for n in latency.notes)
     step("peak memory")
-    memory = measure_peak_memory(runnable, target.inputs, spec)
+    rebuild = partial(
+        build_runnable, config.model, config.variant, config.weights,
+        target.multiple if runnable is not model else None,
+    )  # fmt: skip
+    memory = measure_peak_memory(runnable, target.inputs, spec, rebuild=rebuild)
     if isinstance(memory, Missing):
         out.metrics["memory_peak_bytes"] = memory
         out.metrics["memory_activation_peak_bytes"] = memory

@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from torch import nn
 from effprof.measure.precision import (
     is_out_of_memory,
     make_inputs,
+    prepare_model,
     release_memory,
     tensor_bytes,
 )
@@ -102,9 +103,16 @@ def measure_peak_memory(
     spec: LatencySpec,
     *,
     forward_kwargs: Mapping[str, Any] | None = None,
+    rebuild: Callable[[], nn.Module] | None = None,
 ) -> MemoryResult | Missing:
     """Peak memory of one forward of ``model`` on seeded ``inputs`` (an InputSpec or one image's
     shape), per ``spec``, in the measurement context of :mod:`effprof.measure.session`.
+
+    On the CPU the child process builds the model with ``rebuild`` when given: a picklable
+    callable returning the same model on the CPU in fp32 (a ``functools.partial`` of a
+    module-level builder). Without one it gets a pickled copy; a model that does not pickle
+    is then Missing with the reason. (A model built in this process may not survive pickling
+    even when it pickles: transformers' output-capturing hooks come back without their state.)
 
     Uses ``spec.device``, ``precision``, ``channels_last`` and ``threads`` (CUDA graphs and
     torch.compile do not apply). Out-of-memory returns ``Missing("out of memory: ...")``.
@@ -113,8 +121,9 @@ def measure_peak_memory(
     kwargs = dict(forward_kwargs or {})
     ignored = [name for name in ("cuda_graphs", "compile") if getattr(spec, name)]
     notes = [f"{' and '.join(ignored)} not applied (eager forward)"] if ignored else []
-    peak = _cuda_peak if spec.device == "cuda" else _cpu_peak
-    return measured(spec, lambda session: peak(session, model, given, kwargs, notes))
+    if spec.device == "cuda":
+        return measured(spec, lambda session: _cuda_peak(session, model, given, kwargs, notes))
+    return measured(spec, lambda session: _cpu_peak(session, model, given, kwargs, notes, rebuild))
 
 
 def _cuda_peak(
@@ -154,7 +163,12 @@ def _cuda_peak(
 
 
 def _cpu_peak(
-    session: Session, model: nn.Module, inputs: InputSpec, kwargs: dict, notes: list[str]
+    session: Session,
+    model: nn.Module,
+    inputs: InputSpec,
+    kwargs: dict,
+    notes: list[str],
+    rebuild: Callable[[], nn.Module] | None,
 ) -> MemoryResult | Missing:
     spec = session.spec
     prepared = session.prepare(model)
@@ -163,9 +177,15 @@ def _cpu_peak(
         path = Path(tmp) / "model.pkl"
         try:
             with path.open("wb") as fh:
-                pickle.dump(prepared, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(
+                    prepared if rebuild is None else _Rebuilt(rebuild), fh,
+                    protocol=pickle.HIGHEST_PROTOCOL,
+                )  # fmt: skip
         except (pickle.PicklingError, TypeError, AttributeError) as error:
-            return Missing(f"the model cannot be pickled for the measuring child process: {error}")
+            what = "model" if rebuild is None else "model's builder"
+            return Missing(f"the {what} cannot be pickled for the measuring child process: {error}")
+        if rebuild is not None:
+            notes = [*notes, "the child process built the model again from its factory"]
         del prepared
         reply = _run_child(path, inputs, spec, kwargs)
     if not reply.get("ok"):
@@ -186,6 +206,13 @@ def _cpu_peak(
         ),
         notes=(*session.notes, *notes, f"child torch intra-op threads: {reply['threads']}"),
     )
+
+
+@dataclass(frozen=True)
+class _Rebuilt:
+    """What the child unpickles instead of a model that does not pickle: how to build it."""
+
+    build: Callable[[], nn.Module]
 
 
 def _run_child(path: Path, inputs: InputSpec, spec: LatencySpec, kwargs: dict) -> dict:
@@ -241,9 +268,8 @@ def _child_failure(reply: dict, spec: LatencySpec) -> Missing:
         return Missing(f"the measuring child process died (exit code {reply.get('exitcode')})")
     if spec.precision in ("fp16", "bf16") and reply.get("type") == "RuntimeError":
         return Missing(f"{spec.precision} inference is not supported on this cpu: {reply['error']}")
-    raise RuntimeError(
-        f"peak-memory child process failed:\n{reply.get('traceback', reply['error'])}"
-    )
+    # the parent's own forward ran: a failure in the child is the child's, said in one line
+    return Missing(f"the forward failed in the measuring child process: {reply['error']}")
 
 
 # ----- everything below runs inside the child process -----
@@ -297,6 +323,8 @@ def _child_main(
         # model, not a user checkpoint, so unpickling it is as safe as the parent's own objects.
         with open(path, "rb") as fh:
             model = pickle.load(fh)
+        if isinstance(model, _Rebuilt):
+            model, _ = prepare_model(model.build().eval(), "cpu", precision, channels_last)
         args, given = make_inputs(inputs, "cpu", precision, channels_last)
         given.update(kwargs)
         with torch.inference_mode():
