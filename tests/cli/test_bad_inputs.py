@@ -167,7 +167,7 @@ EVALUATE = [
 COMPRESS_STEPS = "steps:\n  - {step: fp16}\n"
 COMPRESS = [
     *_usage_cases("compress", "--config"),
-    case("compress", "no-config", [*MODEL], "give --config FILE naming the steps"),
+    case("compress", "no-config", [*MODEL], "give --config FILE or --target macs=F"),
     case("compress", "threads-text", ["--threads", "some"], "'--threads'"),
     case("compress", "no-steps", ["--config", "c.yaml"], "steps", setup=h.text_file("c.yaml", "steps: []\n")),
     case("compress", "unknown-step", ["--config", "c.yaml"], "steps", setup=h.text_file("c.yaml", "steps:\n  - {step: magic}\n")),

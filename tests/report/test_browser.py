@@ -122,7 +122,10 @@ def test_report_opens_offline_and_draws_every_chart(profile_run, tmp_path):
     assert not errors and not seen["errors"], (errors, seen["errors"])
     assert not seen["failed"]
     assert all(url.startswith("file://") for url in seen["requests"]), seen["requests"]
-    assert [s[0] for s in SECTIONS] == seen["sections"]
+    # every section, and the INT8 line's "how much cheaper" section before the peers
+    expected = [s[0] for s in SECTIONS]
+    expected.insert(expected.index("peers"), "compression")
+    assert seen["sections"] == expected
     assert len(seen["charts"]) >= 10
     assert all(chart["svg"] and chart["axes"] >= 4 for chart in seen["charts"]), seen["charts"]
     assert shot.stat().st_size > 50_000
@@ -157,6 +160,17 @@ def test_vit_report_reads_cleanly_section_by_section(vit_run, tmp_path):
     seen = open_report(report, sections_to=_shots("vit", tmp_path))
     assert_readable(seen)
     assert "peers" not in seen["sections"]  # peers belong to the deblurring entry
+
+
+def test_compress_report_reads_cleanly_section_by_section(profile_run, tmp_path):
+    from tests.runs.test_compression import pipeline
+
+    # close points on purpose: dense and dense-extra cost the same, prune and recover too
+    steps = pipeline(tmp_path / "store")
+    report = write_report([profile_run, *steps], tmp_path / "compress.html")
+    seen = open_report(report, sections_to=_shots("compress", tmp_path))
+    assert_readable(seen)
+    assert "compression" in seen["sections"]
 
 
 @pytest.fixture(scope="module")

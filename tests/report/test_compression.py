@@ -86,7 +86,10 @@ def test_the_mssnet_profile_measures_its_int8(profile_run):
     view = RunView.open(profile_run)
     m = view.metrics
     assert m[names.INT8_SIZE_X] > 3  # int8 weights in a file of 8-bit tensors
-    assert m[names.INT8_SPEEDUP] == m[names.INT8_ORT_FP32_LATENCY] / m[names.INT8_ORT_LATENCY]
+    rounds = view.table("int8_latency")  # timed interleaved: the median within-round ratio
+    ratios = 1 / rounds.loc[rounds["candidate"] == "int8", "ratio"]
+    assert len(ratios) == 3 and ratios.min() <= m[names.INT8_SPEEDUP] <= ratios.max()
+    assert isinstance(m[names.INT8_SPEEDUP_RELIABLE], bool)
     assert 10 < m[names.INT8_FIDELITY_PSNR] < 100  # random weights: an image, not exact
     _, text = answer_sentence(view, [])
     assert f"{m[names.INT8_SPEEDUP]:.1f}x faster than ONNX Runtime fp32" in text

@@ -6,7 +6,9 @@ uint8 activations, MinMax ranges), and compared with the fp32 export:
 
 * ``int8_ort_latency_median_ms`` / ``int8_ort_fp32_latency_median_ms`` and their ratio
   ``int8_speedup_vs_ort_fp32`` (ONNX Runtime, CPU provider, the profile's threads; the two are
-  timed one after the other, ``INT8_REPEAT`` runs each after one warm-up);
+  timed interleaved, ``INT8_ROUNDS`` rounds of one warm-up and ``INT8_REPEAT`` runs each, the
+  speed-up the median of the within-round ratios; ``int8_speedup_reliable`` and
+  ``int8_speedup_unreliable_reason`` say whether those ratios agree);
 * ``int8_file_bytes``, ``int8_fp32_file_bytes`` and ``int8_size_x_vs_fp32`` (files on disk);
 * fidelity to the fp32 torch output on ``EVAL_INPUTS`` inputs the calibration never saw (on
   the factory's example input itself when there is one):
@@ -38,7 +40,9 @@ from torch import Tensor, nn
 
 from effprof.api.fidelity import ZERO_REFERENCE, tensor_fidelity
 from effprof.data import synthetic_pairs
-from effprof.measure.onnx import export_onnx, ort_latency
+from effprof.measure.interleave import Candidate, Interleaved, time_interleaved
+from effprof.measure.onnx import export_onnx
+from effprof.measure.session import LatencySpec
 from effprof.models import InputSpec, ModelEntry
 from effprof.models.inputs import flat_tensors
 from effprof.models.registry import IMAGE_OUT, VECTOR_OUT
@@ -46,7 +50,7 @@ from effprof.results import Missing
 from effprof.runs import compression as names
 
 INT8_MAX_MACS = 150e9  # MSSNet-small at 256x256 is 40.9 GMAC: about 0.6 s per fp32 forward
-INT8_REPEAT = 3
+INT8_ROUNDS, INT8_REPEAT = 3, 1
 CALIBRATION_INPUTS = 2
 EVAL_INPUTS = 1
 CALIBRATION_SEED, EVAL_SEED = 11, 12
@@ -150,39 +154,46 @@ def measure_int8(
             quantize_int8(fp32, int8, [x.numpy() for x in calibration], cpu, Int8Spec())
         except Exception as error:  # export and quantisation fail in many ways; say which
             return skipped_int8(f"INT8 export failed: {str(error).splitlines()[0][:200]}")
-        timed = {
-            path: ort_latency(path, shape, threads=threads, warmup=1, repeat=INT8_REPEAT)
-            for path in (fp32, int8)
-        }
+        spec = LatencySpec(threads=threads, warmup=1, repeat=INT8_REPEAT)
+        timed = time_interleaved(
+            [Candidate("fp32", shape, spec, onnx_path=fp32),
+             Candidate("int8", shape, spec, onnx_path=int8)],
+            rounds=INT8_ROUNDS,
+        )  # fmt: skip
         scored, _ = _inputs(entry, inputs, EVAL_INPUTS, EVAL_SEED)
         scores = _compare(cpu, int8, scored, image, logits, threads)
         sizes = {path: path.stat().st_size for path in (fp32, int8)}
-    out = _measurement(timed[fp32], timed[int8], sizes[fp32], sizes[int8], scores, threads)
+    out = _measurement(timed, sizes[fp32], sizes[int8], scores, threads)
     scored_on = "the same input" if inputs.example is not None else "other inputs of that kind"
     out.notes.append(
         "int8: ONNX Runtime static QDQ INT8 of the dense model (per-channel int8 weights, uint8 "
-        f"activations, MinMax ranges from {what}), no training; timed against the fp32 export one "
-        f"after the other ({INT8_REPEAT} runs each after 1 warm-up, {threads} intra-op "
+        f"activations, MinMax ranges from {what}), no training; timed against the fp32 export "
+        f"interleaved ({INT8_ROUNDS} rounds of 1 warm-up and {INT8_REPEAT} timed run each, the "
+        f"speed-up the median of the within-round ratios; {threads} intra-op "
         f"thread{'s' if threads != 1 else ''}); fidelity to the fp32 torch output on {scored_on}"
     )
     return out
 
 
 def _measurement(
-    fp32: Any, int8: Any, fp32_bytes: int, int8_bytes: int, scores: dict[str, float],
-    threads: int,
-) -> Int8Measurement:  # fmt: skip
+    timed: Interleaved, fp32_bytes: int, int8_bytes: int, scores: dict[str, float], threads: int
+) -> Int8Measurement:
     out = Int8Measurement()
     m = out.metrics
-    m[names.INT8_ORT_FP32_LATENCY] = fp32 if isinstance(fp32, Missing) else fp32.median_ms
-    m[names.INT8_ORT_LATENCY] = int8 if isinstance(int8, Missing) else int8.median_ms
-    if isinstance(fp32, Missing) or isinstance(int8, Missing):
+    rows = timed.summary().set_index("candidate")
+    for key, name in ((names.INT8_ORT_FP32_LATENCY, "fp32"), (names.INT8_ORT_LATENCY, "int8")):
+        row = rows.loc[name]
+        m[key] = Missing(str(row["missing"])) if not row["rounds"] else float(row["median_ms"])
+    int8 = rows.loc["int8"]
+    if isinstance(m[names.INT8_ORT_FP32_LATENCY], Missing) or not int8["rounds"]:
         m[names.INT8_SPEEDUP] = Missing("ONNX Runtime could not time both models")
     else:
-        m[names.INT8_SPEEDUP] = fp32.median_ms / int8.median_ms
-        out.tables["int8_latency"] = pd.concat(
-            [fp32.to_frame().assign(model="fp32"), int8.to_frame().assign(model="int8")]
-        )
+        m[names.INT8_SPEEDUP] = 1.0 / float(int8["ratio"])
+        m[names.INT8_SPEEDUP_RELIABLE] = bool(int8["ratio_reliable"])
+        reason = int8["ratio_unreliable_reason"]
+        if isinstance(reason, str):
+            m[names.INT8_SPEEDUP_UNRELIABLE] = reason
+        out.tables["int8_latency"] = timed.rounds
     m[names.INT8_FILE_BYTES], m[names.INT8_FP32_FILE_BYTES] = int8_bytes, fp32_bytes
     m[names.INT8_SIZE_X] = fp32_bytes / int8_bytes
     m[names.INT8_REL_L2] = scores.get("rel_l2", Missing(ZERO_REFERENCE))

@@ -53,9 +53,13 @@ def _pareto_chart(frame: pd.DataFrame, cost: str, axis: str, scale: float, capti
         return page.note(f"No step has both quality and {axis.split(' (')[0]}: no Pareto plot.")
     best = front(frame, cost)
     fig = go.Figure()
-    fig.add_scatter(x=points[cost] / scale, y=points["test_psnr_db"], mode="markers+text",
-                    text=[page.chart_text(s) for s in points["step"]], textposition="top center",
-                    marker={"size": 10}, name="steps")  # fmt: skip
+    on_front = points.index.isin(best.index)
+    # no text labels: step names collide when steps cost the same (a dense control, say);
+    # hover names the step, and the table under the chart lists every point
+    fig.add_scatter(x=points[cost] / scale, y=points["test_psnr_db"], mode="markers",
+                    hovertext=[page.chart_text(s) for s in points["step"]], hoverinfo="text+x+y",
+                    marker={"size": 10, "symbol": ["diamond" if f else "circle" for f in on_front]},
+                    name="steps")  # fmt: skip
     fig.add_scatter(x=best[cost] / scale, y=best["test_psnr_db"], mode="lines",
                     name="Pareto front", line={"dash": "dot"})  # fmt: skip
     fig.update_layout(xaxis_title=axis, yaxis_title="quality: PSNR (dB)", showlegend=False)
@@ -127,11 +131,11 @@ def render(runs: Sequence[RunView], front_only: bool = False) -> str:
     body = page.paragraph(intro) + page.note(setting_sentence(frame, runs)) + _table(shown)
     if runtime is not None:
         body += _pareto_chart(frame, runtime[0], f"{runtime[1]} latency (ms)", 1.0,
-                              "Quality against latency: steps on the dotted front are not "
-                              "beaten on both.")  # fmt: skip
+                              "Quality against latency: steps on the dotted front (diamonds) "
+                              "are not beaten on both; hover a point for its step.")  # fmt: skip
     return body + _pareto_chart(frame, "file_bytes", "file size (MiB)", 2**20,
-                                "Quality against stored size: steps on the dotted front are not "
-                                "beaten on both.")  # fmt: skip
+                                "Quality against stored size: steps on the dotted front (diamonds) "
+                                "are not beaten on both; hover a point for its step.")  # fmt: skip
 
 
 def related_views(subject: RunView) -> list[RunView]:
@@ -164,9 +168,13 @@ def _int8_clause(view: RunView) -> str | None:
     threads = m.get(table.INT8_THREADS)
     where = f" ({threads} thread{'s' if threads != 1 else ''})" if threads else ""
     speed = f"{speedup:.1f}x faster" if speedup >= 1 else f"{1 / speedup:.1f}x slower"
+    caveat = ""
+    if m.get(table.INT8_SPEEDUP_RELIABLE) is False:  # its within-round ratios disagree
+        reason = m.get(table.INT8_SPEEDUP_UNRELIABLE) or "its timing was contended"
+        caveat = f" (the speed-up is marked unreliable: {reason})"
     return (
         f"ONNX Runtime INT8 of the dense model, without training, is {speed} than "
-        f"ONNX Runtime fp32 on this device{where}{size}, {kept}"
+        f"ONNX Runtime fp32 on this device{where}{size}, {kept}{caveat}"
     )
 
 

@@ -357,8 +357,13 @@ def scaling_finding(view: RunView) -> Finding | None:
             f"from the largest size counted ({_positions_text(view, p)}) multiplies them by "
             f"{ratio:.2f} ({error})"
         )
-        lead = "Attention grows with the square of the tokens."
         crossing = view.number("scaling_attention_crossover_positions")
+        # attention is named only where the run's own attention MACs grow quadratically
+        lead = (
+            "Attention grows with the square of the tokens."
+            if view.metric("scaling_attention_quadratic")
+            else f"Faster than linear in {unit}."
+        )
         if crossing is not None and crossing >= float(law["p_min"]):
             text += f"; attention's MACs overtake all the other MACs at {_positions_text(view, crossing)}"
         elif crossing is not None:
