@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -168,3 +173,41 @@ def test_summary_and_policy_travel_with_the_result() -> None:
     assert summary["uncounted_ops"] == 0 and summary["activation_peak_bytes"] == 2816
     assert result.policy == COUNTING_POLICY
     assert result.to_frame() is result.ops
+
+
+class _Resizes(nn.Module):
+    """Every way F.interpolate is called: scale factors, a size, per-axis scales, recomputed."""
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [
+            F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=True),
+            F.interpolate(x, scale_factor=1.7, mode="bicubic", align_corners=False),
+            F.interpolate(x, size=(13, 9), mode="nearest"),
+            F.interpolate(x, scale_factor=(0.3, 2.5), mode="nearest"),
+            F.interpolate(x, scale_factor=2, mode="bilinear", recompute_scale_factor=True),
+        ]
+
+
+def test_resizes_on_meta_have_the_real_output_shapes_and_formulas():
+    model = _Resizes()
+    real = [tuple(t.shape) for t in model(torch.randn(1, 3, 37, 53))]
+    result = count_model(model, (1, 3, 37, 53))
+    assert list(result.output_shapes) == real
+    ops = result.ops
+    assert ops["op"].str.endswith(".default").all() and ops["counted"].all()
+    bilinear = ops[ops["op"] == "aten.upsample_bilinear2d.default"]
+    assert bilinear["flops"].tolist() == [7 * 3 * 18 * 26, 7 * 3 * 74 * 106]  # 7 per output
+
+
+def test_a_meta_count_does_not_import_torch_dynamo():
+    # torch's Python decompositions import torch._dynamo on first use: 1.4 s of a cold CLI
+    code = (
+        "import sys, torch\n"
+        "from effprof.measure.counting import count_model\n"
+        "from tests.measure.test_counting import _Resizes\n"
+        "count_model(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3), _Resizes()), (1, 3, 32, 32))\n"
+        "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr[-500:]

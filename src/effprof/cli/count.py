@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from effprof.cli import app, console
+from effprof.cli import app, console, skip_teardown
 
 
 @app.command()
@@ -43,6 +43,7 @@ def count(
         write_report_of(run_dir)
     print_summary(run_dir)
     console.print(f"counted in {read_seconds(run_dir):.2f} s", markup=False)
+    skip_teardown()  # the run is written and nothing was started: no teardown to wait for
 
 
 def read_seconds(run_dir: Path) -> float:

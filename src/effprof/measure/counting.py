@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,7 +29,7 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
 from effprof.measure.categories import CATEGORIES, op_category
 from effprof.measure.formulas import COUNTING_POLICY, find_formula
@@ -178,14 +179,17 @@ def shape_text(shape: Sequence[int]) -> str:
 def _resize_output(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
     """The output of a resize on meta, from shapes alone (torch's meta kernel for bilinear
     resizes runs a Python decomposition of dozens of ops: most of a meta count's time)."""
-    from torch._decomp.decompositions import upsample_compute_output_size
-
     x = args[0]
     size = args[1] if len(args) > 1 else kwargs.get("output_size")
-    scales = args[3] if len(args) > 3 else kwargs.get("scale_factors")
-    if isinstance(scales, (int, float)):  # the .default overload: scales_h, scales_w
-        scales = None
-    spatial = upsample_compute_output_size(x.shape, size, scales)
+    if size is not None and len(size) == x.dim() - 2:  # every .default call: the size is given
+        spatial = tuple(int(v) for v in size)
+    else:  # a .vec call by scale factors (its size computed by torch's own helper)
+        from torch._decomp.decompositions import upsample_compute_output_size
+
+        scales = args[3] if len(args) > 3 else kwargs.get("scale_factors")
+        if isinstance(scales, (int, float)):
+            scales = None
+        spatial = upsample_compute_output_size(x.shape, size, scales)
     channels_last = (
         x.dim() == 4
         and x.is_contiguous(memory_format=torch.channels_last)
@@ -212,6 +216,28 @@ def _elementwise_output(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.
     return torch.empty(shape, dtype=dtype, device="meta")
 
 
+def _cat_output(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """``cat`` of contiguous float tensors of one dtype and rank: the shapes joined along
+    ``dim``, contiguous (what the meta kernel gives); None for anything else (empty legacy
+    1-D tensors, mixed dtypes or layouts)."""
+    tensors = args[0] if args else kwargs.get("tensors")
+    dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+    if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
+        return None
+    first = tensors[0]
+    if not first.dtype.is_floating_point or first.dim() == 0:
+        return None
+    dim = dim % first.dim()
+    for tensor in tensors:
+        if tensor.dtype != first.dtype or tensor.dim() != first.dim() or not tensor.is_contiguous():
+            return None
+        if any(tensor.shape[i] != first.shape[i] for i in range(first.dim()) if i != dim):
+            return None
+    shape = list(first.shape)
+    shape[dim] = sum(t.shape[dim] for t in tensors)
+    return torch.empty(shape, dtype=first.dtype, device="meta")
+
+
 _aten = torch.ops.aten
 ShapeRule = Callable[[tuple[Any, ...], dict[str, Any]], "torch.Tensor | None"]
 SHAPE_ONLY: dict[Any, ShapeRule] = {
@@ -219,6 +245,7 @@ SHAPE_ONLY: dict[Any, ShapeRule] = {
     for name in ("upsample_bilinear2d", "upsample_nearest2d", "upsample_bicubic2d")
     for op in (getattr(_aten, name).vec, getattr(_aten, name).default)
 }
+SHAPE_ONLY[_aten.cat.default] = _cat_output
 for _name in [
     "add.Tensor",
     "sub.Tensor",
@@ -246,8 +273,66 @@ for _name in [
     SHAPE_ONLY[getattr(getattr(_aten, _packet), _overload)] = _elementwise_output
 
 
+_RESIZES = {  # torch._C._nn's .vec function -> the .default overload, takes align_corners
+    "upsample_bilinear2d": (_aten.upsample_bilinear2d.default, True),
+    "upsample_bicubic2d": (_aten.upsample_bicubic2d.default, True),
+    "upsample_nearest2d": (_aten.upsample_nearest2d.default, False),
+}
+_resize_lock = threading.RLock()  # counts in other threads wait; a nested count does not
+
+
+@contextlib.contextmanager
+def _direct_resizes(mode: _CountingMode) -> Iterator[None]:
+    """On meta, a resize goes straight to the counting mode as its ``.default`` overload.
+
+    ``F.interpolate`` calls the ``.vec`` overloads through ``torch._C._nn`` (looked up at call
+    time). In torch both overloads reach the dispatch mode only through Python decompositions
+    that import ``torch._dynamo`` on first use: 1.4 s of a cold ``effprof count``, more than the
+    count itself. While counting, those three functions are wrapped: for a 4-D meta tensor, the
+    output size is computed as ATen's ``compute_output_size`` does (``int(size * scale)``) and
+    the call handed to ``mode`` as the dispatcher would hand it (the ``.default`` overload, its
+    scales, the other modes off), so the op counted, its shape and its formula are the same;
+    any other call goes to the original."""
+    originals = {name: getattr(torch._C._nn, name) for name in _RESIZES}
+
+    def direct(name: str) -> Callable[..., Any]:
+        default, corners = _RESIZES[name]
+        original = originals[name]
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not kwargs and len(args) == (4 if corners else 3):
+                x, size, *align, scales = args
+                if isinstance(x, torch.Tensor) and x.is_meta and x.dim() == 4:
+                    if size is None and scales is not None and len(scales) == 2:
+                        size = [int(x.shape[2 + i] * scales[i]) for i in range(2)]
+                    if size is not None:
+                        scale_h, scale_w = scales if scales is not None else (None, None)
+                        call_args = (x, list(size), *align, scale_h, scale_w)
+                        with _disable_current_modes():
+                            return mode.__torch_dispatch__(default, (), call_args, {})
+            return original(*args, **kwargs)
+
+        return call
+
+    with _resize_lock:
+        try:
+            for name in _RESIZES:
+                setattr(torch._C._nn, name, direct(name))
+            yield
+        finally:
+            for name, function in originals.items():
+                setattr(torch._C._nn, name, function)
+
+
 class _CountingMode(TorchDispatchMode):
     """Records one row per aten call: cost, bytes, call-time module path, live bytes after it."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps a mode's __torch_dispatch__ in torch._dynamo.disable unless this says not
+        # to, and that wrapper imports torch._dynamo on the first op (1.4 s of a cold CLI).
+        # Counting never runs under torch.compile, so there is nothing to disable.
+        return False
 
     def __init__(self, paths: _CallPaths, memory: _LiveMemory, provenance: Provenance) -> None:
         super().__init__()
@@ -515,7 +600,10 @@ def _count(
     provenance = Provenance(weight_storages)
     try:
         mode = _CountingMode(paths, memory, provenance)
-        with torch.no_grad(), paths, fused_regions(mode.enter_region, mode.leave_region), mode:
+        with (
+            torch.no_grad(), paths, fused_regions(mode.enter_region, mode.leave_region), mode,
+            _direct_resizes(mode),
+        ):  # fmt: skip
             output = meta(*args, **kwargs)
     except (
         NotImplementedError,
