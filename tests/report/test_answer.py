@@ -13,6 +13,12 @@ from effprof.report.runview import RunView
 from effprof.report.summary import findings
 
 PCT = r"(\d+\.\d) %"
+COUNTERFACTUAL_LEADS = {
+    "more": "Each design idea saves compute.",
+    "fewer": "The alternatives count fewer MACs.",
+    "mixed": "Design ideas against their alternatives.",
+}
+SCALING_LEADS = ("Linear in", "Nearly linear in", "Faster than linear in", "Attention grows")
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +47,11 @@ def check_every_sentence(view: RunView) -> set[str]:
                 f"Every output pixel costs {fmt.count(m['macs_per_output_pixel'])} MACs"
             )
             assert m["output_kind"] == "image"
+        elif lead == "Cost per point.":
+            points = int(str(m["input_shape"]).split("x")[0])
+            assert m["output_kind"] == "points"
+            assert text.startswith(f"Every point costs {fmt.count(m['macs'] / points)} MACs")
+            assert f"{points:,} points in the cloud" in text
         elif lead == "Cost per input.":
             assert m["output_kind"] != "image" and "pixel" not in text
             assert fmt.count(m["macs"], "MAC") in text and fmt.count(m["param_count"]) in text
@@ -78,8 +89,15 @@ def check_every_sentence(view: RunView) -> set[str]:
             assert {c for c, _ in quoted} == set(categories.index[categories["macs"] > 0])
             for category, share in quoted:
                 assert f"{100 * categories.loc[category, 'macs_share']:.1f}" == share
-        elif lead == "Each design idea saves compute.":
+        elif lead in COUNTERFACTUAL_LEADS.values():
             table = view.table("counterfactuals").set_index("name")
+            designs = table[table["kind"] == "design"]["macs_ratio"]
+            assert (
+                lead
+                == COUNTERFACTUAL_LEADS[
+                    "more" if (designs > 1).all() else "fewer" if (designs < 1).all() else "mixed"
+                ]
+            )
             for name, macs, memory in re.findall(
                 r"(?:network |; )([^:;]+): (\S+)x the MACs and (\S+)x the activation", text
             ):
@@ -93,10 +111,17 @@ def check_every_sentence(view: RunView) -> set[str]:
             assert f"{100 * categories.loc[category, 'flops_share']:.1f}" == flops_share
             if "per-call time" in text:
                 assert f"{100 * categories.loc[category, 'time_ms_share']:.1f}" == time_share
-        elif lead.startswith(("Linear in", "Attention grows")):
+        elif lead.startswith(SCALING_LEADS):
             fits = view.table("scaling_fits").set_index("quantity")
             assert bool(fits.loc["macs", "passed"])
             assert ("linearly" in text) == (not m["scaling_macs_quadratic"])
+            doubling = re.search(r"multiplies them by (\d+\.\d+)", text)
+            if lead.startswith("Nearly linear"):
+                assert float(doubling.group(1)) < 2.2
+            if lead.startswith("Attention grows"):
+                assert m["scaling_attention_quadratic"] and float(doubling.group(1)) >= 2.2
+            if m.get("output_kind") == "points":
+                assert "per side" not in text and "pixels" not in text
             three = view.table("scaling_3x")
             ratio = re.search(r"costs (\S+)x the MACs \(([^)]+)\)", text)
             if ratio:
@@ -133,3 +158,15 @@ def test_every_vit_sentence_is_its_runs_number_and_nothing_about_pixels_or_cnns(
     assert "output pixel" not in answer and "convolutional" not in answer and "scale" not in answer
     # a fixed-size ViT has no scaling law, so no sentence claims one
     assert not any(lead.startswith(("Linear in", "Attention grows")) for lead in _answer(view))
+
+
+def test_every_point_cloud_sentence_is_its_runs_number(tmp_path):
+    # ptv3: patch attention on 16,384 points, counted only; its KNN counterfactual is cheaper in
+    # MACs, and its MACs grow almost linearly with the points
+    view = RunView.open(profile(model="ptv3", out=str(tmp_path), count_only=True))
+    checked = check_every_sentence(view)
+    assert {"Cost per point.", "The alternatives count fewer MACs.", "Nearly linear in points.",
+            "What kind of work."} <= checked  # fmt: skip
+    assert len(checked) == len(_answer(view))
+    answer = " ".join(_answer(view).values())
+    assert "pixel" not in answer and "saves compute" not in answer

@@ -154,7 +154,8 @@ def render(view: RunView) -> str:
     parts.append(_laws_table(fits, unit))
     three = view.table("scaling_3x")
     if three is not None and len(three):
-        parts.append("<h3>What an input 3x larger per side costs</h3>")
+        larger = "with 3x the points" if unit == "points" else "3x larger per side"
+        parts.append(f"<h3>What an input {larger} costs</h3>")
         parts.append(_three_table(three))
     else:
         parts.append(page.note("No 3x prediction: no law passed for a quantity measured here."))

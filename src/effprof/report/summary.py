@@ -44,8 +44,21 @@ def is_image_output(view: RunView) -> bool:
     return kind == "image"
 
 
+NEARLY_LINEAR = 2.2  # doubling the input multiplies the MACs by less: "nearly linear"
+
+
+def points_of(view: RunView) -> int | None:
+    """Points in the cloud of a point model (its input is N x C points), None for other models."""
+    if view.metric("output_kind") != "points":
+        return None
+    first = str(view.metric("input_shape") or "").split("x")[0]
+    return int(first) if first.isdigit() and int(first) > 0 else None
+
+
 def batch_of(view: RunView) -> int:
-    """Images (or clouds) per forward: the first dimension of the profiled input."""
+    """Images per forward: the first dimension of the profiled input (one cloud for points)."""
+    if view.metric("output_kind") == "points":
+        return 1
     shape = str(view.metric("input_shape") or "1")
     first = shape.split("x")[0]
     return int(first) if first.isdigit() and int(first) > 0 else 1
@@ -73,8 +86,10 @@ def cost_basis(view: RunView) -> tuple[str, float | None, str]:
     tokens = tokens_of(view)
     if tokens and macs is not None:
         return "MACs per token", macs / batch_of(view) / tokens, f"{tokens} tokens per image"
-    unit = "point cloud" if "points" in str(view.metric("inputs") or "") else "image"
-    return f"MACs per {unit}", (macs / batch_of(view) if macs is not None else None), unit
+    points = points_of(view)
+    if points and macs is not None:
+        return "MACs per point", macs / points, f"{points:,} points in the cloud"
+    return "MACs per image", (macs / batch_of(view) if macs is not None else None), "image"
 
 
 def _latency_card(view: RunView) -> tuple[str, str, str]:
@@ -110,6 +125,9 @@ def headline_cards(view: RunView) -> str:
             f"{fmt.plain(m.get('throughput_mpix_s'))} MP/s",
             "output megapixels per second",
         )
+    elif view.number("latency_median_ms") and points_of(view):
+        rate = points_of(view) / (view.number("latency_median_ms") / 1e3)
+        throughput = (f"{fmt.count(rate)} /s", "points per second at the median latency")
     elif view.number("latency_median_ms"):
         rate = batch_of(view) / (view.number("latency_median_ms") / 1e3)
         throughput = (f"{fmt.plain(rate)} /s", "inputs per second at the median latency")
@@ -143,6 +161,10 @@ def cost_finding(view: RunView) -> Finding | None:
     if label == "MACs per token":
         return "Cost per token.", (
             f"Every token costs {fmt.count(per_unit)} MACs ({detail}; {whole})."
+        )
+    if label == "MACs per point":
+        return "Cost per point.", (
+            f"Every point costs {fmt.count(per_unit)} MACs ({detail}; {whole})."
         )
     batch = batch_of(view)
     if batch > 1:
@@ -262,9 +284,14 @@ def counterfactual_finding(view: RunView) -> Finding | None:
         "the activation memory"
         for row in designs.itertuples()
     ]
-    return "Each design idea saves compute.", (
-        "Counted on the meta device, the same network " + "; ".join(parts) + "."
-    )
+    ratios = designs["macs_ratio"].astype(float)
+    if (ratios > 1).all():
+        lead = "Each design idea saves compute."
+    elif (ratios < 1).all():  # the alternative is cheaper in MACs: the design buys something else
+        lead = "The alternatives count fewer MACs."
+    else:
+        lead = "Design ideas against their alternatives."
+    return lead, "Counted on the meta device, the same network " + "; ".join(parts) + "."
 
 
 def _category_time_shares(view: RunView) -> tuple[pd.DataFrame, str] | None:
@@ -358,12 +385,15 @@ def scaling_finding(view: RunView) -> Finding | None:
             f"{ratio:.2f} ({error})"
         )
         crossing = view.number("scaling_attention_crossover_positions")
-        # attention is named only where the run's own attention MACs grow quadratically
-        lead = (
-            "Attention grows with the square of the tokens."
-            if view.metric("scaling_attention_quadratic")
-            else f"Faster than linear in {unit}."
-        )
+        # attention is named only where the run's own attention MACs grow quadratically, and
+        # the square only where it shows (doubling the input more than NEARLY_LINEAR the MACs)
+        tokens = "points" if unit == "points" else "tokens"
+        if ratio < NEARLY_LINEAR:
+            lead = f"Nearly linear in {unit}."
+        elif view.metric("scaling_attention_quadratic"):
+            lead = f"Attention grows with the square of the {tokens}."
+        else:
+            lead = f"Faster than linear in {unit}."
         if crossing is not None and crossing >= float(law["p_min"]):
             text += f"; attention's MACs overtake all the other MACs at {_positions_text(view, crossing)}"
         elif crossing is not None:
@@ -372,8 +402,9 @@ def scaling_finding(view: RunView) -> Finding | None:
         rows = three[three["quantity"] == "macs"]
         if len(rows):
             row = rows.iloc[0]
+            larger = "with 3x the points" if unit == "points" else "3x larger per side"
             text += (
-                f"; an input 3x larger per side ({row['larger']}) costs "
+                f"; an input {larger} ({row['larger']}) costs "
                 f"{fmt.times(row['ratio_predicted'])} the MACs ({fmt.count(row['predicted'], 'MAC')})"
             )
         latency = three[three["quantity"] == "latency_median_ms"]
