@@ -441,9 +441,9 @@ def profile(
         collected.metrics.update(skipped_int8(COUNT_ONLY).metrics)
     else:
         step("INT8 in ONNX Runtime (how much cheaper, without training)")
-        with num_threads(config.threads):
+        with num_threads(spec.threads):  # the thread count the latency used (chosen for the host)
             int8 = measure_int8(model, target.padded_inputs, count.macs, entry,
-                                enabled=config.int8, threads=config.threads)  # fmt: skip
+                                enabled=config.int8, threads=spec.threads)  # fmt: skip
         collected.metrics.update(int8.metrics)
         collected.tables.update(int8.tables)
         collected.notes.extend(int8.notes)

@@ -133,7 +133,7 @@ def render(runs: Sequence[RunView], front_only: bool = False) -> str:
         body += _pareto_chart(frame, runtime[0], f"{runtime[1]} latency (ms)", 1.0,
                               "Quality against latency: steps on the dotted front (diamonds) "
                               "are not beaten on both; hover a point for its step.")  # fmt: skip
-    return body + _pareto_chart(frame, "file_bytes", "file size (MiB)", 2**20,
+    return body + _pareto_chart(frame, "file_bytes", "file size (bytes)", 1.0,
                                 "Quality against stored size: steps on the dotted front (diamonds) "
                                 "are not beaten on both; hover a point for its step.")  # fmt: skip
 

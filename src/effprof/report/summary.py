@@ -130,7 +130,7 @@ def headline_cards(view: RunView) -> str:
         throughput = (f"{fmt.count(rate)} /s", "points per second at the median latency")
     elif view.number("latency_median_ms"):
         rate = batch_of(view) / (view.number("latency_median_ms") / 1e3)
-        throughput = (f"{fmt.plain(rate)} /s", "inputs per second at the median latency")
+        throughput = (f"{fmt.count(rate)} /s", "inputs per second at the median latency")
     else:
         throughput = ("—", view.reason("latency_median_ms") or "latency not measured")
     cards = [
