@@ -98,9 +98,11 @@ def check_every_sentence(view: RunView) -> set[str]:
                     "more" if (designs > 1).all() else "fewer" if (designs < 1).all() else "mixed"
                 ]
             )
-            for name, macs, memory in re.findall(
-                r"(?:network |; )([^:;]+): (\S+)x the MACs and (\S+)x the activation", text
-            ):
+            quoted = re.findall(
+                r"(?:cost: |; )([^:;]+): (\S+)x the MACs and (\S+)x the activation", text
+            )
+            assert len(quoted) == len(designs)  # every design, each read back below
+            for name, macs, memory in quoted:
                 assert fmt.times(table.loc[name.strip(), "macs_ratio"]) == macs + "x"
                 assert fmt.times(table.loc[name.strip(), "activation_ratio"]) == memory + "x"
         elif lead == "FLOPs are not time.":

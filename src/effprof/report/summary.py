@@ -291,7 +291,11 @@ def counterfactual_finding(view: RunView) -> Finding | None:
         lead = "The alternatives count fewer MACs."
     else:
         lead = "Design ideas against their alternatives."
-    return lead, "Counted on the meta device, the same network " + "; ".join(parts) + "."
+    return lead, (
+        "Counted on the meta device against this network, the alternatives cost: "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def _category_time_shares(view: RunView) -> tuple[pd.DataFrame, str] | None:
