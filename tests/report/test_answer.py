@@ -172,3 +172,19 @@ def test_every_point_cloud_sentence_is_its_runs_number(tmp_path):
     assert len(checked) == len(_answer(view))
     answer = " ".join(_answer(view).values())
     assert "pixel" not in answer and "saves compute" not in answer
+
+
+def test_an_unreliable_latency_is_greyed_with_its_reason_never_a_headline(profile_run, tmp_path):
+    from effprof.report.summary import headline_cards
+    from tests.report.conftest import copy_run
+
+    reason = "busy host: other processes kept 1.8 of the 2 usable cores busy"
+    run = copy_run(profile_run, tmp_path, metrics={"latency_reliable": False,
+                                                   "latency_unreliable_reason": reason})  # fmt: skip
+    cards = re.findall(r'<div class="card( muted)?"><div class="label">([^<]*)</div>',
+                       headline_cards(RunView.open(run)))  # fmt: skip
+    muted = [label for grey, label in cards if grey]
+    assert muted == ["Latency (median, unreliable)", "Throughput"]
+    assert reason in headline_cards(RunView.open(run))
+    reliable = re.findall(r'class="card muted"', headline_cards(RunView.open(profile_run)))
+    assert RunView.open(profile_run).metrics.get("latency_reliable") is False or not reliable

@@ -144,8 +144,9 @@ def headline_cards(view: RunView) -> str:
          if peak is not None else "meta-trace estimate (not measured)"),
         ("FLOPs", fmt.count(m.get("flops"), "FLOP"), "2 x MACs + other ops"),
     ]  # fmt: skip
-    unreliable = {1} if latency[0].endswith("unreliable)") else set()
-    return page.cards(cards, muted=unreliable | ({2} if unreliable else set()))
+    # an unreliable latency greys its card and the throughput computed from it (cards 2 and 3)
+    muted = {2, 3} if latency[0].endswith("unreliable)") else set()
+    return page.cards(cards, muted=muted)
 
 
 def cost_finding(view: RunView) -> Finding | None:
