@@ -94,7 +94,9 @@ def _table(frame) -> Table:
             _fmt(getattr(row, column), ".2f"),
         ]  # fmt: skip
         if psnr:
-            same = f"{_fmt(row.quality_delta_db, '+.2f')} {row.reference}" if row.reference else "—"
+            # no dense control trained as many steps: no reference (a missing cell is NaN here)
+            reference = row.reference if isinstance(row.reference, str) else None
+            same = f"{_fmt(row.quality_delta_db, '+.2f')} {reference}" if reference else "—"
             cells += [_fmt(row.psnr_delta_db, "+.2f"), same]
         else:
             cells.append(_fmt(row.fidelity_top1_agreement, ".0%"))
