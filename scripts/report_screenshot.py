@@ -2,6 +2,8 @@
 
     effprof profile --model mssnet --weights synthetic
     python scripts/report_screenshot.py reports/runs/<run> reports/example-report.png
+    python scripts/report_screenshot.py reports/runs/<run> reports/examples/mssnet \
+        --sections summary compression
 
 Waits until every chart has drawn; fails if the page logged an error or asked the network for
 anything (the report must work offline). Needs ``pip install playwright`` and ``apt-get install
@@ -19,7 +21,10 @@ from playwright.sync_api import sync_playwright
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-def screenshot(report: Path, out: Path, width: int, full_page: bool) -> None:
+def screenshot(
+    report: Path, out: Path, width: int, full_page: bool, sections: list[str] | None = None
+) -> None:
+    """``out`` is the PNG, or with ``sections`` a folder of one PNG per named section id."""
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     problems: list[str] = []
     with sync_playwright() as p:
@@ -37,7 +42,14 @@ def screenshot(report: Path, out: Path, width: int, full_page: bool) -> None:
                 ".every(d => d.querySelector('svg.main-svg'))",
                 timeout=60_000,
             )
-            page.screenshot(path=str(out), full_page=full_page)
+            if sections is None:
+                page.screenshot(path=str(out), full_page=full_page)
+            else:
+                out.mkdir(parents=True, exist_ok=True)
+                for section in sections:
+                    found = page.locator(f"section#{section}")
+                    if found.count():
+                        found.screenshot(path=str(out / f"{section}.png"))
         finally:
             browser.close()
     if problems:
@@ -50,11 +62,14 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="PNG to write")
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--viewport-only", action="store_true", help="only the first screen")
+    parser.add_argument(
+        "--sections", nargs="+", help="write OUT/<id>.png for these section ids instead"
+    )
     args = parser.parse_args()
     report = args.run_dir / "report.html" if args.run_dir.is_dir() else args.run_dir
     if not report.is_file():
         raise SystemExit(f"no report at {report} (render it with: effprof report RUN_DIR)")
-    screenshot(report, args.out, args.width, not args.viewport_only)
+    screenshot(report, args.out, args.width, not args.viewport_only, args.sections)
     print(f"screenshot: {args.out}")
 
 

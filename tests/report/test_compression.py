@@ -80,6 +80,9 @@ def test_pareto_front_keeps_only_undominated_points():
     cost = pd.Series([1.0, 2.0, 3.0, 2.5])
     quality = pd.Series([30.0, 31.0, 30.5, 31.5])
     assert list(pareto_mask(cost, quality)) == [True, True, False, True]
+    # the same model stored twice (equal cost and quality) is on the front once
+    twice = pareto_mask(pd.Series([1.0, 2.0, 2.0]), pd.Series([30.0, 31.0, 31.0]))
+    assert list(twice) == [True, True, False]
 
 
 def test_the_mssnet_profile_measures_its_int8(profile_run):

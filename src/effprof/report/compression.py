@@ -26,11 +26,14 @@ RUNTIMES = (("ort_latency_ms", "ONNX Runtime"), ("torch_latency_ms", "torch"))
 
 
 def pareto_mask(cost: pd.Series, quality: pd.Series) -> pd.Series:
-    """True where no other point has lower-or-equal cost and higher-or-equal quality (one strictly)."""
+    """True where no other point has lower-or-equal cost and higher-or-equal quality (one
+    strictly); of points equal in both (the same model stored twice), only the first."""
     mask = []
+    seen: set[tuple[float, float]] = set()
     for c, q in zip(cost, quality, strict=True):
         dominated = ((cost <= c) & (quality >= q) & ((cost < c) | (quality > q))).any()
-        mask.append(not dominated)
+        mask.append(not dominated and (c, q) not in seen)
+        seen.add((c, q))
     return pd.Series(mask, index=cost.index)
 
 
