@@ -78,3 +78,28 @@ def test_profile_stores_the_int8_line_and_no_int8_turns_it_off(tmp_path):
     off = read_record(profile(model="tests.runs.tiny_models:conv", out=str(tmp_path / "off"),
                               int8=False, **fast))  # fmt: skip
     assert "--no-int8" in off.missing[names.INT8_SPEEDUP]
+
+
+def test_with_onnx_the_model_is_exported_once(tmp_path, monkeypatch):
+    import sys
+
+    import effprof.api.cheaper as cheaper
+
+    profile_job = sys.modules[
+        "effprof.api.profile"
+    ]  # the module (the package exports the function)
+
+    calls = []
+    real = profile_job.export_onnx
+
+    def counted(*args, **kwargs):
+        calls.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(profile_job, "export_onnx", counted)
+    monkeypatch.setattr(cheaper, "export_onnx", counted)
+    run = profile(model="tests.runs.tiny_models:conv", out=str(tmp_path), input="1x3x32x32",
+                  repeat=2, warmup=0, crosscheck=False, optime=False, threads=1, onnx=True)  # fmt: skip
+    record = read_record(run)
+    assert len(calls) == 1  # INT8 quantised the --onnx export instead of exporting again
+    assert record.metrics[names.INT8_SPEEDUP] > 0 and record.metrics["ort_latency_median_ms"] > 0

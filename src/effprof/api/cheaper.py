@@ -125,8 +125,12 @@ def measure_int8(
     *,
     enabled: bool,
     threads: int | None,
+    fp32_onnx: Path | None = None,
 ) -> Int8Measurement:
-    """The dense model's ONNX Runtime INT8 against ONNX Runtime fp32 (see the module docstring)."""
+    """The dense model's ONNX Runtime INT8 against ONNX Runtime fp32 (see the module docstring).
+
+    ``fp32_onnx``: the model's fp32 export at these inputs when the profile already made one
+    (``--onnx``); it is read, not exported again."""
     if not enabled:
         return skipped_int8("INT8 comparison turned off (--no-int8)")
     if importlib.util.find_spec("onnxruntime") is None:
@@ -148,9 +152,11 @@ def measure_int8(
     logits = entry.outputs.kind in (VECTOR_OUT, "unknown")
     calibration, what = _inputs(entry, inputs, CALIBRATION_INPUTS, CALIBRATION_SEED)
     with tempfile.TemporaryDirectory(prefix="effprof-int8-") as tmp:
-        fp32, int8 = Path(tmp) / "model.onnx", Path(tmp) / "model-int8.onnx"
+        int8 = Path(tmp) / "model-int8.onnx"
+        fp32 = fp32_onnx if fp32_onnx is not None else Path(tmp) / "model.onnx"
         try:
-            export_onnx(cpu, shape, fp32)
+            if fp32_onnx is None:
+                export_onnx(cpu, shape, fp32)
             quantize_int8(fp32, int8, [x.numpy() for x in calibration], cpu, Int8Spec())
         except Exception as error:  # export and quantisation fail in many ways; say which
             return skipped_int8(f"INT8 export failed: {str(error).splitlines()[0][:200]}")

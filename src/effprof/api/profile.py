@@ -322,6 +322,12 @@ def _measure_onnx(
     out.add("onnx_", parity.summary())
 
 
+def _reusable_export(target: ProfileTarget, out: Collected) -> Path | None:
+    """The ``--onnx`` export of the model, when it is the graph INT8 needs (no padding wrapper)."""
+    path = out.files.get("model.onnx")
+    return path if path is not None and target.padded_shape == target.input_shape else None
+
+
 def _check_outputs(model: nn.Module, target: ProfileTarget, out: Collected) -> None:
     """One fp32 forward: are the outputs finite (else which, and from which module on)?"""
     check = check_outputs(model, lambda: target.padded_inputs.build(target.device))
@@ -443,7 +449,8 @@ def profile(
         step("INT8 in ONNX Runtime (how much cheaper, without training)")
         with num_threads(spec.threads):  # the thread count the latency used (chosen for the host)
             int8 = measure_int8(model, target.padded_inputs, count.macs, entry,
-                                enabled=config.int8, threads=spec.threads)  # fmt: skip
+                                enabled=config.int8, threads=spec.threads,
+                                fp32_onnx=_reusable_export(target, collected))  # fmt: skip
         collected.metrics.update(int8.metrics)
         collected.tables.update(int8.tables)
         collected.notes.extend(int8.notes)
