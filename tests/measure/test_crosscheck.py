@@ -163,3 +163,22 @@ def test_explanations_match_fvcore_op_names_and_keep_matmul_out_of_other_ops() -
     effprof = check.loc["effprof", "explanation"]
     beyond = effprof.split("beyond the multiply-accumulates (")[1].split(")")[0]
     assert "linear/matmul" not in beyond and "convolution" not in beyond  # their FLOPs are 2 x MACs
+
+
+class _Attention(torch.nn.Module):
+    """One fused attention call: fvcore has no handle for it, effprof counts it as one row."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = x.flatten(2).transpose(1, 2).reshape(1, 16, 2, 2).transpose(1, 2)
+        return torch.nn.functional.scaled_dot_product_attention(q, q, q)
+
+
+def test_fvcore_skipping_fused_attention_names_effprofs_macs_for_it() -> None:
+    check = cross_check(_Attention(), (1, 4, 4, 4), tools=("fvcore",)).table.set_index("counter")
+    fvcore = check.loc["fvcore", "explanation"]
+    skipped = re.search(
+        r"scaled_dot_product_attention x1 \(effprof: ([\d,]+) FLOPs, ([\d,]+) MACs", fvcore
+    )
+    assert skipped, fvcore
+    flops, macs = (int(g.replace(",", "")) for g in skipped.groups())
+    assert macs == 2 * 2 * 16 * 16 * 2 and flops > 2 * macs  # QK^T and AV, plus the softmax

@@ -94,7 +94,7 @@ def quiet() -> Iterator[None]:
 def op_packet(op: str) -> str:
     """``aten._prelu_kernel.default`` -> ``prelu``; ``aten::add`` -> ``add`` (for matching)."""
     name = op.split("::")[-1]
-    if name.startswith("aten."):
+    if name.startswith(("aten.", "effprof.")):  # effprof.scaled_dot_product_attention: fused row
         name = name.split(".")[1]
     name = name.strip("_")
     return name.removesuffix("_kernel")
@@ -124,13 +124,20 @@ def _packets_for(name: str) -> set[str]:
     return {packet, *FVCORE_ALIASES.get(packet, ())}
 
 
-def effprof_flops_for(count: CountResult, name: str) -> tuple[int, int]:
-    """(FLOPs, output elements) of effprof's ops that a tool's op name stands for (fvcore's
-    ``batch_norm`` is aten's ``_native_batch_norm_legit_no_training``, ...)."""
+def effprof_ops_for(count: CountResult, name: str) -> pd.DataFrame:
+    """effprof's op rows that a tool's op name stands for (fvcore's ``batch_norm`` is aten's
+    ``_native_batch_norm_legit_no_training``, its ``scaled_dot_product_attention`` effprof's
+    fused attention row, ...)."""
     packets = count.ops["op"].map(op_packet)
     ops = count.ops[packets.isin(_packets_for(name))]
     if ops.empty:
         ops = count.ops[packets.isin(FVCORE_FALLBACKS.get(op_packet(name), ()))]
+    return ops
+
+
+def effprof_flops_for(count: CountResult, name: str) -> tuple[int, int]:
+    """(FLOPs, output elements) of effprof's ops that a tool's op name stands for."""
+    ops = effprof_ops_for(count, name)
     elements = sum(_first_numel(text) for text in ops["output_shape"])
     return int(ops["flops"].sum()), elements
 
@@ -183,10 +190,12 @@ def run_fvcore(
             text.append(f"It adds {value:,} for {op}, where effprof counts {mine:,} FLOPs{per}.")
     if unsupported:
         skipped = ", ".join(f"{op} x{n}" for op, n in unsupported.items())
-        effprof_skipped = sum(effprof_flops_for(count, op)[0] for op in unsupported)
+        rows = [effprof_ops_for(count, op) for op in unsupported]
+        flops, macs = (sum(int(r[c].sum()) for r in rows) for c in ("flops", "macs"))
+        of_them = f", {macs:,} MACs among them" if macs else ""
         text.append(
-            f"It counts 0 for ops it has no handle for: {skipped} (effprof: "
-            f"{effprof_skipped:,} FLOPs)."
+            f"It counts 0 for ops it has no handle for: {skipped} (effprof: {flops:,} FLOPs"
+            f"{of_them})."
         )
     top = [m.removeprefix("model.") for m in uncalled if m.rpartition(".")[0] not in uncalled]
     if top:

@@ -408,8 +408,10 @@ def scaling_finding(view: RunView) -> Finding | None:
         if len(rows):
             row = rows.iloc[0]
             larger = "with 3x the points" if unit == "points" else "3x larger per side"
+            size = str(row["larger"])
+            size = f"{int(size):,} points" if size.isdigit() else size  # a point count
             text += (
-                f"; an input {larger} ({row['larger']}) costs "
+                f"; an input {larger} ({size}) costs "
                 f"{fmt.times(row['ratio_predicted'])} the MACs ({fmt.count(row['predicted'], 'MAC')})"
             )
         latency = three[three["quantity"] == "latency_median_ms"]
