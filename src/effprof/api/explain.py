@@ -239,9 +239,11 @@ def measure_scaling(
     sweep = count_sweep(model, inputs, sizes, multiple=target.multiple, known=known)
     counted = sweep[sweep["count_missing"].isna()] if "count_missing" in sweep else sweep
     if len(counted) < 2:
-        reasons = "; ".join(sorted(set(sweep["count_missing"].dropna()))) or "one size only"
+        reasons = sorted({r.rstrip(". ") for r in sweep["count_missing"].dropna()})
+        why = reasons[0][:240] if reasons else "no other size was counted"
+        more = f" (and {len(reasons) - 1} other reason(s))" if len(reasons) > 1 else ""
         out.metrics["scaling_macs_exponent"] = Missing(
-            f"the model counts at one size only: {reasons}"[:300]
+            f"the model counts at one size only: {why}{more}"
         )
         out.tables["scaling"] = sweep
         return
