@@ -191,10 +191,10 @@ def run_fvcore(
     if unsupported:
         skipped = ", ".join(f"{op} x{n}" for op, n in unsupported.items())
         rows = [effprof_ops_for(count, op) for op in unsupported]
-        flops, macs = (sum(int(r[c].sum()) for r in rows) for c in ("flops", "macs"))
-        of_them = f", {macs:,} MACs among them" if macs else ""
+        mine_flops, mine_macs = (sum(int(r[c].sum()) for r in rows) for c in ("flops", "macs"))
+        of_them = f", {mine_macs:,} MACs among them" if mine_macs else ""
         text.append(
-            f"It counts 0 for ops it has no handle for: {skipped} (effprof: {flops:,} FLOPs"
+            f"It counts 0 for ops it has no handle for: {skipped} (effprof: {mine_flops:,} FLOPs"
             f"{of_them})."
         )
     top = [m.removeprefix("model.") for m in uncalled if m.rpartition(".")[0] not in uncalled]
