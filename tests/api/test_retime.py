@@ -90,7 +90,8 @@ def test_compare_retimes_profile_runs_rebuilt_from_their_options(tmp_path):
     record["params"]["model"] = "tests.runs.no_such_module:conv"
     (gone / "run.json").write_text(json.dumps(record))
 
-    comparison = compare([small, large, gone], retime_rounds=1)
+    trusted = ["tests.runs.tiny_models:conv", "tests.runs.no_such_module:conv"]
+    comparison = compare([small, large, gone], retime_rounds=1, trusted=trusted)
     table = comparison.retimed.set_index("run_id")
     assert list(table.index) == [small.name, large.name]
     assert table.loc[small.name, "ratio"] == 1.0

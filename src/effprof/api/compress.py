@@ -168,7 +168,9 @@ def _check_targets(dense: nn.Module, calibration: Calibration, plans: list[_Plan
             kept[plan.label] = {**start, **dict([target])} if target is not None else dict(start)
 
 
-def _finished(config: CompressConfig) -> tuple[str | None, dict[str, tuple[Path, Any]]]:
+def _finished(
+    config: CompressConfig, variant: str | None
+) -> tuple[str | None, dict[str, tuple[Path, Any]]]:
     """The latest pipeline group of this config in the store and its finished runs by step hash."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RunStoreWarning)
@@ -181,6 +183,13 @@ def _finished(config: CompressConfig) -> tuple[str | None, dict[str, tuple[Path,
         ]
     if not runs:
         return None, {}
+    for path, record in runs:  # a record that claims this pipeline must be of its model
+        if (record.model, record.variant) != (config.model, variant):
+            shown = " ".join(p for p in (record.model, record.variant) if p)
+            raise EffprofError(
+                f"--resume: run {path.name} in {str(config.out)!r} claims this pipeline but is "
+                f"of {shown!r}, not {config.model!r}; its records do not match the config"
+            )
     group = max(runs, key=lambda run: run[1].created)[1].group
     return group, {r.params["step_hash"]: (p, r) for p, r in runs if r.group == group}
 
@@ -276,7 +285,7 @@ def compress(
         ctx = Context(config, variant, services, data, entry)
         services.dense_macs = count_macs(data.inputs, dense)
         _check_targets(dense, services.calibration, plans)
-        group, done = _finished(config) if config.resume else (None, {})
+        group, done = _finished(config, variant) if config.resume else (None, {})
         group = group or new_run_id("pipeline", config.model, variant)
         weights_note = (
             f"weights: {config.weights}"
@@ -298,7 +307,13 @@ def compress(
                 emit("skip", f"finished earlier: {record.run_id}", path)
                 model = None
                 if step is None or step.step in MODEL_STEPS:
-                    model = dense if step is None else load_pruned(path)
+                    model = (
+                        dense
+                        if step is None
+                        else load_pruned(
+                            path, trusted=(config.model,), expected=(config.model, variant)
+                        )
+                    )
             else:
                 emit("start", step.step if step else DENSE)
                 params = {**_params(config, plan, index, trained, pruned), "task": describe(data)}

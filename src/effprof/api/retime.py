@@ -18,7 +18,7 @@ A run that gives no model back is listed with the reason (``skipped``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from effprof.config import ProfileConfig, validate
 from effprof.measure.interleave import Candidate, Interleaved, time_interleaved
 from effprof.measure.session import LatencySpec
 from effprof.models import PadToMultiple, load_subject
+from effprof.models.trust import check_buildable
 from effprof.results import EffprofError
 from effprof.runs import RunRecord, RunWriter, read_record
 
@@ -55,7 +56,9 @@ class Retimed:
         return self.origins.merge(self.timing.summary(), on="candidate", how="right")
 
 
-def _compress_candidates(run_dir: Path, record: RunRecord, label: str) -> list[Candidate]:
+def _compress_candidates(
+    run_dir: Path, record: RunRecord, label: str, trusted: Collection[str]
+) -> list[Candidate]:
     pipeline = record.params.get("pipeline") or {}
     size = int(pipeline.get("test_size", 256))
     spec = LatencySpec(
@@ -65,17 +68,19 @@ def _compress_candidates(run_dir: Path, record: RunRecord, label: str) -> list[C
     shape = (1, 3, size, size)
     found = []
     if (run_dir / STRUCTURE_FILE).is_file():
-        found.append(Candidate(f"{label} torch", shape, spec, model=load_pruned(run_dir)))
+        model = load_pruned(run_dir, trusted=trusted)
+        found.append(Candidate(f"{label} torch", shape, spec, model=model))
     for name, runtime in ONNX_FILES:
         if (run_dir / name).is_file():
             found.append(Candidate(f"{label} {runtime}", shape, spec, onnx_path=run_dir / name))
     return found
 
 
-def _profile_candidate(record: RunRecord, label: str) -> Candidate:
+def _profile_candidate(record: RunRecord, label: str, trusted: Collection[str]) -> Candidate:
     params = record.params
     options = {k: v for k, v in params.items() if k in ProfileConfig.model_fields}
     config = validate(ProfileConfig, options, f"the options of run {record.run_id}")
+    check_buildable(config.model, trusted, f"run {record.run_id}")
     device, shape = check_config(config)
     subject = load_subject(config.model, config.variant, config.weights, device=device)
     target = resolve_target(config, subject, device, shape)
@@ -89,19 +94,23 @@ def _profile_candidate(record: RunRecord, label: str) -> Candidate:
     return Candidate(f"{label} torch", target.inputs, spec, model=model)
 
 
-def run_candidates(run_dir: str | Path, label: str, *, onnx: bool = True) -> list[Candidate]:
+def run_candidates(
+    run_dir: str | Path, label: str, *, onnx: bool = True, trusted: Collection[str] = ()
+) -> list[Candidate]:
     """The timeable models of one run (see the module docstring), named ``<label> <runtime>``.
+    A factory the run names is imported only when it is in ``trusted``
+    (:mod:`effprof.models.trust`): a run store is data, never code.
 
     Raises EffprofError with the reason when the run gives no model back.
     """
     run_dir = Path(run_dir)
     record = read_record(run_dir)
     if record.kind == "compress":
-        found = _compress_candidates(run_dir, record, label)
+        found = _compress_candidates(run_dir, record, label, trusted)
         found = found if onnx else [c for c in found if c.runtime == "torch"]
     elif record.kind == "profile":
         try:
-            found = [_profile_candidate(record, label)]
+            found = [_profile_candidate(record, label, trusted)]
         except (EffprofError, ImportError, OSError, ValueError, RuntimeError) as error:
             raise EffprofError(f"its model cannot be rebuilt: {error}") from None
     else:
@@ -118,17 +127,19 @@ def retime_runs(
     rounds: int = 1,
     onnx: bool = True,
     reference: str | None = None,
+    trusted: Collection[str] = (),
 ) -> Retimed:
     """Time the models of ``run_dirs`` interleaved for ``rounds`` rounds. ``labels`` name the
     runs (default: a compress run's step, else its run id); ``reference`` is the candidate the
-    ratios are to (default, or when that run was skipped: per runtime, its first candidate)."""
+    ratios are to (default, or when that run was skipped: per runtime, its first candidate).
+    ``trusted``: factories the user named, which may be imported to rebuild a run's model."""
     candidates: list[Candidate] = []
     origins, skipped = [], []
     for index, run_dir in enumerate(run_dirs):
         record = read_record(run_dir)
         label = labels[index] if labels else str(record.params.get("step") or record.run_id)
         try:
-            found = run_candidates(run_dir, label, onnx=onnx)
+            found = run_candidates(run_dir, label, onnx=onnx, trusted=trusted)
         except EffprofError as error:
             skipped.append(f"{label}: {error}")
             continue
@@ -215,7 +226,7 @@ def retime_pipeline(
 ) -> Path | None:
     """Re-time the models a compress pipeline made (its runs, dense first) in ``rounds``
     interleaved rounds and write the ``retime`` run into its group; None if none is timeable."""
-    retimed = retime_runs(run_dirs, rounds=rounds)
+    retimed = retime_runs(run_dirs, rounds=rounds, trusted=(model,))  # the job's own model
     if retimed.timing is None:
         return None
     parent = read_record(run_dirs[0]).run_id if run_dirs else None

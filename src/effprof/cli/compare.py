@@ -84,6 +84,12 @@ def compare(
         min=0,
         help="time the runs' models again, interleaved, in this many rounds (0: do not)",
     ),
+    trust_model: list[str] = typer.Option(
+        [],
+        "--trust-model",
+        help="a factory (module:callable, file.py:callable) that runs name and that may be "
+        "imported to re-time them; runs are data, so without it only registered models are rebuilt",
+    ),
 ) -> None:
     """Compare runs: headline metrics with ratios to the first, and a comparison HTML page."""
     from effprof.api.compare import compare as compare_job
@@ -94,7 +100,9 @@ def compare(
         check_output_file(html, "--html")
     with warnings.catch_warnings(record=True) as skipped:
         warnings.simplefilter("always")
-        comparison = compare_job(resolve_runs(runs, root), retime_rounds=retime_rounds)
+        comparison = compare_job(
+            resolve_runs(runs, root), retime_rounds=retime_rounds, trusted=tuple(trust_model)
+        )
     for warning in skipped:
         warn(str(warning.message))
     for line in comparison.warnings:

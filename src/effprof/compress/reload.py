@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from torch import nn
 from effprof.compress.untie import untie_shared
 from effprof.models import build_model, read_state_dict
 from effprof.models.checkpoint import load_state_dict_strict
+from effprof.models.trust import check_buildable
 from effprof.results import EffprofError
 
 FORMAT = "effprof-pruned"
@@ -185,11 +186,32 @@ def fit_loose_parameters(model: nn.Module, state: dict[str, torch.Tensor]) -> No
                 setattr(module, name, nn.Parameter(torch.empty_like(state[key])))
 
 
-def load_pruned(directory: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """The pruned network saved in ``directory``, in eval mode (no Torch-Pruning needed)."""
+def load_pruned(
+    directory: str | Path,
+    device: str | torch.device = "cpu",
+    *,
+    trusted: Collection[str] = (),
+    expected: tuple[str, str | None] | None = None,
+) -> nn.Module:
+    """The pruned network saved in ``directory``, in eval mode (no Torch-Pruning needed).
+
+    The structure names the model it was pruned from; a factory (``module:callable``) is
+    imported only when it is in ``trusted`` (see :mod:`effprof.models.trust`). With
+    ``expected`` (model, variant), a structure of any other model is refused."""
     directory = Path(directory)
     structure = read_structure(directory / STRUCTURE_FILE)
-    model = build_model(structure["model"], structure["variant"])
+    name, variant = structure.get("model"), structure.get("variant")
+    if not isinstance(name, str) or not isinstance(variant, (str, type(None))):
+        raise EffprofError(f"{str(directory / STRUCTURE_FILE)!r} names no model")
+    if expected is not None and (name, variant) != expected:
+        shown = " ".join(p for p in (name, variant) if p)
+        wanted = " ".join(p for p in expected if p)
+        raise EffprofError(
+            f"{str(directory / STRUCTURE_FILE)!r} holds a pruned {shown!r}, not the {wanted!r} "
+            "this job builds"
+        )
+    check_buildable(name, trusted, f"{str(directory / STRUCTURE_FILE)!r}")
+    model = build_model(name, variant)
     if structure["untied"]:
         untie_shared(model)
     apply_structure(model, structure["modules"])
