@@ -38,18 +38,61 @@ def is_missing(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
+@dataclass(frozen=True)
+class Unreliable:
+    """A measured number whose measurement failed a reliability test (spread, a busy host).
+
+    >>> Unreliable(1658.2, "busy host: other processes kept 1.6 of 2 cores busy").value
+    1658.2
+    """
+
+    value: Any
+    reason: str
+
+
+@dataclass(frozen=True)
+class Partial:
+    """A lower bound: a count that leaves something out (ops without a formula), with the reason."""
+
+    value: Any
+    reason: str
+
+
+@dataclass(frozen=True)
+class Split:
+    """A metrics dict as run.json stores it: plain values (``None`` where missing) and the
+    reasons of the missing, unreliable and partial ones."""
+
+    values: dict[str, Any]
+    missing: dict[str, str]
+    unreliable: dict[str, str]
+    partial: dict[str, str]
+
+
+def split_statuses(values: dict[str, Any]) -> Split:
+    """Unwrap ``Missing``, ``Unreliable`` and ``Partial`` values into plain values and reasons."""
+    out = Split({}, {}, {}, {})
+    for name, value in values.items():
+        if isinstance(value, Missing):
+            out.values[name] = None
+            out.missing[name] = value.reason
+        elif isinstance(value, Unreliable):
+            out.values[name] = value.value
+            out.unreliable[name] = value.reason
+        elif isinstance(value, Partial):
+            out.values[name] = value.value
+            out.partial[name] = value.reason
+        else:
+            out.values[name] = value
+    return out
+
+
 def split_missing(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """Split a metrics dict into (numbers with ``None`` for missing ones, {name: reason}).
 
     This is how run.json stores them: ``metrics.latency_ms = null`` and
-    ``missing.latency_ms = "CUDA out of memory"``.
+    ``missing.latency_ms = "CUDA out of memory"`` (unreliable and partial values keep their
+    number; :func:`split_statuses` keeps their reasons too).
     """
-    numbers: dict[str, Any] = {}
-    reasons: dict[str, str] = {}
-    for name, value in values.items():
-        if isinstance(value, Missing):
-            numbers[name] = None
-            reasons[name] = value.reason
-        else:
-            numbers[name] = value
-    return numbers, reasons
+    split = split_statuses(values)
+    return split.values, split.missing

@@ -22,7 +22,7 @@ from effprof.runs.record import RUN_FILE, RunRecord, read_record
 from effprof.runs.store import PARTIAL_SUFFIX, RUNS_DIR, partial_state, resumable_file
 
 # The fixed columns of load_runs, in order: name -> (dtype, meaning). After them come params.*,
-# metrics.*, missing.* and env.* (each group sorted by name), flattened with dots.
+# metrics.*, missing.*, unreliable.*, partial.* and env.* (each group sorted by name), flattened with dots.
 ID_COLUMNS: dict[str, tuple[str, str]] = {
     "run_id": ("string", "folder name, e.g. 20261126-031400-profile-mssnet-small-3f9a"),
     "created": ("datetime64[ns, UTC]", "when the run started"),
@@ -38,7 +38,7 @@ ID_COLUMNS: dict[str, tuple[str, str]] = {
     "schema_version": ("Int64", "run.json layout version the run was written with"),
     "path": ("string", "run folder"),
 }
-GROUPS = ("params", "metrics", "missing", "env")
+GROUPS = ("params", "metrics", "missing", "unreliable", "partial", "env")
 ERROR_NOTE = "error: "  # a failed run's first note of this form says why it failed
 
 

@@ -20,10 +20,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from effprof import schema
 from effprof.files import read_small_text
 from effprof.results import EffprofError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = schema.SCHEMA_VERSION
 RUN_FILE = "run.json"
 MAX_RECORD_BYTES = 16 * 2**20
 NON_FINITE_REASON = "not a finite number ({value}) when the run was written"
@@ -33,7 +34,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 @dataclass
 class RunRecord:
     """Everything run.json holds. ``params`` is the run's configuration (not a parameter count:
-    that is ``metrics["param_count"]``); ``missing`` maps a metric name to why it is null."""
+    that is ``metrics["param_count"]``); ``missing`` maps a metric name to why it is null,
+    ``unreliable`` and ``partial`` to why its number is unreliable or a lower bound (the
+    statuses of :mod:`effprof.schema`)."""
 
     run_id: str
     kind: str
@@ -44,6 +47,8 @@ class RunRecord:
     env: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
+    unreliable: dict[str, str] = field(default_factory=dict)
+    partial: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
@@ -61,6 +66,23 @@ class RunRecord:
                 reasons.setdefault(name, NON_FINITE_REASON.format(value=value))
         data["missing"] = reasons
         return dumps_json(data, indent=1)
+
+    def metric_status(self, name: str) -> str:
+        """``measured``, ``missing``, ``unreliable`` or ``partial`` (:mod:`effprof.schema`)."""
+        if name in self.missing or self.metrics.get(name) is None:
+            return schema.MISSING
+        if name in self.unreliable:
+            return schema.UNRELIABLE
+        if name in self.partial:
+            return schema.PARTIAL
+        return schema.MEASURED
+
+    def metric_reason(self, name: str) -> str | None:
+        """Why a metric is missing, unreliable or partial (None when measured)."""
+        for reasons in (self.missing, self.unreliable, self.partial):
+            if name in reasons:
+                return reasons[name]
+        return None
 
 
 # --- strict JSON -------------------------------------------------------------------------------
@@ -135,6 +157,8 @@ FIELD_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "env": (lambda v: isinstance(v, dict), "an object"),
     "metrics": (lambda v: isinstance(v, dict), "an object"),
     "missing": (_reasons, "an object of metric: reason strings"),
+    "unreliable": (_reasons, "an object of metric: reason strings"),
+    "partial": (_reasons, "an object of metric: reason strings"),
     "notes": (_str_list, "a list of strings"),
     "tables": (_names, "a list of table names"),
     "files": (_names, "a list of file names"),
@@ -175,8 +199,38 @@ def _upgrade_v0(data: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     return data
 
 
+def _upgrade_v1(data: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """v1 -> v2: the statuses. A v1 run kept a failed reliability test in ``<prefix>
+    latency_reliable`` flags and uncounted ops in ``uncounted_ops``; v2 names the numbers they
+    concern in ``unreliable`` and ``partial``. Names written twice-prefixed are renamed."""
+    data["schema_version"] = 2
+    if not isinstance(data.get("metrics"), dict) or not isinstance(data.get("missing", {}), dict):
+        return data  # the checks that follow say what is wrong with it
+    metrics = {schema.RENAMED.get(k, k): v for k, v in (data.get("metrics") or {}).items()}
+    missing = {schema.RENAMED.get(k, k): v for k, v in (data.get("missing") or {}).items()}
+    unreliable: dict[str, str] = {}
+    for names in (schema.LATENCY, schema.ORT, schema.TORCH, schema.CUDA):
+        if metrics.get(names.reliable) is False:
+            reason = metrics.get(names.unreliable_reason) or "failed the reliability test"
+            unreliable.update({n: str(reason) for n in names.timed if metrics.get(n) is not None})
+    if metrics.get(schema.INT8_SPEEDUP_RELIABLE) is False and metrics.get(schema.INT8_SPEEDUP):
+        reason = metrics.get(schema.INT8_SPEEDUP_UNRELIABLE) or "within-round ratios disagree"
+        unreliable[schema.INT8_SPEEDUP] = str(reason)
+    partial: dict[str, str] = {}
+    uncounted = metrics.get(schema.UNCOUNTED_OPS)
+    if isinstance(uncounted, int) and uncounted > 0:
+        reason = f"{uncounted} op(s) without a formula are not in the totals"
+        partial.update({n: reason for n in (schema.MACS, schema.FLOPS) if n in metrics})
+    data.update(metrics=metrics, missing=missing, unreliable=unreliable, partial=partial)
+    data["schema_version"] = 2
+    return data
+
+
 # version -> function that lifts a run.json dict from that version to the next one
-UPGRADES: dict[int, Callable[[dict[str, Any], Path], dict[str, Any]]] = {0: _upgrade_v0}
+UPGRADES: dict[int, Callable[[dict[str, Any], Path], dict[str, Any]]] = {
+    0: _upgrade_v0,
+    1: _upgrade_v1,
+}
 
 
 def upgrade_record(data: dict[str, Any], run_dir: Path) -> dict[str, Any]:

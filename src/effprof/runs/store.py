@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 from effprof.files import os_reason
-from effprof.results import EffprofError, split_missing
+from effprof.results import EffprofError, split_statuses
 from effprof.runs.record import RUN_FILE, RunRecord, read_capped_text
 
 RUNS_DIR = "runs"
@@ -284,9 +284,10 @@ class RunWriter:
         notes: list[str] | None = None,
         status: str = "finished",
     ) -> Path:
-        """Write run.json (metrics with ``Missing`` values split into null + reason, non-finite
-        numbers null with a reason), then publish the folder under its final name."""
-        numbers, reasons = split_missing(metrics)
+        """Write run.json (``Missing`` values split into null + reason, ``Unreliable`` and
+        ``Partial`` ones into their number + reason; non-finite numbers null with a reason),
+        then publish the folder under its final name."""
+        split = split_statuses(metrics)
         record = RunRecord(
             run_id=self.run_id,
             kind=self.kind,
@@ -295,8 +296,10 @@ class RunWriter:
             variant=self.variant,
             params=self.params,
             env=env,
-            metrics=numbers,
-            missing=reasons,
+            metrics=split.values,
+            missing=split.missing,
+            unreliable=split.unreliable,
+            partial=split.partial,
             notes=list(notes or []),
             tables=self.tables,
             files=self.files,
