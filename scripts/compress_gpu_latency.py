@@ -40,9 +40,9 @@ CONFIGS = {
 
 def prune_structures(out: Path) -> None:
     """Prune base-width MSSNet to each target on 64x64 random calibration data; write structures."""
-    from effprof.compress.prune import PruneSpec, prune
-    from effprof.compress.reload import structure_of
-    from effprof.compress.significance import Calibration
+    from effprof.compression.prune import PruneSpec, prune
+    from effprof.compression.reload import structure_of
+    from effprof.compression.significance import Calibration
     from effprof.models import load_model
 
     torch.set_num_threads(1)
@@ -78,9 +78,9 @@ def time_structures(
     structures: Path, out: Path, shape: tuple[int, ...], repeat: int, device: str
 ) -> None:
     """Time dense base, dense small and every pruned structure in each configuration."""
-    from effprof.compress.cost import layer_macs
-    from effprof.compress.reload import apply_structure
-    from effprof.compress.untie import untie_shared
+    from effprof.compression.cost import layer_macs
+    from effprof.compression.reload import apply_structure
+    from effprof.compression.untie import untie_shared
     from effprof.measure.latency import LatencySpec, measure_latency
     from effprof.models import build_model
 

@@ -1,6 +1,6 @@
 """Re-time a compression pipeline's models on this CPU, interleaved, with the host's load noted.
 
-A thin caller of ``effprof.api.retime.retime_runs`` (``effprof compress`` runs the same at its
+A thin caller of ``effprof.recipes.retime.retime_runs`` (``effprof compress`` runs the same at its
 end, one round): every model the pipeline (one run group) stored, torch fp32 from
 structure.json + weights.pt and ONNX Runtime fp32 / fp16 / INT8 from model.onnx /
 model-fp16.onnx / model-int8.onnx, timed once per round, the order reversed every other round;
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from compress_summary import pipeline_runs  # the script's folder is on sys.path
 
-from effprof.api.retime import retime_runs
+from effprof.recipes.retime import retime_runs
 from effprof.measure.interleave import Candidate, Interleaved, time_interleaved
 from effprof.measure.session import LatencySpec
 from effprof.models import load_model

@@ -21,7 +21,7 @@ from torch import nn
 
 from effprof.data import BlurSpec, KernelSpec, SyntheticBlur, SyntheticSpec, synthetic_pairs
 from effprof.models import build_model
-from effprof.train import PlainLines, TrainSpec, evaluate_pairs, train
+from effprof.training import PlainLines, TrainSpec, evaluate_pairs, train
 
 
 @dataclass(frozen=True)

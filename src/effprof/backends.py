@@ -1,7 +1,7 @@
 """Torch backend flags and thread counts, each set inside a context manager and restored after.
 
 The one place effprof sets them, for measuring (``effprof.measure``) and for training
-(``effprof.train``), so both mean the same by a precision name:
+(``effprof.training``), so both mean the same by a precision name:
 
 * ``fp32``: float32 with TF32 *off* for cuDNN convolutions and cuBLAS matmuls (PyTorch enables
   TF32 convolutions by default, which would make "fp32" silently a TF32 number);

@@ -635,6 +635,16 @@ ROOFLINE_LATENCY_OVER_FLOOR = _m(
     "roofline",
     "measured latency / compute floor",
 )
+ROOFLINE_LATENCY_OVER_MEMORY_FLOOR = _m(
+    "roofline_latency_over_memory_floor", "x", RATIO, "roofline", "measured latency / memory floor"
+)
+ROOFLINE_LATENCY_OVER_ROOFLINE = _m(
+    "roofline_latency_over_floor",
+    "x",
+    RATIO,
+    "roofline",
+    "measured latency / the summed roofline time of the layers",
+)
 ROOFLINE_FRACTION_OF_PEAK = _m(
     "roofline_fraction_of_peak", "share", RATIO, "roofline", "achieved FLOP/s / measured peak"
 )
@@ -807,7 +817,7 @@ FIDELITY_REFERENCE = _m(
     "compress",
     "why the dense reference is degenerate (a constant class or a near-constant output), if it is",
 )
-# what the methods record (effprof.compress.methods)
+# what the methods record (effprof.compression.methods)
 SIGNIFICANCE_LAYERS = _m(
     "significance_layers", "count", INFO, "compress", "layers scored by significance"
 )

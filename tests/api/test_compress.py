@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from effprof.api.compress import compress, summary_frame
-from effprof.compress.methods import METHODS
-from effprof.compress.reload import load_pruned
+from effprof.compression.methods import METHODS
+from effprof.compression.reload import load_pruned
 from effprof.config import read_yaml_mapping, validate
 from effprof.config.compress import CompressConfig
 from effprof.results import EffprofError
@@ -18,7 +18,7 @@ from effprof.runs import read_record
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "configs" / "compress-quick.yaml"
-TINY = "tests.compress.tiny_restorer:restorer"
+TINY = "tests.compression.tiny_restorer:restorer"
 SMALL_DATA = {
     "test_count": 2, "test_size": 32, "calibration_count": 2, "calibration_size": 32,
     "calibration_batch": 2, "latency_warmup": 0, "latency_repeat": 1,

@@ -15,13 +15,13 @@ from effprof.api.compare import compare
 from effprof.api.compress import compress
 from effprof.api.profile import profile
 from effprof.cli import main
-from effprof.compress.reload import load_pruned
+from effprof.compression.reload import load_pruned
 from effprof.results import EffprofError
 
 FAST = {"repeat": 2, "warmup": 0, "crosscheck": False, "optime": False, "threads": 1,
         "device": "cpu", "int8": False}  # fmt: skip
 TINY = {
-    "model": "tests.compress.tiny_restorer:restorer", "ort": False, "threads": 1,
+    "model": "tests.compression.tiny_restorer:restorer", "ort": False, "threads": 1,
     "test_count": 2, "test_size": 32, "calibration_count": 2, "calibration_size": 32,
     "calibration_batch": 2, "latency_warmup": 1, "latency_repeat": 2,
     "steps": [{"step": "prune", "target_macs": 0.5, "steps": 1}],
@@ -29,7 +29,7 @@ TINY = {
 PAYLOAD = """\
 import pathlib
 pathlib.Path({marker!r}).write_text("imported")
-from tests.compress.tiny_restorer import restorer as make
+from tests.compression.tiny_restorer import restorer as make
 """
 
 
@@ -52,7 +52,7 @@ def stores(tmp_path_factory):
     """A profile run and a compress pipeline, each copied so that the tests can tamper."""
     root = tmp_path_factory.mktemp("trust")
     profiled = profile(model="tests.runs.tiny_models:conv", input="1x3x32x32",
-                       out=str(root / "p"), **FAST)  # fmt: skip
+                       out=str(root / "p"), **FAST).path  # fmt: skip
     pipeline = compress(**TINY, out=str(root / "c"), retime_rounds=0)
     return profiled, pipeline
 

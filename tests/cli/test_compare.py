@@ -18,7 +18,7 @@ def cpu_and_gpu_runs(tmp_path_factory):
     """A real tiny CPU run, and a copy of it whose env says it ran on an H200 (run.json edited)."""
     store = tmp_path_factory.mktemp("store")
     cpu = profile(model="tests.runs.tiny_models:conv", input="1x3x32x32", out=str(store), **FAST)
-    gpu = cpu.with_name(cpu.name[:-4] + "gpu0")
+    gpu = cpu.path.with_name(cpu.name[:-4] + "gpu0")
     shutil.copytree(cpu, gpu)
     record = json.loads((gpu / "run.json").read_text())
     record["run_id"] = gpu.name

@@ -10,7 +10,7 @@ import yaml
 from effprof.cli import main
 
 TINY = {
-    "model": "tests.compress.tiny_restorer:restorer",
+    "model": "tests.compression.tiny_restorer:restorer",
     "ort": False,
     "test_count": 2,
     "test_size": 32,

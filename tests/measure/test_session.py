@@ -65,7 +65,7 @@ def test_half_precision_the_cpu_refuses_is_missing_and_other_errors_propagate():
 
 
 def test_training_and_measuring_share_one_backend_flag_context():
-    from effprof.train.loop import precision_context
+    from effprof.training.loop import precision_context
 
     matmul = torch.backends.cuda.matmul
     before = matmul.fp32_precision

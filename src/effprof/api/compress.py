@@ -3,8 +3,8 @@
 The dense model is measured first (run ``dense``); then each step of the config runs on the
 model it starts from and writes a run of kind ``compress`` in one group (the pipeline), whose
 ``parent`` is the run of the model the step started from. A step is a registered method
-(``effprof.compress.methods``): the api gives it its services (counting, timing, ONNX export,
-the data of ``api.compress_data``) and measures what it returns the same way for every method: a
+(``effprof.compression.methods``): the api gives it its services (counting, timing, ONNX export,
+the data of ``recipes.compress_data``) and measures what it returns the same way for every method: a
 new model fully, a form of the model it started from (fp16, INT8, VQ) by its file and runtime,
 or nothing new (the starting model's metrics). A run is published only when its step
 has finished, so an interrupted compress leaves the finished steps' runs intact; ``resume=True``
@@ -29,29 +29,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from effprof.api.compress_data import (
-    CALIBRATION_SEED,
-    DEBLURRING,
-    TaskData,
-    check_steps,
-    describe,
-    task_data,
-)
-from effprof.api.compress_data import notes as data_notes
-from effprof.api.compress_measure import (
-    Context,
-    count_macs,
-    form_metrics,
-    inherited,
-    latency_spec,
-    model_metrics,
-    save_model,
-)
-from effprof.api.retime import retime_pipeline
-from effprof.compress.methods import Services, Stage, method_of
-from effprof.compress.recover import frozen
-from effprof.compress.reload import load_pruned
-from effprof.compress.significance import Calibration
+from effprof.api.given import job_options
+from effprof.api.run import Run
+from effprof.compression.methods import Services, Stage, method_of
+from effprof.compression.recover import frozen
+from effprof.compression.reload import load_pruned
+from effprof.compression.significance import Calibration
 from effprof.config import validate
 from effprof.config.compress import DENSE, MODEL_STEPS, CompressConfig
 from effprof.data import TEST_SEED
@@ -60,12 +43,40 @@ from effprof.measure.latency import measure_latency
 from effprof.measure.layer_latency import LayerLatencyTable
 from effprof.measure.onnx import export_onnx, onnx_parity
 from effprof.measure.precision import num_threads
-from effprof.models import check_variant, get_entry, load_subject, resolve_weights
+from effprof.models import (
+    Subject,
+    check_variant,
+    get_entry,
+    load_state_dict_strict,
+    load_subject,
+    module_entry,
+    read_state_dict,
+    resolve_weights,
+)
+from effprof.models.registry import DEBLURRING
+from effprof.recipes.compress_data import (
+    CALIBRATION_SEED,
+    TaskData,
+    check_steps,
+    describe,
+    task_data,
+)
+from effprof.recipes.compress_data import notes as data_notes
+from effprof.recipes.compress_measure import (
+    Context,
+    count_macs,
+    form_metrics,
+    inherited,
+    latency_spec,
+    model_metrics,
+    save_model,
+)
+from effprof.recipes.retime import retime_pipeline
 from effprof.results import EffprofError, Missing
 from effprof.runs import RunStoreWarning, RunWriter, check_writable, read_record, scan_runs
 from effprof.runs.compression import compression_frame
 from effprof.runs.store import new_run_id
-from effprof.train import FFT_WEIGHT, Silent
+from effprof.training import FFT_WEIGHT, Silent
 
 EventKind = Literal["start", "skip", "done", "phase", "train"]
 
@@ -120,11 +131,11 @@ def _plan(config: CompressConfig) -> list[_Plan]:
     return plans
 
 
-def _check(config: CompressConfig) -> tuple[str | None, str, int]:
+def _check(config: CompressConfig, module: nn.Module | None) -> tuple[str | None, str, int]:
     """Everything about the input that can be wrong without loading the model."""
-    variant = check_variant(config.model, config.variant)
+    variant = check_variant(config.model, config.variant) if module is None else None
     device = resolve_device(config.device)
-    entry = get_entry(config.model)
+    entry = get_entry(config.model) if module is None else module_entry(module)
     multiple = entry.input_multiple
     sizes = [("test_size", config.test_size), ("calibration_size", config.calibration_size)]
     sizes += [
@@ -136,7 +147,11 @@ def _check(config: CompressConfig) -> tuple[str | None, str, int]:
         if size % multiple:
             raise EffprofError(f"{name} {size} must be a multiple of {multiple} for {config.model}")
     if config.weights is not None:
-        path = resolve_weights(config.model, variant, config.weights)
+        path = (
+            resolve_weights(config.model, variant, config.weights)
+            if module is None
+            else Path(config.weights)
+        )
         if not path.is_file():
             raise EffprofError(f"weights {config.weights!r} do not exist")
     return variant, device, multiple
@@ -249,23 +264,27 @@ def _services(
 
 
 def compress(
-    config: CompressConfig | None = None,
+    model: nn.Module | str | CompressConfig | None = None,
     /,
     *,
     progress: CompressProgress | None = None,
     retime_rounds: int = 1,
     **options: Any,
-) -> list[Path]:
-    """Run the compression pipeline of ``config`` (or keyword options); one run per step.
+) -> list[Run]:
+    """Run a compression pipeline on ``model`` (an ``nn.Module``, never changed in place; a
+    registered name; a factory string; or a :class:`CompressConfig`); one run per step.
+    ``options`` are the config's fields (``steps=[...]``, ``test_size=64``...).
 
-    Returns the run folders in step order (the dense baseline first), including runs reused by
+    Returns the runs in step order (the dense baseline first), including runs reused by
     ``resume``. At the end the models are timed again together, interleaved, in
     ``retime_rounds`` rounds (0: not), into a ``retime`` run of the same group
-    (:func:`effprof.api.retime.retime_pipeline`).
+    (:func:`effprof.recipes.retime.retime_pipeline`).
     """
-    data = {**(config.model_dump(by_alias=True) if config else {}), **options}
+    data, module = job_options(model, options)
     config = validate(CompressConfig, data, "compress options")
-    variant, device, multiple = _check(config)
+    variant, device, multiple = _check(config, module)
+    original = copy.deepcopy(module).cpu() if module is not None else None
+    builders = {config.model: lambda: copy.deepcopy(original)} if original is not None else {}
     plans = _plan(config)
     emit_to = progress or (lambda event: None)
     state = {"index": 0, "label": DENSE}
@@ -277,7 +296,11 @@ def compress(
     with num_threads(config.threads):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # without weights, the same random model on every (re)run
-            subject = load_subject(config.model, variant, weights=config.weights, device="cpu")
+            subject = (
+                load_subject(config.model, variant, weights=config.weights, device="cpu")
+                if original is None
+                else _given_subject(original, config.weights)
+            )
         dense, entry = subject.model, subject.entry
         data = task_data(config, entry, variant, dense)
         check_steps(config, data)
@@ -290,6 +313,8 @@ def compress(
         weights_note = (
             f"weights: {config.weights}"
             if config.weights
+            else "weights: those the given module holds"
+            if original is not None
             else "no weights given: random weights (seed 0), quality numbers are meaningless"
         )
         notes = _notes(config, ctx, weights_note)
@@ -311,7 +336,10 @@ def compress(
                         dense
                         if step is None
                         else load_pruned(
-                            path, trusted=(config.model,), expected=(config.model, variant)
+                            path,
+                            trusted=(config.model,),
+                            expected=(config.model, variant),
+                            builders=builders,
                         )
                     )
             else:
@@ -327,8 +355,16 @@ def compress(
         if retime_rounds:  # the models timed again together: ratios within one round
             emit("phase", f"re-timing the models interleaved ({retime_rounds} round(s))")
             retime_pipeline(paths, out=config.out, model=config.model, variant=variant,
-                            group=group, env=env, rounds=retime_rounds)  # fmt: skip
-    return paths
+                            group=group, env=env, rounds=retime_rounds, builders=builders)  # fmt: skip
+    return [Run.open(path) for path in paths]
+
+
+def _given_subject(module: nn.Module, weights: str | None) -> Subject:
+    """The model the caller gave, as a subject (a copy: the caller's module is never changed)."""
+    model = copy.deepcopy(module).cpu().eval()
+    if weights is not None:
+        load_state_dict_strict(model, read_state_dict(weights), weights)
+    return Subject(module_entry(model), None, model)
 
 
 def _params(
@@ -404,7 +440,7 @@ def _run(
 
 def summary_frame(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
     """The compression table of these runs (``effprof.runs.compression.compression_frame``)."""
-    return compression_frame([read_record(path) for path in run_dirs])
+    return compression_frame([read_record(Path(path)) for path in run_dirs])
 
 
 __all__ = ["CompressEvent", "CompressProgress", "compress", "summary_frame"]

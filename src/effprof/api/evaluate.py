@@ -9,13 +9,15 @@ on the held-out synthetic test set or a folder of real pairs, plus its latency; 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 from torch import Tensor, nn
 
+from effprof.api.given import job_options
+from effprof.api.run import Run
 from effprof.api.train import sha256_of
 from effprof.config import validate
 from effprof.config.train import EvaluateConfig
@@ -37,13 +39,15 @@ from effprof.models import (
     check_variant,
     get_entry,
     load_model,
+    load_state_dict_strict,
     pad_to_multiple,
     padded_size,
+    read_state_dict,
     resolve_weights,
 )
 from effprof.results import EffprofError, Missing
-from effprof.runs import RunWriter, check_writable
-from effprof.train import EvalResult, evaluate_pairs
+from effprof.runs import RunWriter, check_writable, read_record
+from effprof.training import EvalResult, evaluate_pairs
 
 METRIC_NOTE = (
     f"PSNR/SSIM on RGB floats in [0, 1] (data range {DATA_RANGE:g}), model outputs clipped to [0, 1], "
@@ -51,14 +55,19 @@ METRIC_NOTE = (
 )
 
 
-@dataclass
-class EvaluateOutcome:
-    """A finished evaluation run: where it is stored, its metrics and the per-image quality."""
+@dataclass(frozen=True, eq=False)
+class EvaluateOutcome(Run):
+    """A finished evaluation run (a :class:`~effprof.api.run.Run`) and its per-image quality."""
 
-    run_dir: Path
-    metrics: dict[str, Any]
-    quality: EvalResult
-    notes: list[str] = field(default_factory=list)
+    quality: EvalResult | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self.record.notes)
 
 
 def _dataset(config: EvaluateConfig) -> tuple[Sequence[ImagePair] | FolderPairs, str]:
@@ -94,23 +103,37 @@ def _require_finite(model: nn.Module, x: Tensor) -> None:
         raise EffprofError(f"cannot score quality: {check.describe()} (first image)")
 
 
-def evaluate(config: EvaluateConfig | None = None, /, **options: Any) -> EvaluateOutcome:
-    """Score a model's restoration quality and latency per ``config`` (or keyword options); write a run."""
-    data = {**(config.model_dump() if config else {}), **options}
+def evaluate(
+    model: nn.Module | str | EvaluateConfig | None = None, /, **options: Any
+) -> EvaluateOutcome:
+    """Score a model's restoration quality (PSNR/SSIM against sharp, gain over the blurry input)
+    and latency; write a run. ``model`` is an ``nn.Module``, a registered name, a factory string
+    or an :class:`EvaluateConfig`; ``options`` are the config's fields (``data="synthetic"``,
+    ``count=24``...)."""
+    data, module = job_options(model, options)
     config = validate(EvaluateConfig, data, "evaluate options")
-    variant = check_variant(config.model, config.variant)
     device = resolve_device(config.device)
-    entry = get_entry(config.model)
-    multiple = entry.input_multiple
+    if module is not None:
+        variant, multiple = None, 1
+    else:
+        variant = check_variant(config.model, config.variant)
+        multiple = get_entry(config.model).input_multiple
     weights_path = (
-        resolve_weights(config.model, variant, config.weights) if config.weights else None
+        resolve_weights(config.model, variant, config.weights)
+        if config.weights and module is None
+        else (Path(config.weights) if config.weights else None)
     )
     pairs, description = _dataset(config)
     check_writable(config.out)
 
     with num_threads(config.threads):
         env = collect_environment(device)  # inside: the record names the threads that measured
-        model = load_model(config.model, variant, weights=config.weights, device=device)
+        if module is not None:
+            model = module.to(device).eval()
+            if weights_path is not None:
+                load_state_dict_strict(model, read_state_dict(weights_path), str(weights_path))
+        else:
+            model = load_model(config.model, variant, weights=config.weights, device=device)
         _require_finite(model, pad_to_multiple(pairs[0].blurry[None].to(device), multiple)[0])
         quality = evaluate_pairs(model, pairs, device, multiple, config.batch)
         nan = quality.per_image.loc[quality.per_image["psnr_db"].isna(), "name"].tolist()
@@ -161,7 +184,7 @@ def evaluate(config: EvaluateConfig | None = None, /, **options: Any) -> Evaluat
     except BaseException:
         writer.abandon()
         raise
-    return EvaluateOutcome(run_dir, metrics, quality, notes)
+    return EvaluateOutcome(run_dir, read_record(run_dir), quality)
 
 
 __all__ = ["EvaluateOutcome", "evaluate"]

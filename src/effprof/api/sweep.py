@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from torch import nn
 
 from effprof.api.executors import EXECUTORS, SweepEvent
+from effprof.api.run import Run
 from effprof.api.sweep_tasks import SweepTask, TaskOutcome
 from effprof.config.sweep import (
     Shard,
@@ -33,6 +35,7 @@ from effprof.config.sweep import (
     expand_grid,
     read_sweep,
 )
+from effprof.models import module_name
 from effprof.results import EffprofError
 from effprof.runs import (
     LedgerEntry,
@@ -64,6 +67,11 @@ class SweepSummary:
     outcomes: tuple[TaskOutcome, ...]
     seconds: float
     elsewhere: tuple[str, ...] = ()  # hashes another sweep on the same store ran or holds
+
+    @property
+    def runs(self) -> list[Run]:
+        """The runs this sweep finished, in the order they ran."""
+        return [Run.open(self.store / RUNS_DIR / o.run_id) for o in self.finished if o.run_id]
 
     @property
     def finished(self) -> list[TaskOutcome]:
@@ -100,12 +108,15 @@ class SweepSummary:
         ))  # fmt: skip
 
 
-def plan_tasks(spec: SweepSpec) -> list[SweepTask]:
-    """The grid as tasks in grid order; a configuration listed twice is kept once."""
+def plan_tasks(spec: SweepSpec, module: nn.Module | None = None) -> list[SweepTask]:
+    """The grid as tasks in grid order; a configuration listed twice is kept once. With
+    ``module``, every configuration profiles that object (the grid's ``model`` axis is ignored)."""
     tasks: dict[str, SweepTask] = {}
     for index, config in enumerate(expand_grid(spec), start=1):
+        if module is not None:
+            config = config.model_copy(update={"model": module_name(module)})
         digest = config_hash(config)
-        tasks.setdefault(digest, SweepTask(spec.name, index, digest, config))
+        tasks.setdefault(digest, SweepTask(spec.name, index, digest, config, module))
     return list(tasks.values())
 
 
@@ -140,14 +151,19 @@ def sweep(
     executor: str = "local",
     address: str | None = None,
     progress: Progress | None = None,
+    model: nn.Module | None = None,
 ) -> SweepSummary:
-    """Run every configuration of a sweep file (or of one shard of it) into the store ``out``.
+    """Run every configuration of a sweep file (or of one shard of it) into the store ``out``;
+    with ``model`` (an ``nn.Module``), every configuration profiles that object (local executor).
+    ``summary.runs`` are the finished runs.
 
     Everything is validated first (axes, values, shard, executor): bad input writes nothing.
     """
     spec = spec if isinstance(spec, SweepSpec) else read_sweep(spec)
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
-    tasks = plan_tasks(spec)
+    if model is not None and executor != "local":
+        raise EffprofError("a model given as an object is swept by the local executor only")
+    tasks = plan_tasks(spec, model)
     selected = shard.select(tasks) if shard else tasks
     runner = EXECUTORS.get(executor)(address)
     runner.check(selected)

@@ -11,9 +11,11 @@ import socket
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+from torch import nn
 
 from effprof.api.profile import profile
 from effprof.config import ProfileConfig
@@ -32,6 +34,7 @@ class SweepTask:
     index: int
     config_hash: str
     config: ProfileConfig
+    module: nn.Module | None = field(default=None, repr=False)  # a model given as an object
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,12 @@ def run_task(
     begin = time.perf_counter()
     host = socket.gethostname()
     try:
-        run_dir = profile(task.config.model_copy(update={"out": str(store)}), progress=step)
+        config = task.config.model_copy(update={"out": str(store)})
+        if task.module is None:
+            run_dir = profile(config, progress=step).path
+        else:
+            options = config.model_dump(exclude={"model"})
+            run_dir = profile(task.module, progress=step, **options).path
     except (
         Exception
     ) as error:  # out of memory, bad model, bad shape...: recorded, the sweep goes on

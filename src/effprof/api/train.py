@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from effprof.api.given import job_options
+from effprof.api.run import Run
 from effprof.config import validate
 from effprof.config.train import TrainConfig
 from effprof.data import (
@@ -30,16 +32,18 @@ from effprof.data import (
 from effprof.measure.environment import collect_environment, resolve_device
 from effprof.measure.precision import num_threads
 from effprof.models import (
+    ModelEntry,
     build_model,
     check_variant,
     get_entry,
     load_state_dict_strict,
+    module_entry,
     read_state_dict,
     resolve_weights,
 )
 from effprof.results import EffprofError
-from effprof.runs import RunWriter, check_writable
-from effprof.train import (
+from effprof.runs import RunWriter, check_writable, read_record
+from effprof.training import (
     EvalResult,
     PlainLines,
     Progress,
@@ -50,24 +54,29 @@ from effprof.train import (
     TrainSpec,
     evaluate_pairs,
 )
-from effprof.train import train as train_loop
-from effprof.train.loop import check_resumable, read_training_checkpoint
+from effprof.training import train as train_loop
+from effprof.training.loop import check_resumable, read_training_checkpoint
 
 EVAL_SEED = 7  # the periodic-evaluation crops (calibration images), distinct from TEST_SEED
 CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHTS_FILE = "weights-fp16.pt"
 
 
-@dataclass
-class TrainOutcome:
-    """A finished training run: where it is stored, its headline metrics, the loop's result and the
+@dataclass(frozen=True, eq=False)
+class TrainOutcome(Run):
+    """A finished training run (a :class:`~effprof.api.run.Run`), the loop's result and the
     held-out test evaluation (None when ``test=False``)."""
 
-    run_dir: Path
-    metrics: dict[str, Any]
-    result: TrainResult
-    test: EvalResult | None
-    notes: list[str] = field(default_factory=list)
+    result: TrainResult | None = None
+    test: EvalResult | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self.record.notes)
 
 
 def sha256_of(path: str | Path) -> str:
@@ -77,19 +86,6 @@ def sha256_of(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def zero_output_heads(model: nn.Module, prefix: str = "tail") -> int:
-    """Zero the weights of every conv under modules named ``prefix*``: a residual network then
-    starts as the identity (output = input). Returns how many convolutions were zeroed."""
-    zeroed = 0
-    for name, module in model.named_modules():
-        if name.split(".")[0].startswith(prefix) and isinstance(module, nn.Conv2d):
-            nn.init.zeros_(module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-            zeroed += 1
-    return zeroed
 
 
 def blur_spec(config: TrainConfig) -> BlurSpec:
@@ -108,13 +104,16 @@ def _progress(mode: str) -> Progress:
     return {"bar": RichBar, "lines": PlainLines, "none": Silent}[mode]()
 
 
-def _check(config: TrainConfig) -> tuple[str, str | None]:
+def _check(config: TrainConfig, module: nn.Module | None) -> tuple[str, str | None, ModelEntry]:
     """Everything that can be wrong with the input, checked before anything is written."""
-    variant = check_variant(config.model, config.variant)
+    if module is not None:
+        variant, entry = None, module_entry(module)
+    else:
+        variant = check_variant(config.model, config.variant)
+        entry = get_entry(config.model)
     device = resolve_device(config.device)
     if config.precision == "tf32" and device != "cuda":
         raise EffprofError("--precision tf32 needs --device cuda")
-    entry = get_entry(config.model)
     multiple = entry.input_multiple
     for name, size in (
         ("crop", config.crop),
@@ -127,28 +126,41 @@ def _check(config: TrainConfig) -> tuple[str, str | None]:
             )
     if config.resume is not None and not Path(config.resume).is_file():
         raise EffprofError(f"--resume {config.resume!r} does not exist or is not a file")
+    if config.zero_tail and config.weights is None and entry.start_as_identity is None:
+        raise EffprofError(
+            f"--zero-tail: {config.model} declares no way to start as the identity (its registry "
+            "entry's start_as_identity)"
+        )
     check_writable(config.out)
-    return device, variant
+    return device, variant, entry
 
 
-def train(config: TrainConfig | None = None, /, **options: Any) -> TrainOutcome:
-    """Train a model on synthetic blur per ``config`` (or keyword options) and write a train run."""
-    data = {**(config.model_dump() if config else {}), **options}
+def train(model: nn.Module | str | TrainConfig | None = None, /, **options: Any) -> TrainOutcome:
+    """Train a model on synthetic blur and write a train run; ``model`` is an ``nn.Module``
+    (trained in place), a registered name, a factory string or a :class:`TrainConfig`;
+    ``options`` are the config's fields (``steps=200``, ``crop=64``...)."""
+    data, module = job_options(model, options)
     config = validate(TrainConfig, data, "train options")
-    device, variant = _check(config)
+    device, variant, entry = _check(config, module)
     name = config.model
-    entry = get_entry(name)
     multiple = entry.input_multiple
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)  # the initial weights are part of the recipe too
-        model = build_model(name, variant)
+    if module is not None:
+        model = module
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)  # the initial weights are part of the recipe too
+            model = build_model(name, variant)
     notes: list[str] = []
     if config.weights is not None:
-        path = resolve_weights(name, variant, config.weights)
+        path = (
+            resolve_weights(name, variant, config.weights)
+            if module is None
+            else Path(config.weights)
+        )
         load_state_dict_strict(model, read_state_dict(path), config.weights)
         notes.append(f"started from weights {config.weights!r} (sha256 {sha256_of(path)[:16]})")
-    elif config.zero_tail and config.resume is None:
-        zeroed = zero_output_heads(model)
+    elif config.zero_tail and config.resume is None and entry.start_as_identity is not None:
+        zeroed = entry.start_as_identity(model)
         notes.append(
             f"zero-initialised {zeroed} output-head convolutions: the untrained network returns its input"
         )
@@ -237,7 +249,7 @@ def train(config: TrainConfig | None = None, /, **options: Any) -> TrainOutcome:
             f"test: {config.test_count} crops of {config.test_size} px from the held-out test images, seed {TEST_SEED}"
         )
     run_dir = writer.finish(metrics, env, notes)
-    return TrainOutcome(run_dir, metrics, result, test, notes)
+    return TrainOutcome(run_dir, read_record(run_dir), result, test)
 
 
 def _metrics(model: nn.Module, result: TrainResult, test: EvalResult | None) -> dict[str, Any]:
@@ -254,4 +266,4 @@ def _metrics(model: nn.Module, result: TrainResult, test: EvalResult | None) -> 
     return metrics
 
 
-__all__ = ["TrainOutcome", "train", "zero_output_heads"]
+__all__ = ["TrainOutcome", "train"]

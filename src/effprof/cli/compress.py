@@ -180,7 +180,7 @@ def compress(
     bar = _Bar() if mode == "bar" else None
     handler = {"bar": bar, "lines": _lines, "none": None}[mode]
     try:
-        paths = run_compress(settings, progress=handler)
+        paths = [run.path for run in run_compress(settings, progress=handler)]
     finally:
         if bar is not None:
             bar.stop()

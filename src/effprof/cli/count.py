@@ -38,7 +38,7 @@ def count(
         if config
         else validate(ProfileConfig, given, "options")
     )
-    run_dir = run_profile(settings)
+    run_dir = run_profile(settings).path
     if report:
         write_report_of(run_dir)
     print_summary(run_dir)

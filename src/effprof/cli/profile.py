@@ -75,7 +75,9 @@ def profile(
         else validate(ProfileConfig, given, "options")
     )
     with console.status("profiling") as status:
-        run_dir = run_profile(settings, progress=lambda step: status.update(f"profiling: {step}"))
+        run_dir = run_profile(
+            settings, progress=lambda step: status.update(f"profiling: {step}")
+        ).path
         status.update("writing report.html")
         write_report_of(run_dir)
     print_summary(run_dir)

@@ -13,7 +13,7 @@ A config names steps in order; each starts from the model the previous one left 
       - {step: recover, name: recover-magnitude, steps: 150}
       - {step: recover, name: dense-extra, from: dense, steps: 150}   # the dense control
 
-The step kinds are the registered compression methods (``effprof.compress.methods``): ``prune``,
+The step kinds are the registered compression methods (``effprof.compression.methods``): ``prune``,
 ``prune-sensitivity``, ``sparsify``, ``iterative`` and ``recover`` make a new model;
 ``significance``, ``fp16``, ``bf16``, ``int8`` and ``vq`` measure a form of the model they start
 from and leave it to the next step unchanged. A pruning target is a fraction of the dense model's
@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, model_validator
 
-from effprof.compress.methods import METHODS, kinds, model_kinds
+from effprof.compression.methods import METHODS, kinds, model_kinds
 from effprof.config.base import StrictModel
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -38,7 +38,7 @@ ProgressMode = Literal["auto", "bar", "lines", "none"]
 DENSE = "dense"
 HASH_CHARS = 16
 
-# Derived from the method registry (effprof.compress.methods): a new method is one module there.
+# Derived from the method registry (effprof.compression.methods): a new method is one module there.
 STEP_KINDS = kinds()
 MODEL_STEPS = model_kinds()  # steps that make a new model
 Step = Annotated[

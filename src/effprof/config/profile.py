@@ -27,7 +27,7 @@ class ProfileConfig(StrictModel):
     cuda_graphs: bool = False
     compile: bool = False
     onnx: bool = False
-    int8: bool = True  # ONNX Runtime INT8 of the dense model against fp32 (api.cheaper)
+    int8: bool = True  # ONNX Runtime INT8 of the dense model against fp32 (recipes.profile.int8)
     resolutions: str | None = None
     warmup: int = Field(default=3, ge=0, le=10_000)
     repeat: int = Field(default=10, ge=1, le=100_000)

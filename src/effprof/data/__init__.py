@@ -7,6 +7,7 @@
 """
 
 from effprof.data.degrade import add_noise, blur_same, blur_valid, jpeg, quantize_8bit
+from effprof.data.fidelity import ZERO_REFERENCE, tensor_fidelity
 from effprof.data.folder import FolderPairs, blurry_folder, blurry_pairs, read_image
 from effprof.data.images import (
     CALIBRATION_IMAGES,
@@ -48,6 +49,7 @@ __all__ = [
     "TEST_SEED",
     "TEST_SIZE_PX",
     "TRAIN_IMAGES",
+    "ZERO_REFERENCE",
     "BlurSpec",
     "FolderPairs",
     "ImagePair",
@@ -74,4 +76,5 @@ __all__ = [
     "split_images",
     "ssim",
     "synthetic_pairs",
+    "tensor_fidelity",
 ]

@@ -1,5 +1,5 @@
 """A per-layer latency table: the time of one convolution at given widths, measured once on this
-device and cached, for latency-aware pruning (``effprof.compress.latency_cost``).
+device and cached, for latency-aware pruning (``effprof.compression.latency_cost``).
 
 An entry is a convolution's shape (kernel, stride, padding, dilation, groups, input and output
 channels, input size, batch 1), timed alone with ``measure.latency`` (warm-up, then the median of

@@ -15,8 +15,15 @@ from effprof.models import mssnet as _mssnet  # noqa: F401  (registers "mssnet")
 from effprof.models import ptv3 as _ptv3  # noqa: F401  (registers "ptv3")
 from effprof.models import sr3x as _sr3x  # noqa: F401  (registers "sr3x")
 from effprof.models.checkpoint import load_state_dict_strict, read_state_dict, state_dict_mismatch
-from effprof.models.generic import build_from_spec, is_import_spec
-from effprof.models.inputs import InputSpec, TensorSpec, as_inputs, flat_tensors, image_inputs
+from effprof.models.generic import build_from_spec, declared_inputs, is_import_spec
+from effprof.models.inputs import (
+    InputSpec,
+    TensorSpec,
+    as_inputs,
+    flat_tensors,
+    image_inputs,
+    to_inputs,
+)
 from effprof.models.padding import PadToMultiple, pad_to_multiple, padded_size
 from effprof.models.registry import (
     MODELS,
@@ -49,12 +56,16 @@ __all__ = [
     "infer_output_kind",
     "load_model",
     "load_subject",
+    "module_entry",
+    "module_name",
     "pad_to_multiple",
     "padded_size",
     "read_state_dict",
     "register_model",
     "resolve_weights",
     "state_dict_mismatch",
+    "subject_of_module",
+    "to_inputs",
 ]
 
 WEIGHTS_PACKAGE = "effprof.models.weights"
@@ -170,6 +181,42 @@ def _build_generic(name: str, on_meta: bool) -> tuple[nn.Module, InputSpec | Non
             pass  # the factory needs real tensors (it loads data, say): build it on the CPU
     model, example = build_from_spec(name)
     return (model.to("meta") if on_meta else model), example
+
+
+def module_name(model: nn.Module) -> str:
+    """The name a run records for a model given as an object: its class's qualified name
+    (``__main__.TinyNet`` for a class defined in a notebook)."""
+    cls = type(model)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def module_entry(model: nn.Module, inputs: InputSpec | None = None) -> ModelEntry:
+    """The generic entry of a model given as an object (see :func:`subject_of_module`)."""
+    example = inputs if inputs is not None else declared_inputs(model)
+    return ModelEntry(
+        name=module_name(model), build=lambda _variant: model, variants=(),
+        default_variant=None, summary=f"the {type(model).__name__} given to effprof",
+        inputs=(lambda _variant: example) if example is not None else None, registered=False,
+    )  # fmt: skip
+
+
+def subject_of_module(
+    model: nn.Module, inputs: InputSpec | None = None, device: str | torch.device = "cpu"
+) -> Subject:
+    """A model the caller holds, ready to measure: a generic entry (no variants, the module tree
+    as its map) whose default inputs are ``inputs``, else what its config declares (a
+    transformers model's ``image_size`` and ``num_channels``), else effprof's default image.
+    The module is moved to ``device`` and set to eval mode in place, as a loaded model is."""
+    entry = module_entry(model, inputs)
+    name = entry.name
+    if torch.device(device).type != "meta":
+        meta = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
+        if meta:
+            raise EffprofError(
+                f"{name} holds tensors on the meta device ({meta[0]}, ...): it has no values to "
+                "run; count it (effprof.count), or materialise it first (to_empty, load weights)"
+            )
+    return Subject(entry, None, model.to(device).eval())
 
 
 def load_model(

@@ -15,6 +15,7 @@ import importlib.util
 import inspect
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,7 @@ def build_from_spec(spec: str) -> tuple[nn.Module, InputSpec | None]:
     if example is None:
         return result, declared_inputs(result)
     try:
-        return result, from_example(example)
+        return result, replace(from_example(example), origin=f"the example inputs {spec} returned")
     except EffprofError as error:
         raise EffprofError(f"--model {spec!r}: {error}") from None
 

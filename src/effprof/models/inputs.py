@@ -278,6 +278,32 @@ def as_inputs(value: InputSpec | Sequence[int]) -> InputSpec:
     return InputSpec((TensorSpec(shape, role=OTHER),))
 
 
+def to_inputs(value: Any, origin: str = "the inputs given") -> InputSpec:
+    """What a caller of the Python API holds, as an InputSpec: an InputSpec; a shape (a
+    ``torch.Size``, a tuple or list of ints, or ``"1x3x224x224"``: one image when 4-D, else one
+    float tensor); or example values (a tensor, a tuple of tensors, a dict of tensors).
+
+    >>> to_inputs((1, 3, 32, 32)).describe(), to_inputs(torch.zeros(2, 5)).describe()
+    ('1x3x32x32', 'features 2x5 float32')
+    """
+    if isinstance(value, InputSpec):
+        return value
+    if isinstance(value, str):
+        from effprof.units import parse_shape
+
+        value = parse_shape(value, ndim=None)
+    if (
+        isinstance(value, (tuple, list, torch.Size))
+        and value
+        and all(isinstance(d, int) and not isinstance(d, bool) for d in value)
+    ):
+        shape = tuple(int(d) for d in value)
+        spec = as_inputs(shape)
+        return replace(spec, origin=origin) if spec.origin == "" else spec
+    spec = from_example(value)
+    return replace(spec, origin=origin)
+
+
 def from_example(example: Any) -> InputSpec:
     """The spec of example inputs a factory returned: a tensor, a tuple/list of tensors (positional),
     a dict of tensors (keywords), or a tuple whose last item is such a dict."""

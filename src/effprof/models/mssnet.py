@@ -340,6 +340,20 @@ def _official_references() -> dict[str, tuple[ReferenceCount, ...]]:
     }  # fmt: skip
 
 
+def zero_tails(model: nn.Module) -> int:
+    """Zero every convolution of MSSNet's output heads (the ``tail*`` modules): each stage adds
+    its head's output to its input, so the network then returns its input unchanged (training
+    from scratch starts from the identity). Returns how many convolutions were zeroed."""
+    zeroed = 0
+    for name, module in model.named_modules():
+        if name.split(".")[0].startswith("tail") and isinstance(module, nn.Conv2d):
+            nn.init.zeros_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+            zeroed += 1
+    return zeroed
+
+
 @register_model(
     "mssnet",
     variants=tuple(VARIANT_WIDTHS),
@@ -359,6 +373,7 @@ def _official_references() -> dict[str, tuple[ReferenceCount, ...]]:
     counterfactuals=mssnet_counterfactuals(build_mssnet),
     reference_counts=_official_references(),
     peers=DEBLURRING_PEERS,
+    start_as_identity=zero_tails,
 )  # fmt: skip
 def mssnet(variant: str) -> nn.Module:
     """Registered builder: ``effprof profile --model mssnet --variant base``."""

@@ -34,6 +34,10 @@ UNKNOWN_OUT = "unknown"
 OUTPUT_KINDS = (IMAGE_OUT, DENSE_OUT, VECTOR_OUT, TOKENS_OUT, POINTS_OUT, UNKNOWN_OUT)
 DEFAULT_IMAGE = {"cpu": (1, 3, 256, 256), "cuda": (1, 3, 720, 1280)}
 
+# What a model's quality is measured on (:meth:`ModelEntry.quality_data`).
+DEBLURRING = "deblurring"  # effprof's synthetic blur pairs: PSNR / SSIM against sharp
+FIDELITY = "fidelity"  # no task data: fidelity to the uncompressed model's output
+
 
 def infer_output_kind(inputs: InputSpec, output_shapes: Sequence[Sequence[int]]) -> str:
     """The kind of a model's main (largest) output, from its shape, for a model whose entry does
@@ -173,6 +177,20 @@ class ModelEntry:
     reference_counts: Mapping[str, Sequence[ReferenceCount]] = field(default_factory=dict)
     peers: PeerTable | None = None
     registered: bool = True
+    start_as_identity: Callable[[nn.Module], int] | None = None
+
+    def quality_data(self, inputs: InputSpec) -> str:
+        """The task rule, one for every job: :data:`DEBLURRING` when effprof's synthetic blur
+        pairs fit the model (a deblurring task whose forward takes one RGB image), else
+        :data:`FIDELITY` (quality is fidelity to the dense model's output on its own inputs).
+
+        >>> MODELS.get("mssnet").quality_data(image_inputs((1, 3, 64, 64)))
+        'deblurring'
+        >>> MODELS.get("sr3x").quality_data(image_inputs((1, 3, 64, 64)))
+        'fidelity'
+        """
+        blur = DEBLURRING in self.task.lower() and inputs.is_image and inputs.shape[1] == 3
+        return DEBLURRING if blur else FIDELITY
 
     def default_inputs(self, variant: str | None, device: str = "cpu") -> InputSpec:
         """The inputs a profile uses when ``--input`` is not given."""
@@ -224,8 +242,11 @@ def register_model(
     counterfactuals: Mapping[str, tuple[str, ModelBuilder]] | None = None,
     reference_counts: Mapping[str, Sequence[ReferenceCount]] | None = None,
     peers: PeerTable | None = None,
+    start_as_identity: Callable[[nn.Module], int] | None = None,
 ) -> Callable[[ModelBuilder], ModelBuilder]:
-    """Register ``build(variant) -> nn.Module`` under ``name`` (decorator)."""
+    """Register ``build(variant) -> nn.Module`` under ``name`` (decorator). ``start_as_identity``
+    makes a freshly built network return its input (training from scratch starts there; returns
+    how many layers it changed)."""
 
     def decorate(build: ModelBuilder) -> ModelBuilder:
         MODELS.add(
@@ -237,6 +258,7 @@ def register_model(
                 shipped_weights=dict(shipped_weights or {}), components=components,
                 counterfactuals=dict(counterfactuals or {}),
                 reference_counts=dict(reference_counts or {}), peers=peers,
+                start_as_identity=start_as_identity,
             ),
         )  # fmt: skip
         return build

@@ -8,7 +8,16 @@ import plotly.graph_objects as go
 
 from effprof.report import numbers as fmt
 from effprof.report import page
+from effprof.report.facts import dimension
 from effprof.report.runview import RunView
+from effprof.report.sections import Finding, RenderContext, section
+
+MAC_CATEGORIES = ("convolution", "linear/matmul", "attention")
+MEMORY_BOUND = (
+    "elementwise", "activation", "resampling", "data movement", "normalization", "reduction",
+    # names of runs made before the categories were renamed
+    "resize", "layout copies",
+)  # fmt: skip
 
 SHARES = (
     ("params_share", "parameters"),
@@ -102,8 +111,13 @@ def _with_per_block(rows: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def render(view: RunView) -> str:
+@section("attribution", label="Attribution", title="Where the cost goes",
+         findings=lambda ctx: _findings(ctx),
+         intro="Counted MACs, parameters and activation traffic, and measured time, rolled up by "
+               "the network's architecture.")  # fmt: skip
+def render(ctx: RenderContext) -> str:
     """The attribution section body."""
+    view = ctx.subject
     table = view.table("attribution")
     if table is None:
         return page.note("This run has no attribution table (profiled by an older effprof).")
@@ -187,3 +201,161 @@ def render(view: RunView) -> str:
         )
     )
     return "".join(parts)
+
+
+def scale_finding(view: RunView) -> Finding | None:
+    """Share of parameters vs MACs carried by the coarse scales (models whose map has scales)."""
+    scales = dimension(view, "scale")
+    labels = view.table("op_labels")
+    if scales is None or len(scales) < 2:
+        return None
+    finest = "full" if "full" in list(scales["group"]) else list(scales["group"])[-1]
+    coarse, fine = scales[scales["group"] != finest], scales[scales["group"] == finest]
+    stages_text = ""
+    if labels is not None and "stage" in labels.columns:
+        per_scale = labels.groupby("scale")["stage"].nunique()
+        n_coarse = int(per_scale.reindex(coarse["group"]).fillna(0).sum())
+        stages_text = f" run {n_coarse} of {int(per_scale.sum())} stages,"
+    if coarse["params_share"].sum() <= coarse["macs_share"].sum():
+        return None  # the claim below would not hold
+    text = (
+        f"The coarse scales ({', '.join(coarse['group'])}){stages_text} hold "
+        f"{fmt.pct(coarse['params_share'].sum())} of the parameters but do only "
+        f"{fmt.pct(coarse['macs_share'].sum())} of the MACs, because they work at "
+        f"{' and '.join(coarse['group'])} resolution; the {finest}-resolution part does "
+        f"{fmt.pct(fine['macs_share'].sum())} of the MACs."
+    )
+    if coarse["time_ms_share"].notna().all():
+        time_share, macs_share = coarse["time_ms_share"].sum(), coarse["macs_share"].sum()
+        if time_share > 1.25 * macs_share:
+            text += (
+                f" Measured time is less lopsided: the coarse scales take {fmt.pct(time_share)} "
+                "of it."
+            )
+        else:
+            text += f" Measured time agrees: the coarse scales take {fmt.pct(time_share)} of it."
+    return "Coarse scales are nearly free.", text
+
+
+def part_finding(view: RunView) -> Finding | None:
+    """Which module-tree rows carry the MACs (repeated blocks with their per-block share)."""
+    if dimension(view, "scale") is not None:
+        return None  # a registered map with scales says it better (scale_finding)
+    parts = dimension(view, "part")
+    if parts is None or view.number("macs") in (None, 0):
+        return None
+    top = parts.sort_values("macs_share", ascending=False).head(2)
+    top = top[top["macs_share"] > 0]
+    if top.empty:
+        return None
+    texts = []
+    for row in top.itertuples():
+        repeats = int(getattr(row, "repeats", 1) or 1)
+        if repeats > 1:
+            texts.append(
+                f"the {repeats} repeated blocks {row.group} do {fmt.pct(row.macs_share)} of the "
+                f"MACs ({fmt.pct(row.macs_share / repeats)} each) and hold "
+                f"{fmt.pct(row.params_share)} of the parameters"
+            )
+        else:
+            texts.append(
+                f"{row.group} does {fmt.pct(row.macs_share)} of the MACs with "
+                f"{fmt.pct(row.params_share)} of the parameters"
+            )
+    by = (
+        "By part of the module tree" if view.metric("component_map") == "module tree" else "By part"
+    )
+    return "Where the MACs are.", f"{by}: " + "; ".join(texts) + "."
+
+
+def block_finding(view: RunView) -> Finding | None:
+    """Inside the repeated blocks: which of their parts carries the MACs."""
+    parts = dimension(view, "block part")
+    if parts is None:
+        return None
+    inside = parts[~parts["group"].astype(str).str.startswith("(")]
+    inside = inside[inside["macs_share"] > 0].sort_values("macs_share", ascending=False)
+    if len(inside) < 2:
+        return None
+    listed = ", ".join(f"'{r.group}' {fmt.pct(r.macs_share)}" for r in inside.head(3).itertuples())
+    return "Inside the blocks.", (
+        f"Summed over every repeated block, the submodules of each block do these shares of the "
+        f"model's MACs: {listed}."
+    )
+
+
+def category_finding(view: RunView) -> Finding | None:
+    """MACs by op category (convolution, linear/matmul, attention), from the category table."""
+    categories = dimension(view, "category")
+    if categories is None or not view.number("macs"):
+        return None
+    rows = categories[categories["group"].isin(MAC_CATEGORIES) & (categories["macs_share"] > 0)]
+    rows = rows.sort_values("macs_share", ascending=False)
+    if rows.empty:
+        return None
+    names = {"attention": "attention (QK^T and AV)"}
+    listed = ", ".join(
+        f"{names.get(r.group, r.group)} {fmt.pct(r.macs_share)}" for r in rows.itertuples()
+    )
+    return "What kind of work.", (
+        f"By op category (what the ops compute, whichever module runs them), the MACs are {listed}."
+    )
+
+
+def _category_time_shares(view: RunView) -> tuple[pd.DataFrame, str] | None:
+    categories = dimension(view, "category")
+    if categories is not None and categories["time_ms_share"].notna().any():
+        return categories, "measured per-call time"
+    optime = view.table("optime_categories")
+    if optime is None:
+        return None
+    return optime.rename(
+        columns={"category": "group", "share": "time_ms_share"}
+    ), "torch.profiler time"
+
+
+def time_finding(view: RunView) -> Finding | None:
+    """Where the time goes on this device: the largest MAC category's time vs FLOP share, and the
+    memory-bound ops' time."""
+    shares = _category_time_shares(view)
+    flops = dimension(view, "category")
+    if shares is None or flops is None:
+        return None
+    times, basis = shares
+    mac_rows = flops[flops["group"].isin(MAC_CATEGORIES) & (flops["flops_share"] > 0)]
+    if mac_rows.empty:
+        return None
+    main = mac_rows.sort_values("flops_share", ascending=False).iloc[0]
+    main_time = float(times.loc[times["group"] == main["group"], "time_ms_share"].sum())
+    present = [c for c in MEMORY_BOUND if c in set(times["group"])]
+    memory = float(times.loc[times["group"].isin(present), "time_ms_share"].sum())
+    device = view.record.env.get("device_name") or "this device"
+    text = (
+        f"On {device}, {main['group']} takes {fmt.pct(main_time)} of the {basis} for "
+        f"{fmt.pct(main['flops_share'])} of the FLOPs"
+    )
+    if present:
+        text += f"; memory-bound ops ({', '.join(present)}) take {fmt.pct(memory)} of it"
+    if view.metric("latency_reliable") is False:
+        text += " (measured while the host was contended: see the latency card)"
+    return "FLOPs are not time.", text + "."
+
+
+def uncalled_finding(view: RunView) -> Finding | None:
+    """Modules whose parameters no op of the forward read."""
+    uncalled = view.table("uncalled_modules")
+    if uncalled is None or uncalled.empty:
+        return None
+    names = ", ".join(uncalled["module"].astype(str).head(5)) + (
+        " ..." if len(uncalled) > 5 else ""
+    )
+    return "Unused weights.", (
+        f"{len(uncalled)} module(s) holding {fmt.count(int(uncalled['params'].sum()))} parameters "
+        f"never run in this forward: no op read their weights ({names})."
+    )
+
+
+def _findings(ctx: RenderContext) -> list[Finding | None]:
+    view = ctx.subject
+    return [scale_finding(view), part_finding(view), block_finding(view), category_finding(view),
+            time_finding(view), uncalled_finding(view)]  # fmt: skip

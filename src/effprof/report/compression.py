@@ -18,8 +18,9 @@ import plotly.graph_objects as go
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.runview import RunView
+from effprof.report.sections import Finding, RenderContext, section
 from effprof.runs import compression as table
-from effprof.runs.compression import compression_frame, latency_setting, related_compress_runs
+from effprof.runs.compression import compression_frame, latency_setting
 
 QUALITY_BUDGET_DB = 0.3  # "without losing quality" in the answer: within 0.3 dB of dense
 RUNTIMES = (("ort_latency_ms", "ONNX Runtime"), ("torch_latency_ms", "torch"))
@@ -141,15 +142,6 @@ def render(runs: Sequence[RunView], front_only: bool = False) -> str:
                                 "are not beaten on both; hover a point for its step.")  # fmt: skip
 
 
-def related_views(subject: RunView) -> list[RunView]:
-    """Compress runs in the subject's own store of the same model, variant and weights."""
-    store = subject.path.parent.parent  # <store>/runs/<run id>
-    found = related_compress_runs(
-        store, subject.record.model, subject.record.variant, subject.record.params.get("weights")
-    )
-    return [RunView(path, record) for path, record in found]
-
-
 def _int8_clause(view: RunView) -> str | None:
     m = view.metrics
     speedup, size_x = view.number(table.INT8_SPEEDUP), view.number(table.INT8_SIZE_X)
@@ -209,13 +201,13 @@ def _compressed_clause(views: Sequence[RunView]) -> str | None:
     )
 
 
-def answer_sentence(view: RunView, compress_views: Sequence[RunView]) -> tuple[str, str] | None:
+def answer_sentence(ctx: RenderContext) -> Finding | None:
     """(bold lead, sentence) on how much cheaper the model can be made, from the run's numbers:
-    the dense model's INT8 and, when compress runs are given (else the store's runs of the same
-    model, variant and weights), the best of them within QUALITY_BUDGET_DB;
-    None when the run measured neither."""
-    related = list(compress_views) or related_views(view)  # as the section shows them
-    clauses = [c for c in (_int8_clause(view), _compressed_clause(related)) if c]
+    the dense model's INT8 and the best compress run shown (:attr:`RenderContext.related_compress`)
+    within QUALITY_BUDGET_DB; None when the run measured neither."""
+    clauses = [
+        c for c in (_int8_clause(ctx.subject), _compressed_clause(ctx.related_compress)) if c
+    ]
     if not clauses:
         return None
     text = "; ".join(clauses)
@@ -249,10 +241,14 @@ def _int8_rows(view: RunView) -> list[dict[str, str]]:
     ]
 
 
-def section_body(subject: RunView, compress_runs: Sequence[RunView]) -> str | None:
+@section("compression", label="Compression", title="How much cheaper it can be made",
+         findings=lambda ctx: [answer_sentence(ctx)],
+         intro="The dense model's INT8 (no training), and each compression step as a run.")  # fmt: skip
+def section_body(ctx: RenderContext) -> str:
     """The "how much cheaper" section of a profile report: the dense model's INT8 (measured by
     the profile), then the compress runs given, else those of the same model, variant and
-    weights in the subject's store (Pareto-front rows only); None when there is neither."""
+    weights in the subject's store (Pareto-front rows only); empty when there is neither."""
+    subject = ctx.subject
     parts = []
     rows = _int8_rows(subject)
     if rows:
@@ -261,7 +257,6 @@ def section_body(subject: RunView, compress_runs: Sequence[RunView]) -> str | No
         parts.append(page.paragraph(lead) + page.table(pd.DataFrame(rows)))
         notes = [n for n in subject.record.notes if n.startswith("int8:")]
         parts += [page.note(n) for n in notes]
-    related = list(compress_runs) or related_views(subject)
-    if related:
-        parts.append(render(related, front_only=not compress_runs))
-    return "".join(parts) or None
+    if ctx.related_compress:
+        parts.append(render(ctx.related_compress, front_only=not ctx.given_compress))
+    return "".join(parts)

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.runview import RunView
+from effprof.report.sections import Finding, RenderContext, section
 
 
 def _changes(groups, dimension: str) -> str:
@@ -27,8 +28,13 @@ def _changes(groups, dimension: str) -> str:
     return (" " + "; ".join(texts) + ".") if texts else ""
 
 
-def render(view: RunView) -> str:
+@section("counterfactuals", label="Counterfactuals", title="What each design decision saves",
+         findings=lambda ctx: [counterfactual_finding(ctx.subject)],
+         intro="The same network with one idea switched off, and its other widths, counted on "
+               "the meta device.")  # fmt: skip
+def render(ctx: RenderContext) -> str:
     """The counterfactuals section body."""
+    view = ctx.subject
     table = view.table("counterfactuals")
     if table is None:
         reason = view.reason("counterfactuals") or "this run has no counterfactual table"
@@ -98,3 +104,30 @@ def render(view: RunView) -> str:
             )
         )
     return "".join(parts)
+
+
+def counterfactual_finding(view: RunView) -> Finding | None:
+    """What each switched-off design idea would cost."""
+    table = view.table("counterfactuals")
+    if table is None:
+        return None
+    designs = table[table["kind"] == "design"]
+    if designs.empty:
+        return None
+    parts = [
+        f"{row.name}: {fmt.times(row.macs_ratio)} the MACs and {fmt.times(row.activation_ratio)} "
+        "the activation memory"
+        for row in designs.itertuples()
+    ]
+    ratios = designs["macs_ratio"].astype(float)
+    if (ratios > 1).all():
+        lead = "Each design idea saves compute."
+    elif (ratios < 1).all():  # the alternative is cheaper in MACs: the design buys something else
+        lead = "The alternatives count fewer MACs."
+    else:
+        lead = "Design ideas against their alternatives."
+    return lead, (
+        "Counted on the meta device against this network, the alternatives cost: "
+        + "; ".join(parts)
+        + "."
+    )

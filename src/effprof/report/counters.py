@@ -6,11 +6,14 @@ import plotly.graph_objects as go
 
 from effprof.report import numbers as fmt
 from effprof.report import page
-from effprof.report.runview import RunView
+from effprof.report.sections import RenderContext, section
 
 
-def render(view: RunView) -> str:
+@section("counters", label="Counters", title="Counters side by side",
+         intro="The same model counted by effprof, FlopCounterMode, fvcore and thop, each number explained.")  # fmt: skip
+def render(ctx: RenderContext) -> str:
     """The counters section body."""
+    view = ctx.subject
     table = view.table("crosscheck")
     if table is None:
         return page.note(

@@ -6,7 +6,7 @@ import pandas as pd
 
 from effprof.report import numbers as fmt
 from effprof.report import page
-from effprof.report.runview import RunView
+from effprof.report.sections import RenderContext, section
 
 
 def readable(value: object) -> str:
@@ -28,8 +28,11 @@ def _pairs(values: dict, skip: tuple[str, ...] = ()) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["key", "value"])
 
 
-def render(view: RunView) -> str:
+@section("environment", label="Environment", title="Environment",
+         intro="Where, how and with which configuration this run was measured.")  # fmt: skip
+def render(ctx: RenderContext) -> str:
     """The environment section body."""
+    view = ctx.subject
     record = view.record
     parts = [
         page.paragraph(
@@ -41,11 +44,25 @@ def render(view: RunView) -> str:
         page.table(_pairs(record.params, skip=("counting_policy",)), caption="Configuration"),
         "</div></div>",
     ]
-    if record.missing:
+    steps = view.table("steps")
+    if steps is not None and len(steps):
+        total = view.number("profile_seconds")
+        parts.append(page.table(
+            steps, columns={"step": "step", "status": "status", "seconds": "wall time",
+                            "reason": "why skipped"},
+            formats={"seconds": lambda v: f"{v:,.2f} s"},
+            caption="Where the profile's time went: each registered step, in order"
+            + (f" (the whole job {total:,.1f} s)" if total is not None else ""),
+        ))  # fmt: skip
+    statuses = [(name, "missing", why) for name, why in sorted(record.missing.items())]
+    statuses += [(name, "unreliable", why) for name, why in sorted(record.unreliable.items())]
+    statuses += [(name, "partial", why) for name, why in sorted(record.partial.items())]
+    if statuses:
         parts.append(
             page.table(
-                pd.DataFrame(sorted(record.missing.items()), columns=["metric", "why missing"]),
-                caption="Numbers this run could not measure",
+                pd.DataFrame(statuses, columns=["metric", "status", "why"]),
+                caption="Numbers this run could not measure, or measured only in part or "
+                "unreliably",
             )
         )
     latency = view.table("latency")

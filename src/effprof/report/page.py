@@ -350,6 +350,23 @@ def section(section_id: str, title: str, body: str, intro: str = "") -> str:
     return f'<section id="{escape(section_id)}"><h2>{escape(title)}</h2>{lead}{body}</section>'
 
 
+def fragment(body: str) -> str:
+    """A piece of a page to embed elsewhere (a notebook cell's output): the page's styles scoped
+    to one ``div.effprof``, no scripts."""
+    scoped = []
+    for rule in CSS.split("}"):
+        if "{" not in rule:
+            continue
+        selectors, declarations = rule.split("{", 1)
+        if selectors.strip().startswith(("@", ":root", "*", "body")):
+            continue
+        names = ", ".join(f"div.effprof {s.strip()}" for s in selectors.split(",") if s.strip())
+        scoped.append(f"{names} {{{declarations}}}")
+    variables = "div.effprof { --ink:#1d2430; --muted:#5b6575; --line:#dfe3ea; --soft:#f5f7fa; "
+    variables += f"--accent:#2f6fb0; font-family:{FONT}; color:var(--ink); line-height:1.5; }}"
+    return f'<div class="effprof"><style>{variables} {" ".join(scoped)}</style>{body}</div>'
+
+
 def page(
     title: str,
     sections: Sequence[str],

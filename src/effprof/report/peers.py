@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.runview import RunView
+from effprof.report.sections import RenderContext, section
 
 
 def _meta(view: RunView) -> dict | None:
@@ -54,8 +55,11 @@ def _scatter(frame: pd.DataFrame, x: str, y: str, columns: dict[str, str], capti
                        formats=formats, height=340)  # fmt: skip
 
 
-def render(view: RunView) -> str:
+@section("peers", label="Peers", title="Published peers",
+         intro="Networks for the same task as their authors published them (not measured here).")  # fmt: skip
+def render(ctx: RenderContext) -> str:
     """The peers section body."""
+    view = ctx.subject
     meta = _meta(view)
     if meta is None:
         return ""  # the model's registry entry lists no peers: no section

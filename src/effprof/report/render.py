@@ -4,57 +4,46 @@
 
 The first ``profile`` run is the page's subject; runs of kind ``compress`` given alongside fill the
 ``compression`` section. Only run folders are read (never model or measurement code), so a report
-renders on any machine that has the run.
+renders on any machine that has the run. The sections are plug-ins (:mod:`effprof.report.sections`);
+:data:`SECTION_MODULES` registers them and fixes the page's order (and the answer's).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import importlib
+from collections.abc import Sequence
 from pathlib import Path
 
-from effprof.report import (
-    attribution,
-    compression,
-    counterfactuals,
-    counters,
-    environment,
-    peers,
-    roofline,
-    scaling,
-    summary,
-)
 from effprof.report import page as html
 from effprof.report.runview import RunView
+from effprof.report.sections import SECTIONS, RenderContext, Section
 from effprof.results import EffprofError
 from effprof.runs import write_text_atomic
 
 REPORT_FILE = "report.html"
 
-# id, navigation label, heading, intro, renderer. Ids are stable: links and tests use them.
-SECTIONS: tuple[tuple[str, str, str, str, Callable[[RunView], str]], ...] = (
-    ("summary", "Summary", "The answer",
-     "The headline numbers on this device and the answer, each sentence computed from this run.",
-     summary.render),
-    ("attribution", "Attribution", "Where the cost goes",
-     "Counted MACs, parameters and activation traffic, and measured time, rolled up by the "
-     "network's architecture.", attribution.render),
-    ("counterfactuals", "Counterfactuals", "What each design decision saves",
-     "The same network with one idea switched off, and its other widths, counted on the meta device.",
-     counterfactuals.render),
-    ("roofline", "Roofline", "How close to the hardware",
-     "Each layer against this device's measured compute and bandwidth ceilings.", roofline.render),
-    ("scaling", "Scaling", "Cost against resolution",
-     "Counts at every size, latency where it fits the time budget, and the fitted law.",
-     scaling.render),
-    ("counters", "Counters", "Counters side by side",
-     "The same model counted by effprof, FlopCounterMode, fvcore and thop, each number explained.",
-     counters.render),
-    ("peers", "Peers", "Published peers",
-     "Networks for the same task as their authors published them (not measured here).",
-     peers.render),
-    ("environment", "Environment", "Environment",
-     "Where, how and with which configuration this run was measured.", environment.render),
-)  # fmt: skip
+# One module per section, in the order of the page; importing one registers its section.
+SECTION_MODULES = (
+    "effprof.report.summary",
+    "effprof.report.attribution",
+    "effprof.report.top_layers",
+    "effprof.report.counterfactuals",
+    "effprof.report.roofline",
+    "effprof.report.scaling",
+    "effprof.report.counters",
+    "effprof.report.compression",
+    "effprof.report.peers",
+    "effprof.report.environment",
+)
+
+
+def sections() -> tuple[Section, ...]:
+    """The registered sections in the page's order."""
+    for name in SECTION_MODULES:
+        importlib.import_module(name)
+    place = {name: index for index, name in enumerate(SECTION_MODULES)}
+    found = [SECTIONS.get(name) for name in SECTIONS.names()]
+    return tuple(sorted(found, key=lambda s: place[s.render.__module__]))
 
 
 def _split(views: Sequence[RunView]) -> tuple[RunView, list[RunView]]:
@@ -71,30 +60,26 @@ def _open(run_dirs: Sequence[str | Path]) -> tuple[RunView, list[RunView]]:
     return _split([RunView.open(p) for p in run_dirs])
 
 
+def context(subject: RunView, given: Sequence[RunView] = ()) -> RenderContext:
+    """The render context of one page: the subject, the runs given, the ordered sections."""
+    return RenderContext(subject, tuple(given), sections())
+
+
 def render_report(run_dirs: Sequence[str | Path]) -> str:
     """The report page of the first profile run in ``run_dirs`` (compress runs add a section)."""
-    return _render(*_open(run_dirs))
+    subject, compress_runs = _open(run_dirs)
+    return _render(context(subject, compress_runs))
 
 
-def _render(subject: RunView, compress_runs: list[RunView]) -> str:
-    sections, nav = [], []
-    cheaper = compression.answer_sentence(subject, compress_runs)  # the answer's last sentence
-    for section_id, label, title, intro, render in SECTIONS:
-        body = summary.render(subject, (cheaper,)) if render is summary.render else render(subject)
+def _render(ctx: RenderContext) -> str:
+    parts, nav = [], []
+    for item in ctx.sections:
+        body = item.render(ctx)
         if not body:  # a section with nothing to say for this model (no peers, say) is left out
             continue
-        sections.append(html.section(section_id, title, body, intro))
-        nav.append((section_id, label))
-    body = compression.section_body(subject, compress_runs)
-    if body is not None:
-        ids = [section_id for section_id, _ in nav]
-        at = next((ids.index(i) for i in ("peers", "environment") if i in ids), len(ids))
-        sections.insert(
-            at,
-            html.section("compression", "How much cheaper it can be made", body,
-                         "The dense model's INT8 (no training), and each compression step as a run."),
-        )  # fmt: skip
-        nav.insert(at, ("compression", "Compression"))
+        parts.append(html.section(item.id, item.title, body, item.intro))
+        nav.append((item.id, item.label))
+    subject = ctx.subject
     m = subject.metrics
     device = subject.record.env.get("device_name") or subject.record.params.get("device", "")
     subtitle = (
@@ -103,7 +88,7 @@ def _render(subject: RunView, compress_runs: list[RunView]) -> str:
     )
     return html.page(
         f"Why is {subject.title_name} so cheap?",
-        sections,
+        parts,
         subtitle=subtitle,
         nav=nav,
         footer=(
@@ -111,6 +96,20 @@ def _render(subject: RunView, compress_runs: list[RunView]) -> str:
             f"only · {subject.record.created}"
         ),
     )
+
+
+def inline_summary(run_dir: str | Path) -> str:
+    """The headline cards and the answer of a profile run as an HTML fragment (Jupyter's
+    ``_repr_html_``): the page's styles scoped to the fragment, no scripts."""
+    from effprof.report import summary
+
+    view = RunView.open(run_dir)
+    if view.kind != "profile":
+        return html.fragment(html.paragraph(f"{view.kind} run {view.record.run_id}"))
+    ctx = context(view)
+    body = summary.headline_cards(view) + summary.caveats(view) + summary.answer_box(ctx)
+    title = f"<h3>effprof: {html.escape(view.title_name)} · {html.escape(view.record.run_id)}</h3>"
+    return html.fragment(title + body)
 
 
 def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> Path:
@@ -127,16 +126,14 @@ def write_reports(run_dirs: Sequence[str | Path], out: str | Path | None = None)
     if not run_dirs:
         raise EffprofError("give at least one run folder")
     views = [RunView.open(p) for p in run_dirs]
-    subjects, compress_runs = (
-        [v for v in views if v.kind == "profile"],
-        [v for v in views if v.kind == "compress"],
-    )
+    subjects = [v for v in views if v.kind == "profile"]
+    compress_runs = [v for v in views if v.kind == "compress"]
     _split(views)  # the error when there is no profile run
     if out is not None and len(subjects) > 1:
         raise EffprofError(f"--out names one file but {len(subjects)} profile runs were given")
     paths = []
     for subject in subjects:
         path = Path(out) if out is not None else subject.path / REPORT_FILE
-        write_text_atomic(path, _render(subject, compress_runs))  # a failure leaves no file
+        write_text_atomic(path, _render(context(subject, compress_runs)))  # no half-written file
         paths.append(path)
     return paths

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.runview import RunView
+from effprof.report.sections import Finding, RenderContext, section
 
 FORMULA = (
     "Arithmetic intensity = FLOPs / bytes moved, where bytes moved = bytes of every input "
@@ -122,8 +123,12 @@ def _bound_table(view: RunView) -> str:
     )  # fmt: skip
 
 
-def render(view: RunView) -> str:
+@section("roofline", label="Roofline", title="How close to the hardware",
+         findings=lambda ctx: [roofline_finding(ctx.subject)],
+         intro="Each layer against this device's measured compute and bandwidth ceilings.")  # fmt: skip
+def render(ctx: RenderContext) -> str:
     """The roofline section body."""
+    view = ctx.subject
     if view.number("ceiling_copy_bytes_per_s") is None:
         reason = (
             view.reason("roofline_floor_ms") or "device ceilings were not measured for this run"
@@ -140,3 +145,16 @@ def render(view: RunView) -> str:
         f"{fmt.plain(m.get('ceiling_ridge_flops_per_byte'))} FLOP/byte. Method: {m.get('ceiling_method')}."
     )
     return _cards(view) + ceilings + _chart(view) + _bound_table(view) + page.note(FORMULA)
+
+
+def roofline_finding(view: RunView) -> Finding | None:
+    """Distance to the compute floor (only when the ceilings were measured)."""
+    ratio = view.number("roofline_latency_over_compute_floor")
+    if ratio is None:
+        return None
+    return "Distance to the hardware.", (
+        f"The measured latency is {fmt.times(ratio)} the compute floor "
+        f"({fmt.ms(view.metric('roofline_compute_floor_ms'))} at this device's measured peak): "
+        f"the model runs at {fmt.pct(view.number('roofline_fraction_of_peak'))} of peak; "
+        f"{fmt.pct(view.number('roofline_memory_bound_time_share'))} of its time is in memory-bound layers."
+    )

@@ -4,13 +4,17 @@ attention overtakes the rest, and what a 3x larger input costs. Reads the run's 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from effprof.report import numbers as fmt
 from effprof.report import page
+from effprof.report.facts import batch_of
 from effprof.report.runview import RunView
+from effprof.report.sections import Finding, RenderContext, section
 from effprof.units import RESOLUTIONS
 
 _NAMES = {f"{h}x{w}": name for name, (h, w) in reversed(list(RESOLUTIONS.items()))}
@@ -124,8 +128,12 @@ def _laws_table(fits: pd.DataFrame, unit: str) -> str:
     )
 
 
-def render(view: RunView) -> str:
+@section("scaling", label="Scaling", title="Cost against resolution",
+         findings=lambda ctx: [scaling_finding(ctx.subject)],
+         intro="Counts at every size, latency where it fits the time budget, and the fitted law.")  # fmt: skip
+def render(ctx: RenderContext) -> str:
     """The scaling section body."""
+    view = ctx.subject
     sweep, fits = view.table("scaling"), view.table("scaling_fits")
     unit = _unit(view)
     if sweep is None or fits is None or "passed" not in fits:
@@ -217,3 +225,83 @@ def _three_table(three: pd.DataFrame) -> str:
                  "check_source": "checked by", "error": "prediction error"},
         formats={"ratio_predicted": fmt.times, "error": fmt.signed_pct},
     )  # fmt: skip
+
+
+NEARLY_LINEAR = 2.2  # doubling the input multiplies the MACs by less: "nearly linear"
+
+
+def _positions_text(view: RunView, positions: float) -> str:
+    if "points" in str(view.metric("inputs") or ""):
+        return f"{fmt.count(positions)} points"
+    side = math.sqrt(positions / max(batch_of(view), 1))
+    return f"about {side:,.0f}x{side:,.0f} pixels"
+
+
+def _law_value(law: pd.Series, p: float) -> float:
+    return float(law["a"] + law["b"] * p + law["c"] * p * p)
+
+
+def scaling_finding(view: RunView) -> Finding | None:
+    """The fitted MACs law, where attention overtakes the rest, and the 3x answer."""
+    fits, three = view.table("scaling_fits"), view.table("scaling_3x")
+    if fits is None or "passed" not in fits:
+        return None  # no sweep, or a run made before the laws refused nonsense
+    macs = fits[(fits["quantity"] == "macs") & fits["passed"].fillna(False).astype(bool)]
+    if macs.empty:
+        return None
+    law = macs.iloc[0]
+    unit = "points" if "points" in str(view.metric("inputs") or "") else "pixels"
+    error = (
+        "the law reproduces every count exactly"
+        if law["max_error"] < 1e-9
+        else f"the law reproduces every count within {100 * law['max_error']:.2g}%"
+    )
+    quadratic = bool(view.metric("scaling_macs_quadratic"))
+    if not quadratic:
+        text = f"MACs grow linearly with {unit} ({error})"
+        lead = f"Linear in {unit}."
+    else:
+        p = float(law["p_max"])
+        ratio = _law_value(law, 2 * p) / _law_value(law, p)
+        text = (
+            f"MACs grow faster than {unit}: the law has a squared term, so doubling the {unit} "
+            f"from the largest size counted ({_positions_text(view, p)}) multiplies them by "
+            f"{ratio:.2f} ({error})"
+        )
+        crossing = view.number("scaling_attention_crossover_positions")
+        # attention is named only where the run's own attention MACs grow quadratically, and
+        # the square only where it shows (doubling the input more than NEARLY_LINEAR the MACs)
+        tokens = "points" if unit == "points" else "tokens"
+        if ratio < NEARLY_LINEAR:
+            lead = f"Nearly linear in {unit}."
+        elif view.metric("scaling_attention_quadratic"):
+            lead = f"Attention grows with the square of the {tokens}."
+        else:
+            lead = f"Faster than linear in {unit}."
+        if crossing is not None and crossing >= float(law["p_min"]):
+            text += f"; attention's MACs overtake all the other MACs at {_positions_text(view, crossing)}"
+        elif crossing is not None:
+            text += "; attention already does more MACs than everything else at every size counted"
+    if three is not None and len(three):
+        rows = three[three["quantity"] == "macs"]
+        if len(rows):
+            row = rows.iloc[0]
+            larger = "with 3x the points" if unit == "points" else "3x larger per side"
+            size = str(row["larger"])
+            size = f"{int(size):,} points" if size.isdigit() else size  # a point count
+            text += (
+                f"; an input {larger} ({size}) costs "
+                f"{fmt.times(row['ratio_predicted'])} the MACs ({fmt.count(row['predicted'], 'MAC')})"
+            )
+        latency = three[three["quantity"] == "latency_median_ms"]
+        if len(latency):
+            row = latency.iloc[0]
+            text += f"; the latency law predicts {fmt.ms(row['predicted'])} there"
+            if pd.notna(row["checked"]):
+                text += f", measured {fmt.ms(row['checked'])} ({100 * row['error']:+.1f} %)"
+    refused = fits[
+        (fits["quantity"] == "latency_median_ms") & ~fits["passed"].fillna(False).astype(bool)
+    ]
+    if len(refused):
+        text += f"; no latency law: {refused.iloc[0]['missing']}"
+    return lead, text + "."

@@ -11,7 +11,7 @@ constants. Columns:
 * ``test_psnr_db``, ``test_ssim``, ``fidelity_psnr_db``, ``psnr_delta_db`` (against dense) and
   ``quality_delta_db`` against ``reference``: the uncompressed model given as many extra training
   steps (dense itself, or a recover step from dense with that many steps, the control);
-* for a model without task data (``api.compress_data``): ``fidelity_snr_db``,
+* for a model without task data (``recipes.compress_data``): ``fidelity_snr_db``,
   ``fidelity_rel_l2_error`` and ``fidelity_top1_agreement`` against the dense output instead;
 * ``trained_steps``, ``pruned``, ``test_size``, ``test_count``, ``inputs`` (what one forward
   took: MACs, latency and exports used it).
@@ -51,7 +51,7 @@ FIDELITY_REL_L2 = "fidelity_rel_l2_error"
 FIDELITY_TOP1 = "fidelity_top1_agreement"
 LATENCY_KEYS = ("latency_median_ms", "latency_p10_ms", "latency_p90_ms", "latency_cv")
 
-# the dense model's ONNX Runtime INT8, measured by every profile (``api.cheaper``)
+# the dense model's ONNX Runtime INT8, measured by every profile (``recipes.profile.int8``)
 INT8_ORT_LATENCY = "int8_ort_latency_median_ms"
 INT8_ORT_FP32_LATENCY = "int8_ort_fp32_latency_median_ms"
 INT8_SPEEDUP = "int8_speedup_vs_ort_fp32"

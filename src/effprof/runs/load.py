@@ -229,8 +229,21 @@ def _attach_ledger(frame: pd.DataFrame, root: Path) -> None:
         frame[column] = frame[column].astype("string")
 
 
+def _module_name(value: Any) -> str | None:
+    """The name a run records for a model given as an object (``__main__.TinyNet``), when
+    ``value`` is a torch module (told without importing torch), else None."""
+    mro = [f"{c.__module__}.{c.__qualname__}" for c in type(value).__mro__]
+    if "torch.nn.modules.module.Module" not in mro:
+        return None
+    return mro[0]
+
+
 def _coerce(value: Any, series: pd.Series) -> Any:
-    """Filter values typed on a command line (``threads=4``) compared with numeric columns."""
+    """Filter values typed on a command line (``threads=4``) compared with numeric columns; a
+    model given as an object stands for the name its runs record."""
+    named = _module_name(value)
+    if named is not None:
+        return named
     if not isinstance(value, str):
         return value
     if pd.api.types.is_bool_dtype(series.dtype):
@@ -256,7 +269,7 @@ def filter_runs(frame: pd.DataFrame, filters: dict[str, Any]) -> pd.DataFrame:
                 "params.*, metrics.* or env.*)"
             )
         column = frame[name]
-        if callable(wanted):
+        if callable(wanted) and _module_name(wanted) is None:  # a module is callable too
             match = wanted(column)
         elif isinstance(wanted, (list, tuple, set, frozenset)):
             match = column.isin([_coerce(v, column) for v in wanted])
@@ -270,7 +283,8 @@ def filter_runs(frame: pd.DataFrame, filters: dict[str, Any]) -> pd.DataFrame:
 
 def load_runs(root: str | Path = "reports/", **filters: Any) -> pd.DataFrame:
     """One row per run under ``root``, filtered: ``load_runs("reports/", model="mssnet",
-    variant=["small", "base"], **{"params.precision": "fp16"})`` (``params__precision`` works too).
+    variant=["small", "base"], **{"params.precision": "fp16"})`` (``params__precision`` works too;
+    ``model=my_net`` matches the runs of a model profiled as an object).
 
     Columns: :data:`ID_COLUMNS`, then ``params.*`` (the run's options), ``metrics.*``, ``missing.*``
     (why a metric is null) and ``env.*``; dtypes as :func:`column_dtype` says. Rows are sorted by

@@ -1,0 +1,272 @@
+"""What every compression step measures, and the services the api gives the methods.
+
+The measurements are the same for every step, so steps compare:
+
+* ``param_count``; ``macs`` by ``effprof.measure.counting`` at 1 x 3 x test_size x test_size and
+  ``macs_ratio`` to the dense model's;
+* ``file_bytes``: the size on disk of what the step stores (state dict, .onnx, .npz);
+* ``torch_latency_*`` (``measure.latency``, CPU, ``threads`` intra-op threads) and
+  ``ort_latency_*`` (``measure.onnx.ort_latency``, CPU provider, same threads); ``cuda_latency_*``
+  when the device is CUDA;
+* for a deblurring model, ``test_*``: quality on the held-out synthetic test crops (PSNR/SSIM
+  vs sharp, gain over blurry) and ``fidelity_*``: PSNR/SSIM of the step's output against the
+  dense model's output; for any other model only ``fidelity_*`` (relative L2 error, SNR, PSNR for
+  image outputs, top-1 agreement for logits) on its inputs (``recipes.compress_data``).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from effprof.compression.methods import ONNX_FILE, Form, Services, Stage
+from effprof.compression.quantize import OrtModel
+from effprof.compression.reload import save_pruned
+from effprof.config.compress import CompressConfig
+from effprof.data import ZERO_REFERENCE, ImagePair, fidelity, quality, tensor_fidelity
+from effprof.measure.counting import count_model
+from effprof.measure.latency import LatencySpec, measure_latency
+from effprof.measure.onnx import export_onnx, ort_latency
+from effprof.models import ModelEntry
+from effprof.models.registry import DEBLURRING, IMAGE_OUT, UNKNOWN_OUT, VECTOR_OUT
+from effprof.recipes.compress_data import TaskData, first_output
+from effprof.results import Missing
+from effprof.runs import RunWriter, read_record
+from effprof.runs.compression import LATENCY_KEYS
+from effprof.training import restore
+
+
+@dataclass
+class Context:
+    """What the api keeps across steps: settings, the services given to methods, test data."""
+
+    config: CompressConfig
+    variant: str | None
+    services: Services
+    data: TaskData
+    entry: ModelEntry
+    dense_outputs: list[Tensor] = field(default_factory=list)
+
+    @property
+    def pairs(self) -> list[ImagePair]:
+        """The held-out test crops (deblurring models)."""
+        return self.data.pairs
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The one-image shape MACs, latency and ONNX exports use."""
+        return self.services.shape
+
+    def phase(self, text: str) -> None:
+        """Report a phase of the current step."""
+        self.services.phase(text)
+
+
+def count_macs(inputs: Any, model: nn.Module) -> int:
+    """MACs of one forward of ``inputs`` (an InputSpec or a shape; effprof's counter, on meta)."""
+    return count_model(model, inputs).macs
+
+
+def _latency_metrics(prefix: str, result: Any) -> dict[str, Any]:
+    if isinstance(result, Missing):
+        return {f"{prefix}_latency_median_ms": result}
+    summary = result.summary()
+    metrics = {f"{prefix}_{key}": summary[key] for key in LATENCY_KEYS}
+    metrics[f"{prefix}_latency_threads"] = result.threads
+    return metrics
+
+
+def latency_spec(config: CompressConfig, device: str, precision: str = "fp32") -> LatencySpec:
+    """The pipeline's latency protocol on ``device``."""
+    return LatencySpec(device=device, precision=precision, warmup=config.latency_warmup,
+                       repeat=config.latency_repeat, threads=config.threads)  # fmt: skip
+
+
+def torch_latency(
+    ctx: Context, model: nn.Module, writer: RunWriter, precision: str = "fp32"
+) -> dict[str, Any]:
+    """Torch latency on the CPU (and on CUDA when the pipeline runs there)."""
+    ctx.phase(f"timing torch {precision} on cpu")
+    metrics: dict[str, Any] = {}
+    devices = ["cpu", "cuda"] if ctx.services.device == "cuda" else ["cpu"]
+    for device in devices:
+        result = measure_latency(model, ctx.shape, latency_spec(ctx.config, device, precision))
+        prefix = "torch" if device == "cpu" else "cuda"
+        metrics.update(_latency_metrics(prefix, result))
+        if not isinstance(result, Missing):
+            writer.add_table(f"{prefix}_latency", result.to_frame())
+    return metrics
+
+
+def onnx_latency(ctx: Context, onnx_path: Path, writer: RunWriter) -> dict[str, Any]:
+    """ONNX Runtime CPU latency of ``onnx_path`` and its size."""
+    ctx.phase(f"timing ONNX Runtime ({onnx_path.name})")
+    c = ctx.config
+    result = ort_latency(
+        onnx_path, ctx.shape, threads=c.threads, warmup=c.latency_warmup, repeat=c.latency_repeat
+    )
+    if not isinstance(result, Missing):
+        writer.add_table("ort_latency", result.to_frame())
+    return {**_latency_metrics("ort", result), "onnx_bytes": onnx_path.stat().st_size}
+
+
+def dense_reference(ctx: Context) -> list[Tensor]:
+    """The dense model's outputs on the test data (computed once, then reused for fidelity)."""
+    if not ctx.dense_outputs:
+        ctx.phase("running the dense model on the test data")
+        s = ctx.services
+        with torch.no_grad():
+            ctx.dense_outputs = (
+                [
+                    restore(s.teacher, b.to(s.device), s.multiple).cpu()
+                    for b, _ in _batches(ctx.pairs)
+                ]
+                if ctx.data.task == DEBLURRING
+                else [first_output(s.teacher, x.to(s.device)).cpu() for x in ctx.data.test_inputs]
+            )
+    return ctx.dense_outputs
+
+
+def _batches(pairs: list[ImagePair], size: int = 4) -> list[tuple[Tensor, Tensor]]:
+    return [
+        (
+            torch.stack([p.blurry for p in pairs[i : i + size]]),
+            torch.stack([p.sharp for p in pairs[i : i + size]]),  # type: ignore[misc]
+        )
+        for i in range(0, len(pairs), size)
+    ]
+
+
+def fidelity_quality(ctx: Context, model: nn.Module, writer: RunWriter) -> dict[str, Any]:
+    """Fidelity to the dense model's output on the test inputs (a model without task data)."""
+    references = dense_reference(ctx)
+    ctx.phase(f"scoring fidelity on {len(references)} test inputs")
+    device = "cpu" if isinstance(model, OrtModel) else ctx.services.device
+    runner = model if device == "cpu" else copy.deepcopy(model).to(device)
+    kind = ctx.entry.outputs.kind
+    image, logits = kind == IMAGE_OUT, kind in (VECTOR_OUT, UNKNOWN_OUT)
+    with torch.no_grad():
+        rows = [
+            tensor_fidelity(ref, first_output(runner, x.to(device)).cpu(), image, logits)
+            for x, ref in zip(ctx.data.test_inputs, references, strict=True)
+        ]
+    frame = pd.DataFrame(rows)
+    writer.add_table("inputs", frame)
+    names = {"rel_l2": "fidelity_rel_l2_error", "snr_db": "fidelity_snr_db",
+             "psnr_db": "fidelity_psnr_db", "top1": "fidelity_top1_agreement"}  # fmt: skip
+    metrics: dict[str, Any] = {names[k]: float(frame[k].mean()) for k in frame.columns}
+    for key in ("rel_l2", "snr_db"):
+        if key not in frame.columns:
+            metrics[names[key]] = Missing(ZERO_REFERENCE)
+    metrics["test_inputs"] = len(frame)
+    return metrics
+
+
+def heldout_quality(ctx: Context, model: nn.Module, writer: RunWriter) -> dict[str, Any]:
+    """Quality on the held-out test crops and fidelity to the dense output; per-image table
+    (fidelity alone for a model without task data).
+
+    Torch models run on the pipeline's device (a copy is moved there), ONNX Runtime on the CPU.
+    """
+    if ctx.data.task != DEBLURRING:
+        return fidelity_quality(ctx, model, writer)
+    references = dense_reference(ctx)
+    ctx.phase(f"scoring {len(ctx.pairs)} held-out test crops")
+    device = "cpu" if isinstance(model, OrtModel) else ctx.services.device
+    runner = model if device == "cpu" else copy.deepcopy(model).to(device)
+    rows = []
+    was_training = runner.training
+    runner.eval()
+    try:
+        for (blurry, sharp), reference in zip(_batches(ctx.pairs), references, strict=True):
+            output = restore(runner, blurry.to(device), ctx.services.multiple).cpu()
+            scores = {
+                **{f"blurry_{k}": v for k, v in quality(blurry, sharp).items()},
+                **quality(output, sharp),
+                **fidelity(output, reference),
+            }
+            rows += [{k: float(v[i]) for k, v in scores.items()} for i in range(len(blurry))]
+    finally:
+        runner.train(was_training)
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "name", [p.name for p in ctx.pairs])
+    frame["gain_db"] = frame["psnr_db"] - frame["blurry_psnr_db"]
+    writer.add_table("images", frame)
+    means = frame.drop(columns="name").mean()
+    metrics = {f"test_{k}": float(means[k]) for k in ("psnr_db", "ssim", "gain_db")}
+    metrics["test_blurry_psnr_db"] = float(means["blurry_psnr_db"])
+    metrics["test_blurry_ssim"] = float(means["blurry_ssim"])
+    metrics["test_images"] = len(frame)
+    metrics["fidelity_psnr_db"] = float(means["fidelity_psnr_db"])
+    metrics["fidelity_ssim"] = float(means["fidelity_ssim"])
+    return metrics
+
+
+def _size_metrics(ctx: Context, model: nn.Module, file_bytes: int) -> dict[str, Any]:
+    macs = count_macs(ctx.data.inputs, model)
+    return {
+        "param_count": sum(p.numel() for p in model.parameters()),
+        "macs": macs,
+        "macs_ratio": macs / ctx.services.dense_macs if ctx.services.dense_macs else 1.0,
+        "file_bytes": file_bytes,
+    }
+
+
+def model_metrics(
+    ctx: Context, model: nn.Module, writer: RunWriter, file_bytes: int
+) -> dict[str, Any]:
+    """Everything measured for an fp32 torch model: size, MACs, torch / ORT latency, quality."""
+    metrics = _size_metrics(ctx, model, file_bytes)
+    metrics.update(torch_latency(ctx, model, writer))
+    if ctx.config.ort:
+        ctx.phase("exporting ONNX")
+        path = export_onnx(model, ctx.shape, writer.file_path(ONNX_FILE))
+        metrics.update(onnx_latency(ctx, path, writer))
+    else:
+        metrics["ort_latency_median_ms"] = Missing(
+            "ONNX Runtime disabled in the config (ort: false)"
+        )
+    metrics.update(heldout_quality(ctx, model, writer))
+    return metrics
+
+
+def form_metrics(ctx: Context, stage: Stage, form: Form, writer: RunWriter) -> dict[str, Any]:
+    """What is measured for a form of the stage's model (fp16, INT8, VQ...)."""
+    metrics = _size_metrics(ctx, stage.model, form.file_bytes)
+    if isinstance(form.torch, Missing):
+        metrics["torch_latency_median_ms"] = form.torch
+    else:
+        metrics.update(torch_latency(ctx, *form.torch, writer))
+    if isinstance(form.onnx, Missing):
+        metrics["ort_latency_median_ms"] = form.onnx
+    else:
+        metrics.update(onnx_latency(ctx, form.onnx, writer))
+    metrics.update(heldout_quality(ctx, form.evaluated, writer))
+    return metrics
+
+
+def inherited(stage: Stage) -> tuple[dict[str, Any], list[str]]:
+    """The starting model's measured metrics (a step that does not change the model)."""
+    if stage.run_dir is None:
+        return {}, []
+    metrics = dict(read_record(stage.run_dir).metrics)
+    return metrics, [
+        f"model unchanged: size, latency and quality are those measured in run {stage.run_id}"
+    ]
+
+
+def save_model(ctx: Context, model: nn.Module, writer: RunWriter, label: str) -> int:
+    """Write structure.json + weights.pt (fp32) into the run; returns the weights file's bytes."""
+    files = save_pruned(
+        model, writer.work_dir, model_name=ctx.config.model, variant=ctx.variant,
+        info={"step": label},
+    )  # fmt: skip
+    writer.file_path(files.structure.name)
+    writer.file_path(files.weights.name)
+    return files.weights_bytes

@@ -1,0 +1,73 @@
+"""Facts about a stored run that several sections state: what its output is (an image, tokens,
+points), how many images or tokens one forward holds, the cost basis of its headline, and the
+rows of one attribution dimension. Each is read from the run, never assumed."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from effprof.report.runview import RunView
+
+
+def dimension(view: RunView, name: str) -> pd.DataFrame | None:
+    """The attribution rows of one dimension (scale, stage, part, block part, category)."""
+    table = view.table("attribution")
+    if table is None:
+        return None
+    rows = table[table["dimension"] == name]
+    return rows.reset_index(drop=True) if len(rows) else None
+
+
+def is_image_output(view: RunView) -> bool:
+    """True for an image-to-image model (restoration, super-resolution): cost per output pixel."""
+    kind = view.metric("output_kind")
+    if kind is None:  # runs made before output kinds were recorded: MACs per pixel was their basis
+        return view.metric("macs_per_output_pixel") is not None
+    return kind == "image"
+
+
+def points_of(view: RunView) -> int | None:
+    """Points in the cloud of a point model (its input is N x C points), None for other models."""
+    if view.metric("output_kind") != "points":
+        return None
+    first = str(view.metric("input_shape") or "").split("x")[0]
+    return int(first) if first.isdigit() and int(first) > 0 else None
+
+
+def batch_of(view: RunView) -> int:
+    """Images per forward: the first dimension of the profiled input (one cloud for points)."""
+    if view.metric("output_kind") == "points":
+        return 1
+    shape = str(view.metric("input_shape") or "1")
+    first = shape.split("x")[0]
+    return int(first) if first.isdigit() and int(first) > 0 else 1
+
+
+def tokens_of(view: RunView) -> int | None:
+    """Tokens per image of a model whose main output is N x L x C tokens (None otherwise)."""
+    if view.metric("output_kind") != "tokens":
+        return None
+    shapes = [s for s in str(view.metric("output_shapes") or "").split(", ") if s.count("x") == 2]
+    if not shapes:
+        return None
+    dims = [
+        int(d)
+        for d in max(shapes, key=lambda s: math.prod(int(d) for d in s.split("x"))).split("x")
+    ]
+    return dims[1]
+
+
+def cost_basis(view: RunView) -> tuple[str, float | None, str]:
+    """(label, MACs per unit, detail) for the headline: per output pixel, per token or per image."""
+    macs = view.number("macs")
+    if is_image_output(view):
+        return "MACs per output pixel", view.number("macs_per_output_pixel"), "output pixels"
+    tokens = tokens_of(view)
+    if tokens and macs is not None:
+        return "MACs per token", macs / batch_of(view) / tokens, f"{tokens} tokens per image"
+    points = points_of(view)
+    if points and macs is not None:
+        return "MACs per point", macs / points, f"{points:,} points in the cloud"
+    return "MACs per image", (macs / batch_of(view) if macs is not None else None), "image"

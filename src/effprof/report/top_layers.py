@@ -1,0 +1,56 @@
+"""The top layers: the modules that do the most MACs, take the most time and write the most
+activation bytes, each with its share of the whole forward (the run's ``top_layers`` table)."""
+
+from __future__ import annotations
+
+from effprof.report import numbers as fmt
+from effprof.report import page
+from effprof.report.sections import Finding, RenderContext, section
+
+
+def heaviest_finding(ctx: RenderContext) -> Finding | None:
+    """The one module that does the most MACs, when it stands out (over a quarter of them)."""
+    table = ctx.subject.table("top_layers")
+    if table is None or table.empty or not (table["macs_share"] > 0).any():
+        return None
+    top = table.loc[table["macs_share"].idxmax()]
+    if top["macs_share"] < 0.25:
+        return None
+    time = ""
+    if top["time_share"] == top["time_share"]:  # measured (not NaN)
+        time = f" and takes {fmt.pct(top['time_share'])} of the measured per-call time"
+    return "One layer stands out.", (
+        f"{top['module'] or '(the root module)'} ({top['module_type']}) does "
+        f"{fmt.pct(top['macs_share'])} of the MACs{time}."
+    )
+
+
+@section("top_layers", label="Top layers", title="The heaviest layers",
+         findings=lambda ctx: [heaviest_finding(ctx)],
+         intro="The modules that do the most MACs, take the most time (measured per aten call) "
+               "and write the most activation bytes, each with its share of the forward.")  # fmt: skip
+def render(ctx: RenderContext) -> str:
+    """The top-layers table (its time columns only when the run timed every call)."""
+    table = ctx.subject.table("top_layers")
+    if table is None or table.empty:
+        return ""
+    timed = table["time_ms"].notna().any()
+    columns = {"module": "module", "module_type": "type", "calls": "calls", "macs": "MACs",
+               "macs_share": "share of MACs"}  # fmt: skip
+    if timed:
+        columns.update({"time_ms": "time", "time_share": "share of time"})
+    columns.update({"activation_bytes": "activations written",
+                    "activation_bytes_share": "share of activations"})  # fmt: skip
+    formats = {"macs": lambda v: fmt.count(v, "MAC"), "macs_share": fmt.pct, "time_ms": fmt.ms,
+               "time_share": fmt.pct, "activation_bytes": fmt.nbytes,
+               "activation_bytes_share": fmt.pct, "calls": fmt.integer}  # fmt: skip
+    shown = table.assign(module=table["module"].replace("", "(root)"))
+    note = (
+        ""
+        if timed
+        else page.note(
+            "Time per layer was not measured in this run: "
+            + (ctx.subject.reason("calltime_total_ms") or "no per-call timing")
+        )
+    )
+    return note + page.wide(page.table(shown, columns=columns, formats=formats))
