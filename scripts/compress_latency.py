@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from compress_summary import pipeline_runs  # the script's folder is on sys.path
 
-from effprof.recipes.retime import retime_runs
 from effprof.measure.interleave import Candidate, Interleaved, time_interleaved
 from effprof.measure.session import LatencySpec
 from effprof.models import load_model
+from effprof.recipes.retime import retime_runs
 
 
 def _copies(name: str, args: argparse.Namespace) -> Interleaved:

@@ -9,8 +9,8 @@ import pytest
 
 from effprof.api.profile import profile
 from effprof.report import numbers as fmt
+from effprof.report.render import answer
 from effprof.report.runview import RunView
-from effprof.report.summary import findings
 
 PCT = r"(\d+\.\d) %"
 COUNTERFACTUAL_LEADS = {
@@ -29,7 +29,7 @@ def vit_run(tmp_path_factory):
 
 
 def _answer(view: RunView) -> dict[str, str]:
-    return dict(findings(view))
+    return dict(answer(view))
 
 
 def _rows(view: RunView, dimension: str):
@@ -134,6 +134,19 @@ def check_every_sentence(view: RunView) -> set[str]:
             ratio = fmt.times(m["roofline_latency_over_compute_floor"])
             assert text.startswith(f"The measured latency is {ratio} the compute floor")
             assert fmt.pct(m["roofline_fraction_of_peak"]) in text
+        elif lead == "How much cheaper:":
+            speedup = m["int8_speedup_vs_ort_fp32"]
+            faster = f"{speedup:.1f}x faster" if speedup >= 1 else f"{1 / speedup:.1f}x slower"
+            assert f"is {faster} than ONNX Runtime fp32" in text
+            assert f"its file {m['int8_size_x_vs_fp32']:.1f}x smaller" in text
+            if m.get("int8_fidelity_psnr_db") is not None:
+                assert f"at {m['int8_fidelity_psnr_db']:.1f} dB PSNR to the fp32 output" in text
+        elif lead == "One layer stands out.":
+            top = view.table("top_layers").set_index("module")
+            module, share = re.match(r"(\S+) \(\w+\) does " + PCT + " of the MACs", text).groups()
+            module = "" if module == "(the root module)" else module
+            assert f"{100 * top.loc[module, 'macs_share']:.1f}" == share
+            assert top.loc[module, "macs_share"] == top["macs_share"].max() >= 0.25
         elif lead == "Unused weights.":
             unused = view.table("uncalled_modules")
             assert text.startswith(f"{len(unused)} module(s)")

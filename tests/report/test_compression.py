@@ -8,9 +8,14 @@ import pandas as pd
 
 from effprof.report.compression import answer_sentence, pareto_mask, render, section_body
 from effprof.report.runview import RunView
+from effprof.report.sections import RenderContext
 from effprof.runs import RunWriter
 from effprof.runs import compression as names
 from tests.runs.test_compression import compress_run, pipeline
+
+
+def _ctx(view: RunView, runs=()) -> RenderContext:
+    return RenderContext(view, tuple(runs))
 
 
 def _profile(root, **metrics) -> RunView:
@@ -36,7 +41,7 @@ def test_table_ratios_and_the_setting_its_latencies_used(tmp_path):
 
 def test_the_answer_sentence_uses_only_measured_numbers(tmp_path):
     profile = _profile(tmp_path / "a", **INT8)
-    lead, text = answer_sentence(profile, [])
+    lead, text = answer_sentence(_ctx(profile, []))
     assert lead == "How much cheaper:"
     assert text == (
         "ONNX Runtime INT8 of the dense model, without training, is 3.7x faster than ONNX Runtime "
@@ -44,17 +49,19 @@ def test_the_answer_sentence_uses_only_measured_numbers(tmp_path):
         "output."
     )
     runs = [RunView.open(p) for p in pipeline(tmp_path / "b")]
-    _, text = answer_sentence(profile, runs)
+    _, text = answer_sentence(_ctx(profile, runs))
     assert text.endswith(  # prune and recover are as fast but outside 0.3 dB
         "output; the fastest stored compressed model within 0.3 dB of it, int8, is 4.0x faster in "
         "ONNX Runtime and 4.0x smaller at -0.10 dB."
     )
-    assert answer_sentence(_profile(tmp_path / "c"), []) is None  # nothing measured: no sentence
+    assert (
+        answer_sentence(_ctx(_profile(tmp_path / "c"), [])) is None
+    )  # nothing measured: no sentence
 
 
 def test_no_compressed_model_within_budget_is_said_so(tmp_path):
     runs = [RunView.open(p) for p in pipeline(tmp_path)[:3]]
-    _, text = answer_sentence(_profile(tmp_path / "p"), runs)
+    _, text = answer_sentence(_ctx(_profile(tmp_path / "p"), runs))
     assert text == (
         "None of the 2 compressed models stored for it stays within 0.3 dB of the dense model "
         "(closest: recover, 2.0x faster in ONNX Runtime at -0.40 dB)."
@@ -65,7 +72,7 @@ def test_a_profile_report_shows_int8_and_the_pareto_front_of_its_store(tmp_path)
     pipeline(tmp_path)
     compress_run(tmp_path, "other", "dense", "dense", 0, weights="other.pt")
     profile = _profile(tmp_path, **INT8)
-    html = section_body(profile, [])
+    html = section_body(_ctx(profile))
     assert "3.70x" in html and "45.6 dB" in html
     assert "same run store" in html
     table = html.split("<table")[2]  # the compress table (the first one is the INT8 table)
@@ -73,7 +80,7 @@ def test_a_profile_report_shows_int8_and_the_pareto_front_of_its_store(tmp_path)
     steps = {re.match(r"<td[^>]*>([^<]*)</td>", row).group(1) for row in rows}
     assert steps == {"dense-extra", "vq", "int8"}  # dense-extra beats dense on both fronts
     missing = _profile(tmp_path / "none")
-    assert section_body(missing, []) is None
+    assert section_body(_ctx(missing)) == ""
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -94,11 +101,11 @@ def test_the_mssnet_profile_measures_its_int8(profile_run):
     assert len(ratios) == 3 and ratios.min() <= m[names.INT8_SPEEDUP] <= ratios.max()
     assert isinstance(m[names.INT8_SPEEDUP_RELIABLE], bool)
     assert 10 < m[names.INT8_FIDELITY_PSNR] < 100  # random weights: an image, not exact
-    _, text = answer_sentence(view, [])
+    _, text = answer_sentence(_ctx(view, []))
     assert f"{m[names.INT8_SPEEDUP]:.1f}x faster than ONNX Runtime fp32" in text
 
 
 def test_an_int8_model_that_runs_slower_is_said_to(tmp_path):
     profile = _profile(tmp_path, **{**INT8, names.INT8_SPEEDUP: 0.5})
-    _, text = answer_sentence(profile, [])
+    _, text = answer_sentence(_ctx(profile, []))
     assert "is 2.0x slower than ONNX Runtime fp32" in text

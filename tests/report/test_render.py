@@ -11,11 +11,11 @@ import time
 import pytest
 
 from effprof.cli import main
-from effprof.report.render import SECTIONS, render_report, write_report
+from effprof.report.render import render_report, sections, write_report
 from effprof.runs import RunWriter, read_table
 from tests.report.conftest import copy_run
 
-SECTION_IDS = [s[0] for s in SECTIONS]
+SECTION_IDS = [s.id for s in sections()]
 SCRIPT = "<script>alert(1)</script>"
 
 

@@ -5,7 +5,8 @@
   ``peak_bytes`` is ``max_memory_allocated``; ``activation_peak_bytes`` is that minus what was
   allocated before the forward (the weights and the input), so it holds activations, the output
   and cuDNN workspaces.
-* CPU: a fresh child process (multiprocessing "spawn") loads a pickled copy of the model, builds the
+* CPU: a fresh child process (multiprocessing "spawn") loads a pickled copy of the model (a class
+  defined in ``__main__`` pickled by value, with cloudpickle), builds the
   input, runs one un-measured forward, frees and trims the allocator (glibc ``malloc_trim``),
   resets the kernel's peak-RSS mark (``/proc/self/clear_refs``, Linux)
   and runs one forward; ``activation_peak_bytes`` is the peak RSS during the forward minus the RSS
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import pandas as pd
 import psutil
 import torch
@@ -177,7 +179,9 @@ def _cpu_peak(
         path = Path(tmp) / "model.pkl"
         try:
             with path.open("wb") as fh:
-                pickle.dump(
+                # cloudpickle writes a class defined in __main__ (a notebook cell, a script) by
+                # value: the spawned child has no such module to import it from
+                cloudpickle.dump(
                     prepared if rebuild is None else _Rebuilt(rebuild), fh,
                     protocol=pickle.HIGHEST_PROTOCOL,
                 )  # fmt: skip

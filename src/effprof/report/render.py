@@ -65,6 +65,12 @@ def context(subject: RunView, given: Sequence[RunView] = ()) -> RenderContext:
     return RenderContext(subject, tuple(given), sections())
 
 
+def answer(subject: RunView | str | Path, given: Sequence[RunView] = ()) -> list[tuple[str, str]]:
+    """The answer box of a profile run: every section's findings, in the page's order."""
+    view = subject if isinstance(subject, RunView) else RunView.open(subject)
+    return context(view, given).findings()
+
+
 def render_report(run_dirs: Sequence[str | Path]) -> str:
     """The report page of the first profile run in ``run_dirs`` (compress runs add a section)."""
     subject, compress_runs = _open(run_dirs)

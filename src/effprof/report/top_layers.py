@@ -32,8 +32,10 @@ def heaviest_finding(ctx: RenderContext) -> Finding | None:
 def render(ctx: RenderContext) -> str:
     """The top-layers table (its time columns only when the run timed every call)."""
     table = ctx.subject.table("top_layers")
-    if table is None or table.empty:
-        return ""
+    if table is None:
+        return page.note("This run has no top-layers table (profiled by an older effprof).")
+    if table.empty:
+        return page.note("No module of this model did any counted work.")
     timed = table["time_ms"].notna().any()
     columns = {"module": "module", "module_type": "type", "calls": "calls", "macs": "MACs",
                "macs_share": "share of MACs"}  # fmt: skip
