@@ -6,11 +6,11 @@ import re
 
 import pandas as pd
 
+from effprof import schema as names
 from effprof.report.compression import answer_sentence, pareto_mask, render, section_body
 from effprof.report.runview import RunView
 from effprof.report.sections import RenderContext
 from effprof.runs import RunWriter
-from effprof.runs import compression as names
 from tests.runs.test_compression import compress_run, pipeline
 
 

@@ -7,11 +7,9 @@ import math
 
 import pandas as pd
 
+from effprof import schema as S
 from effprof.runs import RunWriter, read_record
 from effprof.runs.compression import (
-    ORT_LATENCY,
-    PSNR,
-    TORCH_LATENCY,
     compression_frame,
     latency_setting,
     related_compress_runs,
@@ -34,20 +32,20 @@ def pipeline(root, group="g1", dense_psnr=30.0):
     common = {"param_count": 100}
     return [
         compress_run(root, group, "dense", "dense", 0, macs=40, file_bytes=400,
-                     **{TORCH_LATENCY: 100.0, ORT_LATENCY: 80.0, PSNR: dense_psnr}, **common),
+                     **{S.TORCH.median_ms: 100.0, S.ORT.median_ms: 80.0, S.TEST_PSNR: dense_psnr}, **common),
         compress_run(root, group, "prune", "prune", 1, source="dense", pruned=True, macs=20,
-                     file_bytes=200, **{TORCH_LATENCY: 50.0, ORT_LATENCY: 40.0,
-                                        PSNR: dense_psnr - 1.0}, **common),
+                     file_bytes=200, **{S.TORCH.median_ms: 50.0, S.ORT.median_ms: 40.0,
+                                        S.TEST_PSNR: dense_psnr - 1.0}, **common),
         compress_run(root, group, "recover", "recover", 2, source="prune", trained=10,
                      pruned=True, macs=20, file_bytes=200,
-                     **{TORCH_LATENCY: 50.0, ORT_LATENCY: 40.0, PSNR: dense_psnr - 0.4}, **common),
+                     **{S.TORCH.median_ms: 50.0, S.ORT.median_ms: 40.0, S.TEST_PSNR: dense_psnr - 0.4}, **common),
         compress_run(root, group, "dense-extra", "recover", 3, source="dense", trained=10,
                      macs=40, file_bytes=400,
-                     **{TORCH_LATENCY: 100.0, ORT_LATENCY: 80.0, PSNR: dense_psnr + 0.1}, **common),
+                     **{S.TORCH.median_ms: 100.0, S.ORT.median_ms: 80.0, S.TEST_PSNR: dense_psnr + 0.1}, **common),
         compress_run(root, group, "vq", "vq", 4, source="recover", trained=10, pruned=True,
-                     macs=20, file_bytes=20, **{PSNR: dense_psnr - 0.5}, **common),
+                     macs=20, file_bytes=20, **{S.TEST_PSNR: dense_psnr - 0.5}, **common),
         compress_run(root, group, "int8", "int8", 5, source="dense", macs=40, file_bytes=100,
-                     **{ORT_LATENCY: 20.0, PSNR: dense_psnr - 0.1}, **common),
+                     **{S.ORT.median_ms: 20.0, S.TEST_PSNR: dense_psnr - 0.1}, **common),
     ]  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from torch import nn
 from effprof.data import ImagePair, heldout_pairs
 from effprof.models import load_model
 from effprof.results import EffprofError
-from effprof.training import evaluate_pairs, fidelity_pairs
+from effprof.training import evaluate_pairs, restore_pairs
 
 
 class Identity(nn.Module):
@@ -45,8 +45,11 @@ def test_blurry_only_pairs_cannot_be_scored():
 
 
 def test_fidelity_of_a_model_to_itself_is_the_cap():
-    frame = fidelity_pairs(Identity(), Identity(), pairs_of_mixed_sizes(), input_multiple=16)
-    assert (frame["fidelity_psnr_db"] == 100.0).all()
+    pairs = pairs_of_mixed_sizes()
+    references = restore_pairs(Identity(), pairs, input_multiple=16)
+    assert [tuple(r.shape[-2:]) for r in references] == [p.size for p in pairs]
+    frame = evaluate_pairs(Identity(), pairs, input_multiple=16, references=references).per_image
+    assert (frame["fidelity_psnr_db"] == 100.0).all() and (frame["fidelity_ssim"] > 0.999).all()
 
 
 @pytest.mark.parametrize("weights", ["synthetic", "synthetic-cpu"])

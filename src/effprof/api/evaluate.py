@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 from torch import Tensor, nn
 
+from effprof import schema as S
 from effprof.api.given import job_options
 from effprof.api.run import Run
 from effprof.api.train import sha256_of
@@ -151,11 +152,11 @@ def evaluate(
             latency = measure_latency(PadToMultiple(model, multiple), (1, 3, height, width), spec)
 
     metrics: dict[str, Any] = dict(quality.summary())
-    metrics["param_count"] = sum(p.numel() for p in model.parameters())
+    metrics[S.PARAM_COUNT] = sum(p.numel() for p in model.parameters())
     notes = [description, METRIC_NOTE]
     padded = padded_size(height, width, multiple)
     if isinstance(latency, Missing):
-        metrics["latency_median_ms"] = latency
+        metrics[S.LATENCY.median_ms] = latency
     else:
         metrics.update(latency.summary())
         pad_note = (

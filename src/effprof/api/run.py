@@ -133,5 +133,17 @@ class Run:
     def __str__(self) -> str:  # as a path prints: the run folder
         return str(self.path)
 
+    # a run is its folder: equal to (and ordered like) the folder, a Run or a path alike
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Run, Path, str)):
+            return self.path == Path(other)
+        return NotImplemented
+
+    def __lt__(self, other: Run | Path) -> bool:
+        return self.path < Path(other)
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
     def __repr__(self) -> str:
         return f"Run({self.record.kind} {self.record.model}, {str(self.path)!r})"

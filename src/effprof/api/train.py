@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from effprof import schema as S
 from effprof.api.given import job_options
 from effprof.api.run import Run
 from effprof.config import validate
@@ -238,7 +239,7 @@ def train(model: nn.Module | str | TrainConfig | None = None, /, **options: Any)
             writer.add_table("evals", result.evals)
 
     metrics = _metrics(model, result, test)
-    metrics["weights_fp16_sha256"] = sha256_of(weights_path)
+    metrics[S.WEIGHTS_FP16_SHA256] = sha256_of(weights_path)
     notes += [
         f"stopped: {result.stopped} after {result.steps_done} steps",
         f"data: synthetic, train split ({len(source.names)} scikit-image images), seed {config.seed}",
@@ -255,14 +256,14 @@ def train(model: nn.Module | str | TrainConfig | None = None, /, **options: Any)
 def _metrics(model: nn.Module, result: TrainResult, test: EvalResult | None) -> dict[str, Any]:
     history = result.history
     metrics: dict[str, Any] = {
-        "param_count": sum(p.numel() for p in model.parameters()),
-        "steps_done": result.steps_done,
-        "train_s": result.seconds,
-        "final_loss": float(history["loss"].iloc[-1]) if not history.empty else None,
-        "step_median_s": float(history["step_s"].median()) if not history.empty else None,
+        S.PARAM_COUNT: sum(p.numel() for p in model.parameters()),
+        S.STEPS_DONE: result.steps_done,
+        S.TRAIN_S: result.seconds,
+        S.FINAL_LOSS: float(history["loss"].iloc[-1]) if not history.empty else None,
+        S.STEP_MEDIAN_S: float(history["step_s"].median()) if not history.empty else None,
     }
     if test is not None:
-        metrics.update({f"test_{k}": v for k, v in test.summary().items()})
+        metrics.update({S.HELD_OUT[k]: v for k, v in test.summary().items()})
     return metrics
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from effprof import schema as S
 from effprof.cli import app, console, skip_teardown
 
 
@@ -50,4 +51,4 @@ def read_seconds(run_dir: Path) -> float:
     """The seconds the job took, as its run recorded them."""
     from effprof.runs import read_record
 
-    return float(read_record(run_dir).metrics.get("profile_seconds") or 0.0)
+    return float(read_record(run_dir).metrics.get(S.PROFILE_SECONDS) or 0.0)

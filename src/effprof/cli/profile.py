@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from effprof import schema as S
 from effprof.cli import app, console, err_console, warn
 from effprof.files import disk_full
 from effprof.results import EffprofError
@@ -118,7 +119,7 @@ def print_summary(run_dir: Path) -> None:
     record = read_record(run_dir)
     m, miss = record.metrics, record.missing
     table = Table(
-        title=f"{record.model} {record.variant or ''} — {m.get('input_shape')} on {record.env.get('device_name')}"
+        title=f"{record.model} {record.variant or ''} — {m.get(S.INPUT_SHAPE)} on {record.env.get('device_name')}"
     )
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -131,7 +132,7 @@ def print_summary(run_dir: Path) -> None:
         (
             "latency p10 / p90",
             "latency_p10_ms",
-            lambda v: f"{v:,.2f} / {m.get('latency_p90_ms', 0):,.2f} ms",
+            lambda v: f"{v:,.2f} / {m.get(S.LATENCY.p90_ms, 0):,.2f} ms",
         ),
         ("latency CV", "latency_cv", lambda v: f"{100 * v:.1f} %"),
         ("throughput", "throughput_mpix_s", lambda v: f"{v:,.3f} MP/s"),
@@ -139,10 +140,10 @@ def print_summary(run_dir: Path) -> None:
         ("peak activation memory (meta trace)", "activation_peak_bytes", binary_bytes),
         ("weights", "weights_bytes", binary_bytes),
     ]
-    if "int8_speedup_vs_ort_fp32" in m or "int8_speedup_vs_ort_fp32" in miss:
+    if S.INT8_SPEEDUP in m or S.INT8_SPEEDUP in miss:
         rows.append(("ONNX Runtime INT8 speed-up over fp32", "int8_speedup_vs_ort_fp32",
                      lambda v: f"{v:.2f}x"))  # fmt: skip
-    if "ort_latency_median_ms" in m:
+    if S.ORT.median_ms in m:
         rows.append(
             ("ONNX Runtime latency median", "ort_latency_median_ms", lambda v: f"{v:,.2f} ms")
         )
@@ -163,9 +164,9 @@ RUN_COLUMNS = {
     "kind": "kind",
     "model": "model",
     "variant": "variant",
-    "metrics.input_shape": "input",
+    f"metrics.{S.INPUT_SHAPE}": "input",
     "env.device_name": "device",
-    "metrics.latency_median_ms": "latency ms",
+    f"metrics.{S.LATENCY.median_ms}": "latency ms",
 }
 
 

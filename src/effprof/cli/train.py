@@ -8,6 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from effprof import schema as S
 from effprof.cli import app, console
 from effprof.results import EffprofError, is_missing
 
@@ -107,17 +108,17 @@ def train(
     table = Table(title=f"trained {settings.model} {settings.variant or ''}")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    table.add_row("steps", f"{m['steps_done']:,}")
-    table.add_row("time", f"{m['train_s']:,.0f} s ({m['step_median_s']:.3f} s/step)")
-    table.add_row("final loss", f"{m['final_loss']:.4f}")
-    if "test_psnr_db" in m:
+    table.add_row("steps", f"{m[S.STEPS_DONE]:,}")
+    table.add_row("time", f"{m[S.TRAIN_S]:,.0f} s ({m[S.STEP_MEDIAN_S]:.3f} s/step)")
+    table.add_row("final loss", f"{m[S.FINAL_LOSS]:.4f}")
+    if S.TEST_PSNR in m:
         table.add_row(
             "test PSNR blurry -> model",
-            f"{m['test_blurry_psnr_db']:.2f} -> {m['test_psnr_db']:.2f} dB",
+            f"{m[S.TEST_BLURRY_PSNR]:.2f} -> {m[S.TEST_PSNR]:.2f} dB",
         )
-        table.add_row("test gain", f"{m['test_gain_db']:+.2f} dB")
+        table.add_row("test gain", f"{m[S.TEST_GAIN]:+.2f} dB")
         table.add_row(
-            "test SSIM blurry -> model", f"{m['test_blurry_ssim']:.4f} -> {m['test_ssim']:.4f}"
+            "test SSIM blurry -> model", f"{m[S.TEST_BLURRY_SSIM]:.4f} -> {m[S.TEST_SSIM]:.4f}"
         )
     console.print(table)
     for note in outcome.notes:
@@ -167,11 +168,11 @@ def evaluate(
     )
     table.add_column("metric")
     table.add_column("value", justify="right")
-    table.add_row("images", f"{m['images']}")
-    table.add_row("PSNR blurry -> model", f"{m['blurry_psnr_db']:.2f} -> {m['psnr_db']:.2f} dB")
-    table.add_row("gain", f"{m['gain_db']:+.2f} dB")
-    table.add_row("SSIM blurry -> model", f"{m['blurry_ssim']:.4f} -> {m['ssim']:.4f}")
-    latency_ms = m.get("latency_median_ms")
+    table.add_row(S.IMAGES, f"{m[S.IMAGES]}")
+    table.add_row("PSNR blurry -> model", f"{m[S.BLURRY_PSNR]:.2f} -> {m[S.PSNR]:.2f} dB")
+    table.add_row("gain", f"{m[S.GAIN]:+.2f} dB")
+    table.add_row("SSIM blurry -> model", f"{m[S.BLURRY_SSIM]:.4f} -> {m[S.SSIM]:.4f}")
+    latency_ms = m.get(S.LATENCY.median_ms)
     table.add_row(
         "latency median", "missing" if is_missing(latency_ms) else f"{latency_ms:,.2f} ms"
     )

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from effprof import schema as S
 from effprof.models.inputs import flat_tensors
 
 GroupConvs = Sequence[tuple[nn.Module, str]]  # (conv or linear, "out" | "in"), compress.groups
@@ -152,7 +153,7 @@ class MacCost:
     """Convolution and linear MACs at ``example``'s size (a forward with ``forward_kwargs``);
     ``measure`` is the caller's counter (``macs_of``), default the same MACs."""
 
-    unit = "macs"
+    unit = S.MACS
 
     def __init__(
         self,

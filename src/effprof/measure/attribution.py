@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from effprof import schema as S
 from effprof.measure.categories import CATEGORIES
 from effprof.results import Missing
 
@@ -109,12 +110,11 @@ class Attribution:
         """Flat metrics for run.json: the share of MACs and time per scale (when mapped)."""
         metrics: dict[str, Any] = {}
         for row in self.dimension("scale").itertuples():
-            key = str(row.group).replace("/", "_")
-            metrics[f"macs_share_scale_{key}"] = float(row.macs_share)
+            metrics[S.MACS_SHARE_SCALE.of(row.group)] = float(row.macs_share)
             if self.timed:
-                metrics[f"time_share_scale_{key}"] = float(row.time_ms_share)
+                metrics[S.TIME_SHARE_SCALE.of(row.group)] = float(row.time_ms_share)
         if self.timed:
-            metrics["calltime_total_ms"] = self.totals["time_ms"]
+            metrics[S.CALLTIME_TOTAL_MS] = self.totals["time_ms"]
         return metrics
 
 

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from effprof import schema as S
 from effprof.measure.categories import op_category
 from effprof.measure.counting import _CallPaths, _tensors
 from effprof.measure.hostload import HostLoad
@@ -148,9 +149,9 @@ class CallTimes:
     def summary(self) -> dict[str, Any]:
         """Flat metrics: ``calltime_alignment``, ``calltime_unmatched_ms``, ``calltime_calls``."""
         return {
-            "calltime_alignment": self.alignment,
-            "calltime_unmatched_ms": self.unmatched_ms,
-            "calltime_calls": len(self.timed),
+            S.CALLTIME_ALIGNMENT: self.alignment,
+            S.CALLTIME_UNMATCHED_MS: self.unmatched_ms,
+            S.CALLTIME_CALLS: len(self.timed),
         }
 
     def to_frame(self) -> pd.DataFrame:

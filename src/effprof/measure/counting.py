@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
+from effprof import schema as S
 from effprof.measure.categories import CATEGORIES, op_category
 from effprof.measure.formulas import COUNTING_POLICY, find_formula
 from effprof.measure.provenance import Provenance
@@ -485,20 +486,20 @@ class CountResult:
     def summary(self) -> dict[str, Any]:
         """Headline numbers with units in their names, for run.json."""
         return {
-            "input_shape": shape_text(self.input_shape),
-            "inputs": self.inputs.describe(),
-            "output_shapes": ", ".join(shape_text(s) for s in self.output_shapes),
-            "dtype": self.dtype,
-            "macs": self.macs,
-            "flops": self.flops,
-            "bias_flops": self.bias_flops,
-            "macs_per_output_pixel": self.macs_per_output_pixel(),
-            "weights_bytes": self.weights_bytes,
-            "activation_peak_bytes": self.activation_peak_bytes,
-            "aten_calls": len(self.ops),
-            "uncounted_ops": len(self.uncounted),
-            "uncounted_calls": int(self.uncounted["calls"].sum()) if len(self.uncounted) else 0,
-            "count_seconds": self.seconds,
+            S.INPUT_SHAPE: shape_text(self.input_shape),
+            S.INPUTS: self.inputs.describe(),
+            S.OUTPUT_SHAPES: ", ".join(shape_text(s) for s in self.output_shapes),
+            S.DTYPE: self.dtype,
+            S.MACS: self.macs,
+            S.FLOPS: self.flops,
+            S.BIAS_FLOPS: self.bias_flops,
+            S.MACS_PER_OUTPUT_PIXEL: self.macs_per_output_pixel(),
+            S.WEIGHTS_BYTES: self.weights_bytes,
+            S.ACTIVATION_PEAK_BYTES: self.activation_peak_bytes,
+            S.ATEN_CALLS: len(self.ops),
+            S.UNCOUNTED_OPS: len(self.uncounted),
+            S.UNCOUNTED_CALLS: int(self.uncounted["calls"].sum()) if len(self.uncounted) else 0,
+            S.COUNT_SECONDS: self.seconds,
         }
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from effprof import schema as S
 from effprof.measure.precision import is_out_of_memory, oom_missing
 from effprof.results import Missing
 
@@ -66,12 +67,12 @@ class FiniteCheck:
         module producing them, and how many weight tensors are not finite."""
         bad = self.bad_outputs()
         return {
-            "outputs_finite": self.ok,
-            "outputs_nan_count": sum(t.nan for t in self.outputs),
-            "outputs_inf_count": sum(t.inf for t in self.outputs),
-            "outputs_nonfinite_outputs": len(bad),
-            "outputs_nonfinite_first_module": self.first_module,
-            "weights_nonfinite_tensors": len(self.weights),
+            S.OUTPUTS_FINITE: self.ok,
+            S.OUTPUTS_NAN_COUNT: sum(t.nan for t in self.outputs),
+            S.OUTPUTS_INF_COUNT: sum(t.inf for t in self.outputs),
+            S.OUTPUTS_NONFINITE_OUTPUTS: len(bad),
+            S.OUTPUTS_NONFINITE_FIRST_MODULE: self.first_module,
+            S.WEIGHTS_NONFINITE_TENSORS: len(self.weights),
         }
 
     def describe(self) -> str:

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from effprof import schema as S
 from effprof.results import Missing
 
 PROC_STAT = Path("/proc/stat")
@@ -157,21 +158,21 @@ class HostLoad:
             )
         return None
 
-    def summary(self, prefix: str) -> dict[str, Any]:
-        """``<prefix>load_avg_1min``, ``<prefix>other_cpu_cores``, ``<prefix>own_cpu_cores``."""
+    def summary(self, names: S.LoadNames) -> dict[str, Any]:
+        """The load under ``names`` (a measurement's load average, other and own cores)."""
         why_other = (
             "no /proc/stat on this OS"
             if host_busy_s() is None
             else f"block shorter than {MIN_WINDOW_S} s"
         )
         return {
-            f"{prefix}load_avg_1min": self.load_avg_1min
+            names.load_avg_1min: self.load_avg_1min
             if self.load_avg_1min is not None
             else Missing("the OS reports no load average"),
-            f"{prefix}other_cpu_cores": self.other_cpu_cores
+            names.other_cpu_cores: self.other_cpu_cores
             if self.other_cpu_cores is not None
             else Missing(f"other processes' CPU time not readable: {why_other}"),
-            f"{prefix}own_cpu_cores": self.own_cpu_cores,
+            names.own_cpu_cores: self.own_cpu_cores,
         }
 
 

@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from effprof import schema as S
 from effprof.measure.hostload import HostLoad, probe_host
 from effprof.measure.latency import LatencyResult, measure_latency
 from effprof.measure.onnx import ort_latency
@@ -218,14 +219,14 @@ class ThreadChoice:
     def summary(self) -> dict[str, Any]:
         """Flat metrics: ``latency_threads_choice`` (the reason, as text) and, after a trial,
         ``threads_trial_ratio`` (time at the kept count / time at the other)."""
-        metrics: dict[str, Any] = {"latency_threads_choice": self.reason}
+        metrics: dict[str, Any] = {S.LATENCY_THREADS_CHOICE: self.reason}
         if self.probe is not None:
-            metrics.update(self.probe.summary("threads_probe_"))
+            metrics.update(self.probe.summary(S.THREADS_PROBE))
         if self.trial is not None:
             table = self.trial.summary().set_index("candidate")
             kept = table.loc[_threads(self.threads), "median_ms"]
             other = table.drop(index=_threads(self.threads))["median_ms"].min()
-            metrics["threads_trial_ratio"] = float(kept / other)
+            metrics[S.THREADS_TRIAL_RATIO] = float(kept / other)
         return metrics
 
 

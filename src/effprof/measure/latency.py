@@ -28,6 +28,7 @@ import torch
 import torch.utils._pytree as pytree
 from torch import nn
 
+from effprof import schema as S
 from effprof.measure.environment import device_name
 from effprof.measure.hostload import HostLoad, unreliable_reason
 from effprof.measure.precision import synchronize
@@ -144,24 +145,24 @@ class LatencyResult:
         kept busy) and ``latency_own_cpu_cores``; ``latency_cpu_ms`` is :attr:`cpu_ms`.
         """
         load = (
-            self.load.summary("latency_")
+            self.load.summary(S.LATENCY.load)
             if self.load is not None
-            else {"latency_load_avg_1min": Missing("the host's load was not recorded")}
+            else {S.LATENCY.load_avg_1min: Missing("the host's load was not recorded")}
         )
         return {
-            "latency_median_ms": self.median_ms,
-            "latency_p10_ms": self.p10_ms,
-            "latency_p90_ms": self.p90_ms,
-            "latency_mean_ms": self.mean_ms,
-            "latency_cv": self.cv,
-            "latency_repeat": self.repeat,
-            "latency_warmup": self.warmup,
-            "throughput_mpix_s": self.throughput_mpix_s,
-            "latency_threads": self.threads,
-            "compile_s": self.compile_s if self.compiled else Missing("torch.compile not used"),
-            "latency_reliable": self.reliable,
-            "latency_unreliable_reason": self.unreliable_reason,
-            "latency_cpu_ms": self.cpu_ms,
+            S.LATENCY.median_ms: self.median_ms,
+            S.LATENCY.p10_ms: self.p10_ms,
+            S.LATENCY.p90_ms: self.p90_ms,
+            S.LATENCY.mean_ms: self.mean_ms,
+            S.LATENCY.cv: self.cv,
+            S.LATENCY.repeat: self.repeat,
+            S.LATENCY.warmup: self.warmup,
+            S.LATENCY.throughput_mpix_s: self.throughput_mpix_s,
+            S.LATENCY.threads: self.threads,
+            S.COMPILE_S: self.compile_s if self.compiled else Missing("torch.compile not used"),
+            S.LATENCY.reliable: self.reliable,
+            S.LATENCY.unreliable_reason: self.unreliable_reason,
+            S.LATENCY.cpu_ms: self.cpu_ms,
             **load,
         }
 

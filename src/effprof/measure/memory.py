@@ -38,6 +38,7 @@ import psutil
 import torch
 from torch import nn
 
+from effprof import schema as S
 from effprof.measure.precision import (
     is_out_of_memory,
     make_inputs,
@@ -78,12 +79,12 @@ class MemoryResult:
     def summary(self) -> dict[str, Any]:
         """Flat metrics with units in the names (``Missing`` where the device has no such number)."""
         return {
-            "memory_weights_bytes": self.weights_bytes,
-            "memory_baseline_bytes": self.baseline_bytes,
-            "memory_peak_bytes": self.peak_bytes,
-            "memory_activation_peak_bytes": self.activation_peak_bytes,
-            "memory_reserved_peak_bytes": self.reserved_peak_bytes,
-            "memory_reserved_activation_peak_bytes": self.reserved_activation_peak_bytes,
+            S.MEMORY_WEIGHTS_BYTES: self.weights_bytes,
+            S.MEMORY_BASELINE_BYTES: self.baseline_bytes,
+            S.MEMORY_PEAK_BYTES: self.peak_bytes,
+            S.MEMORY_ACTIVATION_PEAK_BYTES: self.activation_peak_bytes,
+            S.MEMORY_RESERVED_PEAK_BYTES: self.reserved_peak_bytes,
+            S.MEMORY_RESERVED_ACTIVATION_PEAK_BYTES: self.reserved_activation_peak_bytes,
         }
 
     def to_frame(self) -> pd.DataFrame:

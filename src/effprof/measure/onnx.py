@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from effprof import schema as S
 from effprof.measure.environment import device_name
 from effprof.measure.latency import TIMER_ORT, LatencyResult, output_pixels
 from effprof.measure.precision import model_device_type
@@ -64,9 +65,9 @@ class Parity:
     def summary(self) -> dict[str, Any]:
         """Flat metrics for a run."""
         return {
-            "onnx_max_abs_error": self.max_abs_error,
-            "onnx_max_rel_error": self.max_rel_error,
-            "onnx_rel_l2_error": self.rel_l2_error,
+            S.ONNX_MAX_ABS_ERROR: self.max_abs_error,
+            S.ONNX_MAX_REL_ERROR: self.max_rel_error,
+            S.ONNX_REL_L2_ERROR: self.rel_l2_error,
         }
 
 

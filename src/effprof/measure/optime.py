@@ -27,6 +27,7 @@ from torch import nn
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
+from effprof import schema as S
 from effprof.measure.categories import (
     ACTIVATION,
     CATEGORIES,
@@ -124,9 +125,9 @@ class OpTime:
 
     def summary(self) -> dict[str, Any]:
         """Flat metrics: profiled and wall time per forward, and ``time_share_<category>``."""
-        metrics: dict[str, Any] = {"optime_total_ms": self.total_ms, "optime_wall_ms": self.wall_ms}
+        metrics: dict[str, Any] = {S.OPTIME_TOTAL_MS: self.total_ms, S.OPTIME_WALL_MS: self.wall_ms}
         for row in self.categories.itertuples():
-            metrics[f"time_share_{row.category.replace(' ', '_')}"] = float(row.share)
+            metrics[S.TIME_SHARE.of(row.category)] = float(row.share)
         return metrics
 
     def to_frame(self) -> pd.DataFrame:

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from effprof import schema as S
 from effprof.measure.environment import device_name
 from effprof.measure.precision import (
     PRECISION_DTYPES,
@@ -89,13 +90,13 @@ class Ceilings:
     def summary(self) -> dict[str, Any]:
         """Flat metrics for run.json."""
         return {
-            "ceiling_peak_flops_per_s": self.peak_flops_per_s,
-            "ceiling_matmul_flops_per_s": self.matmul_flops_per_s,
-            "ceiling_conv_flops_per_s": self.conv_flops_per_s,
-            "ceiling_copy_bytes_per_s": self.copy_bytes_per_s,
-            "ceiling_ridge_flops_per_byte": self.ridge_flops_per_byte,
-            "ceiling_method": self.method,
-            "ceiling_measured_at": self.measured_at,
+            S.CEILING_PEAK: self.peak_flops_per_s,
+            S.CEILING_MATMUL: self.matmul_flops_per_s,
+            S.CEILING_CONV: self.conv_flops_per_s,
+            S.CEILING_COPY: self.copy_bytes_per_s,
+            S.CEILING_RIDGE: self.ridge_flops_per_byte,
+            S.CEILING_METHOD: self.method,
+            S.CEILING_MEASURED_AT: self.measured_at,
         }
 
 
@@ -317,10 +318,9 @@ def model_floors(
         floors["roofline_memory_bound_time_share"] = float(estimate[memory].sum() / estimate.sum())
         floors["roofline_memory_bound_time_basis"] = "roofline time (no measured time)"
     if isinstance(latency_ms, (int, float)) and latency_ms > 0:
-        for name in ("compute", "memory"):
-            floors[f"roofline_latency_over_{name}_floor"] = (
-                latency_ms / floors[f"roofline_{name}_floor_ms"]
-            )
+        for over, floor in ((S.ROOFLINE_OVER_COMPUTE_FLOOR, S.ROOFLINE_COMPUTE_FLOOR_MS),
+                            (S.ROOFLINE_OVER_MEMORY_FLOOR, S.ROOFLINE_MEMORY_FLOOR_MS)):  # fmt: skip
+            floors[over] = latency_ms / floors[floor]
         floors["roofline_latency_over_floor"] = latency_ms / floors["roofline_floor_ms"]
         floors["roofline_fraction_of_peak"] = floors["roofline_compute_floor_ms"] / latency_ms
     return floors

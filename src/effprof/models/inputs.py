@@ -24,6 +24,7 @@ import torch
 import torch.utils._pytree as pytree
 from torch import Tensor
 
+from effprof import schema as S
 from effprof.results import EffprofError
 
 IMAGE = "image"
@@ -226,7 +227,7 @@ class InputSpec:
     def summary(self) -> dict[str, Any]:
         """For run.json: ``inputs`` (as described) and one entry per tensor."""
         return {
-            "inputs": self.describe(),
+            S.INPUTS: self.describe(),
             "input_tensors": [
                 {"name": t.label, "shape": format_dims(t.shape), "dtype": t.dtype, "role": t.role,
                  "size_dims": list(t.size_dims), "range": [t.low, t.high]}

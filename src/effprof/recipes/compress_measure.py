@@ -25,11 +25,12 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from effprof import schema as S
 from effprof.compression.methods import ONNX_FILE, Form, Services, Stage
 from effprof.compression.quantize import OrtModel
 from effprof.compression.reload import save_pruned
 from effprof.config.compress import CompressConfig
-from effprof.data import ZERO_REFERENCE, ImagePair, fidelity, quality, tensor_fidelity
+from effprof.data import ZERO_REFERENCE, ImagePair, tensor_fidelity
 from effprof.measure.counting import count_model
 from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.onnx import export_onnx, ort_latency
@@ -38,8 +39,7 @@ from effprof.models.registry import DEBLURRING, IMAGE_OUT, UNKNOWN_OUT, VECTOR_O
 from effprof.recipes.compress_data import TaskData, first_output
 from effprof.results import Missing
 from effprof.runs import RunWriter, read_record
-from effprof.runs.compression import LATENCY_KEYS
-from effprof.training import restore
+from effprof.training import evaluate_pairs, restore_pairs
 
 
 @dataclass
@@ -73,13 +73,15 @@ def count_macs(inputs: Any, model: nn.Module) -> int:
     return count_model(model, inputs).macs
 
 
+RUNTIMES = {"torch": S.TORCH, "ort": S.ORT, "cuda": S.CUDA}
+
+
 def _latency_metrics(prefix: str, result: Any) -> dict[str, Any]:
+    names = RUNTIMES[prefix]
     if isinstance(result, Missing):
-        return {f"{prefix}_latency_median_ms": result}
-    summary = result.summary()
-    metrics = {f"{prefix}_{key}": summary[key] for key in LATENCY_KEYS}
-    metrics[f"{prefix}_latency_threads"] = result.threads
-    return metrics
+        return {names.median_ms: result}
+    return {names.median_ms: result.median_ms, names.p10_ms: result.p10_ms,
+            names.p90_ms: result.p90_ms, names.cv: result.cv, names.threads: result.threads}  # fmt: skip
 
 
 def latency_spec(config: CompressConfig, device: str, precision: str = "fp32") -> LatencySpec:
@@ -123,24 +125,11 @@ def dense_reference(ctx: Context) -> list[Tensor]:
         s = ctx.services
         with torch.no_grad():
             ctx.dense_outputs = (
-                [
-                    restore(s.teacher, b.to(s.device), s.multiple).cpu()
-                    for b, _ in _batches(ctx.pairs)
-                ]
+                restore_pairs(s.teacher, ctx.pairs, s.device, s.multiple)
                 if ctx.data.task == DEBLURRING
                 else [first_output(s.teacher, x.to(s.device)).cpu() for x in ctx.data.test_inputs]
             )
     return ctx.dense_outputs
-
-
-def _batches(pairs: list[ImagePair], size: int = 4) -> list[tuple[Tensor, Tensor]]:
-    return [
-        (
-            torch.stack([p.blurry for p in pairs[i : i + size]]),
-            torch.stack([p.sharp for p in pairs[i : i + size]]),  # type: ignore[misc]
-        )
-        for i in range(0, len(pairs), size)
-    ]
 
 
 def fidelity_quality(ctx: Context, model: nn.Module, writer: RunWriter) -> dict[str, Any]:
@@ -164,57 +153,39 @@ def fidelity_quality(ctx: Context, model: nn.Module, writer: RunWriter) -> dict[
     for key in ("rel_l2", "snr_db"):
         if key not in frame.columns:
             metrics[names[key]] = Missing(ZERO_REFERENCE)
-    metrics["test_inputs"] = len(frame)
+    metrics[S.TEST_INPUTS] = len(frame)
     return metrics
 
 
 def heldout_quality(ctx: Context, model: nn.Module, writer: RunWriter) -> dict[str, Any]:
-    """Quality on the held-out test crops and fidelity to the dense output; per-image table
-    (fidelity alone for a model without task data).
-
-    Torch models run on the pipeline's device (a copy is moved there), ONNX Runtime on the CPU.
-    """
+    """Quality on the held-out test crops (:func:`effprof.training.evaluate_pairs`, the one
+    held-out evaluation) and fidelity to the dense output; per-image table (fidelity alone for
+    a model without task data). Torch models run on the pipeline's device (a copy is moved
+    there), ONNX Runtime on the CPU."""
     if ctx.data.task != DEBLURRING:
         return fidelity_quality(ctx, model, writer)
     references = dense_reference(ctx)
     ctx.phase(f"scoring {len(ctx.pairs)} held-out test crops")
     device = "cpu" if isinstance(model, OrtModel) else ctx.services.device
     runner = model if device == "cpu" else copy.deepcopy(model).to(device)
-    rows = []
-    was_training = runner.training
-    runner.eval()
-    try:
-        for (blurry, sharp), reference in zip(_batches(ctx.pairs), references, strict=True):
-            output = restore(runner, blurry.to(device), ctx.services.multiple).cpu()
-            scores = {
-                **{f"blurry_{k}": v for k, v in quality(blurry, sharp).items()},
-                **quality(output, sharp),
-                **fidelity(output, reference),
-            }
-            rows += [{k: float(v[i]) for k, v in scores.items()} for i in range(len(blurry))]
-    finally:
-        runner.train(was_training)
-    frame = pd.DataFrame(rows)
-    frame.insert(0, "name", [p.name for p in ctx.pairs])
-    frame["gain_db"] = frame["psnr_db"] - frame["blurry_psnr_db"]
-    writer.add_table("images", frame)
-    means = frame.drop(columns="name").mean()
-    metrics = {f"test_{k}": float(means[k]) for k in ("psnr_db", "ssim", "gain_db")}
-    metrics["test_blurry_psnr_db"] = float(means["blurry_psnr_db"])
-    metrics["test_blurry_ssim"] = float(means["blurry_ssim"])
-    metrics["test_images"] = len(frame)
-    metrics["fidelity_psnr_db"] = float(means["fidelity_psnr_db"])
-    metrics["fidelity_ssim"] = float(means["fidelity_ssim"])
+    result = evaluate_pairs(runner, ctx.pairs, device, ctx.services.multiple,
+                            references=references)  # fmt: skip
+    writer.add_table("images", result.per_image)
+    means = result.summary()
+    metrics = {S.HELD_OUT[name]: value for name, value in means.items()}
+    frame = result.per_image
+    metrics[S.FIDELITY_PSNR] = float(frame["fidelity_psnr_db"].mean())
+    metrics[S.FIDELITY_SSIM] = float(frame["fidelity_ssim"].mean())
     return metrics
 
 
 def _size_metrics(ctx: Context, model: nn.Module, file_bytes: int) -> dict[str, Any]:
     macs = count_macs(ctx.data.inputs, model)
     return {
-        "param_count": sum(p.numel() for p in model.parameters()),
-        "macs": macs,
-        "macs_ratio": macs / ctx.services.dense_macs if ctx.services.dense_macs else 1.0,
-        "file_bytes": file_bytes,
+        S.PARAM_COUNT: sum(p.numel() for p in model.parameters()),
+        S.MACS: macs,
+        S.MACS_RATIO: macs / ctx.services.dense_macs if ctx.services.dense_macs else 1.0,
+        S.FILE_BYTES: file_bytes,
     }
 
 
@@ -229,9 +200,7 @@ def model_metrics(
         path = export_onnx(model, ctx.shape, writer.file_path(ONNX_FILE))
         metrics.update(onnx_latency(ctx, path, writer))
     else:
-        metrics["ort_latency_median_ms"] = Missing(
-            "ONNX Runtime disabled in the config (ort: false)"
-        )
+        metrics[S.ORT.median_ms] = Missing("ONNX Runtime disabled in the config (ort: false)")
     metrics.update(heldout_quality(ctx, model, writer))
     return metrics
 
@@ -240,11 +209,11 @@ def form_metrics(ctx: Context, stage: Stage, form: Form, writer: RunWriter) -> d
     """What is measured for a form of the stage's model (fp16, INT8, VQ...)."""
     metrics = _size_metrics(ctx, stage.model, form.file_bytes)
     if isinstance(form.torch, Missing):
-        metrics["torch_latency_median_ms"] = form.torch
+        metrics[S.TORCH.median_ms] = form.torch
     else:
         metrics.update(torch_latency(ctx, *form.torch, writer))
     if isinstance(form.onnx, Missing):
-        metrics["ort_latency_median_ms"] = form.onnx
+        metrics[S.ORT.median_ms] = form.onnx
     else:
         metrics.update(onnx_latency(ctx, form.onnx, writer))
     metrics.update(heldout_quality(ctx, form.evaluated, writer))

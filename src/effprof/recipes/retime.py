@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
+from effprof import schema as S
 from effprof.compression.reload import STRUCTURE_FILE, load_pruned
 from effprof.config import ProfileConfig, validate
 from effprof.measure.interleave import Candidate, Interleaved, time_interleaved
@@ -175,10 +176,6 @@ def retime_runs(
     return Retimed(timing, frame, tuple(skipped))
 
 
-def _metric_key(name: str) -> str:
-    return name.replace(" ", "_")
-
-
 def retime_metrics(retimed: Retimed) -> dict[str, Any]:
     """Flat metrics: per candidate ``retimed_<candidate>_median_ms``, ``..._ratio`` (to its
     reference in the same round, median over rounds) and ``..._ratio_reliable``;
@@ -186,12 +183,13 @@ def retime_metrics(retimed: Retimed) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     summary = retimed.summary()
     for row in summary.itertuples():
-        key = f"retimed_{_metric_key(str(row.candidate))}"
-        metrics[f"{key}_median_ms"] = row.median_ms
-        metrics[f"{key}_ratio"] = row.ratio
-        metrics[f"{key}_ratio_reliable"] = bool(row.ratio_reliable) if row.rounds else False
-    metrics["retimed_ratios_reliable"] = bool(summary["ratio_reliable"].fillna(False).all())
-    metrics["retimed_rounds"] = int(summary["rounds"].max())
+        candidate = str(row.candidate)
+        metrics[S.RETIMED_MEDIAN.of(candidate)] = row.median_ms
+        metrics[S.RETIMED_RATIO.of(candidate)] = row.ratio
+        reliable = bool(row.ratio_reliable) if row.rounds else False
+        metrics[S.RETIMED_RATIO_RELIABLE.of(candidate)] = reliable
+    metrics[S.RETIMED_RATIOS_RELIABLE] = bool(summary["ratio_reliable"].fillna(False).all())
+    metrics[S.RETIMED_ROUNDS] = int(summary["rounds"].max())
     return metrics
 
 

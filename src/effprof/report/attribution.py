@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.facts import dimension
@@ -122,13 +123,13 @@ def render(ctx: RenderContext) -> str:
     if table is None:
         return page.note("This run has no attribution table (profiled by an older effprof).")
     parts = []
-    timer = view.metric("calltime_timer")
-    missing = view.reason("calltime_total_ms")
+    timer = view.metric(S.CALLTIME_TIMER)
+    missing = view.reason(S.CALLTIME_TOTAL_MS)
     parts.append(
         page.note(
             f"Time is measured per aten call ({timer}) in one extra forward pass and summed per "
-            f"group: {fmt.ms(view.metric('calltime_total_ms'))} in all, against a latency median of "
-            f"{fmt.ms(view.metric('latency_median_ms'))}: each call keeps its fastest of several "
+            f"group: {fmt.ms(view.metric(S.CALLTIME_TOTAL_MS))} in all, against a latency median of "
+            f"{fmt.ms(view.metric(S.LATENCY.median_ms))}: each call keeps its fastest of several "
             "passes, and the Python and dispatch time between calls is not in it. "
             "MACs and parameters are counted; 'activations written' is the bytes each group's ops "
             "write in one forward."
@@ -136,7 +137,7 @@ def render(ctx: RenderContext) -> str:
             else f"Time per group not measured: {missing or 'no per-call timing in this run'}."
         )
     )
-    mapped = view.metric("component_map") or "module tree"
+    mapped = view.metric(S.COMPONENT_MAP) or "module tree"
     by = {
         dim: table[table["dimension"] == dim].reset_index(drop=True)
         for dim in table["dimension"].unique()
@@ -242,7 +243,7 @@ def part_finding(view: RunView) -> Finding | None:
     if dimension(view, "scale") is not None:
         return None  # a registered map with scales says it better (scale_finding)
     parts = dimension(view, "part")
-    if parts is None or view.number("macs") in (None, 0):
+    if parts is None or view.number(S.MACS) in (None, 0):
         return None
     top = parts.sort_values("macs_share", ascending=False).head(2)
     top = top[top["macs_share"] > 0]
@@ -263,7 +264,7 @@ def part_finding(view: RunView) -> Finding | None:
                 f"{fmt.pct(row.params_share)} of the parameters"
             )
     by = (
-        "By part of the module tree" if view.metric("component_map") == "module tree" else "By part"
+        "By part of the module tree" if view.metric(S.COMPONENT_MAP) == "module tree" else "By part"
     )
     return "Where the MACs are.", f"{by}: " + "; ".join(texts) + "."
 
@@ -287,7 +288,7 @@ def block_finding(view: RunView) -> Finding | None:
 def category_finding(view: RunView) -> Finding | None:
     """MACs by op category (convolution, linear/matmul, attention), from the category table."""
     categories = dimension(view, "category")
-    if categories is None or not view.number("macs"):
+    if categories is None or not view.number(S.MACS):
         return None
     rows = categories[categories["group"].isin(MAC_CATEGORIES) & (categories["macs_share"] > 0)]
     rows = rows.sort_values("macs_share", ascending=False)
@@ -336,7 +337,7 @@ def time_finding(view: RunView) -> Finding | None:
     )
     if present:
         text += f"; memory-bound ops ({', '.join(present)}) take {fmt.pct(memory)} of it"
-    if view.metric("latency_reliable") is False:
+    if view.metric(S.LATENCY.reliable) is False:
         text += " (measured while the host was contended: see the latency card)"
     return "FLOPs are not time.", text + "."
 

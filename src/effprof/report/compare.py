@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report import page as ui
 from effprof.runs import Comparison, load_table
@@ -21,7 +22,7 @@ TOP_MODULES = 15  # top-level modules shown in the module chart (by their larges
 RUN_COLUMNS = {
     "label": "run", "run_id": "run id", "kind": "kind", "status": "status",
     "params.input": "input", "env.device_name": "device", "params.precision": "precision",
-    "metrics.latency_threads": "threads", "env.effprof_version": "effprof", "created": "created",
+    f"metrics.{S.LATENCY.threads}": "threads", "env.effprof_version": "effprof", "created": "created",
 }  # fmt: skip
 
 

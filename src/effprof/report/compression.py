@@ -15,12 +15,12 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
+from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.runview import RunView
 from effprof.report.sections import Finding, RenderContext, section
-from effprof.runs import compression as table
-from effprof.runs.compression import compression_frame, latency_setting
+from effprof.runs.compression import CONTROL_METHODS, compression_frame, latency_setting
 
 QUALITY_BUDGET_DB = 0.3  # "without losing quality" in the answer: within 0.3 dB of dense
 RUNTIMES = (("ort_latency_ms", "ONNX Runtime"), ("torch_latency_ms", "torch"))
@@ -144,11 +144,11 @@ def render(runs: Sequence[RunView], front_only: bool = False) -> str:
 
 def _int8_clause(view: RunView) -> str | None:
     m = view.metrics
-    speedup, size_x = view.number(table.INT8_SPEEDUP), view.number(table.INT8_SIZE_X)
+    speedup, size_x = view.number(S.INT8_SPEEDUP), view.number(S.INT8_SIZE_X)
     if speedup is None:
         return None
-    fidelity = view.number(table.INT8_FIDELITY_PSNR)
-    snr = view.number(table.INT8_SNR)
+    fidelity = view.number(S.INT8_FIDELITY_PSNR)
+    snr = view.number(S.INT8_SNR)
     kept = (
         f"at {fidelity:.1f} dB PSNR to the fp32 output"
         if fidelity is not None
@@ -156,16 +156,16 @@ def _int8_clause(view: RunView) -> str | None:
         if snr is not None
         else "with its fidelity not measured"
     )
-    top1 = view.number(table.INT8_TOP1)
+    top1 = view.number(S.INT8_TOP1)
     if top1 is not None:
         kept += f" ({top1:.0%} top-1 agreement)"
     size = f" and its file {size_x:.1f}x smaller" if size_x is not None else ""
-    threads = m.get(table.INT8_THREADS)
+    threads = m.get(S.INT8_THREADS)
     where = f" ({threads} thread{'s' if threads != 1 else ''})" if threads else ""
     speed = f"{speedup:.1f}x faster" if speedup >= 1 else f"{1 / speedup:.1f}x slower"
     caveat = ""
-    if m.get(table.INT8_SPEEDUP_RELIABLE) is False:  # its within-round ratios disagree
-        reason = m.get(table.INT8_SPEEDUP_UNRELIABLE) or "its timing was contended"
+    if m.get(S.INT8_SPEEDUP_RELIABLE) is False:  # its within-round ratios disagree
+        reason = m.get(S.INT8_SPEEDUP_UNRELIABLE) or "its timing was contended"
         caveat = f" (the speed-up is marked unreliable: {reason})"
     return (
         f"ONNX Runtime INT8 of the dense model, without training, is {speed} than "
@@ -175,7 +175,7 @@ def _int8_clause(view: RunView) -> str | None:
 
 def _compressed_clause(views: Sequence[RunView]) -> str | None:
     frame = compression_frame([v.record for v in views])
-    control = frame["method"].isin(table.CONTROL_METHODS) & ~frame["pruned"].astype(bool)
+    control = frame["method"].isin(CONTROL_METHODS) & ~frame["pruned"].astype(bool)
     frame = frame[~control]  # the dense model and its equally trained controls
     runtime = latency_column(frame) if not frame.empty else None
     if runtime is None:
@@ -224,15 +224,15 @@ def _int8_rows(view: RunView) -> list[dict[str, str]]:
         return fmt_fn(m[key])
 
     rows = [
-        ("ONNX Runtime fp32 latency", table.INT8_ORT_FP32_LATENCY, fmt.ms),
-        ("ONNX Runtime INT8 latency", table.INT8_ORT_LATENCY, fmt.ms),
-        ("INT8 speed-up over ONNX Runtime fp32", table.INT8_SPEEDUP, fmt.times),
-        ("fp32 .onnx file", table.INT8_FP32_FILE_BYTES, fmt.nbytes),
-        ("INT8 .onnx file", table.INT8_FILE_BYTES, fmt.nbytes),
-        ("fidelity to the fp32 output (PSNR)", table.INT8_FIDELITY_PSNR, lambda v: f"{v:.1f} dB"),
-        ("fidelity to the fp32 output (SNR)", table.INT8_SNR, lambda v: f"{v:.1f} dB"),
-        ("relative L2 error of the output", table.INT8_REL_L2, lambda v: f"{v:.2%}"),
-        ("top-1 agreement", table.INT8_TOP1, fmt.pct),
+        ("ONNX Runtime fp32 latency", S.INT8_ORT_FP32_LATENCY, fmt.ms),
+        ("ONNX Runtime INT8 latency", S.INT8_ORT_LATENCY, fmt.ms),
+        ("INT8 speed-up over ONNX Runtime fp32", S.INT8_SPEEDUP, fmt.times),
+        ("fp32 .onnx file", S.INT8_FP32_FILE_BYTES, fmt.nbytes),
+        ("INT8 .onnx file", S.INT8_FILE_BYTES, fmt.nbytes),
+        ("fidelity to the fp32 output (PSNR)", S.INT8_FIDELITY_PSNR, lambda v: f"{v:.1f} dB"),
+        ("fidelity to the fp32 output (SNR)", S.INT8_SNR, lambda v: f"{v:.1f} dB"),
+        ("relative L2 error of the output", S.INT8_REL_L2, lambda v: f"{v:.2%}"),
+        ("top-1 agreement", S.INT8_TOP1, fmt.pct),
     ]
     return [
         {"measure": label, "value": value(key, fn)}

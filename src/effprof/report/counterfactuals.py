@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.runview import RunView
@@ -37,7 +38,7 @@ def render(ctx: RenderContext) -> str:
     view = ctx.subject
     table = view.table("counterfactuals")
     if table is None:
-        reason = view.reason("counterfactuals") or "this run has no counterfactual table"
+        reason = view.reason(S.COUNTERFACTUALS) or "this run has no counterfactual table"
         return page.note(f"No counterfactuals: {reason}.")
     names = [page.chart_text(n) for n in table["name"]]
     fig = go.Figure()
@@ -54,7 +55,7 @@ def render(ctx: RenderContext) -> str:
             fig,
             caption=(
                 f"Cost of each counterfactual relative to the profiled network "
-                f"({view.metric('padded_shape') or view.metric('input_shape')}, counted on the meta "
+                f"({view.metric(S.PADDED_SHAPE) or view.metric(S.INPUT_SHAPE)}, counted on the meta "
                 "device: nothing was run). 1.0 = the real network."
             ),
             numbers=table,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.sections import RenderContext, section
@@ -18,7 +19,7 @@ def render(ctx: RenderContext) -> str:
     if table is None:
         return page.note(
             "No cross-check in this run (it was profiled with --no-crosscheck). effprof's own "
-            f"counts: {fmt.count(view.metric('macs'), 'MAC')}, {fmt.count(view.metric('flops'), 'FLOP')}."
+            f"counts: {fmt.count(view.metric(S.MACS), 'MAC')}, {fmt.count(view.metric(S.FLOPS), 'FLOP')}."
         )
     ran = table[table["tool_value"].notna()]
     fig = go.Figure()

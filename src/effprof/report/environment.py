@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.sections import RenderContext, section
@@ -46,7 +47,7 @@ def render(ctx: RenderContext) -> str:
     ]
     steps = view.table("steps")
     if steps is not None and len(steps):
-        total = view.number("profile_seconds")
+        total = view.number(S.PROFILE_SECONDS)
         parts.append(page.table(
             steps, columns={"step": "step", "status": "status", "seconds": "wall time",
                             "reason": "why skipped"},
@@ -69,9 +70,9 @@ def render(ctx: RenderContext) -> str:
     if latency is not None and len(latency):
         parts.append(
             page.note(
-                f"Latency: {len(latency)} timed forwards ({view.metric('latency_timer')}), median "
-                f"{fmt.ms(view.metric('latency_median_ms'))}, coefficient of variation "
-                f"{fmt.pct(view.metric('latency_cv'))}; samples in latency.parquet."
+                f"Latency: {len(latency)} timed forwards ({view.metric(S.LATENCY_TIMER)}), median "
+                f"{fmt.ms(view.metric(S.LATENCY.median_ms))}, coefficient of variation "
+                f"{fmt.pct(view.metric(S.LATENCY.cv))}; samples in latency.parquet."
             )
         )
     for note in record.notes:

@@ -8,6 +8,7 @@ import math
 
 import pandas as pd
 
+from effprof import schema as S
 from effprof.report.runview import RunView
 
 
@@ -22,34 +23,34 @@ def dimension(view: RunView, name: str) -> pd.DataFrame | None:
 
 def is_image_output(view: RunView) -> bool:
     """True for an image-to-image model (restoration, super-resolution): cost per output pixel."""
-    kind = view.metric("output_kind")
+    kind = view.metric(S.OUTPUT_KIND)
     if kind is None:  # runs made before output kinds were recorded: MACs per pixel was their basis
-        return view.metric("macs_per_output_pixel") is not None
+        return view.metric(S.MACS_PER_OUTPUT_PIXEL) is not None
     return kind == "image"
 
 
 def points_of(view: RunView) -> int | None:
     """Points in the cloud of a point model (its input is N x C points), None for other models."""
-    if view.metric("output_kind") != "points":
+    if view.metric(S.OUTPUT_KIND) != "points":
         return None
-    first = str(view.metric("input_shape") or "").split("x")[0]
+    first = str(view.metric(S.INPUT_SHAPE) or "").split("x")[0]
     return int(first) if first.isdigit() and int(first) > 0 else None
 
 
 def batch_of(view: RunView) -> int:
     """Images per forward: the first dimension of the profiled input (one cloud for points)."""
-    if view.metric("output_kind") == "points":
+    if view.metric(S.OUTPUT_KIND) == "points":
         return 1
-    shape = str(view.metric("input_shape") or "1")
+    shape = str(view.metric(S.INPUT_SHAPE) or "1")
     first = shape.split("x")[0]
     return int(first) if first.isdigit() and int(first) > 0 else 1
 
 
 def tokens_of(view: RunView) -> int | None:
     """Tokens per image of a model whose main output is N x L x C tokens (None otherwise)."""
-    if view.metric("output_kind") != "tokens":
+    if view.metric(S.OUTPUT_KIND) != "tokens":
         return None
-    shapes = [s for s in str(view.metric("output_shapes") or "").split(", ") if s.count("x") == 2]
+    shapes = [s for s in str(view.metric(S.OUTPUT_SHAPES) or "").split(", ") if s.count("x") == 2]
     if not shapes:
         return None
     dims = [
@@ -61,9 +62,9 @@ def tokens_of(view: RunView) -> int | None:
 
 def cost_basis(view: RunView) -> tuple[str, float | None, str]:
     """(label, MACs per unit, detail) for the headline: per output pixel, per token or per image."""
-    macs = view.number("macs")
+    macs = view.number(S.MACS)
     if is_image_output(view):
-        return "MACs per output pixel", view.number("macs_per_output_pixel"), "output pixels"
+        return "MACs per output pixel", view.number(S.MACS_PER_OUTPUT_PIXEL), "output pixels"
     tokens = tokens_of(view)
     if tokens and macs is not None:
         return "MACs per token", macs / batch_of(view) / tokens, f"{tokens} tokens per image"

@@ -9,6 +9,7 @@ import json
 import pandas as pd
 import plotly.graph_objects as go
 
+from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.runview import RunView
@@ -44,7 +45,7 @@ def _scatter(frame: pd.DataFrame, x: str, y: str, columns: dict[str, str], capti
     fig.add_scatter(x=known[x], y=known[y], mode="markers", name="published",
                     marker={"size": 10, "color": "#8c98a8"},
                     hovertext=[page.chart_text(n) for n in known["network"]])  # fmt: skip
-    params = view.number("param_count")
+    params = view.number(S.PARAM_COUNT)
     if mark_params and params is not None:
         fig.add_vline(x=params / 1e6, line={"dash": "dot", "color": "#2f6fb0"})
     fig.update_layout(xaxis_title=f"{columns[x]}, published", yaxis_title=f"{columns[y]}, published",
@@ -64,7 +65,7 @@ def render(ctx: RenderContext) -> str:
     if meta is None:
         return ""  # the model's registry entry lists no peers: no section
     frame, columns = view.table("peers"), meta["columns"]
-    params = view.number("param_count")
+    params = view.number(S.PARAM_COUNT)
     parts = [page.paragraph(meta["about"])]
     quality, size, runtime, comparable = (
         meta.get(k) for k in ("quality", "params", "runtime", "comparable")

@@ -14,6 +14,7 @@ import importlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from effprof import schema as S
 from effprof.report import page as html
 from effprof.report.runview import RunView
 from effprof.report.sections import SECTIONS, RenderContext, Section
@@ -89,7 +90,7 @@ def _render(ctx: RenderContext) -> str:
     m = subject.metrics
     device = subject.record.env.get("device_name") or subject.record.params.get("device", "")
     subtitle = (
-        f"{subject.title_name} · input {m.get('input_shape', '?')} · {device} · "
+        f"{subject.title_name} · input {m.get(S.INPUT_SHAPE, '?')} · {device} · "
         f"{subject.record.params.get('precision', '')} · run {subject.record.run_id}"
     )
     return html.page(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.runview import RunView
@@ -23,23 +24,23 @@ FORMULA = (
 def _cards(view: RunView) -> str:
     m = view.metrics
     return page.cards([
-        ("Compute floor", fmt.ms(m.get("roofline_compute_floor_ms")),
+        ("Compute floor", fmt.ms(m.get(S.ROOFLINE_COMPUTE_FLOOR_MS)),
          "total FLOPs / measured peak FLOP/s"),
-        ("Memory floor", fmt.ms(m.get("roofline_memory_floor_ms")),
-         f"{fmt.nbytes(m.get('roofline_bytes_moved'))} moved / bandwidth"),
-        ("Roofline floor", fmt.ms(m.get("roofline_floor_ms")), "sum of each layer's roofline time"),
-        ("Measured latency", fmt.ms(m.get("latency_median_ms")),
-         f"{fmt.times(m.get('roofline_latency_over_compute_floor'))} the compute floor"),
-        ("Share of peak", fmt.pct(m.get("roofline_fraction_of_peak")), "compute floor / latency"),
-        ("Time in memory-bound layers", fmt.pct(m.get("roofline_memory_bound_time_share")),
-         str(m.get("roofline_memory_bound_time_basis") or "")),
+        ("Memory floor", fmt.ms(m.get(S.ROOFLINE_MEMORY_FLOOR_MS)),
+         f"{fmt.nbytes(m.get(S.ROOFLINE_BYTES_MOVED))} moved / bandwidth"),
+        ("Roofline floor", fmt.ms(m.get(S.ROOFLINE_FLOOR_MS)), "sum of each layer's roofline time"),
+        ("Measured latency", fmt.ms(m.get(S.LATENCY.median_ms)),
+         f"{fmt.times(m.get(S.ROOFLINE_OVER_COMPUTE_FLOOR))} the compute floor"),
+        ("Share of peak", fmt.pct(m.get(S.ROOFLINE_FRACTION_OF_PEAK)), "compute floor / latency"),
+        ("Time in memory-bound layers", fmt.pct(m.get(S.ROOFLINE_MEMORY_BOUND_SHARE)),
+         str(m.get(S.ROOFLINE_MEMORY_BOUND_BASIS) or "")),
     ])  # fmt: skip
 
 
 def _chart(view: RunView) -> str:
     layers = view.table("roofline_layers")
-    peak = view.number("ceiling_peak_flops_per_s") or view.number("ceiling_matmul_flops_per_s")
-    bandwidth = view.number("ceiling_copy_bytes_per_s")
+    peak = view.number(S.CEILING_PEAK) or view.number(S.CEILING_MATMUL)
+    bandwidth = view.number(S.CEILING_COPY)
     if layers is None or peak is None or bandwidth is None:
         return ""
     shown = layers[(layers["flops"] > 0)].copy()
@@ -129,32 +130,32 @@ def _bound_table(view: RunView) -> str:
 def render(ctx: RenderContext) -> str:
     """The roofline section body."""
     view = ctx.subject
-    if view.number("ceiling_copy_bytes_per_s") is None:
+    if view.number(S.CEILING_COPY) is None:
         reason = (
-            view.reason("roofline_floor_ms") or "device ceilings were not measured for this run"
+            view.reason(S.ROOFLINE_FLOOR_MS) or "device ceilings were not measured for this run"
         )
         return page.note(f"No roofline: {reason}.") + page.note(FORMULA)
     m = view.metrics
     ceilings = page.note(
         f"Ceilings of {view.record.env.get('device_name', 'this device')} "
-        f"({view.record.params.get('precision', '')}, measured {m.get('ceiling_measured_at')}): "
-        f"peak {fmt.count(m.get('ceiling_peak_flops_per_s') or m.get('ceiling_matmul_flops_per_s'), 'FLOP/s')} "
-        f"(matmul {fmt.count(m.get('ceiling_matmul_flops_per_s'), 'FLOP/s')}, 3x3 conv "
-        f"{fmt.count(m.get('ceiling_conv_flops_per_s'), 'FLOP/s')}), bandwidth "
-        f"{fmt.nbytes(m.get('ceiling_copy_bytes_per_s'))}/s, ridge point "
-        f"{fmt.plain(m.get('ceiling_ridge_flops_per_byte'))} FLOP/byte. Method: {m.get('ceiling_method')}."
+        f"({view.record.params.get('precision', '')}, measured {m.get(S.CEILING_MEASURED_AT)}): "
+        f"peak {fmt.count(m.get(S.CEILING_PEAK) or m.get(S.CEILING_MATMUL), 'FLOP/s')} "
+        f"(matmul {fmt.count(m.get(S.CEILING_MATMUL), 'FLOP/s')}, 3x3 conv "
+        f"{fmt.count(m.get(S.CEILING_CONV), 'FLOP/s')}), bandwidth "
+        f"{fmt.nbytes(m.get(S.CEILING_COPY))}/s, ridge point "
+        f"{fmt.plain(m.get(S.CEILING_RIDGE))} FLOP/byte. Method: {m.get(S.CEILING_METHOD)}."
     )
     return _cards(view) + ceilings + _chart(view) + _bound_table(view) + page.note(FORMULA)
 
 
 def roofline_finding(view: RunView) -> Finding | None:
     """Distance to the compute floor (only when the ceilings were measured)."""
-    ratio = view.number("roofline_latency_over_compute_floor")
+    ratio = view.number(S.ROOFLINE_OVER_COMPUTE_FLOOR)
     if ratio is None:
         return None
     return "Distance to the hardware.", (
         f"The measured latency is {fmt.times(ratio)} the compute floor "
-        f"({fmt.ms(view.metric('roofline_compute_floor_ms'))} at this device's measured peak): "
-        f"the model runs at {fmt.pct(view.number('roofline_fraction_of_peak'))} of peak; "
-        f"{fmt.pct(view.number('roofline_memory_bound_time_share'))} of its time is in memory-bound layers."
+        f"({fmt.ms(view.metric(S.ROOFLINE_COMPUTE_FLOOR_MS))} at this device's measured peak): "
+        f"the model runs at {fmt.pct(view.number(S.ROOFLINE_FRACTION_OF_PEAK))} of peak; "
+        f"{fmt.pct(view.number(S.ROOFLINE_MEMORY_BOUND_SHARE))} of its time is in memory-bound layers."
     )

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.facts import batch_of
@@ -43,7 +44,7 @@ def _positions(sweep: pd.DataFrame) -> pd.Series:
 
 
 def _unit(view: RunView) -> str:
-    return "points" if "points" in str(view.metric("inputs") or "") else "pixels"
+    return "points" if "points" in str(view.metric(S.INPUTS) or "") else "pixels"
 
 
 def _law_text(law: pd.Series, quantity: str, unit: str) -> str:
@@ -137,7 +138,7 @@ def render(ctx: RenderContext) -> str:
     sweep, fits = view.table("scaling"), view.table("scaling_fits")
     unit = _unit(view)
     if sweep is None or fits is None or "passed" not in fits:
-        reason = view.reason("scaling_macs_exponent") or (
+        reason = view.reason(S.SCALING_MACS_EXPONENT) or (
             "this run has no size sweep"
             if sweep is None
             else "this run's laws are of an older kind"
@@ -190,14 +191,14 @@ def _attention_chart(view: RunView, sweep: pd.DataFrame, unit: str) -> str:
     fig.update_layout(xaxis=page.log_axis(f"{unit} (padded)", xs),
                       yaxis=page.log_axis("MACs", values),
                       legend={"orientation": "h", "y": -0.3})  # fmt: skip
-    crossing = view.number("scaling_attention_crossover_positions")
+    crossing = view.number(S.SCALING_ATTENTION_CROSSOVER)
     caption = "Attention's MACs against all other MACs at every size counted."
     if crossing is not None:
         caption += (
             f" By the fitted laws, attention overtakes the rest at {fmt.count(crossing)} {unit}."
         )
-    elif view.reason("scaling_attention_crossover_positions"):
-        caption += f" {view.reason('scaling_attention_crossover_positions').capitalize()}."
+    elif view.reason(S.SCALING_ATTENTION_CROSSOVER):
+        caption += f" {view.reason(S.SCALING_ATTENTION_CROSSOVER).capitalize()}."
     share = (points["macs_attention"] / points["macs"]).rename("attention_share")
     numbers = points.assign(size=[label(r) for r in points["resolution"]], attention_share=share)
     return page.figure(
@@ -231,7 +232,7 @@ NEARLY_LINEAR = 2.2  # doubling the input multiplies the MACs by less: "nearly l
 
 
 def _positions_text(view: RunView, positions: float) -> str:
-    if "points" in str(view.metric("inputs") or ""):
+    if "points" in str(view.metric(S.INPUTS) or ""):
         return f"{fmt.count(positions)} points"
     side = math.sqrt(positions / max(batch_of(view), 1))
     return f"about {side:,.0f}x{side:,.0f} pixels"
@@ -250,13 +251,13 @@ def scaling_finding(view: RunView) -> Finding | None:
     if macs.empty:
         return None
     law = macs.iloc[0]
-    unit = "points" if "points" in str(view.metric("inputs") or "") else "pixels"
+    unit = "points" if "points" in str(view.metric(S.INPUTS) or "") else "pixels"
     error = (
         "the law reproduces every count exactly"
         if law["max_error"] < 1e-9
         else f"the law reproduces every count within {100 * law['max_error']:.2g}%"
     )
-    quadratic = bool(view.metric("scaling_macs_quadratic"))
+    quadratic = bool(view.metric(S.SCALING_MACS_QUADRATIC))
     if not quadratic:
         text = f"MACs grow linearly with {unit} ({error})"
         lead = f"Linear in {unit}."
@@ -268,13 +269,13 @@ def scaling_finding(view: RunView) -> Finding | None:
             f"from the largest size counted ({_positions_text(view, p)}) multiplies them by "
             f"{ratio:.2f} ({error})"
         )
-        crossing = view.number("scaling_attention_crossover_positions")
+        crossing = view.number(S.SCALING_ATTENTION_CROSSOVER)
         # attention is named only where the run's own attention MACs grow quadratically, and
         # the square only where it shows (doubling the input more than NEARLY_LINEAR the MACs)
         tokens = "points" if unit == "points" else "tokens"
         if ratio < NEARLY_LINEAR:
             lead = f"Nearly linear in {unit}."
-        elif view.metric("scaling_attention_quadratic"):
+        elif view.metric(S.SCALING_ATTENTION_QUADRATIC):
             lead = f"Attention grows with the square of the {tokens}."
         else:
             lead = f"Faster than linear in {unit}."

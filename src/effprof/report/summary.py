@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.facts import (
@@ -27,54 +28,54 @@ from effprof.report.sections import Finding, RenderContext, section
 def _latency_card(view: RunView) -> tuple[str, str, str]:
     m = view.metrics
     device = view.record.env.get("device_name") or view.record.params.get("device", "")
-    if m.get("latency_median_ms") is None:
-        return "Latency (median)", "—", view.reason("latency_median_ms") or "not measured"
+    if m.get(S.LATENCY.median_ms) is None:
+        return "Latency (median)", "—", view.reason(S.LATENCY.median_ms) or "not measured"
     detail = (
-        f"p10 {fmt.ms(m.get('latency_p10_ms'))} / p90 {fmt.ms(m.get('latency_p90_ms'))}, {device}"
+        f"p10 {fmt.ms(m.get(S.LATENCY.p10_ms))} / p90 {fmt.ms(m.get(S.LATENCY.p90_ms))}, {device}"
     )
-    if m.get("latency_reliable") is False:
+    if m.get(S.LATENCY.reliable) is False:
         why = (
-            m.get("latency_unreliable_reason")
-            or view.reason("latency_reliable")
+            m.get(S.LATENCY.unreliable_reason)
+            or view.reason(S.LATENCY.reliable)
             or "spread or load"
         )
         return (
             "Latency (median, unreliable)",
-            fmt.ms(m.get("latency_median_ms")),
+            fmt.ms(m.get(S.LATENCY.median_ms)),
             f"unreliable: {why}",
         )
-    return "Latency (median)", fmt.ms(m.get("latency_median_ms")), detail
+    return "Latency (median)", fmt.ms(m.get(S.LATENCY.median_ms)), detail
 
 
 def headline_cards(view: RunView) -> str:
     """Params, MACs per output pixel / token / image, latency, throughput, peak memory, FLOPs."""
     m = view.metrics
     label, per_unit, _ = cost_basis(view)
-    peak = m.get("memory_activation_peak_bytes")
+    peak = m.get(S.MEMORY_ACTIVATION_PEAK_BYTES)
     latency = _latency_card(view)
     if is_image_output(view):
         throughput = (
-            f"{fmt.plain(m.get('throughput_mpix_s'))} MP/s",
+            f"{fmt.plain(m.get(S.LATENCY.throughput_mpix_s))} MP/s",
             "output megapixels per second",
         )
-    elif view.number("latency_median_ms") and points_of(view):
-        rate = points_of(view) / (view.number("latency_median_ms") / 1e3)
+    elif view.number(S.LATENCY.median_ms) and points_of(view):
+        rate = points_of(view) / (view.number(S.LATENCY.median_ms) / 1e3)
         throughput = (f"{fmt.count(rate)} /s", "points per second at the median latency")
-    elif view.number("latency_median_ms"):
-        rate = batch_of(view) / (view.number("latency_median_ms") / 1e3)
+    elif view.number(S.LATENCY.median_ms):
+        rate = batch_of(view) / (view.number(S.LATENCY.median_ms) / 1e3)
         throughput = (f"{fmt.count(rate)} /s", "inputs per second at the median latency")
     else:
-        throughput = ("—", view.reason("latency_median_ms") or "latency not measured")
+        throughput = ("—", view.reason(S.LATENCY.median_ms) or "latency not measured")
     cards = [
-        ("Parameters", fmt.count(m.get("param_count")), f"{fmt.nbytes(m.get('weights_bytes'))} of weights"),
-        (label, fmt.count(per_unit), f"{fmt.count(m.get('macs'), 'MAC')} for {m.get('inputs') or m.get('input_shape', '?')}"),
+        ("Parameters", fmt.count(m.get(S.PARAM_COUNT)), f"{fmt.nbytes(m.get(S.WEIGHTS_BYTES))} of weights"),
+        (label, fmt.count(per_unit), f"{fmt.count(m.get(S.MACS), 'MAC')} for {m.get(S.INPUTS) or m.get(S.INPUT_SHAPE, '?')}"),
         latency,
         ("Throughput", *throughput),
-        ("Peak activation memory", fmt.nbytes(peak if peak is not None else m.get("activation_peak_bytes")),
+        ("Peak activation memory", fmt.nbytes(peak if peak is not None else m.get(S.ACTIVATION_PEAK_BYTES)),
          f"measured ({'CUDA allocator' if view.record.params.get('device') == 'cuda' else 'peak RSS'}); "
-         f"meta trace {fmt.nbytes(m.get('activation_peak_bytes'))}"
+         f"meta trace {fmt.nbytes(m.get(S.ACTIVATION_PEAK_BYTES))}"
          if peak is not None else "meta-trace estimate (not measured)"),
-        ("FLOPs", fmt.count(m.get("flops"), "FLOP"), "2 x MACs + other ops"),
+        ("FLOPs", fmt.count(m.get(S.FLOPS), "FLOP"), "2 x MACs + other ops"),
     ]  # fmt: skip
     # an unreliable latency greys its card and the throughput computed from it (cards 2 and 3)
     muted = {2, 3} if latency[0].endswith("unreliable)") else set()
@@ -86,8 +87,8 @@ def cost_finding(view: RunView) -> Finding | None:
     label, per_unit, detail = cost_basis(view)
     if per_unit is None:
         return None
-    macs, params = view.metric("macs"), view.metric("param_count")
-    inputs = view.metric("inputs") or view.metric("input_shape")
+    macs, params = view.metric(S.MACS), view.metric(S.PARAM_COUNT)
+    inputs = view.metric(S.INPUTS) or view.metric(S.INPUT_SHAPE)
     whole = f"{fmt.count(macs, 'MAC')} for {inputs}, with {fmt.count(params)} parameters"
     if label == "MACs per output pixel":
         return "Small per pixel.", f"Every output pixel costs {fmt.count(per_unit)} MACs ({whole})."
@@ -176,7 +177,7 @@ def caveats(view: RunView) -> str:
         n for n in view.record.notes if not n.startswith(("latency:", "memory:", "attribution:"))
     ]
     text = "".join(page.warning(n) for n in notes)
-    if view.metric("outputs_finite") is False:  # the note above says which outputs, from where
+    if view.metric(S.OUTPUTS_FINITE) is False:  # the note above says which outputs, from where
         text = (
             page.warning(
                 "This model's outputs are not finite numbers (NaN or infinity): its costs below "

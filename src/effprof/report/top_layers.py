@@ -3,6 +3,7 @@ activation bytes, each with its share of the whole forward (the run's ``top_laye
 
 from __future__ import annotations
 
+from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.sections import Finding, RenderContext, section
@@ -52,7 +53,7 @@ def render(ctx: RenderContext) -> str:
         if timed
         else page.note(
             "Time per layer was not measured in this run: "
-            + (ctx.subject.reason("calltime_total_ms") or "no per-call timing")
+            + (ctx.subject.reason(S.CALLTIME_TOTAL_MS) or "no per-call timing")
         )
     )
     return note + page.wide(page.table(shown, columns=columns, formats=formats))

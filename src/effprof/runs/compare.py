@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from effprof import schema as S
 from effprof.results import EffprofError
 from effprof.runs.load import filter_runs, find_run, load_runs, read_run, runs_frame, store_root
 
@@ -54,15 +55,15 @@ HEADLINES: tuple[Headline, ...] = (
 # (the first one a run has a value in wins).
 COMPARABILITY: dict[str, tuple[str, ...]] = {
     "device": ("env.device_name", "env.device", "params.device"),
-    "precision": ("params.precision", "metrics.dtype"),
-    "thread count": ("metrics.latency_threads", "params.threads", "env.torch_threads"),
+    "precision": ("params.precision", f"metrics.{S.DTYPE}"),
+    "thread count": (f"metrics.{S.LATENCY.threads}", "params.threads", "env.torch_threads"),
     "effprof version": ("env.effprof_version",),
 }
 
 # Columns that may tell runs apart in a short label, in the order they are shown.
 LABEL_COLUMNS = (
     "kind", "model", "variant", "params.input", "params.precision", "params.channels_last",
-    "params.cuda_graphs", "params.compile", "env.device_name", "metrics.latency_threads",
+    "params.cuda_graphs", "params.compile", "env.device_name", f"metrics.{S.LATENCY.threads}",
     "env.effprof_version",
 )  # fmt: skip
 

@@ -27,44 +27,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from effprof import schema as S
 from effprof.runs.ledger import RunStoreWarning
 from effprof.runs.load import scan_runs
 from effprof.runs.store import RunRecord
 
 DENSE = "dense"
 CONTROL_METHODS = (DENSE, "recover")  # an unpruned model given extra steps is a control
-
-# metric names, as the compress pipeline writes them
-PARAMS = "param_count"
-MACS = "macs"
-FILE_BYTES = "file_bytes"
-TORCH_LATENCY = "torch_latency_median_ms"
-ORT_LATENCY = "ort_latency_median_ms"
-CUDA_LATENCY = "cuda_latency_median_ms"
-TORCH_THREADS = "torch_latency_threads"
-ORT_THREADS = "ort_latency_threads"
-PSNR = "test_psnr_db"
-SSIM = "test_ssim"
-FIDELITY_PSNR = "fidelity_psnr_db"
-FIDELITY_SNR = "fidelity_snr_db"
-FIDELITY_REL_L2 = "fidelity_rel_l2_error"
-FIDELITY_TOP1 = "fidelity_top1_agreement"
-LATENCY_KEYS = ("latency_median_ms", "latency_p10_ms", "latency_p90_ms", "latency_cv")
-
-# the dense model's ONNX Runtime INT8, measured by every profile (``recipes.profile.int8``)
-INT8_ORT_LATENCY = "int8_ort_latency_median_ms"
-INT8_ORT_FP32_LATENCY = "int8_ort_fp32_latency_median_ms"
-INT8_SPEEDUP = "int8_speedup_vs_ort_fp32"
-INT8_SPEEDUP_RELIABLE = "int8_speedup_reliable"
-INT8_SPEEDUP_UNRELIABLE = "int8_speedup_unreliable_reason"
-INT8_FILE_BYTES = "int8_file_bytes"
-INT8_FP32_FILE_BYTES = "int8_fp32_file_bytes"
-INT8_SIZE_X = "int8_size_x_vs_fp32"
-INT8_FIDELITY_PSNR = "int8_fidelity_psnr_db"
-INT8_SNR = "int8_fidelity_snr_db"
-INT8_REL_L2 = "int8_rel_l2_error"
-INT8_TOP1 = "int8_top1_agreement"
-INT8_THREADS = "int8_ort_threads"
 
 COLUMNS = [
     "step", "method", "source", "param_count", "macs", "macs_ratio", "file_bytes", "size_x",
@@ -83,14 +52,14 @@ def _row(record: RunRecord) -> dict[str, Any]:
     pipeline = p.get("pipeline") or {}
     return {
         "step": p.get("step") or record.run_id, "method": p.get("method"),
-        "source": p.get("source"), "param_count": m.get(PARAMS), "macs": m.get(MACS),
-        "file_bytes": m.get(FILE_BYTES), "torch_latency_ms": m.get(TORCH_LATENCY),
-        "ort_latency_ms": m.get(ORT_LATENCY),
-        "latency_threads": m.get(ORT_THREADS, m.get(TORCH_THREADS, pipeline.get("threads"))),
-        "test_psnr_db": m.get(PSNR), "test_ssim": m.get(SSIM),
-        "fidelity_psnr_db": m.get(FIDELITY_PSNR), "fidelity_snr_db": m.get(FIDELITY_SNR),
-        "fidelity_rel_l2_error": m.get(FIDELITY_REL_L2),
-        "fidelity_top1_agreement": m.get(FIDELITY_TOP1),
+        "source": p.get("source"), "param_count": m.get(S.PARAM_COUNT), "macs": m.get(S.MACS),
+        "file_bytes": m.get(S.FILE_BYTES), "torch_latency_ms": m.get(S.TORCH.median_ms),
+        "ort_latency_ms": m.get(S.ORT.median_ms),
+        "latency_threads": m.get(S.ORT.threads, m.get(S.TORCH.threads, pipeline.get("threads"))),
+        "test_psnr_db": m.get(S.TEST_PSNR), "test_ssim": m.get(S.TEST_SSIM),
+        "fidelity_psnr_db": m.get(S.FIDELITY_PSNR), "fidelity_snr_db": m.get(S.FIDELITY_SNR),
+        "fidelity_rel_l2_error": m.get(S.FIDELITY_REL_L2),
+        "fidelity_top1_agreement": m.get(S.FIDELITY_TOP1),
         "trained_steps": int(p.get("trained_steps") or 0), "pruned": bool(p.get("pruned")),
         "test_size": pipeline.get("test_size"), "test_count": pipeline.get("test_count"),
         "inputs": (p.get("task") or {}).get("inputs"),
@@ -133,10 +102,10 @@ def compression_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
 
 
 def quality_column(frame: pd.DataFrame) -> tuple[str, str]:
-    """(column, label) of the table's quality: PSNR against sharp where the pipeline had task
+    """(column, label) of the table's quality: S.TEST_PSNR against sharp where the pipeline had task
     data, else SNR of the output against the dense model's."""
     if frame["test_psnr_db"].notna().any():
-        return "test_psnr_db", "PSNR (dB)"
+        return "test_psnr_db", "S.TEST_PSNR (dB)"
     return "fidelity_snr_db", "SNR to the dense output (dB)"
 
 

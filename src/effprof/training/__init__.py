@@ -5,7 +5,7 @@
 >>> distill = ReconstructionLoss(extra=lambda outputs, blurry: ...)     # doctest: +SKIP
 """
 
-from effprof.training.evaluate import EvalResult, evaluate_pairs, fidelity_pairs, restore
+from effprof.training.evaluate import EvalResult, evaluate_pairs, restore, restore_pairs
 from effprof.training.loop import (
     STEPS_PER_EPOCH,
     BatchSource,
@@ -44,11 +44,11 @@ __all__ = [
     "deblur_loss",
     "evaluate_pairs",
     "fft_l1",
-    "fidelity_pairs",
     "load_checkpoint",
     "lr_at",
     "model_outputs",
     "restore",
+    "restore_pairs",
     "save_checkpoint",
     "train",
 ]

@@ -8,7 +8,8 @@ Outputs are clipped to [0, 1] before scoring (see ``effprof.data.metrics`` for t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -61,19 +62,43 @@ def restore(model: nn.Module, blurry: Tensor, multiple: int = 1) -> Tensor:
         return net(blurry).float().clamp(0.0, 1.0)
 
 
-def evaluate_pairs(
+def restore_pairs(
     model: nn.Module,
-    pairs: Iterable[ImagePair],
+    pairs: Sequence[ImagePair],
     device: str | torch.device = "cpu",
     input_multiple: int = 1,
     batch: int = 4,
-) -> EvalResult:
-    """Restore every pair and score it against its sharp target (and the blurry input against it)."""
+) -> list[Tensor]:
+    """The model's output for every pair's blurry image, in pair order, on the CPU (a reference
+    to score other models' fidelity against)."""
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
+    outputs: list[Tensor] = []
+    with _eval_mode(model):
+        for group in _groups(pairs, batch):
+            blurry = torch.stack([p.blurry for p in group]).to(device)
+            outputs += list(restore(model, blurry, input_multiple).cpu())
+    return outputs
+
+
+def evaluate_pairs(
+    model: nn.Module,
+    pairs: Sequence[ImagePair],
+    device: str | torch.device = "cpu",
+    input_multiple: int = 1,
+    batch: int = 4,
+    references: Sequence[Tensor] | None = None,
+) -> EvalResult:
+    """Restore every pair and score it against its sharp target (and the blurry input against
+    it); with ``references`` (another model's outputs, from :func:`restore_pairs`), also the
+    output's fidelity to them (``fidelity_psnr_db``, ``fidelity_ssim``). The one held-out
+    evaluation of effprof: evaluate, train and every compression step use it."""
+    device = torch.device(device)
+    pairs = list(pairs)
+    if references is not None and len(references) != len(pairs):
+        raise ValueError(f"{len(references)} references for {len(pairs)} pairs")
     rows = []
-    try:
+    start = 0
+    with _eval_mode(model):
         for group in _groups(pairs, batch):
             missing = next((p.name for p in group if p.sharp is None), None)
             if missing is not None:
@@ -89,14 +114,16 @@ def evaluate_pairs(
                 "psnr_db": psnr_db(output, sharp),
                 "ssim": ssim(output, sharp),
             }
+            if references is not None:
+                reference = torch.stack(list(references[start : start + len(group)]))
+                scores.update(fidelity(output.cpu(), reference))
+            start += len(group)
             for i, pair in enumerate(group):
                 row = {"name": pair.name, "height": pair.size[0], "width": pair.size[1]}
                 if pair.blur_px is not None:
                     row["blur_px"] = pair.blur_px
                 row.update({k: float(v[i]) for k, v in scores.items()})
                 rows.append(row)
-    finally:
-        model.train(was_training)
     if not rows:
         raise EffprofError("no image pairs to evaluate")
     frame = pd.DataFrame(rows)
@@ -105,22 +132,11 @@ def evaluate_pairs(
     return EvalResult(frame)
 
 
-def fidelity_pairs(
-    model: nn.Module,
-    reference: nn.Module,
-    pairs: Iterable[ImagePair],
-    device: str | torch.device = "cpu",
-    input_multiple: int = 1,
-    batch: int = 4,
-) -> pd.DataFrame:
-    """Per image, how close ``model``'s output is to ``reference``'s: fidelity_psnr_db, fidelity_ssim."""
-    device = torch.device(device)
-    rows = []
-    for group in _groups(pairs, batch):
-        blurry = torch.stack([p.blurry for p in group]).to(device)
-        scores = fidelity(
-            restore(model, blurry, input_multiple), restore(reference, blurry, input_multiple)
-        )
-        for i, pair in enumerate(group):
-            rows.append({"name": pair.name, **{k: float(v[i]) for k, v in scores.items()}})
-    return pd.DataFrame(rows)
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)

@@ -13,6 +13,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
+from effprof import schema as S
 from effprof.compression.methods.base import (
     ONNX_FILE,
     Form,
@@ -62,9 +63,9 @@ def significance_method(services: Services, stage: Stage, step: SignificanceStep
     frame = table.to_frame()
     files.add_table("significance", frame)
     metrics = {
-        "significance_layers": len(table.layers),
-        "significance_channels": len(frame),
-        "calibration_pixels": table.calibration_pixels,
+        S.SIGNIFICANCE_LAYERS: len(table.layers),
+        S.SIGNIFICANCE_CHANNELS: len(frame),
+        S.CALIBRATION_PIXELS: table.calibration_pixels,
     }
     how = "per MAC of the channel" if table.cost_normalised else "raw"
     return MethodResult(metrics, [f"criterion {step.criterion}: {how}"])
@@ -171,7 +172,7 @@ def int8_method(services: Services, stage: Stage, step: Int8Step, files: StepFil
         services.phase(f"quantising to INT8 (calibrating on {len(inputs)} inputs)")
         arrays = [x.numpy() for x in inputs]
         result = quantize_int8(fp32, files.file_path("model-int8.onnx"), arrays, stage.model, spec)
-    metrics = {"int8_convs": result.quantized_convs, "float_convs": len(result.float_convs)}
+    metrics = {S.INT8_CONVS: result.quantized_convs, S.FLOAT_CONVS: len(result.float_convs)}
     parity = services.onnx_parity(stage.model, result.path, inputs[0])
     metrics.update({f"int8_{k.removeprefix('onnx_')}": v for k, v in parity.items()})
     form = Form(
@@ -215,11 +216,11 @@ def vq_method(services: Services, stage: Stage, step: VQStep, files: StepFiles):
     decoded.load_state_dict(vq_decode(result.path))
     storage = Missing("storage only: the decoded float32 weights run at the starting model's speed")
     metrics = {
-        "vq_bits_per_conv_weight": result.bits_per_conv_weight,
-        "vq_fp16_weights": result.fp16_weights,
-        "vq_weights": result.vq_weights,
-        "vq_vector_rmse": result.vector_rmse,
-        "vq_weight_relative_error": result.weight_relative_error,
+        S.VQ_BITS: result.bits_per_conv_weight,
+        S.VQ_FP16_WEIGHTS: result.fp16_weights,
+        S.VQ_WEIGHTS: result.vq_weights,
+        S.VQ_VECTOR_RMSE: result.vector_rmse,
+        S.VQ_WEIGHT_RELATIVE_ERROR: result.weight_relative_error,
     }
     notes = [
         f"{step.fp16_fraction:.0%} of the conv weights (the most significant channels, "

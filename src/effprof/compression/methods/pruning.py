@@ -15,6 +15,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
+from effprof import schema as S
 from effprof.compression.cost import CostModel, MacCost
 from effprof.compression.latency_cost import LatencyCost
 from effprof.compression.methods.base import (
@@ -117,17 +118,17 @@ def prune_metrics(
     of pruning a model that kept ``start`` of the dense cost)."""
     unit, fraction = step.target()
     metrics: dict[str, Any] = {
-        f"target_{unit}_ratio": fraction,
-        "achievable_min_ratio": result.achievable_min_ratio * start,
-        "achievable_max_ratio": result.achievable_max_ratio * start,
-        "prune_s": sum(s.seconds for s in result.steps),
+        S.TARGET_RATIO.of(unit): fraction,
+        S.ACHIEVABLE_MIN_RATIO: result.achievable_min_ratio * start,
+        S.ACHIEVABLE_MAX_RATIO: result.achievable_max_ratio * start,
+        S.PRUNE_S: sum(s.seconds for s in result.steps),
     }
     if unit == "latency":
         cost = services.cache["latency_cost"]
-        metrics["predicted_latency_ratio"] = result.ratio * start
-        metrics["predicted_latency_ms"] = result.cost
-        metrics["latency_table_dense_ms"] = cost.dense_ms
-        metrics["latency_table_convs_ms"] = cost.dense_conv_ms
+        metrics[S.PREDICTED_LATENCY_RATIO] = result.ratio * start
+        metrics[S.PREDICTED_LATENCY_MS] = result.cost
+        metrics[S.LATENCY_TABLE_DENSE_MS] = cost.dense_ms
+        metrics[S.LATENCY_TABLE_CONVS_MS] = cost.dense_conv_ms
     return metrics
 
 
@@ -190,8 +191,8 @@ def prune_sensitivity(
     pruned, result = prune(stage.model, spec, services.calibration, cost)
     write_prune_tables(files, result)
     metrics = prune_metrics(services, step, result, step.target()[1] / ratio)
-    metrics["sensitivity_groups"] = int(table.frame["group"].nunique())
-    metrics["sensitivity_measurements"] = len(table.frame)
+    metrics[S.SENSITIVITY_GROUPS] = int(table.frame["group"].nunique())
+    metrics[S.SENSITIVITY_MEASUREMENTS] = len(table.frame)
     notes = [
         f"pruned from {stage.label}: {len(result.steps)} steps; each group's chunks priced by the "
         f"output MSE measured when that group alone lost {', '.join(f'{f:g}' for f in step.fractions)}"

@@ -15,6 +15,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 from torch import nn
 
+from effprof import schema as S
 from effprof.compression.methods.base import (
     MethodResult,
     Services,
@@ -134,15 +135,15 @@ def _train(
     }
 
 
-def _training_metrics(done: dict[str, Any], prefix: str = "recover") -> dict[str, Any]:
+def _training_metrics(done: dict[str, Any], names: S.TrainingNames = S.RECOVER) -> dict[str, Any]:
     return {
-        f"{prefix}_steps": done["steps_done"],
-        f"{prefix}_s": done["seconds"],
-        f"{prefix}_cpu_s": done["cpu_s"],
-        f"{prefix}_final_loss": done["final_loss"],
-        "distill_l1_before": done["gap_before"],
-        "distill_l1_after": done["gap_after"],
-        "feature_points": done["feature_points"],
+        names.steps: done["steps_done"],
+        names.s: done["seconds"],
+        names.cpu_s: done["cpu_s"],
+        names.final_loss: done["final_loss"],
+        S.DISTILL_L1_BEFORE: done["gap_before"],
+        S.DISTILL_L1_AFTER: done["gap_after"],
+        S.FEATURE_POINTS: done[S.FEATURE_POINTS],
     }
 
 
@@ -217,7 +218,7 @@ def sparsify_method(services: Services, stage: Stage, step: SparsifyStep, files:
     services.phase(f"pruning to {fraction:g} of the dense {unit} ({step.criterion})")
     pruned, result = prune(student.cpu().eval(), spec, services.calibration, cost)
     write_prune_tables(files, result)
-    metrics = {**_training_metrics(done, "sparsify"), **extra}
+    metrics = {**_training_metrics(done, S.SPARSIFY), **extra}
     metrics.update(prune_metrics(services, step, result, step.target()[1] / ratio))
     notes = [
         f"sparsity training of {stage.label}: {done['steps_done']} steps, {step.views_note()}; "
@@ -273,7 +274,7 @@ def iterative_method(services: Services, stage: Stage, step: IterativeStep, file
     files.add_table("rounds", pd.DataFrame(rows))
     metrics = _training_metrics({**done, "steps_done": trained, "seconds": seconds, "cpu_s": cpu})
     metrics.update(prune_metrics(services, step, result, start * round_start))
-    metrics["iterative_rounds"] = step.rounds
+    metrics[S.ITERATIVE_ROUNDS] = step.rounds
     notes = [
         f"iterative from {stage.label}: {step.rounds} rounds of prune -> recover, "
         f"{trained} recovery steps in all, {step.views_note()}",
