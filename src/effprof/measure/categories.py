@@ -41,17 +41,20 @@ for _category, _names in {
     "_scaled_dot_product_cudnn_attention _scaled_dot_product_attention_math _flash_attention_forward "
     "_efficient_attention_forward",
     ELEMENTWISE: "add add_ sub sub_ mul mul_ div div_ neg abs exp log sqrt rsqrt pow clamp clamp_ "
-    "where copysign maximum minimum fill_ zero_ lerp addcmul addcdiv reciprocal sign rsub erf sin cos clamp_min clamp_max masked_fill eq ne gt lt ge le",
+    "where copysign maximum minimum fill_ zero_ lerp addcmul addcdiv reciprocal sign rsub erf sin cos clamp_min clamp_max masked_fill masked_fill_ eq ne gt lt ge le",
     ACTIVATION: "prelu _prelu_kernel relu relu_ gelu silu sigmoid tanh leaky_relu hardswish "
     "hardsigmoid elu softmax _softmax log_softmax leaky_relu_ hardtanh hardtanh_ softplus sigmoid_ silu_ hardswish_ _log_softmax _safe_softmax",
     RESIZE: "upsample_bilinear2d upsample_nearest2d upsample_bicubic2d _upsample_bilinear2d_aa "
-    "grid_sampler_2d interpolate avg_pool2d max_pool2d adaptive_avg_pool2d max_pool2d_with_indices upsample_nearest1d upsample_nearest3d _upsample_nearest_exact1d _upsample_nearest_exact2d _upsample_nearest_exact3d upsample_linear1d upsample_trilinear3d _adaptive_avg_pool2d",
+    "grid_sampler_2d interpolate avg_pool2d max_pool2d adaptive_avg_pool2d max_pool2d_with_indices upsample_nearest1d upsample_nearest3d _upsample_nearest_exact1d _upsample_nearest_exact2d _upsample_nearest_exact3d upsample_linear1d upsample_trilinear3d _adaptive_avg_pool2d "
+    "grid_sampler_3d avg_pool1d avg_pool3d max_pool1d max_pool3d max_pool1d_with_indices "
+    "max_pool3d_with_indices _adaptive_avg_pool3d adaptive_avg_pool1d adaptive_max_pool1d "
+    "adaptive_max_pool2d adaptive_max_pool3d",
     NORMALIZATION: "native_batch_norm _native_batch_norm_legit_no_training batch_norm "
     "native_layer_norm layer_norm native_group_norm group_norm instance_norm cudnn_batch_norm _native_batch_norm_legit",
     LAYOUT: "cat stack pixel_shuffle pixel_unshuffle copy_ _to_copy clone contiguous permute "
     "transpose view _unsafe_view reshape expand slice select pad constant_pad_nd reflection_pad2d "
     "replication_pad2d split split_with_sizes unsqueeze squeeze t detach alias as_strided "
-    "empty_like empty new_empty narrow flip roll index_select index chunk _reshape_alias unbind unfold repeat gather reflection_pad1d reflection_pad3d replication_pad1d replication_pad3d empty_strided zeros ones full zeros_like ones_like full_like new_zeros new_ones new_full lift_fresh lift_fresh_copy scalar_tensor arange",
+    "empty_like empty new_empty narrow flip roll index_select index chunk _reshape_alias unbind unfold repeat gather reflection_pad1d reflection_pad3d replication_pad1d replication_pad3d empty_strided zeros ones full zeros_like ones_like full_like new_zeros new_ones new_full lift_fresh lift_fresh_copy scalar_tensor arange tril triu tril_ triu_",
     REDUCTION: "sum mean amax amin max min var std norm linalg_vector_norm prod",
 }.items():
     for _name in _names.split():

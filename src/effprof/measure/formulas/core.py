@@ -1,68 +1,23 @@
-"""Per-aten-op cost formulas: MACs, FLOPs and bias FLOPs from shapes, one registry entry per op.
-
-The shape functions (``conv_macs``, ``interpolate_flops``, ...) are pure and carry a worked
-example; the registered handlers only unpack an aten call's arguments into them. An op that has no
-entry here is *uncounted*: the counter lists it by name with its call count, never as zero.
-"""
+"""The core formulas: convolution, matrix products, pointwise ops, resizes, normalisation,
+softmax, reductions, sorting and memory-only ops; and how an aten overload finds its formula."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from effprof._registry import Registry
-
-aten = torch.ops.aten
-
-COUNTING_POLICY = (
-    "MACs are the multiply-accumulates of convolution (grouped, strided, dilated, transposed) and "
-    "matrix products (mm, addmm, bmm, baddbmm, mv, dot; attention's QK^T and AV included); FLOPs "
-    "are 2 x MACs plus the FLOPs of every other op by a documented per-element formula "
-    "(elementwise add/mul/div: 1; PReLU: 2; bilinear resize: 7 per output element, 4 mul + 3 add; "
-    "normalisation: 2 to normalise, 2 for the affine, 4 more where statistics are computed; "
-    "softmax: 5; reductions: 1 per input element, vector norms 2; comparisons and transcendental "
-    "functions count 1; any other op tagged pointwise by PyTorch: 1 per output element, any other "
-    "reduction: 1 per input element). Bias additions are listed separately as bias FLOPs and are "
-    "not in FLOPs. Memory-only ops (views, copies, cat, pad, pixel (un)shuffle, nearest resize, "
-    "in-place restrides) cost 0 FLOPs but their bytes are listed. scaled_dot_product_attention is "
-    "one row (its QK^T and AV MACs, softmax and scaling FLOPs); matrix products of two "
-    "activations that feed or follow a softmax are attention, products with a weight are "
-    "linear/matmul. Counting runs at the aten level on the meta device, in eval mode under "
-    "no_grad; an op with no formula is listed with its call count."
+from effprof.measure.formulas.base import (
+    FORMULAS,
+    Formula,
+    OpCost,
+    aten,
+    aten_ops,
+    numel,
+    register_formula,
 )
-
-
-@dataclass(frozen=True)
-class OpCost:
-    """The cost of one aten call: MACs, FLOPs (including 2 x MACs, excluding bias) and bias FLOPs."""
-
-    macs: int = 0
-    flops: int = 0
-    bias_flops: int = 0
-
-
-Formula = Callable[[tuple[Any, ...], dict[str, Any], Any], OpCost]
-FORMULAS: Registry[Any, Formula] = Registry("op formula")
-
-
-def register_formula(*ops: Any) -> Callable[[Formula], Formula]:
-    """Register one handler for aten ops (overloads such as ``aten.add.Tensor`` or whole packets)."""
-
-    def decorate(handler: Formula) -> Formula:
-        for op in ops:
-            FORMULAS.add(op, handler)
-        return handler
-
-    return decorate
-
-
-def aten_ops(names: str) -> tuple[Any, ...]:
-    """Op packets from space-separated aten names: ``aten_ops("add mul")``."""
-    return tuple(getattr(aten, name) for name in names.split())
 
 
 def find_formula(func: Any) -> Formula | None:
@@ -93,11 +48,6 @@ def _is_pure_view(func: Any) -> bool:
 
 
 # ----------------------------------------------------------------------------- shape functions
-
-
-def numel(shape: Sequence[int]) -> int:
-    """Number of elements of a shape; ``numel((1, 64, 32, 32))`` is 65,536."""
-    return math.prod(int(s) for s in shape)
 
 
 def conv_macs(
@@ -212,30 +162,6 @@ def reduction_flops(input_shape: Sequence[int]) -> int:
     return numel(input_shape)
 
 
-def pool_flops(output_shape: Sequence[int], window: int, op: str) -> int:
-    """Pooling: average = ``window`` FLOPs per output (window-1 adds + 1 divide); max =
-    ``window - 1`` comparisons per output.
-
-    A 2x2 average pool of 1x64x32x32 to 1x64x16x16: 16,384 x 4 = 65,536 FLOPs (max: 49,152).
-
-    >>> pool_flops((1, 64, 16, 16), 4, "avg"), pool_flops((1, 64, 16, 16), 4, "max")
-    (65536, 49152)
-    """
-    per_output = window if op == "avg" else window - 1
-    return numel(output_shape) * per_output
-
-
-def adaptive_window_total(in_size: int, out_size: int) -> int:
-    """Sum of the window lengths adaptive pooling uses along one dim (8 -> 3: 3 + 4 + 3 = 10).
-
-    >>> adaptive_window_total(8, 3), adaptive_window_total(32, 1)
-    (10, 32)
-    """
-    return sum(
-        -((-(i + 1) * in_size) // out_size) - (i * in_size) // out_size for i in range(out_size)
-    )
-
-
 # ----------------------------------------------------------------------------- handlers
 
 
@@ -284,6 +210,7 @@ POINTWISE_FLOPS_PER_ELEMENT: dict[int, str] = {
     # Transcendentals (exp, erf, tanh, ...) and comparisons count as one FLOP each.
     1: "add add_ sub sub_ rsub mul mul_ div div_ neg abs exp log sqrt rsqrt reciprocal pow "
     "maximum minimum where sign erf tanh sin cos relu relu_ clamp_min clamp_max masked_fill "
+    "masked_fill_ "
     "eq ne gt lt ge le",
     # compare + multiply (PReLU, leaky ReLU) or two compares (hardtanh, clamp)
     2: "_prelu_kernel leaky_relu leaky_relu_ hardtanh hardtanh_ clamp clamp_",
@@ -354,26 +281,6 @@ def _softmax(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
 @register_formula(aten.sum, aten.mean, aten.amax, aten.amin, aten.prod)
 def _reduction(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     return OpCost(flops=reduction_flops(_shape(args[0])))
-
-
-@register_formula(aten.avg_pool2d.default)
-def _avg_pool(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    kernel = list(args[1]) * (2 if len(args[1]) == 1 else 1)
-    return OpCost(flops=pool_flops(_shape(out), numel(kernel), "avg"))
-
-
-@register_formula(aten.max_pool2d_with_indices.default)
-def _max_pool(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    kernel = list(args[1]) * (2 if len(args[1]) == 1 else 1)
-    return OpCost(flops=pool_flops(_shape(out[0]), numel(kernel), "max"))
-
-
-@register_formula(aten._adaptive_avg_pool2d.default)
-def _adaptive_avg_pool(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    *lead, h_in, w_in = _shape(args[0])
-    h_out, w_out = _shape(out)[-2:]
-    windows = adaptive_window_total(h_in, h_out) * adaptive_window_total(w_in, w_out)
-    return OpCost(flops=numel(lead) * windows)
 
 
 def vector_norm_flops(input_shape: Sequence[int]) -> int:
@@ -471,7 +378,7 @@ MEMORY_ONLY_OPS = (
     "new_zeros ones ones_like new_ones full full_like fill_ zero_ lift_fresh lift_fresh_copy "
     "scalar_tensor arange as_strided_ transpose_ t_ squeeze_ unsqueeze_ resize_ detach_ "
     "narrow expand_as view_as index_put index_put_ scatter scatter_ masked_scatter "
-    "_unsafe_index split_with_sizes_copy unbind_copy embedding"
+    "_unsafe_index split_with_sizes_copy unbind_copy embedding tril triu tril_ triu_"
 )
 
 
