@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -150,6 +151,34 @@ def _eval(model: nn.Module) -> Iterator[nn.Module]:
 
 
 @contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def same_ops_as_meta() -> Iterator[None]:
+    """Kernels that fuse a whole layer on the CPU switched off for the block, so a count on fake
+    or real CPU tensors sees the ops a meta count sees (meta never takes these paths):
+    ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer``'s fast path and oneDNN's RNN
+    layers. Fused attention kernels need no switch: their formula is the math path's cost."""
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    onednn = torch._C._get_mkldnn_enabled()  # backends.mkldnn.flags() also resets TF32: warns
+    torch.backends.mha.set_fastpath_enabled(False)
+    torch._C._set_mkldnn_enabled(False)
+    try:
+        yield
+    finally:
+        torch._C._set_mkldnn_enabled(onednn)
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+@contextlib.contextmanager
 def on_meta(
     model: nn.Module, spec: InputSpec, dtype: torch.dtype | None, extra: Mapping[str, Any]
 ) -> Iterator[Target]:
@@ -178,7 +207,8 @@ def on_fake(
 
     meta = meta_copy(model, dtype)
     args, kwargs = _inputs(spec, "meta", dtype, extra)
-    with FakeTensorMode(allow_non_fake_inputs=True):
+    quiet = _quiet_logger("torch._subclasses.fake_tensor")  # it logs each refused op's traceback
+    with quiet, FakeTensorMode(allow_non_fake_inputs=True), same_ops_as_meta():
 
         def fake(value: Any) -> Any:
             if not isinstance(value, torch.Tensor) or not value.is_meta:
@@ -233,18 +263,19 @@ def on_cpu(
     own = len(tensors) == len(_tensors(model)) and all(t.device.type == "cpu" for t in tensors)
     own = own and (dtype is None or all(t.dtype == dtype for t in tensors if t.is_floating_point()))
     args, kwargs = _inputs(spec, "cpu", dtype, extra)
-    if own:
-        with _eval(model):
-            yield Target(CPU, model, args, kwargs, dtype, shortcuts=False)
-        return
-    copied = copy.deepcopy(model).to("cpu")
-    if dtype is not None:
-        for tensor in _tensors(copied):
-            if tensor.is_floating_point() and not is_lazy(tensor):
-                tensor.data = tensor.data.to(dtype)
-    copied.eval()
-    materialise(copied, args, kwargs)
-    yield Target(CPU, copied, args, kwargs, dtype, shortcuts=False)
+    with same_ops_as_meta():
+        if own:
+            with _eval(model):
+                yield Target(CPU, model, args, kwargs, dtype, shortcuts=False)
+            return
+        copied = copy.deepcopy(model).to("cpu")
+        if dtype is not None:
+            for tensor in _tensors(copied):
+                if tensor.is_floating_point() and not is_lazy(tensor):
+                    tensor.data = tensor.data.to(dtype)
+        copied.eval()
+        materialise(copied, args, kwargs)
+        yield Target(CPU, copied, args, kwargs, dtype, shortcuts=False)
 
 
 ON = {META: on_meta, FAKE: on_fake, CPU: on_cpu}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -106,6 +107,9 @@ class _CountingMode(TorchDispatchMode):
         outs = list(tensors_in(out if isinstance(out, (list, tuple)) else (out,)))
         path, module_type = self.paths.current
         total = [sum(r[i] for r in inner) for i in (5, 6, 7)]  # macs, flops, bias flops
+        missing = sorted({r[1] for r in inner if not r[12]})
+        if missing:
+            self.failures.setdefault(name, f"holds ops without a formula: {', '.join(missing)}")
         self.rows.append(
             (len(self.rows), name, ATTENTION, path, module_type, *total,
              sum(nbytes(t) for t in self._region_inputs), sum(nbytes(t) for t in outs),
@@ -128,6 +132,8 @@ class _CountingMode(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
+        if func.namespace == "prim":  # metadata queries (prim.device of a fake tensor): not ops
+            return func(*args, **kwargs)
         rule = self.shape_rules.get(func)
         out = rule(args, kwargs) if rule is not None else None
         if out is None:
@@ -301,13 +307,16 @@ def count_model(
     *,
     forward_kwargs: Mapping[str, Any] | None = None,
     dtype: torch.dtype | None = None,
+    targets: Sequence[str] = TARGETS,
 ) -> CountResult:
     """Count MACs, FLOPs, bytes and activation memory of one forward: on meta, else under fake
     tensors, else on real CPU tensors (see :mod:`effprof.measure.count_targets`).
 
     ``inputs`` is an :class:`~effprof.models.inputs.InputSpec` or the shape of one image;
     ``forward_kwargs`` are passed to the forward as well (MSSNet's ``all_outputs=True``);
-    ``dtype`` None counts the model in its own dtype. A model no target can count raises a
+    ``dtype`` None counts the model in its own dtype; ``targets`` are tried in order ("meta",
+    "fake", "cpu"), each only when the one before met a forward it cannot run (a forward that
+    reads values). A model no target can count raises a
     :class:`~effprof.measure.count_failures.CountError` (an EffprofError) naming why.
     """
     if not isinstance(inputs, InputSpec) and (
@@ -320,7 +329,10 @@ def count_model(
     check_representable(spec, chosen)
     extra = dict(forward_kwargs or {})
     failures: list[CountFailure] = []
-    for where in TARGETS:
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        raise EffprofError(f"unknown count targets {unknown}; known: {', '.join(TARGETS)}")
+    for where in targets:
         try:
             with ON[where](model, spec, chosen, extra) as target:
                 result = _count(target, spec, extra, start)
@@ -366,11 +378,12 @@ def _count(
     ops = pd.DataFrame(mode.rows, columns=OP_COLUMNS)
     for row, category in provenance.relabel.items():
         ops.loc[row, "category"] = category  # QK^T products, known once their softmax ran
-    missing = ops[~ops["counted"]]
-    uncounted = missing.groupby("op", sort=False).size().rename("calls").reset_index()
-    uncounted["reason"] = uncounted["op"].map(mode.failures)
-    uncounted = uncounted.sort_values("calls", ascending=False, kind="stable").reset_index(
-        drop=True
+    calls = Counter(
+        op for op, counted in zip(ops["op"], ops["counted"], strict=True) if not counted
+    )
+    uncounted = pd.DataFrame(
+        [(op, n, mode.failures.get(op, "")) for op, n in calls.most_common()],
+        columns=["op", "calls", "reason"],
     )
     return CountResult(
         input_shape=spec.shape,

@@ -178,7 +178,8 @@ class ModelEntry:
         """The inputs a profile uses when ``--input`` is not given."""
         if self.inputs is not None:
             spec = self.inputs(variant)
-            return spec if spec.origin else replace(spec, origin="the registry entry")
+            origin = "the registry entry" if self.registered else "the model factory"
+            return spec if spec.origin else replace(spec, origin=origin)
         shape = DEFAULT_IMAGE.get(device, DEFAULT_IMAGE["cpu"])
         return image_inputs(shape, origin=f"effprof's default image for {device}")
 

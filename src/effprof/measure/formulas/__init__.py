@@ -4,12 +4,13 @@ The shape functions (``conv_macs``, ``interpolate_flops``, ``window_coverage``, 
 carry a worked example; the registered handlers only unpack an aten call's arguments into them.
 An op that has no entry here is *uncounted*: the counter lists it by name with its call count,
 never as zero. ``base`` holds the registry, ``core`` the common ops and the lookup, ``windows``
-pooling and grid sampling, ``attention`` the fused attention kernels.
+pooling and grid sampling, ``attention`` the fused attention kernels, ``selection``
+sorting, search, distances and FFTs.
 """
 
 from __future__ import annotations
 
-from effprof.measure.formulas import attention, windows
+from effprof.measure.formulas import attention, selection, windows
 from effprof.measure.formulas.base import (
     COUNTING_POLICY,
     FORMULAS,
@@ -21,7 +22,7 @@ from effprof.measure.formulas.base import (
 )
 from effprof.measure.formulas.core import find_formula, is_memory_only
 
-SUBMODULES = ("base", "core", "windows", "attention")
+SUBMODULES = ("base", "core", "windows", "attention", "selection")
 
 __all__ = [
     "COUNTING_POLICY",
@@ -35,5 +36,6 @@ __all__ = [
     "is_memory_only",
     "numel",
     "register_formula",
+    "selection",
     "windows",
 ]

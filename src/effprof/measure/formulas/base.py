@@ -27,7 +27,7 @@ COUNTING_POLICY = (
     "overhang cost nothing; grid sampling: a resize's FLOPs per output element plus its "
     "coordinates and weights per sampled point). Bias additions are listed separately as bias "
     "FLOPs and are not in FLOPs. Memory-only ops (views, copies, cat, pad, pixel (un)shuffle, "
-    "nearest resize, in-place restrides, masks built by tril/triu) cost 0 FLOPs but their bytes "
+    "nearest resize, in-place restrides, masks built by tril/triu, random fills) cost 0 FLOPs but their bytes "
     "are listed. scaled_dot_product_attention is one row (its QK^T and AV MACs, softmax, mask "
     "and scaling FLOPs; a fused kernel is charged what the math path costs); matrix products of "
     "two activations that feed or follow a softmax are attention, products with a weight are "

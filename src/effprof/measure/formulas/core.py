@@ -3,7 +3,6 @@ softmax, reductions, sorting and memory-only ops; and how an aten overload finds
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -192,6 +191,21 @@ def _matmul_plus_bias(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -
     return OpCost(macs, 2 * macs, bias_flops(_shape(out)))
 
 
+@register_formula(aten.addbmm.default)
+def _summed_batches(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    """``input + sum_b batch1[b] @ batch2[b]``: the batched MACs, the input added once per output."""
+    macs = matmul_macs(_shape(args[1]), _shape(args[2]))
+    return OpCost(macs, 2 * macs, bias_flops(_shape(out)))
+
+
+@register_formula(aten.addmv.default, aten.addr.default)
+def _vector_plus_bias(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    """``input + mat @ vec`` (m x k MACs) or ``input + outer(a, b)`` (m x n MACs)."""
+    macs = numel(_shape(args[1])) if args[2].dim() == 1 and args[1].dim() == 2 else 0
+    macs = macs or numel(_shape(out))
+    return OpCost(macs, 2 * macs, bias_flops(_shape(out)))
+
+
 @register_formula(aten.mv.default, aten.dot.default)
 def _vector_product(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     macs = numel(_shape(args[0]))  # m x k for mv, k for dot
@@ -214,10 +228,11 @@ POINTWISE_FLOPS_PER_ELEMENT: dict[int, str] = {
     "eq ne gt lt ge le",
     # compare + multiply (PReLU, leaky ReLU) or two compares (hardtanh, clamp)
     2: "_prelu_kernel leaky_relu leaky_relu_ hardtanh hardtanh_ clamp clamp_",
-    # lerp a + w*(b - a); addcmul a + v*b*c; softplus log(1 + exp(x))
-    3: "lerp addcmul addcdiv softplus",
-    # sigmoid 1/(1 + exp(-x)): neg, exp, add, div; elu; hardsigmoid (add, 2 compares, div)
-    4: "sigmoid sigmoid_ elu hardsigmoid",
+    # lerp a + w*(b - a); addcmul a + v*b*c; softplus log(1 + exp(x)); renorm (norm 2, scale 1)
+    3: "lerp addcmul addcdiv softplus renorm",
+    # sigmoid 1/(1 + exp(-x)): neg, exp, add, div; elu; hardsigmoid (add, 2 compares, div);
+    # log-sigmoid -log(1 + exp(-x)); polar (cos, sin, 2 mul); log-cumsum-exp (exp, add, log: 3+1)
+    4: "sigmoid sigmoid_ elu hardsigmoid log_sigmoid_forward polar logcumsumexp",
     # silu x*sigmoid(x); gelu 0.5*x*(1 + erf(x/sqrt2)); hardswish
     5: "silu silu_ gelu hardswish hardswish_",
 }
@@ -294,25 +309,6 @@ def vector_norm_flops(input_shape: Sequence[int]) -> int:
     return 2 * numel(input_shape)
 
 
-def sort_flops(input_shape: Sequence[int], dim_size: int) -> int:
-    """Comparisons of a sort along a dimension of ``dim_size``: ``numel x ceil(log2(dim_size))``.
-
-    Sorting each of 4 rows of 1,024: 4,096 x 10 = 40,960 comparisons.
-
-    >>> sort_flops((4, 1024), 1024)
-    40960
-    """
-    return numel(input_shape) * max(1, math.ceil(math.log2(max(int(dim_size), 2))))
-
-
-def _dim_size(args: tuple[Any, ...], position: int, default: int = -1) -> int:
-    shape = _shape(args[0])
-    if not shape:
-        return 1
-    dim = args[position] if len(args) > position and isinstance(args[position], int) else default
-    return int(shape[dim])
-
-
 @register_formula(aten.linalg_vector_norm.default)
 def _vector_norm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     return OpCost(flops=vector_norm_flops(_shape(args[0])))
@@ -320,11 +316,11 @@ def _vector_norm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpC
 
 @register_formula(
     aten.max.dim, aten.max.default, aten.min.dim, aten.min.default, aten.argmax.default,
-    aten.argmin.default, aten.cumsum.default, aten.any.dim, aten.any.default, aten.all.dim,
-    aten.all.default,
+    aten.argmin.default, aten.cumsum.default, aten.cumprod.default, aten.any.dim,
+    aten.any.default, aten.all.dim, aten.all.default, aten.nonzero.default,
 )  # fmt: skip
 def _compare_reduction(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    """One compare (or add, for cumsum) per input element."""
+    """One compare (or add / multiply, for cumsum / cumprod) per input element."""
     return OpCost(flops=reduction_flops(_shape(args[0])))
 
 
@@ -332,27 +328,6 @@ def _compare_reduction(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) 
 def _variance(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     """Mean (1 add) then subtract, square, add: 4 per input element."""
     return OpCost(flops=4 * numel(_shape(args[0])))
-
-
-@register_formula(aten.sort.default, aten.sort.stable)
-def _sort(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    return OpCost(flops=sort_flops(_shape(args[0]), _dim_size(args, 1)))
-
-
-def topk_flops(input_shape: Sequence[int], k: int) -> int:
-    """Comparisons of a heap selection of the ``k`` largest: ``numel x ceil(log2(k + 1))``.
-
-    The 16 nearest of 4 rows of 1,024 distances: 4,096 x 5 = 20,480 comparisons.
-
-    >>> topk_flops((4, 1024), 16)
-    20480
-    """
-    return numel(input_shape) * max(1, math.ceil(math.log2(int(k) + 1)))
-
-
-@register_formula(aten.topk.default)
-def _topk(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    return OpCost(flops=topk_flops(_shape(args[0]), int(args[1])))
 
 
 @register_formula(aten.scatter_add.default, aten.scatter_add_.default, aten.index_add.default,
@@ -378,7 +353,14 @@ MEMORY_ONLY_OPS = (
     "new_zeros ones ones_like new_ones full full_like fill_ zero_ lift_fresh lift_fresh_copy "
     "scalar_tensor arange as_strided_ transpose_ t_ squeeze_ unsqueeze_ resize_ detach_ "
     "narrow expand_as view_as index_put index_put_ scatter scatter_ masked_scatter "
-    "_unsafe_index split_with_sizes_copy unbind_copy embedding tril triu tril_ triu_"
+    "_unsafe_index split_with_sizes_copy unbind_copy embedding tril triu tril_ triu_ "
+    # random fills (dropout masks, MAE's patch shuffle noise): values drawn, no model arithmetic
+    "rand rand_like randn randn_like randint randint_like randperm uniform_ normal_ bernoulli_ "
+    "bernoulli exponential_ random_ linspace logspace eye "
+    # splits, index building, scalar reads and checks, unpooling scatters, patch extraction
+    "unsafe_split unsafe_chunk unsafe_split_with_sizes triu_indices tril_indices index_copy "
+    "index_copy_ complex _local_scalar_dense _linalg_check_errors max_unpool2d max_unpool3d "
+    "masked_select im2col"
 )
 
 

@@ -176,3 +176,65 @@ def _grid_sampler(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Op
         return OpCost(flops=numel(shape) * INTERPOLATE_FLOPS_PER_OUTPUT["trilinear"]
                       + points * per_point)  # fmt: skip
     return OpCost(flops=grid_sample_flops(shape, mode))
+
+
+@register_formula(aten.col2im.default)
+def _col2im(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    """``F.fold``: every column element is added into its place (overlaps sum): 1 per input
+    element. Its inverse ``im2col`` (``F.unfold``) only copies."""
+    return OpCost(flops=numel(tuple(args[0].shape)))
+
+
+@register_formula(aten.affine_grid_generator.default)
+def _affine_grid(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    """Every grid point is ``theta @ (x, y, 1)``: per output coordinate, one MAC per column of
+    theta (a 2-D grid: 3 per coordinate, 2 coordinates per point)."""
+    macs = numel(tuple(out.shape)) * int(args[0].shape[-1])
+    return OpCost(macs, 2 * macs)
+
+
+ANTIALIAS_INTERP_SIZE = {"bilinear": 2, "bicubic": 4}
+
+
+def antialias_taps(in_size: int, out_size: int, interp_size: int) -> int:
+    """Taps per output of an antialiased resize along one axis, as PyTorch sizes its weights:
+    the support widens with the downscale factor, ``ceil(support) x 2 + 1``.
+
+    Bilinear 8 -> 4: support 2, 5 taps; 4 -> 8 (upsampling): support 1, 3 taps.
+
+    >>> antialias_taps(8, 4, 2), antialias_taps(4, 8, 2)
+    (5, 3)
+    """
+    scale = in_size / out_size
+    support = interp_size / 2 * scale if scale >= 1.0 else interp_size / 2
+    return math.ceil(support) * 2 + 1
+
+
+def antialias_resize_flops(
+    input_shape: Sequence[int], output_shape: Sequence[int], mode: str
+) -> int:
+    """Two separable passes of weighted sums (a multiply and an add per tap, less one add):
+    along W at the input height, then along H at the output size.
+
+    Bilinear 1x3x8x8 -> 1x3x4x4: 3 x 8 x 4 x 9 + 3 x 4 x 4 x 9 = 1,296 FLOPs.
+
+    >>> antialias_resize_flops((1, 3, 8, 8), (1, 3, 4, 4), "bilinear")
+    1296
+    """
+    size = ANTIALIAS_INTERP_SIZE[mode]
+    lead = numel(output_shape[:-2])
+    (h_in, w_in), (h_out, w_out) = input_shape[-2:], output_shape[-2:]
+    taps_w, taps_h = antialias_taps(w_in, w_out, size), antialias_taps(h_in, h_out, size)
+    return lead * (h_in * w_out * (2 * taps_w - 1) + h_out * w_out * (2 * taps_h - 1))
+
+
+def _antialias(mode: str) -> Any:
+    def handler(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+        return OpCost(flops=antialias_resize_flops(tuple(args[0].shape), tuple(out.shape), mode))
+
+    handler.__doc__ = f"Antialiased {mode} resize: two separable passes of weighted sums."
+    return handler
+
+
+register_formula(aten._upsample_bilinear2d_aa)(_antialias("bilinear"))
+register_formula(aten._upsample_bicubic2d_aa)(_antialias("bicubic"))
