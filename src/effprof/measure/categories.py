@@ -35,7 +35,7 @@ for _category, _names in {
     CONVOLUTION: "convolution _convolution conv2d conv1d conv3d cudnn_convolution mkldnn_convolution "
     "convolution_overrideable _nnpack_spatial_convolution slow_conv2d conv_transpose2d "
     "cudnn_convolution_transpose _slow_conv2d_forward thnn_conv2d",
-    MATMUL: "mm addmm bmm baddbmm matmul linear _scaled_mm einsum mv dot addbmm addmv addr",
+    MATMUL: "mm addmm bmm baddbmm matmul linear _scaled_mm einsum mv dot addbmm addmv addr _sparse_mm _sparse_addmm",
     ATTENTION: "scaled_dot_product_attention _scaled_dot_product_flash_attention_for_cpu "
     "_scaled_dot_product_flash_attention _scaled_dot_product_efficient_attention "
     "_scaled_dot_product_cudnn_attention _scaled_dot_product_attention_math _flash_attention_forward "

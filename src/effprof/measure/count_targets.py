@@ -71,26 +71,34 @@ def float_dtypes(model: nn.Module) -> set[torch.dtype]:
 
 def count_dtype(model: nn.Module, spec: InputSpec, dtype: torch.dtype | None) -> torch.dtype | None:
     """The float dtype the count runs in: ``dtype`` when given (the model is cast to it), else
-    the model's own when its floating tensors share one (float inputs are cast to it), else the
-    primary input's when the model holds no floating tensor; None for a model of mixed dtypes
-    (counted as it is, inputs as the spec gives them)."""
+    the model's own when its floating tensors share one (float inputs are cast to it, as a
+    float64 model needs float64 inputs); None for a model of mixed dtypes or without floating
+    tensors (counted as it is, inputs as the spec gives them)."""
     if dtype is not None:
         return dtype
     own = float_dtypes(model)
-    if len(own) == 1:
-        return next(iter(own))
-    if own:
-        return None
-    primary = getattr(torch, spec.primary.dtype)
-    return primary if primary.is_floating_point else torch.float32
+    return next(iter(own)) if len(own) == 1 else None
 
 
-def dtype_text(model: nn.Module, dtype: torch.dtype | None) -> str:
-    """``"float32"``, or ``"mixed (float32, float64)"`` for a model counted in its own dtypes."""
+def dtype_text(model: nn.Module, spec: InputSpec, dtype: torch.dtype | None) -> str:
+    """``"float32"``; ``"mixed (float32, float64)"`` for a model counted in its own dtypes; the
+    primary input's dtype for a model without floating tensors (``"complex64"``)."""
     if dtype is not None:
         return str(dtype).removeprefix("torch.")
     names = sorted(str(d).removeprefix("torch.") for d in float_dtypes(model))
-    return f"mixed ({', '.join(names)})"
+    return f"mixed ({', '.join(names)})" if names else spec.primary.dtype
+
+
+def shapes_cannot_tell(spec: InputSpec) -> str:
+    """Why shapes alone cannot count these inputs ("" when they can): a sparse tensor's work
+    depends on how many values it stores, which meta and fake tensors do not know."""
+    sparse = [f"{t.label} ({t.layout})" for t in spec.tensors if t.layout != "strided"]
+    if not sparse:
+        return ""
+    return (
+        f"the inputs {', '.join(sparse)} are sparse: the work depends on how many values they "
+        "store, which only real tensors know"
+    )
 
 
 def meta_copy(model: nn.Module, dtype: torch.dtype | None = torch.float32) -> nn.Module:

@@ -44,6 +44,7 @@ from effprof.measure.count_targets import (
     count_dtype,
     dtype_text,
     meta_copy,
+    shapes_cannot_tell,
 )
 from effprof.measure.formulas import COUNTING_POLICY, find_formula
 from effprof.measure.meta_shortcuts import SHAPE_ONLY, direct_resizes
@@ -51,6 +52,7 @@ from effprof.measure.provenance import Provenance
 from effprof.measure.regions import ATTENTION, fused_regions
 from effprof.measure.trace import CallPaths, LiveMemory, nbytes, tensors_in
 from effprof.models.inputs import InputSpec, as_inputs, check_representable, flat_tensors
+from effprof.models.registry import pixel_map_scale
 from effprof.results import EffprofError, Missing
 
 __all__ = ["COUNTING_POLICY", "CountError", "CountResult", "count_model", "meta_copy", "shape_text"]
@@ -190,7 +192,7 @@ class CountResult:
     uncalled_modules: pd.DataFrame
     seconds: float
     counted_on: str = "meta"  # "meta", "fake" or "cpu": see effprof.measure.count_targets
-    fallback_reason: str = ""  # why the meta device could not count it ("" when it did)
+    fallback_reason: str = ""  # why the meta device did not count it ("" when it did)
     policy: str = field(default=COUNTING_POLICY, repr=False)
 
     @property
@@ -226,14 +228,19 @@ class CountResult:
         return table.loc[order].reset_index()
 
     def macs_per_output_pixel(self) -> float | Missing:
-        """MACs divided by N x H x W of the largest N x C x H x W output (the image a restorer
-        produces); Missing when the model returns no such image."""
+        """MACs divided by the pixels of the largest per-pixel output: N x H x W of an
+        N x C x H x W image (the image a restorer produces) or of an N x H x W map of the input
+        image (a depth map, see :func:`effprof.models.registry.pixel_map_scale`); Missing when
+        the model returns neither."""
         images = [s for s in self.output_shapes if len(s) == 4]
+        images += [s for s in self.output_shapes if len(s) == 3 and pixel_map_scale(self.inputs, s)]
         if not images:
             shapes = ", ".join(shape_text(s) for s in self.output_shapes) or "none"
-            return Missing(f"the model returns no N x C x H x W image (outputs: {shapes})")
-        shape = max(images, key=lambda s: s[0] * s[2] * s[3])
-        return self.macs / (shape[0] * shape[2] * shape[3])
+            return Missing(
+                f"the model returns no N x C x H x W image or per-pixel map (outputs: {shapes})"
+            )
+        pixels = max(s[0] * s[-2] * s[-1] for s in images)
+        return self.macs / pixels
 
     def summary(self) -> dict[str, Any]:
         """Headline numbers with units in their names, for run.json."""
@@ -262,7 +269,7 @@ class CountResult:
         where = TARGET_TEXT[self.counted_on]
         if not self.fallback_reason:
             return where
-        return f"{where}, because on the meta device {self.fallback_reason}"
+        return f"{where}, because {self.fallback_reason}"
 
 
 def _storage_key(tensor: torch.Tensor) -> int:
@@ -328,6 +335,9 @@ def count_model(
     chosen = count_dtype(model, spec, dtype)
     check_representable(spec, chosen)
     extra = dict(forward_kwargs or {})
+    skipped = shapes_cannot_tell(spec)
+    if skipped:  # sparse inputs: only real tensors know how many values they store
+        targets = [t for t in targets if t == CPU] or list(targets)[-1:]
     failures: list[CountFailure] = []
     unknown = [t for t in targets if t not in TARGETS]
     if unknown or not targets:
@@ -347,7 +357,9 @@ def count_model(
                 break
             continue
         if failures:
-            result = replace(result, fallback_reason=failures[0].text())
+            result = replace(result, fallback_reason=f"on the meta device {failures[0].text()}")
+        elif skipped:
+            result = replace(result, fallback_reason=skipped)
         return result
     raise CountError(type(model).__name__, spec.describe(), tuple(failures))
 
@@ -387,7 +399,7 @@ def _count(
     )
     return CountResult(
         input_shape=spec.shape,
-        dtype=dtype_text(model, target.dtype),
+        dtype=dtype_text(model, spec, target.dtype),
         forward_kwargs=dict(forward_kwargs),
         inputs=spec,
         macs=int(ops["macs"].sum()),
