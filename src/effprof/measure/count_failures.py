@@ -65,7 +65,7 @@ _MESSAGE_KINDS = [  # first match wins: (pattern on the message, kind)
     (r"complex|sparse|not implemented for '\w+'|layout", UNSUPPORTED),
     (r"should be the same|expected scalar type|dtype|type \(\w+\) and", DTYPE),
     (
-        r"size mismatch|shape|size of tensor|sizes? of tensors? must match|dimension|channels|"
+        r"size mismatch|shape|size of tensor|sizes? of tensors? must match|dimension|\bdims?\b|channels|"
         r"cannot be multiplied|groups|image size|kernel size|output size|input size|spatial|"
         r"out of bounds|out of range|non-positive|must be divisible|expected input|"
         r"expected \d+D|\d+-?D input|sequence length",
