@@ -77,6 +77,67 @@ def _cat_output(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor |
     return torch.empty(shape, dtype=first.dtype, device="meta")
 
 
+_FULL = (torch.float32, torch.float64)  # dtypes whose norms and softmax compute in themselves
+
+
+def _dense_full(x: Any) -> torch.Tensor | None:
+    """``x`` when it is a dense float32/64 tensor (any strides), else None."""
+    if not isinstance(x, torch.Tensor) or x.dtype not in _FULL or x.layout != torch.strided:
+        return None
+    return x
+
+
+def _matmul_output(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """``mm`` / ``bmm`` (and ``addmm`` / ``baddbmm`` with a bias that broadcasts): the product's
+    shape, contiguous, as the meta kernel gives for dense float32/64 operands."""
+    if kwargs:
+        return None
+    operands = args[1:3] if len(args) >= 3 else args[:2]
+    lhs, rhs = operands if len(operands) == 2 else (None, None)
+    if not (isinstance(lhs, torch.Tensor) and isinstance(rhs, torch.Tensor)):
+        return None
+    if lhs.dtype not in _FULL or rhs.dtype != lhs.dtype or lhs.layout != torch.strided:
+        return None  # (any strides: the product is written contiguous)
+    if rhs.layout != torch.strided or lhs.dim() != rhs.dim() or lhs.dim() not in (2, 3):
+        return None
+    if lhs.shape[-1] != rhs.shape[-2] or (lhs.dim() == 3 and lhs.shape[0] != rhs.shape[0]):
+        return None
+    shape = (*lhs.shape[:-1], rhs.shape[-1])
+    if len(args) >= 3:  # the bias of addmm / baddbmm
+        bias = args[0]
+        if not isinstance(bias, torch.Tensor) or bias.dtype != lhs.dtype:
+            return None
+        if torch.broadcast_shapes(bias.shape, shape) != torch.Size(shape):
+            return None
+    return torch.empty(shape, dtype=lhs.dtype, device="meta")
+
+
+def _layer_norm_output(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``native_layer_norm``: (output of the input's shape, mean and rstd with the normalised
+    dims kept as 1), all contiguous as the kernels write them (a permuted input too)."""
+    x = _dense_full(args[0]) if args else None
+    if x is None or kwargs or len(args) < 2:
+        return None
+    axis = x.dim() - len(args[1])
+    stats = (*x.shape[:axis], *([1] * len(args[1])))
+    empty = torch.empty
+    return (empty(x.shape, dtype=x.dtype, device="meta"),
+            empty(stats, dtype=x.dtype, device="meta"), empty(stats, dtype=x.dtype, device="meta"))  # fmt: skip
+
+
+def _softmax_output(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """``_softmax`` / ``_safe_softmax``: the input's shape and dtype, contiguous as the kernels
+    write it (no half-to-float)."""
+    x = _dense_full(args[0]) if args else None
+    if (
+        x is None
+        or kwargs.get("dtype") is not None
+        or (len(args) > 2 and args[2] not in (False, None))
+    ):
+        return None
+    return torch.empty(x.shape, dtype=x.dtype, device="meta")
+
+
 _aten = torch.ops.aten
 ShapeRule = Callable[[tuple[Any, ...], dict[str, Any]], "torch.Tensor | None"]
 SHAPE_ONLY: dict[Any, ShapeRule] = {
@@ -85,6 +146,11 @@ SHAPE_ONLY: dict[Any, ShapeRule] = {
     for op in (getattr(_aten, name).vec, getattr(_aten, name).default)
 }
 SHAPE_ONLY[_aten.cat.default] = _cat_output
+for _op in (_aten.mm.default, _aten.bmm.default, _aten.addmm.default, _aten.baddbmm.default):
+    SHAPE_ONLY[_op] = _matmul_output
+SHAPE_ONLY[_aten.native_layer_norm.default] = _layer_norm_output
+SHAPE_ONLY[_aten._softmax.default] = _softmax_output
+SHAPE_ONLY[_aten._safe_softmax.default] = _softmax_output
 for _name in [
     "add.Tensor",
     "sub.Tensor",
