@@ -3,6 +3,8 @@ target can count is refused with: each class of module the counter does not expe
 
 from __future__ import annotations
 
+import doctest
+
 import pytest
 import torch
 from torch import nn
@@ -17,6 +19,7 @@ from effprof.measure.count_failures import (
     TOO_LARGE,
     CountError,
     classify,
+    refusal_line,
 )
 from effprof.measure.count_targets import same_ops_as_meta
 from effprof.measure.counting import count_model
@@ -259,3 +262,35 @@ def test_failures_are_classified_by_rule(
     failure = classify(error, where)
     assert (failure.kind, failure.retry) == (kind, retry)
     assert "\x1b" not in failure.detail
+
+
+def test_worked_examples_in_docstrings_are_right() -> None:
+    from effprof.measure import count_failures
+
+    result = doctest.testmod(count_failures)
+    assert result.attempted >= 3 and result.failed == 0
+
+
+def test_refusal_names_the_factory_and_blames_the_shape_only_when_it_is_the_problem() -> None:
+    subject = load_subject("tests.models.hf_zoo:resnet")
+    inputs = subject.default_inputs()
+    with torch.device("meta"):
+        reads = _ReadsAValue()
+    with pytest.raises(CountError) as refused:
+        count_model(reads, inputs)
+    line = refusal_line(refused.value, "tests.models.hf_zoo:resnet", inputs)
+    assert "(from the model factory's example inputs)" in line and "registry entry" not in line
+    assert "reads tensor values" in line and "--input" not in line
+    with pytest.raises(CountError) as refused:
+        count_model(nn.Linear(4, 2), (3, 5))
+    shaped = refusal_line(refused.value, "lin.py:make", load_subject("tests.models.hf_zoo:resnet").default_inputs())
+    assert shaped.endswith("; give --input the shape it takes")
+
+
+class _ReadsAValue(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) * float(x.mean().item())

@@ -19,6 +19,7 @@ import re
 import sys
 from dataclasses import dataclass
 
+from effprof.models.inputs import InputSpec
 from effprof.results import EffprofError
 
 READS_VALUES = "reads values"
@@ -196,3 +197,23 @@ class CountError(EffprofError):
     def line(self) -> str:
         """``cannot count BertModel with inputs input_ids 1x16 int64: ...``."""
         return f"cannot count {self.model_name} with inputs {self.inputs}: {self.reason}"
+
+
+def refusal_line(error: EffprofError, model_name: str, inputs: InputSpec) -> str:
+    """The one line a job prints when ``model_name`` cannot be counted at ``inputs``: where the
+    inputs came from (the registry entry, the model factory's example, ``--input``, effprof's
+    default image) and the reason; ``give --input the shape it takes`` only when the shape is
+    what the model refuses.
+
+    >>> from effprof.models.inputs import image_inputs
+    >>> failure = CountFailure("meta", SHAPE, "mat1 and mat2 shapes cannot be multiplied")
+    >>> refusal_line(CountError("Net", "1x3x8x8", (failure,)), "net.py:make",
+    ...              image_inputs((1, 3, 8, 8), origin="--input"))
+    "--model 'net.py:make' cannot be counted on 1x3x8x8 (from --input): the model does not take this input shape: mat1 and mat2 shapes cannot be multiplied; give --input the shape it takes"
+    """
+    origin = f" (from {inputs.origin})" if inputs.origin else ""
+    reason = error.reason if isinstance(error, CountError) else str(error)
+    line = f"--model {model_name!r} cannot be counted on {inputs.describe()}{origin}: {reason}"
+    if isinstance(error, CountError) and error.blames_shape:
+        line += "; give --input the shape it takes"
+    return line

@@ -1,8 +1,11 @@
-"""MACs, FLOPs, bytes and activation memory of one forward pass, counted per aten op on ``meta``.
+"""MACs, FLOPs, bytes and activation memory of one forward pass, counted per aten op.
 
-The model is deep-copied onto the meta device (no weights are copied, no data is computed), run
-once in eval mode under ``no_grad`` inside a ``TorchDispatchMode`` that sees every aten call, and
-each call is costed by :mod:`effprof.measure.formulas`. Module attribution follows the module
+The model runs once in eval mode under ``no_grad`` inside a ``TorchDispatchMode`` that sees every
+aten call, and each call is costed by :mod:`effprof.measure.formulas`. It runs on the meta device
+(a weightless copy on empty tensors: any size, no memory), or, when the forward reads tensor
+values, under fake tensors and then on real CPU tensors (:mod:`effprof.measure.count_targets`);
+the result says where (``counted_on``) and why. A model no target can count raises a one-line
+:class:`~effprof.measure.count_failures.CountError`. Module attribution follows the module
 stack at *call time* (global forward hooks), so a shared module is charged to the path that called
 it and functional calls (``F.interpolate``, ``torch.cat``, ``x + y``) to the enclosing module.
 Module paths are state-dict style names; the root module's own ops have the path ``""``.
@@ -48,7 +51,7 @@ from effprof.measure.count_targets import (
 )
 from effprof.measure.formulas import COUNTING_POLICY, find_formula
 from effprof.measure.meta_shortcuts import SHAPE_ONLY, direct_resizes
-from effprof.measure.provenance import Provenance
+from effprof.measure.provenance import Provenance, uncalled_modules
 from effprof.measure.regions import ATTENTION, fused_regions
 from effprof.measure.trace import CallPaths, LiveMemory, nbytes, tensors_in
 from effprof.models.inputs import InputSpec, as_inputs, check_representable, flat_tensors
@@ -272,42 +275,6 @@ class CountResult:
         return f"{where}, because {self.fallback_reason}"
 
 
-def _storage_key(tensor: torch.Tensor) -> int:
-    return tensor.untyped_storage()._cdata
-
-
-def _uncalled(model: nn.Module, read: set[int]) -> pd.DataFrame:
-    """Top-most modules holding parameters none of whose parameters or buffers any op read.
-
-    Decided by what ran, not by which ``forward`` was entered: a ModuleList that its parent loops
-    over, or a relative-position table read by an index op, is used.
-    """
-    held: dict[str, int] = {}  # module path -> parameters under it
-    used: set[str] = set()  # module paths with a parameter or buffer some op read
-    tensors = [(n, t, True) for n, t in model.named_parameters(remove_duplicate=False)]
-    tensors += [(n, t, False) for n, t in model.named_buffers(remove_duplicate=False)]
-    for name, tensor, is_param in tensors:
-        parts = name.split(".")[:-1]
-        was_read = _storage_key(tensor) in read
-        for depth in range(len(parts) + 1):
-            path = ".".join(parts[:depth])
-            if is_param:
-                held[path] = held.get(path, 0) + tensor.numel()
-            if was_read:
-                used.add(path)
-    rows = []
-    skip: list[str] = []
-    types = {name: type(m).__name__ for name, m in model.named_modules(remove_duplicate=False)}
-    for name in types:
-        if name == "" or name not in held or name in used:
-            continue
-        if any(name.startswith(s + ".") for s in skip):
-            continue
-        rows.append((name, types[name], held[name]))
-        skip.append(name)
-    return pd.DataFrame(rows, columns=["module", "module_type", "params"])
-
-
 def count_model(
     model: nn.Module,
     inputs: InputSpec | Sequence[int],
@@ -411,7 +378,7 @@ def _count(
         output_shapes=outputs,
         ops=ops,
         uncounted=uncounted,
-        uncalled_modules=_uncalled(model, provenance.read),
+        uncalled_modules=uncalled_modules(model, provenance.read),
         seconds=time.perf_counter() - start,
         counted_on=target.where,
     )
