@@ -283,7 +283,9 @@ def test_refusal_names_the_factory_and_blames_the_shape_only_when_it_is_the_prob
     assert "reads tensor values" in line and "--input" not in line
     with pytest.raises(CountError) as refused:
         count_model(nn.Linear(4, 2), (3, 5))
-    shaped = refusal_line(refused.value, "lin.py:make", load_subject("tests.models.hf_zoo:resnet").default_inputs())
+    shaped = refusal_line(
+        refused.value, "lin.py:make", load_subject("tests.models.hf_zoo:resnet").default_inputs()
+    )
     assert shaped.endswith("; give --input the shape it takes")
 
 
