@@ -149,3 +149,10 @@ def test_policy_text_names_the_conventions() -> None:
 def test_bicubic_resize_is_31_flops_per_output() -> None:
     result = count_model(nn.Upsample(scale_factor=2, mode="bicubic"), (1, 1, 4, 4))
     assert result.flops == 8 * 8 * 31  # 16 mul + 15 add per output
+
+
+def test_every_op_with_a_formula_has_a_category() -> None:
+    from effprof.measure.categories import OTHER, op_category
+
+    other = [str(op) for op in FORMULAS if op_category(str(op), getattr(op, "tags", ())) == OTHER]
+    assert other == []  # an op counted but filed under "other" would hide in the category table
