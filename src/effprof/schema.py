@@ -160,6 +160,7 @@ OUTPUT_KIND = _m("output_kind", "", INFO, "count", "what the main output is: ima
 OUTPUT_KIND_SOURCE = _m("output_kind_source", "", INFO, "count", "whether the output kind is declared by the model's entry or inferred")
 DTYPE = _m("dtype", "", INFO, "count", "floating dtype the forward was counted in")
 COUNTED_ON = _m("counted_on", "", INFO, "count", "how the forward was counted: meta tensors, fake tensors or real CPU tensors")
+COUNTED_ON_REASON = _m("counted_on_reason", "", INFO, "count", "where the count ran, and why not on the meta device when it did not")
 MEGAPIXELS = _m("megapixels", "MP", COUNT, "count", "input megapixels per forward (N x H x W / 1e6)")
 MACS = _m("macs", "MAC", COUNT, "count", "multiply-accumulates of convolutions, linear layers and matmuls in one forward", LOWER, "MACs")
 FLOPS = _m("flops", "FLOP", COUNT, "count", "2 x MACs plus every other op's FLOPs in one forward", LOWER, "FLOPs")

@@ -25,6 +25,22 @@ RESOLUTIONS: dict[str, tuple[int, int]] = {
 }
 
 _SHAPE = re.compile(r"^\s*\d+(\s*[xX×,]\s*\d+)*\s*$")
+INT64_MAX = 2**63 - 1  # PyTorch's sizes and element counts are int64
+MAX_TEXT = 200  # longer shape or resolution strings are refused before any number is read
+
+
+def _shown(text: object) -> str:
+    return repr(text if not isinstance(text, str) or len(text) <= 40 else text[:37] + "...")
+
+
+def _check_sizes(text: str, dims: tuple[int, ...], what: str) -> None:
+    """Every size and their product must fit PyTorch's int64: the limit is named, not hit."""
+    elements = math.prod(dims)
+    if max(dims) > INT64_MAX or elements > INT64_MAX:
+        raise EffprofError(
+            f"{what} {_shown(text)} is too large: PyTorch holds at most 2^63-1 = {INT64_MAX:,} "
+            "elements in a tensor"
+        )
 
 
 def parse_shape(text: str, ndim: int | None = 4) -> tuple[int, ...]:
@@ -34,18 +50,21 @@ def parse_shape(text: str, ndim: int | None = 4) -> tuple[int, ...]:
     >>> parse_shape("1x3x720x1280"), parse_shape("16384x3", ndim=None)
     ((1, 3, 720, 1280), (16384, 3))
     """
-    if not isinstance(text, str) or len(text) > 200 or not _SHAPE.match(text):
-        shown = text if not isinstance(text, str) or len(text) <= 40 else text[:37] + "..."
+    if not isinstance(text, str) or len(text) > MAX_TEXT or not _SHAPE.match(text):
         raise EffprofError(
-            f"malformed input shape {shown!r}: expected N x C x H x W, e.g. 1x3x256x256"
+            f"malformed input shape {_shown(text)}: expected N x C x H x W, e.g. 1x3x256x256"
         )
     dims = tuple(int(part) for part in re.split(r"\s*[xX×,]\s*", text.strip()))
     if ndim is not None and len(dims) != ndim:
         raise EffprofError(
-            f"malformed input shape {text!r}: expected {ndim} dimensions (N x C x H x W), got {len(dims)}"
+            f"malformed input shape {_shown(text)}: expected {ndim} dimensions (N x C x H x W), "
+            f"got {len(dims)}"
         )
     if any(d <= 0 for d in dims):
-        raise EffprofError(f"malformed input shape {text!r}: every dimension must be positive")
+        raise EffprofError(
+            f"malformed input shape {_shown(text)}: every dimension must be positive"
+        )
+    _check_sizes(text, dims, "input shape")
     return dims
 
 
@@ -60,24 +79,29 @@ def parse_resolution(text: str) -> tuple[int, int]:
     >>> parse_resolution("1080p"), parse_resolution("256"), parse_resolution("720x1280")
     ((1080, 1920), (256, 256), (720, 1280))
     """
+    known = ", ".join(RESOLUTIONS)
+    if not isinstance(text, str) or len(text) > MAX_TEXT:
+        raise EffprofError(
+            f"malformed resolution {_shown(text)}: use a side (512), HxW (720x1280) or one of {known}"
+        )
     key = text.strip().lower()
     if key in RESOLUTIONS:
         return RESOLUTIONS[key]
-    if re.fullmatch(r"\d+", key):
-        side = int(key)
-        if side > 0:
-            return side, side
-    match = re.fullmatch(r"(\d+)\s*[x×]\s*(\d+)", key)
-    if match and int(match[1]) > 0 and int(match[2]) > 0:
-        return int(match[1]), int(match[2])
-    known = ", ".join(RESOLUTIONS)
+    match = re.fullmatch(r"(\d+)(?:\s*[x×]\s*(\d+))?", key)
+    if match:
+        height, width = int(match[1]), int(match[2] or match[1])
+        if height > 0 and width > 0:
+            _check_sizes(text, (height, width), "resolution")
+            return height, width
     raise EffprofError(
-        f"malformed resolution {text!r}: use a side (512), HxW (720x1280) or one of {known}"
+        f"malformed resolution {_shown(text)}: use a side (512), HxW (720x1280) or one of {known}"
     )
 
 
 def parse_resolutions(text: str) -> list[tuple[int, int]]:
     """A comma-separated list of resolutions, e.g. ``"256,512,720p,1080p,4k"``."""
+    if not isinstance(text, str) or len(text) > 20 * MAX_TEXT:
+        raise EffprofError(f"malformed --resolutions {_shown(text)}: give e.g. 256,512,720p")
     parts = [p for p in text.split(",") if p.strip()]
     if not parts:
         raise EffprofError("empty --resolutions: give e.g. 256,512,720p")

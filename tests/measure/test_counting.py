@@ -157,13 +157,35 @@ def test_bad_shapes_are_user_errors(shape: tuple[int, ...]) -> None:
         count_model(Chain(), shape)
 
 
-def test_model_that_needs_data_is_a_user_error() -> None:
-    class DataDependent(nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x * float(x.sum().item())
+class _ReadsAValue(nn.Module):
+    """A forward that needs a Python number from its input: neither meta nor fake tensors have it."""
 
-    with pytest.raises(EffprofError, match="meta device"):
-        count_model(DataDependent(), (1, 2))
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Linear(2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale(x) * float(x.sum().item())
+
+
+def test_a_forward_that_reads_a_value_is_counted_on_real_cpu_tensors() -> None:
+    result = count_model(_ReadsAValue(), (1, 2))
+    assert result.counted_on == "cpu" and result.macs == 4  # 1x2 @ 2x2
+    assert "reads tensor values" in result.fallback_reason
+    assert "Tensor.item() cannot be called on meta tensors" in result.summary()["counted_on_reason"]
+
+
+def test_a_forward_that_reads_a_value_without_weights_is_refused_in_one_line() -> None:
+    with torch.device("meta"):
+        model = _ReadsAValue()
+    with pytest.raises(EffprofError) as refused:
+        count_model(model, (1, 2))
+    line = str(refused.value)
+    assert "\n" not in line and line.startswith(
+        "cannot count _ReadsAValue with inputs other 1x2 float32"
+    )
+    assert "reads tensor values" in line and "weights are on the meta device" in line
+    assert not refused.value.blames_shape
 
 
 def test_summary_and_policy_travel_with_the_result() -> None:

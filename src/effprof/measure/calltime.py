@@ -39,11 +39,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from effprof import schema as S
 from effprof.measure.categories import op_category
-from effprof.measure.counting import _CallPaths, _tensors
 from effprof.measure.hostload import HostLoad
 from effprof.measure.provenance import Provenance
 from effprof.measure.regions import ATTENTION, fused_regions
 from effprof.measure.session import LatencySpec, Session, measured
+from effprof.measure.trace import CallPaths, tensors_in
 from effprof.models.inputs import InputSpec, as_inputs
 from effprof.results import Missing
 
@@ -60,7 +60,7 @@ class _TimingMode(TorchDispatchMode):
     one call. Categories are decided as the counter decides them (op tags, attention by
     provenance). CUDA times are resolved at the end."""
 
-    def __init__(self, device: str, paths: _CallPaths, provenance: Provenance) -> None:
+    def __init__(self, device: str, paths: CallPaths, provenance: Provenance) -> None:
         super().__init__()
         self.cuda = device == "cuda"
         self.paths = paths
@@ -107,8 +107,8 @@ class _TimingMode(TorchDispatchMode):
         start = self._start()
         out = func(*args, **kwargs)
         elapsed = self._stop(start)
-        inputs = list(_tensors((*args, *kwargs.values())))
-        outputs = list(_tensors(out if isinstance(out, (list, tuple)) else (out,)))
+        inputs = list(tensors_in((*args, *kwargs.values())))
+        outputs = list(tensors_in(out if isinstance(out, (list, tuple)) else (out,)))
         category = op_category(name, func.tags)
         category = self.provenance.observe(len(self.rows), func, category, inputs, outputs)
         self._append(elapsed, name, self.paths.current[0], category)
@@ -162,7 +162,7 @@ class CallTimes:
 def _one_pass(
     model: nn.Module, args: tuple, kwargs: Mapping[str, Any], device: str
 ) -> pd.DataFrame:
-    paths = _CallPaths(model)
+    paths = CallPaths(model)
     weights = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
     provenance = Provenance(weights)
     mode = _TimingMode(device, paths, provenance)

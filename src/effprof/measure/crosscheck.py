@@ -8,6 +8,7 @@ per-module-type totals of each tool set against effprof's per-op table at the sa
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +21,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from effprof.measure.counting import CountResult, count_model, meta_copy, shape_text
+from effprof.measure.count_targets import ON, count_dtype
+from effprof.measure.counting import CountResult, count_model, shape_text
 from effprof.measure.params import count_params
 from effprof.measure.tool_counters import (
     ForwardCall,
@@ -123,11 +125,22 @@ def _explain_flop_counter(total: int, by_op: Mapping[str, int], count: CountResu
     )
 
 
-def _run_flop_counter(model: nn.Module, inputs: InputSpec, kwargs: Mapping[str, Any]) -> Any:
-    meta = meta_copy(model)
-    args, given = inputs.build("meta")
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        meta(*args, **{**given, **kwargs})
+def run_flop_counter(
+    model: nn.Module, inputs: InputSpec, kwargs: Mapping[str, Any], where: str = "meta"
+) -> tuple[int, dict[str, int]]:
+    """FlopCounterMode's total FLOPs and its per-op counts for one forward on ``where`` (the
+    target effprof's count ran on: meta, fake or real CPU tensors; see
+    :mod:`effprof.measure.count_targets`). Off meta, attention runs PyTorch's math path, whose
+    matrix products FlopCounterMode counts (it has no formula for the CPU's fused kernel)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    dtype = count_dtype(model, inputs, None)
+    attention = sdpa_kernel([SDPBackend.MATH]) if where != "meta" else contextlib.nullcontext()
+    with (
+        ON[where](model, inputs, dtype, dict(kwargs)) as target, attention, torch.no_grad(),
+        FlopCounterMode(display=False) as counter,
+    ):  # fmt: skip
+        target.model(*target.args, **target.kwargs)
     by_op = {str(op): int(v) for op, v in counter.get_flop_counts().get("Global", {}).items()}
     return int(counter.get_total_flops()), by_op
 
@@ -196,7 +209,7 @@ def _reference_row(
     shape = tuple(ref.input_shape)
     ours: Any = None
     if ref.counter == "FlopCounterMode":
-        ours = _run_flop_counter(model, as_inputs(shape), ref_kwargs)[0]
+        ours = run_flop_counter(model, as_inputs(shape), ref_kwargs)[0]
     elif (
         fvcore_row is not None
         and fvcore_row["input_shape"] == shape_text(shape)
@@ -265,7 +278,7 @@ def cross_check(
     if "FlopCounterMode" in tools:
 
         def flop_counter() -> dict[str, Any]:
-            total, by_op = _run_flop_counter(model, main, kwargs)
+            total, by_op = run_flop_counter(model, main, kwargs, count.counted_on)
             return {"tool_value": total, "macs": total // 2, "flops": total,
                     "explanation": _explain_flop_counter(total, by_op, count)}  # fmt: skip
 

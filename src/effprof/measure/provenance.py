@@ -19,7 +19,9 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
+import pandas as pd
 import torch
+from torch import nn
 
 from effprof.measure.categories import (
     ACTIVATION,
@@ -108,3 +110,39 @@ def _forget(table: Any, key: int) -> None:
         table.pop(key, None)
     else:
         table.discard(key)
+
+
+def _storage_key(tensor: torch.Tensor) -> int:
+    return tensor.untyped_storage()._cdata
+
+
+def uncalled_modules(model: nn.Module, read: set[int]) -> pd.DataFrame:
+    """Top-most modules holding parameters none of whose parameters or buffers any op read.
+
+    Decided by what ran, not by which ``forward`` was entered: a ModuleList that its parent loops
+    over, or a relative-position table read by an index op, is used.
+    """
+    held: dict[str, int] = {}  # module path -> parameters under it
+    used: set[str] = set()  # module paths with a parameter or buffer some op read
+    tensors = [(n, t, True) for n, t in model.named_parameters(remove_duplicate=False)]
+    tensors += [(n, t, False) for n, t in model.named_buffers(remove_duplicate=False)]
+    for name, tensor, is_param in tensors:
+        parts = name.split(".")[:-1]
+        was_read = _storage_key(tensor) in read
+        for depth in range(len(parts) + 1):
+            path = ".".join(parts[:depth])
+            if is_param:
+                held[path] = held.get(path, 0) + tensor.numel()
+            if was_read:
+                used.add(path)
+    rows = []
+    skip: list[str] = []
+    types = {name: type(m).__name__ for name, m in model.named_modules(remove_duplicate=False)}
+    for name in types:
+        if name == "" or name not in held or name in used:
+            continue
+        if any(name.startswith(s + ".") for s in skip):
+            continue
+        rows.append((name, types[name], held[name]))
+        skip.append(name)
+    return pd.DataFrame(rows, columns=["module", "module_type", "params"])

@@ -167,7 +167,25 @@ def load_subject(
     elif weights is not None:
         path = resolve_weights(name, variant, str(weights))
         load_state_dict_strict(model, read_state_dict(path), str(weights))
+    if not on_meta:
+        _check_has_values(name, model, device)
     return Subject(entry, variant, model.to(device).eval())
+
+
+def _check_has_values(name: str, model: nn.Module, device: str | torch.device) -> None:
+    """Refuse, in one line, a model whose weights are on the meta device (no values) when a
+    run needs them on ``device``: moving it would fail with "Cannot copy out of meta tensor"."""
+    empty = [
+        n for n, t in (*model.named_parameters(), *model.named_buffers())
+        if not nn.parameter.is_lazy(t) and t.is_meta
+    ]  # fmt: skip
+    if empty:
+        raise EffprofError(
+            f"--model {name!r} holds {len(empty)} parameter(s) or buffer(s) on the meta device "
+            f"(no values, e.g. {empty[0]!r}): a run on {torch.device(device).type} needs "
+            "weights; build the model on the CPU or load weights (`effprof count` counts it "
+            "as it is)"
+        )
 
 
 def _build_generic(name: str, on_meta: bool) -> tuple[nn.Module, InputSpec | None]:

@@ -27,6 +27,7 @@ from effprof.results import EffprofError
 _MODULE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _FILE_SPEC = re.compile(r"^(?P<path>.+\.py):(?P<attr>[A-Za-z_]\w*)$")
 MAX_MESSAGE = 300
+FACTORY_ORIGIN = "the model factory's example inputs"
 
 
 def is_import_spec(name: str) -> bool:
@@ -143,11 +144,11 @@ def build_from_spec(spec: str) -> tuple[nn.Module, InputSpec | None]:
             "(or a (module, example_inputs) pair)"
         )
     if isinstance(example, InputSpec):
-        return result, example
+        return result, example if example.origin else replace(example, origin=FACTORY_ORIGIN)
     if example is None:
         return result, declared_inputs(result)
     try:
-        return result, replace(from_example(example), origin=f"the example inputs {spec} returned")
+        return result, replace(from_example(example), origin=FACTORY_ORIGIN)
     except EffprofError as error:
         raise EffprofError(f"--model {spec!r}: {error}") from None
 

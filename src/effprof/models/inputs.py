@@ -16,6 +16,7 @@ H and W, a point cloud's point count, a sequence's length.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -34,6 +35,8 @@ TOKENS = "tokens"
 OTHER = "other"
 ROLES = (IMAGE, POINTS, FEATURES, TOKENS, OTHER)
 INPUT_SEED = 0  # every random input is seeded: two measurements of one spec see the same values
+LAYOUTS = ("strided", "sparse_coo", "sparse_csr")
+INT64_MAX = 2**63 - 1  # PyTorch's sizes, element counts and storage bytes are int64
 
 
 @dataclass(frozen=True)
@@ -51,13 +54,18 @@ class TensorSpec:
     role: str = IMAGE
     name: str | None = None
     size_dims: tuple[int, ...] = ()
+    layout: str = "strided"  # or a sparse layout: "sparse_coo", "sparse_csr"
 
     def __post_init__(self) -> None:
-        if not all(isinstance(d, int) and d > 0 for d in self.shape):
-            raise EffprofError(f"input shape must be positive integers, got {self.shape!r}")
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in self.shape):
+            raise EffprofError(f"input shape must be positive integers, got {_short(self.shape)}")
         if self.role not in ROLES:
             raise ValueError(f"unknown input role {self.role!r}; known: {', '.join(ROLES)}")
-        torch_dtype(self.dtype)
+        check_size(self.label, self.shape, torch_dtype(self.dtype))
+        if self.layout not in LAYOUTS:
+            raise EffprofError(
+                f"unknown tensor layout {self.layout!r}; known: {', '.join(LAYOUTS)}"
+            )
 
     @property
     def is_float(self) -> bool:
@@ -71,15 +79,20 @@ class TensorSpec:
         if dtype.is_floating_point and float_dtype is not None:
             dtype = float_dtype
         if torch.device(device).type == "meta":
-            return torch.empty(self.shape, device="meta", dtype=dtype)
+            layout = getattr(torch, self.layout)
+            return torch.empty(self.shape, device="meta", dtype=dtype, layout=layout)
         generator = torch.Generator().manual_seed(seed)
         if dtype.is_floating_point:
             values = torch.rand(self.shape, generator=generator) * (self.high - self.low) + self.low
+        elif dtype.is_complex:
+            parts = torch.rand((*self.shape, 2), generator=generator) * (self.high - self.low)
+            values = torch.view_as_complex(parts + self.low)
         elif dtype == torch.bool:
             values = torch.rand(self.shape, generator=generator) < 0.5
         else:
             values = torch.randint(int(self.low), int(self.high), self.shape, generator=generator)
-        return values.to(device=device, dtype=dtype)
+        values = values.to(device=device, dtype=dtype)
+        return values if self.layout == "strided" else _to_layout(values, self.layout)
 
     def resized(self, size: Sequence[int]) -> TensorSpec:
         """The same tensor at another input size (only its ``size_dims`` change)."""
@@ -98,6 +111,47 @@ class TensorSpec:
     @property
     def label(self) -> str:
         return self.name or self.role
+
+
+def _to_layout(value: Tensor, layout: str) -> Tensor:
+    if layout == "sparse_coo":
+        return value.to_sparse()
+    return value.to_sparse_csr()
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_size(label: str, shape: Sequence[int], dtype: torch.dtype) -> None:
+    """Refuse a tensor PyTorch cannot represent: every size, the element count and the bytes
+    must fit in int64 (2^63-1), whatever device it would be made on.
+
+    >>> check_size("image", (1, 3, 2**31, 2**31), torch.float32)
+    Traceback (most recent call last):
+    ...
+    effprof.results.EffprofError: input image 1x3x2147483648x2147483648 cannot be represented: PyTorch holds at most 2^63-1 = 9,223,372,036,854,775,807 bytes in one tensor, and 13,835,058,055,282,163,712 float32 elements take 55,340,232,221,128,654,848 bytes
+    """
+    elements = _prod(shape)
+    size = elements * torch.empty((), dtype=dtype, device="meta").element_size()
+    if max(shape, default=0) <= INT64_MAX and size <= INT64_MAX:
+        return
+    name = str(dtype).removeprefix("torch.")
+    raise EffprofError(
+        f"input {label} {_short(format_dims(shape))} cannot be represented: PyTorch holds at "
+        f"most 2^63-1 = {INT64_MAX:,} bytes in one tensor, and {_short(f'{elements:,}', 40)} "
+        f"{name} elements take {_short(f'{size:,}', 40)} bytes"
+    )
+
+
+def check_representable(spec: InputSpec, float_dtype: torch.dtype | None = None) -> None:
+    """:func:`check_size` for every input of ``spec``, float inputs in ``float_dtype`` if given."""
+    for tensor in spec.tensors:
+        dtype = torch_dtype(tensor.dtype)
+        if dtype.is_floating_point and float_dtype is not None:
+            dtype = float_dtype
+        check_size(tensor.label, tensor.shape, dtype)
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -218,7 +272,11 @@ class InputSpec:
         """``1x3x256x256`` for one image; ``coords 16384x3 float32, feats 16384x6 float32`` else."""
         if self.is_image and self.primary.dtype == "float32":
             return format_dims(self.shape)
-        return ", ".join(f"{t.label} {format_dims(t.shape)} {t.dtype}" for t in self.tensors)
+        return ", ".join(
+            f"{t.label} {format_dims(t.shape)} {t.dtype}"
+            + ("" if t.layout == "strided" else f" {t.layout}")
+            for t in self.tensors
+        )
 
     def numel(self) -> int:
         """Elements of every input tensor together."""
@@ -342,18 +400,43 @@ def from_example(example: Any) -> InputSpec:
     )
 
 
+def value_range(value: Tensor) -> tuple[float, float]:
+    """[low, high) of a tensor's values, to draw seeded inputs like it: floats' min and max,
+    integers' min and max + 1, the real and imaginary parts of complex values together, the
+    stored values of a sparse tensor; [0, 1) for a meta or empty tensor, or non-finite values.
+
+    >>> value_range(torch.tensor([1 + 2j, -3 + 0j]))
+    (-3.0, 2.0)
+    """
+    if value.is_meta or value.numel() == 0:
+        return 0.0, 1.0
+    if value.layout != torch.strided:
+        value = value.coalesce().values() if value.layout == torch.sparse_coo else value.values()
+        if value.numel() == 0:
+            return 0.0, 1.0
+    if value.is_complex():
+        value = torch.view_as_real(value.resolve_conj())
+    if value.dtype == torch.bool:
+        return 0.0, 2.0
+    low, high = float(value.min()), float(value.max())
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return 0.0, 1.0
+    return (low, high) if value.is_floating_point() else (low, high + 1)
+
+
 def _describe_tensor(value: Tensor, name: str | None, single: bool) -> TensorSpec:
     dtype = str(value.dtype).removeprefix("torch.")
-    if value.is_meta or value.numel() == 0:
-        low, high = 0.0, 1.0
-    elif value.is_floating_point():
-        low, high = float(value.min()), float(value.max())
-    else:
-        low, high = float(value.min()), float(value.max()) + 1
+    low, high = value_range(value.detach())
     is_image = single and value.dim() == 4 and value.is_floating_point() and name is None
-    role = IMAGE if is_image else (TOKENS if not value.is_floating_point() else FEATURES)
+    numeric = value.is_floating_point() or value.is_complex()
+    role = IMAGE if is_image else (FEATURES if numeric else TOKENS)
     shape = tuple(int(d) for d in value.shape)
-    return TensorSpec(shape, dtype, low, high, role, name, (2, 3) if is_image else ())
+    layout = str(value.layout).removeprefix("torch.")
+    if layout not in LAYOUTS:
+        raise EffprofError(
+            f"example input {name or role} has layout {layout}; effprof takes {', '.join(LAYOUTS)}"
+        )
+    return TensorSpec(shape, dtype, low, high, role, name, (2, 3) if is_image else (), layout)
 
 
 def flat_tensors(value: Any) -> list[Tensor]:

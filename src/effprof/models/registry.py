@@ -39,21 +39,59 @@ DEBLURRING = "deblurring"  # effprof's synthetic blur pairs: PSNR / SSIM against
 FIDELITY = "fidelity"  # no task data: fidelity to the uncompressed model's output
 
 
-def infer_output_kind(inputs: InputSpec, output_shapes: Sequence[Sequence[int]]) -> str:
-    """The kind of a model's main (largest) output, from its shape, for a model whose entry does
-    not declare it: an N x C x H x W image at least as large as an input image is an image (a
-    restorer or upsampler), a smaller one a dense map, N x K a vector, N x L x C tokens, a
-    per-point output of a point cloud points.
+MAP_SCALES = (*(2.0**k for k in range(-5, 4)), 3.0, 4.0 / 3.0)  # 1/32 ... 8, 3x SR, 4/3
 
-    >>> infer_output_kind(image_inputs((1, 3, 64, 64)), [(1, 10)])
-    'vector'
-    >>> infer_output_kind(image_inputs((1, 3, 64, 64)), [(1, 3, 192, 192)])
-    'image'
+
+def pixel_map_scale(inputs: InputSpec, shape: Sequence[int]) -> float | None:
+    """The scale of an output that is a per-pixel map of the input image, or None.
+
+    An N x H' x W' or N x C x H' x W' output is a per-pixel map when the input is one image
+    (N x C x H x W), its first dimension is N, and its last two are H x W scaled by one factor
+    that a network's strides and upsamplers give (a power of two from 1/32 to 8, 3 or 4/3).
+    A depth map of a 224x224 image is 1 x 224 x 224 (scale 1); ViT tokens 1 x 197 x 768 are not.
+
+    >>> image = image_inputs((1, 3, 224, 224))
+    >>> pixel_map_scale(image, (1, 224, 224)), pixel_map_scale(image, (1, 19, 56, 56))
+    (1.0, 0.25)
+    >>> pixel_map_scale(image, (1, 197, 768)) is None
+    True
+    """
+    primary = inputs.primary
+    if primary.role != "image" or len(primary.shape) != 4 or len(shape) not in (3, 4):
+        return None
+    if int(shape[0]) != inputs.batch:
+        return None
+    (height, width), (h, w) = primary.shape[-2:], (int(shape[-2]), int(shape[-1]))
+    for scale in MAP_SCALES:
+        if h == height * scale and w == width * scale:
+            return scale
+    return None
+
+
+def infer_output_kind(inputs: InputSpec, output_shapes: Sequence[Sequence[int]]) -> str:
+    """The kind of a model's main output, from its shape, for a model whose entry does not
+    declare it. The main output is the largest per-pixel map of the input image if there is one
+    (see :func:`pixel_map_scale`; a 4-D output counts as one), else the largest output. A map at
+    the input's resolution or larger is an image (a restorer, an upsampler, a depth map), a
+    smaller one a dense map (segmentation logits, features); N x K is a vector, N x L x C
+    tokens, a per-point output of a point cloud points.
+
+    >>> image = image_inputs((1, 3, 64, 64))
+    >>> infer_output_kind(image, [(1, 10)]), infer_output_kind(image, [(1, 3, 192, 192)])
+    ('vector', 'image')
+    >>> infer_output_kind(image, [(1, 64, 64)]), infer_output_kind(image, [(1, 5, 16, 16)])
+    ('image', 'dense')
+    >>> infer_output_kind(image, [(1, 17, 32)]), infer_output_kind(image, [(2, 3, 64)])
+    ('tokens', 'unknown')
     """
     if not output_shapes:
         return UNKNOWN_OUT
-    main = max(output_shapes, key=lambda s: (len(s) == 4, _numel(s)))
+    maps = {tuple(s): pixel_map_scale(inputs, s) for s in output_shapes}
+    main = max(output_shapes, key=lambda s: (maps[tuple(s)] is not None or len(s) == 4, _numel(s)))
+    scale = maps[tuple(main)]
     primary = inputs.primary
+    if scale is not None:
+        return IMAGE_OUT if scale >= 1 else DENSE_OUT
     if len(main) == 4 and inputs.is_image:
         grows = main[2] * main[3] >= primary.shape[2] * primary.shape[3]
         return IMAGE_OUT if grows else DENSE_OUT
@@ -67,7 +105,7 @@ def infer_output_kind(inputs: InputSpec, output_shapes: Sequence[Sequence[int]])
         and main[0] in (primary.shape[0], inputs.batch * primary.shape[0])
     ):
         return POINTS_OUT
-    if len(main) == 3:
+    if len(main) == 3 and main[0] == inputs.batch:
         return TOKENS_OUT
     return UNKNOWN_OUT
 
@@ -196,7 +234,8 @@ class ModelEntry:
         """The inputs a profile uses when ``--input`` is not given."""
         if self.inputs is not None:
             spec = self.inputs(variant)
-            return spec if spec.origin else replace(spec, origin="the registry entry")
+            origin = "the registry entry" if self.registered else "the model factory"
+            return spec if spec.origin else replace(spec, origin=origin)
         shape = DEFAULT_IMAGE.get(device, DEFAULT_IMAGE["cpu"])
         return image_inputs(shape, origin=f"effprof's default image for {device}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from effprof import schema as S
+from effprof.measure.count_failures import refusal_line
 from effprof.measure.counting import CountResult, count_model
 from effprof.measure.params import ParamSummary, count_params
 from effprof.models import UNKNOWN_OUT, infer_output_kind
@@ -30,12 +31,7 @@ def count(ctx: StepContext) -> Output[Counted]:
     try:
         counted = count_model(ctx.model, target.padded_inputs)
     except EffprofError as error:
-        cause = error.__cause__ or error
-        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:200]
-        raise EffprofError(
-            f"--model {target.model_name!r} does not run on {target.padded_inputs.describe()} "
-            f"({target.padded_inputs.origin or 'inputs'}): {first}; give --input the shape it takes"
-        ) from None
+        raise EffprofError(refusal_line(error, target.model_name, target.padded_inputs)) from None
     metrics = dict(counted.summary())
     metrics[S.INPUT_SHAPE] = format_shape(target.input_shape)
     metrics[S.PADDED_SHAPE] = format_shape(target.padded_shape)

@@ -1,68 +1,22 @@
-"""Per-aten-op cost formulas: MACs, FLOPs and bias FLOPs from shapes, one registry entry per op.
-
-The shape functions (``conv_macs``, ``interpolate_flops``, ...) are pure and carry a worked
-example; the registered handlers only unpack an aten call's arguments into them. An op that has no
-entry here is *uncounted*: the counter lists it by name with its call count, never as zero.
-"""
+"""The core formulas: convolution, matrix products, pointwise ops, resizes, normalisation,
+softmax, reductions, sorting and memory-only ops; and how an aten overload finds its formula."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from effprof._registry import Registry
-
-aten = torch.ops.aten
-
-COUNTING_POLICY = (
-    "MACs are the multiply-accumulates of convolution (grouped, strided, dilated, transposed) and "
-    "matrix products (mm, addmm, bmm, baddbmm, mv, dot; attention's QK^T and AV included); FLOPs "
-    "are 2 x MACs plus the FLOPs of every other op by a documented per-element formula "
-    "(elementwise add/mul/div: 1; PReLU: 2; bilinear resize: 7 per output element, 4 mul + 3 add; "
-    "normalisation: 2 to normalise, 2 for the affine, 4 more where statistics are computed; "
-    "softmax: 5; reductions: 1 per input element, vector norms 2; comparisons and transcendental "
-    "functions count 1; any other op tagged pointwise by PyTorch: 1 per output element, any other "
-    "reduction: 1 per input element). Bias additions are listed separately as bias FLOPs and are "
-    "not in FLOPs. Memory-only ops (views, copies, cat, pad, pixel (un)shuffle, nearest resize, "
-    "in-place restrides) cost 0 FLOPs but their bytes are listed. scaled_dot_product_attention is "
-    "one row (its QK^T and AV MACs, softmax and scaling FLOPs); matrix products of two "
-    "activations that feed or follow a softmax are attention, products with a weight are "
-    "linear/matmul. Counting runs at the aten level on the meta device, in eval mode under "
-    "no_grad; an op with no formula is listed with its call count."
+from effprof.measure.formulas.base import (
+    FORMULAS,
+    Formula,
+    OpCost,
+    aten,
+    aten_ops,
+    numel,
+    register_formula,
 )
-
-
-@dataclass(frozen=True)
-class OpCost:
-    """The cost of one aten call: MACs, FLOPs (including 2 x MACs, excluding bias) and bias FLOPs."""
-
-    macs: int = 0
-    flops: int = 0
-    bias_flops: int = 0
-
-
-Formula = Callable[[tuple[Any, ...], dict[str, Any], Any], OpCost]
-FORMULAS: Registry[Any, Formula] = Registry("op formula")
-
-
-def register_formula(*ops: Any) -> Callable[[Formula], Formula]:
-    """Register one handler for aten ops (overloads such as ``aten.add.Tensor`` or whole packets)."""
-
-    def decorate(handler: Formula) -> Formula:
-        for op in ops:
-            FORMULAS.add(op, handler)
-        return handler
-
-    return decorate
-
-
-def aten_ops(names: str) -> tuple[Any, ...]:
-    """Op packets from space-separated aten names: ``aten_ops("add mul")``."""
-    return tuple(getattr(aten, name) for name in names.split())
 
 
 def find_formula(func: Any) -> Formula | None:
@@ -93,11 +47,6 @@ def _is_pure_view(func: Any) -> bool:
 
 
 # ----------------------------------------------------------------------------- shape functions
-
-
-def numel(shape: Sequence[int]) -> int:
-    """Number of elements of a shape; ``numel((1, 64, 32, 32))`` is 65,536."""
-    return math.prod(int(s) for s in shape)
 
 
 def conv_macs(
@@ -212,30 +161,6 @@ def reduction_flops(input_shape: Sequence[int]) -> int:
     return numel(input_shape)
 
 
-def pool_flops(output_shape: Sequence[int], window: int, op: str) -> int:
-    """Pooling: average = ``window`` FLOPs per output (window-1 adds + 1 divide); max =
-    ``window - 1`` comparisons per output.
-
-    A 2x2 average pool of 1x64x32x32 to 1x64x16x16: 16,384 x 4 = 65,536 FLOPs (max: 49,152).
-
-    >>> pool_flops((1, 64, 16, 16), 4, "avg"), pool_flops((1, 64, 16, 16), 4, "max")
-    (65536, 49152)
-    """
-    per_output = window if op == "avg" else window - 1
-    return numel(output_shape) * per_output
-
-
-def adaptive_window_total(in_size: int, out_size: int) -> int:
-    """Sum of the window lengths adaptive pooling uses along one dim (8 -> 3: 3 + 4 + 3 = 10).
-
-    >>> adaptive_window_total(8, 3), adaptive_window_total(32, 1)
-    (10, 32)
-    """
-    return sum(
-        -((-(i + 1) * in_size) // out_size) - (i * in_size) // out_size for i in range(out_size)
-    )
-
-
 # ----------------------------------------------------------------------------- handlers
 
 
@@ -254,15 +179,46 @@ def _convolution(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpC
     return OpCost(macs, 2 * macs, bias_flops(_shape(out)) if bias is not None else 0)
 
 
-@register_formula(aten.mm.default, aten.bmm.default)
+def sparse_matmul_macs(lhs: torch.Tensor, rhs_shape: Sequence[int]) -> int:
+    """MACs of ``sparse @ dense``: every stored value of the sparse operand meets a row of the
+    dense one, ``nnz x n``. A 1,000 x 1,000 matrix holding 5,000 values times 1,000 x 64:
+    320,000 MACs (a dense product would be 64,000,000)."""
+    stored = lhs._nnz() if lhs.layout == torch.sparse_coo else lhs.values().numel()
+    return int(stored) * (int(rhs_shape[-1]) if len(rhs_shape) > 1 else 1)
+
+
+def _product_macs(lhs: torch.Tensor, rhs: torch.Tensor) -> int:
+    if lhs.layout != torch.strided:
+        return sparse_matmul_macs(lhs, _shape(rhs))
+    if rhs.layout != torch.strided:  # dense @ sparse: each stored value meets a column of lhs
+        return sparse_matmul_macs(rhs, (int(lhs.shape[-2]), 1)) * int(lhs.shape[-2])
+    return matmul_macs(_shape(lhs), _shape(rhs))
+
+
+@register_formula(aten.mm.default, aten.bmm.default, aten._sparse_mm.default)
 def _matmul(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    macs = matmul_macs(_shape(args[0]), _shape(args[1]))
+    macs = _product_macs(args[0], args[1])
     return OpCost(macs, 2 * macs)
 
 
-@register_formula(aten.addmm.default, aten.baddbmm.default)
+@register_formula(aten.addmm.default, aten.baddbmm.default, aten._sparse_addmm.default)
 def _matmul_plus_bias(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    macs = _product_macs(args[1], args[2])
+    return OpCost(macs, 2 * macs, bias_flops(_shape(out)))
+
+
+@register_formula(aten.addbmm.default)
+def _summed_batches(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    """``input + sum_b batch1[b] @ batch2[b]``: the batched MACs, the input added once per output."""
     macs = matmul_macs(_shape(args[1]), _shape(args[2]))
+    return OpCost(macs, 2 * macs, bias_flops(_shape(out)))
+
+
+@register_formula(aten.addmv.default, aten.addr.default)
+def _vector_plus_bias(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
+    """``input + mat @ vec`` (m x k MACs) or ``input + outer(a, b)`` (m x n MACs)."""
+    macs = numel(_shape(args[1])) if args[2].dim() == 1 and args[1].dim() == 2 else 0
+    macs = macs or numel(_shape(out))
     return OpCost(macs, 2 * macs, bias_flops(_shape(out)))
 
 
@@ -284,13 +240,15 @@ POINTWISE_FLOPS_PER_ELEMENT: dict[int, str] = {
     # Transcendentals (exp, erf, tanh, ...) and comparisons count as one FLOP each.
     1: "add add_ sub sub_ rsub mul mul_ div div_ neg abs exp log sqrt rsqrt reciprocal pow "
     "maximum minimum where sign erf tanh sin cos relu relu_ clamp_min clamp_max masked_fill "
+    "masked_fill_ "
     "eq ne gt lt ge le",
     # compare + multiply (PReLU, leaky ReLU) or two compares (hardtanh, clamp)
     2: "_prelu_kernel leaky_relu leaky_relu_ hardtanh hardtanh_ clamp clamp_",
-    # lerp a + w*(b - a); addcmul a + v*b*c; softplus log(1 + exp(x))
-    3: "lerp addcmul addcdiv softplus",
-    # sigmoid 1/(1 + exp(-x)): neg, exp, add, div; elu; hardsigmoid (add, 2 compares, div)
-    4: "sigmoid sigmoid_ elu hardsigmoid",
+    # lerp a + w*(b - a); addcmul a + v*b*c; softplus log(1 + exp(x)); renorm (norm 2, scale 1)
+    3: "lerp addcmul addcdiv softplus renorm",
+    # sigmoid 1/(1 + exp(-x)): neg, exp, add, div; elu; hardsigmoid (add, 2 compares, div);
+    # log-sigmoid -log(1 + exp(-x)); polar (cos, sin, 2 mul); log-cumsum-exp (exp, add, log: 3+1)
+    4: "sigmoid sigmoid_ elu hardsigmoid log_sigmoid_forward polar logcumsumexp",
     # silu x*sigmoid(x); gelu 0.5*x*(1 + erf(x/sqrt2)); hardswish
     5: "silu silu_ gelu hardswish hardswish_",
 }
@@ -356,26 +314,6 @@ def _reduction(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCos
     return OpCost(flops=reduction_flops(_shape(args[0])))
 
 
-@register_formula(aten.avg_pool2d.default)
-def _avg_pool(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    kernel = list(args[1]) * (2 if len(args[1]) == 1 else 1)
-    return OpCost(flops=pool_flops(_shape(out), numel(kernel), "avg"))
-
-
-@register_formula(aten.max_pool2d_with_indices.default)
-def _max_pool(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    kernel = list(args[1]) * (2 if len(args[1]) == 1 else 1)
-    return OpCost(flops=pool_flops(_shape(out[0]), numel(kernel), "max"))
-
-
-@register_formula(aten._adaptive_avg_pool2d.default)
-def _adaptive_avg_pool(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    *lead, h_in, w_in = _shape(args[0])
-    h_out, w_out = _shape(out)[-2:]
-    windows = adaptive_window_total(h_in, h_out) * adaptive_window_total(w_in, w_out)
-    return OpCost(flops=numel(lead) * windows)
-
-
 def vector_norm_flops(input_shape: Sequence[int]) -> int:
     """Two FLOPs per input element (square or abs, then add); roots per output are ignored.
 
@@ -387,25 +325,6 @@ def vector_norm_flops(input_shape: Sequence[int]) -> int:
     return 2 * numel(input_shape)
 
 
-def sort_flops(input_shape: Sequence[int], dim_size: int) -> int:
-    """Comparisons of a sort along a dimension of ``dim_size``: ``numel x ceil(log2(dim_size))``.
-
-    Sorting each of 4 rows of 1,024: 4,096 x 10 = 40,960 comparisons.
-
-    >>> sort_flops((4, 1024), 1024)
-    40960
-    """
-    return numel(input_shape) * max(1, math.ceil(math.log2(max(int(dim_size), 2))))
-
-
-def _dim_size(args: tuple[Any, ...], position: int, default: int = -1) -> int:
-    shape = _shape(args[0])
-    if not shape:
-        return 1
-    dim = args[position] if len(args) > position and isinstance(args[position], int) else default
-    return int(shape[dim])
-
-
 @register_formula(aten.linalg_vector_norm.default)
 def _vector_norm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     return OpCost(flops=vector_norm_flops(_shape(args[0])))
@@ -413,11 +332,11 @@ def _vector_norm(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpC
 
 @register_formula(
     aten.max.dim, aten.max.default, aten.min.dim, aten.min.default, aten.argmax.default,
-    aten.argmin.default, aten.cumsum.default, aten.any.dim, aten.any.default, aten.all.dim,
-    aten.all.default,
+    aten.argmin.default, aten.cumsum.default, aten.cumprod.default, aten.any.dim,
+    aten.any.default, aten.all.dim, aten.all.default, aten.nonzero.default,
 )  # fmt: skip
 def _compare_reduction(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    """One compare (or add, for cumsum) per input element."""
+    """One compare (or add / multiply, for cumsum / cumprod) per input element."""
     return OpCost(flops=reduction_flops(_shape(args[0])))
 
 
@@ -425,27 +344,6 @@ def _compare_reduction(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) 
 def _variance(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
     """Mean (1 add) then subtract, square, add: 4 per input element."""
     return OpCost(flops=4 * numel(_shape(args[0])))
-
-
-@register_formula(aten.sort.default, aten.sort.stable)
-def _sort(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    return OpCost(flops=sort_flops(_shape(args[0]), _dim_size(args, 1)))
-
-
-def topk_flops(input_shape: Sequence[int], k: int) -> int:
-    """Comparisons of a heap selection of the ``k`` largest: ``numel x ceil(log2(k + 1))``.
-
-    The 16 nearest of 4 rows of 1,024 distances: 4,096 x 5 = 20,480 comparisons.
-
-    >>> topk_flops((4, 1024), 16)
-    20480
-    """
-    return numel(input_shape) * max(1, math.ceil(math.log2(int(k) + 1)))
-
-
-@register_formula(aten.topk.default)
-def _topk(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> OpCost:
-    return OpCost(flops=topk_flops(_shape(args[0]), int(args[1])))
 
 
 @register_formula(aten.scatter_add.default, aten.scatter_add_.default, aten.index_add.default,
@@ -471,7 +369,14 @@ MEMORY_ONLY_OPS = (
     "new_zeros ones ones_like new_ones full full_like fill_ zero_ lift_fresh lift_fresh_copy "
     "scalar_tensor arange as_strided_ transpose_ t_ squeeze_ unsqueeze_ resize_ detach_ "
     "narrow expand_as view_as index_put index_put_ scatter scatter_ masked_scatter "
-    "_unsafe_index split_with_sizes_copy unbind_copy embedding"
+    "_unsafe_index split_with_sizes_copy unbind_copy embedding tril triu tril_ triu_ "
+    # random fills (dropout masks, MAE's patch shuffle noise): values drawn, no model arithmetic
+    "rand rand_like randn randn_like randint randint_like randperm uniform_ normal_ bernoulli_ "
+    "bernoulli exponential_ random_ linspace logspace eye "
+    # splits, index building, scalar reads and checks, unpooling scatters, patch extraction
+    "unsafe_split unsafe_chunk unsafe_split_with_sizes triu_indices tril_indices index_copy "
+    "index_copy_ complex _local_scalar_dense _linalg_check_errors max_unpool2d max_unpool3d "
+    "masked_select im2col"
 )
 
 
