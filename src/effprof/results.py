@@ -70,7 +70,9 @@ class Split:
 
 
 def split_statuses(values: dict[str, Any]) -> Split:
-    """Unwrap ``Missing``, ``Unreliable`` and ``Partial`` values into plain values and reasons."""
+    """Unwrap ``Missing``, ``Unreliable`` and ``Partial`` values into plain values and reasons;
+    a plain ``None`` (nothing to say: a reliable latency's unreliable reason) is left out, so
+    every null in a run is a missing number with its reason."""
     out = Split({}, {}, {}, {})
     for name, value in values.items():
         if isinstance(value, Missing):
@@ -82,17 +84,6 @@ def split_statuses(values: dict[str, Any]) -> Split:
         elif isinstance(value, Partial):
             out.values[name] = value.value
             out.partial[name] = value.reason
-        else:
+        elif value is not None:  # None without a reason means "none" (no unreliable reason...)
             out.values[name] = value
     return out
-
-
-def split_missing(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Split a metrics dict into (numbers with ``None`` for missing ones, {name: reason}).
-
-    This is how run.json stores them: ``metrics.latency_ms = null`` and
-    ``missing.latency_ms = "CUDA out of memory"`` (unreliable and partial values keep their
-    number; :func:`split_statuses` keeps their reasons too).
-    """
-    split = split_statuses(values)
-    return split.values, split.missing

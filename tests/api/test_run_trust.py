@@ -130,7 +130,7 @@ def test_load_pruned_refuses_an_untrusted_or_foreign_structure(hostile_compress)
 
 
 def test_resume_refuses_a_store_whose_records_do_not_match_the_config(stores, tmp_path):
-    store = shutil.copytree(stores[1][0].parent.parent, tmp_path / "store")
+    store = shutil.copytree(stores[1][0].path.parent.parent, tmp_path / "store")
     marker = tmp_path / "marker"
     pruned = next(p for p in (store / "runs").iterdir() if "compress-prune" in p.name)
     rename_model(pruned, plant(pruned, marker))
@@ -140,7 +140,7 @@ def test_resume_refuses_a_store_whose_records_do_not_match_the_config(stores, tm
 
 
 def test_resume_refuses_a_structure_of_another_model(stores, tmp_path):
-    store = shutil.copytree(stores[1][0].parent.parent, tmp_path / "store")
+    store = shutil.copytree(stores[1][0].path.parent.parent, tmp_path / "store")
     marker = tmp_path / "marker"
     pruned = next(p for p in (store / "runs").iterdir() if "compress-prune" in p.name)
     structure = json.loads((pruned / "structure.json").read_text())

@@ -115,13 +115,13 @@ def test_failure_is_recorded_and_the_others_finish(local_store):
     _, store, summary = local_store
     assert len(summary.finished) == 3 and len(summary.failed) == 1
     (failed,) = summary.failed
-    assert "does not run on 1x3x64x64" in failed.error  # the 64x64 input head32 refuses
+    assert "cannot be counted on 1x3x64x64" in failed.error  # the 64x64 input head32 refuses
 
     runs = load_runs(store)
     assert sorted(runs["status"]) == ["failed", "finished", "finished", "finished"]
     assert set(runs["sweep"]) == {"sweep-tiny"}
     bad = runs[runs["status"] == "failed"].iloc[0]
-    assert bad["config_hash"] == failed.config_hash and "does not run on" in bad["error"]
+    assert bad["config_hash"] == failed.config_hash and "cannot be counted on" in bad["error"]
     assert bad["params.input"] == "1x3x64x64" and bad["model"] == f"{TINY}:head32"
     assert (Path(bad["path"]) / "error.txt").read_text().startswith("Traceback")
     conv = runs[(runs["model"] == f"{TINY}:conv")].set_index("params.input")["metrics.macs"]
