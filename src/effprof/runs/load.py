@@ -19,7 +19,13 @@ import pandas as pd
 from effprof.results import EffprofError
 from effprof.runs.ledger import RunStoreWarning, read_entries
 from effprof.runs.record import RUN_FILE, RunRecord, read_record
-from effprof.runs.store import PARTIAL_SUFFIX, RUNS_DIR, partial_state, resumable_file
+from effprof.runs.store import (
+    PARTIAL_SUFFIX,
+    RUNS_DIR,
+    partial_state,
+    read_table,
+    resumable_file,
+)
 
 # The fixed columns of load_runs, in order: name -> (dtype, meaning). After them come params.*,
 # metrics.*, missing.* and env.* (each group sorted by name), flattened with dots.
@@ -349,16 +355,19 @@ def load_table(run: Any, name: str, root: str | Path = "reports/") -> pd.DataFra
     """A stored table (``"ops"``, ``"modules"``, ``"categories"``, ``"latency"``, ...) in long form,
     ``run_id`` first, so the tables of several runs stack: ``run`` is a run folder, a run id, a row
     or frame of :func:`load_runs`, or a list of these. With several runs, runs lacking the table
-    are left out; with one, a missing table is an EffprofError."""
+    are left out (a damaged one with a RunStoreWarning); with one, a missing or damaged table is
+    an EffprofError. Tables are checked as :mod:`effprof.runs.tables` says."""
     paths = _run_paths(run, root)
     frames = []
     for path in paths:
-        file = path / f"{name}.parquet"
-        if not file.is_file():
+        try:
+            frame = read_table(path, name)
+        except EffprofError as err:
             if len(paths) == 1:
-                raise EffprofError(f"run {str(path)!r} has no table {name!r}")
+                raise
+            if (path / f"{name}.parquet").exists():  # damaged, not just absent: say so
+                warnings.warn(f"{path.name}: {err}; left out", RunStoreWarning, stacklevel=2)
             continue
-        frame = pd.read_parquet(file)
         frame.insert(0, "run_id", pd.Series([path.name] * len(frame), dtype="string"))
         frames.append(frame)
     if not frames:
