@@ -189,6 +189,8 @@ def check_onnx_file(path: str | Path, folder: str | Path | None = None) -> Path:
     except Exception as err:  # protobuf's DecodeError and friends
         lines = str(err).strip().splitlines() or [type(err).__name__]
         raise EffprofError(f"{shown} is not a readable ONNX model ({lines[0][:120]})") from None
+    if model.ir_version < 1 or not model.graph.output:  # an empty file parses as an empty model
+        raise EffprofError(f"{shown} holds no ONNX graph (empty or not an ONNX file)")
     base = Path(folder) if folder is not None else path.parent
     for tensor in _get_all_tensors(model):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
