@@ -26,7 +26,14 @@ from effprof.compress.methods.base import (
     first_input,
     register_method,
 )
-from effprof.compress.prune import TP_MAGNITUDE, PruneResult, PruneSpec, check_target, prune
+from effprof.compress.prune import (
+    TP_MAGNITUDE,
+    PruneResult,
+    PruneSpec,
+    check_prunable,
+    check_target,
+    prune,
+)
 from effprof.compress.sensitivity import measure_sensitivity
 from effprof.compress.significance import SIGNIFICANCE, Calibration
 from effprof.results import EffprofError
@@ -71,8 +78,10 @@ class PruneFields(StepSettings):
 
     def check_start(self, model: nn.Module, calibration: Calibration) -> None:
         unit, fraction = self.target()
+        spec = self.prune_spec(fraction, 1)
+        check_prunable(model, spec, calibration)
         if unit == "macs":  # latency ranges need the latency table: checked when the step runs
-            check_target(model, self.prune_spec(fraction, 1), calibration)
+            check_target(model, spec, calibration)
 
 
 def cost_model(services: Services, unit: str) -> CostModel:
