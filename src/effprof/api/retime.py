@@ -18,6 +18,7 @@ A run that gives no model back is listed with the reason (``skipped``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,8 +28,10 @@ import pandas as pd
 
 from effprof.api.profile import _latency_spec, check_config, resolve_target
 from effprof.compress.reload import STRUCTURE_FILE, load_pruned
-from effprof.config import ProfileConfig, validate
+from effprof.config import ProfileConfig, validate, validate_fields
+from effprof.config.compress import CompressConfig
 from effprof.measure.interleave import Candidate, Interleaved, time_interleaved
+from effprof.measure.onnx import check_onnx_file
 from effprof.measure.session import LatencySpec
 from effprof.models import PadToMultiple, load_subject
 from effprof.models.trust import check_buildable
@@ -38,6 +41,11 @@ from effprof.runs import RunRecord, RunWriter, read_record
 ONNX_FILES = (("model.onnx", "ort fp32"), ("model-fp16.onnx", "ort fp16"),
               ("model-int8.onnx", "ort int8"))  # fmt: skip
 RETIME_KIND = "retime"
+# A stored run is data: its protocol is followed up to these bounds, and its input size too
+# (a damaged run asking for 100,000 repeats or a 30-gigapixel input must not hang a comparison).
+MAX_RETIME_WARMUP = 10
+MAX_RETIME_REPEAT = 200
+MAX_RETIME_VALUES = 2**28  # 1 GiB of float32 input values
 
 
 @dataclass(frozen=True)
@@ -56,23 +64,43 @@ class Retimed:
         return self.origins.merge(self.timing.summary(), on="candidate", how="right")
 
 
+def _stored_timing(record: RunRecord) -> dict[str, Any]:
+    """A compress run's input size and timing settings, each checked by the config's own bounds
+    (a stored run is data: a list, a text or a billion repeats are refused)."""
+    pipeline = record.params.get("pipeline", {})
+    if not isinstance(pipeline, dict):
+        raise EffprofError("its params.pipeline is not an object")
+    names = ("test_size", "latency_warmup", "latency_repeat", "threads")
+    given = {name: pipeline[name] for name in names if name in pipeline}
+    settings = validate_fields(CompressConfig, given, f"the pipeline of run {record.run_id}")
+    return {"test_size": 256, "latency_warmup": 2, "latency_repeat": 10, "threads": None} | settings
+
+
+def _bounded(spec: LatencySpec) -> LatencySpec:
+    """The stored protocol, at most :data:`MAX_RETIME_WARMUP` / :data:`MAX_RETIME_REPEAT`."""
+    return replace(
+        spec, warmup=min(spec.warmup, MAX_RETIME_WARMUP), repeat=min(spec.repeat, MAX_RETIME_REPEAT)
+    )
+
+
 def _compress_candidates(
     run_dir: Path, record: RunRecord, label: str, trusted: Collection[str]
 ) -> list[Candidate]:
-    pipeline = record.params.get("pipeline") or {}
-    size = int(pipeline.get("test_size", 256))
-    spec = LatencySpec(
-        device="cpu", warmup=int(pipeline.get("latency_warmup", 2)),
-        repeat=int(pipeline.get("latency_repeat", 10)), threads=pipeline.get("threads"),
-    )  # fmt: skip
+    timing = _stored_timing(record)
+    size = timing["test_size"]
+    spec = _bounded(LatencySpec(
+        device="cpu", warmup=timing["latency_warmup"], repeat=timing["latency_repeat"],
+        threads=timing["threads"],
+    ))  # fmt: skip
     shape = (1, 3, size, size)
     found = []
-    if (run_dir / STRUCTURE_FILE).is_file():
+    if (run_dir / STRUCTURE_FILE).exists():
         model = load_pruned(run_dir, trusted=trusted)
         found.append(Candidate(f"{label} torch", shape, spec, model=model))
     for name, runtime in ONNX_FILES:
-        if (run_dir / name).is_file():
-            found.append(Candidate(f"{label} {runtime}", shape, spec, onnx_path=run_dir / name))
+        if (run_dir / name).exists():
+            path = check_onnx_file(run_dir / name, run_dir)
+            found.append(Candidate(f"{label} {runtime}", shape, spec, onnx_path=path))
     return found
 
 
@@ -82,6 +110,12 @@ def _profile_candidate(record: RunRecord, label: str, trusted: Collection[str]) 
     config = validate(ProfileConfig, options, f"the options of run {record.run_id}")
     check_buildable(config.model, trusted, f"run {record.run_id}")
     device, shape = check_config(config)
+    values = math.prod(shape or ())
+    if values > MAX_RETIME_VALUES:
+        raise EffprofError(
+            f"its input {config.input} holds {values:,} values, more than the "
+            f"{MAX_RETIME_VALUES:,} a re-timing allows"
+        )
     subject = load_subject(config.model, config.variant, config.weights, device=device)
     target = resolve_target(config, subject, device, shape)
     if target.inputs.describe() != params.get("input", target.inputs.describe()):
@@ -89,8 +123,9 @@ def _profile_candidate(record: RunRecord, label: str, trusted: Collection[str]) 
     model = subject.model
     if target.padded_shape != target.input_shape:
         model = PadToMultiple(model, target.multiple)
-    threads = record.metrics.get("latency_threads") or config.threads
-    spec = replace(_latency_spec(config, target), threads=threads)
+    stored = {"threads": record.metrics.get("latency_threads") or config.threads}
+    threads = validate_fields(ProfileConfig, stored, f"run {record.run_id}")["threads"]
+    spec = _bounded(replace(_latency_spec(config, target), threads=threads))
     return Candidate(f"{label} torch", target.inputs, spec, model=model)
 
 

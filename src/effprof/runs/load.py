@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -17,9 +18,10 @@ from typing import Any
 import pandas as pd
 
 from effprof.results import EffprofError
-from effprof.runs.ledger import RunStoreWarning, read_entries
+from effprof.runs.ledger import CLAIM_SUFFIX, SWEEPS_DIR, RunStoreWarning, read_entries
 from effprof.runs.record import RUN_FILE, RunRecord, read_record
 from effprof.runs.store import (
+    OWNER_FILE,
     PARTIAL_SUFFIX,
     RUNS_DIR,
     partial_state,
@@ -314,6 +316,40 @@ def runs_frame(runs: Iterable[tuple[Path, RunRecord]], root: Path | None = None)
     if root is not None:
         _attach_ledger(frame, root)
     return frame
+
+
+# --- the store's own files ---------------------------------------------------------------------
+
+_RUN_FILES = (RUN_FILE, OWNER_FILE)
+
+
+def _run_folder_files(folder: Path) -> set[str] | None:
+    """The names a run folder owns (None when ``folder`` is not a run folder): run.json, the
+    owner file, tables, and the files its record lists."""
+    if not ((folder / RUN_FILE).exists() or (folder / OWNER_FILE).exists()
+            or folder.name.endswith(PARTIAL_SUFFIX)):  # fmt: skip
+        return None
+    names = set(_RUN_FILES)
+    with contextlib.suppress(EffprofError):
+        names.update(read_record(folder).files)
+    return names
+
+
+def store_file_reason(path: str | Path) -> str | None:
+    """Why writing ``path`` would destroy part of a run store (a run's run.json, a table, a file
+    its record lists, a sweep ledger entry), or None. Links are resolved first."""
+    path = Path(path)
+    try:
+        resolved = Path(os.path.realpath(path))
+        folder = resolved.parent
+        owned = _run_folder_files(folder)
+        if owned is not None and (resolved.name in owned or resolved.suffix == ".parquet"):
+            return f"it is {resolved.name!r} of the run {str(folder)!r}"
+        if folder.parent.name == SWEEPS_DIR and resolved.suffix in (".json", CLAIM_SUFFIX):
+            return f"it is an entry of the sweep ledger {str(folder)!r}"
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 # --- finding runs and their tables -------------------------------------------------------------

@@ -3,6 +3,7 @@ applies to ``metrics``, ``params`` and ``env`` before anything reads a number fr
 
 * Everywhere: plain JSON nested at most 32 deep; numbers finite (Python's JSON reader accepts
   ``NaN`` and ``Infinity``; effprof writes null) and integers within int64 (what pandas holds).
+* ``params.pipeline`` (a compress run's settings) is an object.
 * ``metrics`` hold one value each (a number, text, true/false or null: never a list or object),
   and a metric whose name carries a unit or a count holds a number, by the first rule of
   :data:`METRIC_RULES` its name matches: ``latency_median_ms`` a positive number,
@@ -29,6 +30,7 @@ METRIC_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"_(speedup|size_x)(_vs_\w+)?$|(^|_)megapixels$|_mpix_s$|_per_s$", "positive"),
         (r"(^|_)(macs|flops|bias_flops|aten_calls)$|_bytes$|_count$|_calls$|_ops$", "nonneg"),
         (r"_(cv|share|ratio|fraction|error|seconds|threads|repeat|warmup|rounds)$", "nonneg"),
+        (r"(^|_)share_", "nonneg"),  # time_share_convolution, macs_share_scale_1_2
         (r"_ms$|_s$|_db$|_per_byte$|_exponent$|_per_output_pixel$|^ssim$", "number"),
         (r"(^|_)(param|param_trainable|float_convs|int8_convs|test_inputs)$", "nonneg"),
     )
@@ -88,8 +90,16 @@ def metric_problem(name: str, value: Any) -> str | None:
     return None
 
 
+# settings a reader takes apart (``params.pipeline.test_size``): an object when present
+OBJECTS = (("params", "pipeline"),)
+
+
 def values_problem(data: dict[str, Any]) -> str | None:
     """The first problem of a run.json's ``metrics``, ``params`` and ``env``, or None."""
+    for group, name in OBJECTS:
+        value = (data.get(group) or {}).get(name)
+        if value is not None and not isinstance(value, dict):
+            return f"{group}.{name} must be an object, not {_shown(value)}"
     for name, value in (data.get("metrics") or {}).items():
         problem = metric_problem(str(name), value)
         if problem:
