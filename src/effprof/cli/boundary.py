@@ -34,6 +34,7 @@ LINE_CHARS = 1000  # an error line longer than this is cut (its middle)
 VALUE_CHARS = 200  # a quoted value longer than this (a pasted blob) is shortened in the line
 _QUOTED = re.compile(rf"""(['"])([^'"\n]{{{VALUE_CHARS + 1},}})\1""")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_COLOURS = re.compile(r"\x1b\[[0-9;:]*m")  # a library's colours: dropped (other escapes are shown)
 DEBUG_ENV = "EFFPROF_DEBUG"
 
 
@@ -69,8 +70,9 @@ def shorten(text: str, limit: int = VALUE_CHARS) -> str:
 
 def one_line(message: Any) -> str:
     """A message as one short line: first non-empty line, long quoted values shortened, cut;
-    control characters (terminal escapes) and undecodable bytes shown escaped, never sent raw."""
-    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    terminal colour codes dropped, other control characters (escapes) and undecodable bytes
+    shown escaped, never sent raw. Every error, warning and note effprof prints goes through it."""
+    lines = [line.strip() for line in _COLOURS.sub("", str(message)).splitlines() if line.strip()]
     text = lines[0] if lines else ""
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     text = _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
@@ -144,6 +146,13 @@ def _out_of_memory(err: Exception) -> bool:
     return precision is not None and bool(precision.is_out_of_memory(err))
 
 
+def _exit_message(stop: SystemExit) -> str:
+    return (
+        f"code effprof ran (the model's factory or forward) called sys.exit({stop.code!r}); "
+        "nothing was written: a model must return or raise, not exit"
+    )
+
+
 def run_app(app: typer.Typer, argv: list[str] | None, err_console: Any, out_console: Any) -> int:
     """Run ``app`` on ``argv``; return the exit code, having printed at most one error line."""
     caught: list[int] = []
@@ -172,7 +181,14 @@ def _invoke(app: typer.Typer, argv: list[str] | None, err_console: Any, out_cons
     try:
         code = app(args=argv, standalone_mode=False, prog_name="effprof")
     except exits as done:
+        if isinstance(done.__cause__, KeyboardInterrupt):  # typer >= 0.2x: Ctrl-C, or raised
+            caught.append(
+                signal.SIGTERM if isinstance(done.__cause__, Terminated) else signal.SIGINT
+            )
         return int(getattr(done, "exit_code", 0) or 0)
+    except SystemExit as stop:  # effprof never exits inside a command: the model's code did
+        _print(err_console, "error", _exit_message(stop))
+        return 2
     except aborts as done:  # click's form of Ctrl-C (or a command's own abort)
         caught.append(signal.SIGTERM if isinstance(done.__cause__, Terminated) else signal.SIGINT)
         return 130
@@ -217,4 +233,6 @@ def _invoke(app: typer.Typer, argv: list[str] | None, err_console: Any, out_cons
             f"(run with {DEBUG_ENV}=1 for the traceback)",
         )
         return 1
+    if code == 130 and not caught:  # typer >= 0.2x returns a KeyboardInterrupt as code 130
+        caught.append(signal.SIGINT)
     return code if isinstance(code, int) else 0
