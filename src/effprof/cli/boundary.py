@@ -153,9 +153,35 @@ def _exit_message(stop: SystemExit) -> str:
     )
 
 
+# torch maps its libraries, thread stacks and one allocator arena per thread into the address
+# space: a count of a tiny model peaks near 2 GiB of it on a 2-core machine, a profile near 3.
+MIN_ADDRESS_SPACE = 4 * 2**30
+
+
+def address_space_problem() -> str | None:
+    """Why the address-space limit (``ulimit -v``) is too low for effprof, or None. Below it an
+    allocation fails inside a C++ thread (``std::bad_alloc``: the process aborts, a half-written
+    run left behind), so the limit is refused before anything starts."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft >= MIN_ADDRESS_SPACE:
+        return None
+    return (
+        f"the address-space limit (ulimit -v) is {soft / 2**30:.2f} GiB; effprof needs at least "
+        f"{MIN_ADDRESS_SPACE // 2**30} GiB (torch maps its libraries, thread stacks and allocator "
+        "arenas there): raise it, e.g. ulimit -v unlimited"
+    )
+
+
 def run_app(app: typer.Typer, argv: list[str] | None, err_console: Any, out_console: Any) -> int:
     """Run ``app`` on ``argv``; return the exit code, having printed at most one error line."""
     caught: list[int] = []
+    args = sys.argv[1:] if argv is None else argv
+    problem = address_space_problem() if args and "--help" not in args else None
+    if problem:
+        _print(err_console, "error", problem)
+        return 2
     try:
         with _one_line_warnings(err_console), _signals_noted(caught):
             code = _invoke(app, argv, err_console, out_console, caught)

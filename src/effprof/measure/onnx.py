@@ -139,7 +139,10 @@ def export_onnx(
                 _raise_disk_full(err, path)
                 raise
             except MemoryError:
-                raise
+                raise EffprofError(
+                    f"out of memory exporting {type(model).__name__} to ONNX; free memory, or "
+                    "leave out what needs ONNX (--no-onnx, ort: false, the int8 step)"
+                ) from None
             except Exception as err:  # the exporter fails in many ways; say why in one line
                 raise EffprofError(
                     f"cannot export {type(model).__name__} to ONNX ({library_reason(err)}); "
