@@ -80,3 +80,25 @@ def library_reason(err: BaseException, limit: int = 300) -> str:
     summary = [m[1] for line in lines if (m := _SUMMARY.match(line))]
     text = summary[0] if summary else (lines[0] if lines else type(err).__name__)
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+_MODULE_CALLS = ("_call_impl", "_wrapped_call_impl")
+_MODULE_FILE = "/".join(("torch", "nn", "modules", "module.py"))
+
+
+def forward_failure(error: BaseException) -> str | None:
+    """The one line for an exception raised inside a model's forward (its traceback runs through
+    ``torch.nn.Module.__call__``): the model does not run on what it was given, the input's
+    fault. None for any other exception, and for an EffprofError."""
+    if isinstance(error, EffprofError):
+        return None
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name in _MODULE_CALLS and code.co_filename.endswith(_MODULE_FILE):
+            return (
+                f"the model failed in its forward ({type(error).__name__}: "
+                f"{library_reason(error)}); check that it runs on these inputs outside effprof"
+            )
+        tb = tb.tb_next
+    return None

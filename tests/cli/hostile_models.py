@@ -69,3 +69,62 @@ def interrupts_on_real_devices() -> nn.Module:
 
 def colourful_error() -> nn.Module:
     return ColourfulError()
+
+
+class _Attention(nn.Module):
+    """A conv feeding a MultiheadAttention: Torch-Pruning resizes the attention with the conv,
+    and a pruned structure cannot rebuild it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Conv2d(3, 16, 1)
+        self.attn = nn.MultiheadAttention(16, 4, batch_first=True)
+        self.out = nn.Conv2d(16, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.inp(x)
+        b, c, h, w = y.shape
+        tokens = y.flatten(2).transpose(1, 2)
+        tokens, _ = self.attn(tokens, tokens, tokens)
+        return self.out(tokens.transpose(1, 2).reshape(b, c, h, w))
+
+
+class Svd(_Conv):
+    """The ONNX exporter has no decomposition for linalg_svd (a coloured ConversionError)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) * torch.linalg.svdvals(x).mean()
+
+
+def attention() -> nn.Module:
+    torch.manual_seed(0)
+    return _Attention()
+
+
+def svd() -> nn.Module:
+    return Svd()
+
+
+def wide() -> nn.Module:
+    """About 150 KiB of float32 weights: an ONNX file larger than a 64 KiB TMPDIR."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(64, 3, 3, padding=1),
+    )
+
+
+class FailsOnRealDevices(_Conv):
+    """Counts on meta, then raises a library-style error on real tensors."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "meta":
+            raise ValueError("\x1b[31mcannot run\x1b[0m on real data\n  at frame 1\n  at frame 2")
+        return self.conv(x)
+
+
+def fails_on_real_devices() -> nn.Module:
+    return FailsOnRealDevices()

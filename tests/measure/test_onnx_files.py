@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from effprof.files import move_file
-from effprof.measure.onnx import export_onnx, onnx_scratch
+from effprof.measure.onnx import check_exportable, export_onnx, onnx_scratch
 from effprof.results import EffprofError
 
 
@@ -56,6 +56,14 @@ def test_a_model_the_exporter_cannot_convert_is_one_plain_line(tmp_path):
     assert "cannot export _Svd to ONNX (No ONNX function found for" in message
     assert "leave out what needs ONNX" in message  # what to do
     assert list(tmp_path.iterdir()) == []  # no file, no temporary
+
+
+def test_exportability_is_checked_in_memory_before_anything_is_written(tmp_path, tmpdir_env):
+    check_exportable(_conv(), (1, 3, 8, 8))  # no error, no file
+    with pytest.raises(EffprofError, match="cannot export _Svd to ONNX") as error:
+        check_exportable(_Svd().eval(), (1, 3, 4, 4))
+    assert "\n" not in str(error.value) and "\x1b" not in str(error.value)
+    assert not [p for p in tmpdir_env.iterdir() if "effprof" in p.name or p.suffix == ".onnx"]
 
 
 def test_the_scratch_folder_is_beside_the_store_and_removed_whatever_happens(tmp_path, tmpdir_env):

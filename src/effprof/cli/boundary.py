@@ -27,8 +27,8 @@ from typing import Any
 
 import typer
 
-from effprof.files import os_reason
-from effprof.results import EffprofError
+from effprof.files import disk_full, os_reason
+from effprof.results import EffprofError, forward_failure
 
 LINE_CHARS = 1000  # an error line longer than this is cut (its middle)
 VALUE_CHARS = 200  # a quoted value longer than this (a pasted blob) is shortened in the line
@@ -102,8 +102,16 @@ def _usage_message(err: Any) -> str:
 
 
 def _os_message(err: OSError) -> str:
-    where = f": {err.filename!s}" if err.filename else ""
-    return f"{os_reason(err)}{where}"
+    if err.filename:
+        return f"{os_reason(err)}: {err.filename!s}"
+    if disk_full(err):  # a library's write, without a file name: say where effprof writes
+        import tempfile
+
+        return (
+            f"{os_reason(err)} (free space in the run store, or in TMPDIR "
+            f"{tempfile.gettempdir()!r}, and run again)"
+        )
+    return os_reason(err)
 
 
 @contextlib.contextmanager
@@ -251,6 +259,10 @@ def _invoke(app: typer.Typer, argv: list[str] | None, err_console: Any, out_cons
             raise
         if _out_of_memory(err):  # torch's allocators raise RuntimeError, not MemoryError
             _print(err_console, "error", f"out of memory: {one_line(err)}")
+            return 2
+        failure = forward_failure(err)  # raised inside the model's forward: bad input
+        if failure is not None:
+            _print(err_console, "error", failure)
             return 2
         _print(
             err_console,

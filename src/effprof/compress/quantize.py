@@ -293,6 +293,19 @@ def _quiet_ort() -> Iterator[None]:
         root.setLevel(level)
 
 
+@contextmanager
+def _temporaries_in(folder: Path) -> Iterator[None]:
+    """``tempfile``'s folder pointed at ``folder`` while ONNX Runtime's quantizer runs: it makes
+    its own temporary directory for the augmented calibration model, and TMPDIR (full, or on
+    another filesystem) must not decide the run."""
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+
+
 def quantize_int8(
     fp32_onnx: str | Path,
     out_path: str | Path,
@@ -317,6 +330,7 @@ def quantize_int8(
     with (
         tempfile.TemporaryDirectory(prefix=".effprof-int8-", dir=out_path.parent) as tmp,
         _quiet_ort(),
+        _temporaries_in(Path(tmp)),  # ORT's pre-processing and quantizer make their own there
     ):
         rewritten, prepared = Path(tmp) / "rewritten.onnx", Path(tmp) / "prepared.onnx"
         graph = onnx.load(str(fp32_onnx))

@@ -144,14 +144,42 @@ def export_onnx(
                     "leave out what needs ONNX (--no-onnx, ort: false, the int8 step)"
                 ) from None
             except Exception as err:  # the exporter fails in many ways; say why in one line
-                raise EffprofError(
-                    f"cannot export {type(model).__name__} to ONNX ({library_reason(err)}); "
-                    "leave out what needs ONNX (--no-onnx, ort: false, the int8 step)"
-                ) from None
+                raise EffprofError(_cannot_export(model, err)) from None
             os.replace(tmp, path)
     finally:
         exporter_log.setLevel(saved_level)
     return path
+
+
+def check_exportable(model: nn.Module, inputs: InputSpec | Sequence[int]) -> None:
+    """Refuse, before any run is written, a model the ONNX exporter cannot convert: the export
+    is made in memory (no file) and dropped; the error is the one :func:`export_onnx` gives."""
+    spec = as_inputs(inputs)
+    args, kwargs = spec.build(model_device_type(model), _model_float_dtype(model))
+    exporter_log = logging.getLogger("torch.onnx")
+    saved_level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module="copyreg")
+            torch.onnx.export(
+                model, args, None, kwargs=kwargs or None, opset_version=DEFAULT_OPSET,
+                dynamo=True, verbose=False, input_names=onnx_input_names(spec),
+                output_names=["output"],
+            )  # fmt: skip
+    except (EffprofError, MemoryError, OSError):
+        raise
+    except Exception as err:
+        raise EffprofError(_cannot_export(model, err)) from None
+    finally:
+        exporter_log.setLevel(saved_level)
+
+
+def _cannot_export(model: nn.Module, err: Exception) -> str:
+    return (
+        f"cannot export {type(model).__name__} to ONNX ({library_reason(err)}); "
+        "leave out what needs ONNX (--no-onnx, ort: false, the int8 step)"
+    )
 
 
 @contextlib.contextmanager
