@@ -14,11 +14,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from effprof import files
 from effprof.results import EffprofError
-from tests.faults import file_faults, skip_unreadable_as_root
+from tests.faults import dangling_link, file_faults, skip_unreadable_as_root
 
 LIMIT = 4096
 JSON_FAULTS = file_faults(LIMIT)
-ONNX_FAULTS = file_faults(files.MAX_ONNX_BYTES)
+ONNX_FAULTS = {**file_faults(files.MAX_ONNX_BYTES), "dangling-link": dangling_link}
 
 
 def _tiny_onnx(path: Path, *, external: str | None = None) -> bytes:

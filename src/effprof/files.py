@@ -183,7 +183,10 @@ def check_onnx_file(path: str | Path, folder: str | Path | None = None) -> Path:
 
     path = Path(path)
     shown = shown_path(path, "ONNX file")
-    check_file(path, MAX_ONNX_BYTES, "ONNX file")
+    try:
+        check_file(path, MAX_ONNX_BYTES, "ONNX file")
+    except FileNotFoundError:
+        raise EffprofError(f"{shown} does not exist (a link to nowhere?)") from None
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as err:  # protobuf's DecodeError and friends

@@ -13,10 +13,10 @@ import pytest
 from effprof.results import EffprofError
 from effprof.runs import RunStoreWarning, load_table, read_record, read_table, stored_table
 from effprof.runs import tables as t
-from tests.faults import file_faults, skip_unreadable_as_root
+from tests.faults import dangling_link, file_faults, skip_unreadable_as_root
 from tests.runs.conftest import categories, latency, write_run
 
-FILE_FAULTS = file_faults(t.MAX_TABLE_BYTES)
+FILE_FAULTS = {**file_faults(t.MAX_TABLE_BYTES), "dangling-link": dangling_link}
 
 
 @pytest.fixture

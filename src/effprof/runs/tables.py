@@ -119,7 +119,10 @@ def read_checked_table(path: str | Path, name: str) -> pd.DataFrame:
 
     path = Path(path)
     shown = shown_path(path, "table")
-    check_file(path, MAX_TABLE_BYTES, "table")
+    try:
+        check_file(path, MAX_TABLE_BYTES, "table")
+    except FileNotFoundError:
+        raise EffprofError(f"{shown} does not exist (a link to nowhere?)") from None
     try:
         parquet = pq.ParquetFile(path)
         meta = parquet.metadata
