@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from effprof.compress import prunable
 from effprof.compress import prune as p
 from effprof.compress.significance import Calibration
 from effprof.results import EffprofError
@@ -43,7 +44,7 @@ def test_a_pruned_layer_of_zero_width_is_refused():
     model = _tiny()
     model[2].in_channels = 0  # as a coupled group pruned to nothing leaves it
     with pytest.raises(EffprofError) as error:
-        p.check_pruned(model, _calibration(), "Sequential")
+        prunable.check_pruned(model, _calibration(), "Sequential")
     assert "leaves Conv2d '2' with in_channels = 0" in _one_line(error)
 
 
@@ -51,7 +52,7 @@ def test_a_pruned_model_that_no_longer_runs_is_refused():
     model = _tiny()
     model[2] = nn.Conv2d(6, 3, 3, padding=1)  # its input lost two channels, it did not
     with pytest.raises(EffprofError) as error:
-        p.check_pruned(model, _calibration(), "Sequential")
+        prunable.check_pruned(model, _calibration(), "Sequential")
     assert "the pruned Sequential no longer runs (RuntimeError" in _one_line(error)
 
 
@@ -59,10 +60,10 @@ def test_an_unprunable_architecture_is_refused_before_any_run_and_left_unchanged
     model = attention()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(EffprofError) as error:
-        p.check_prunable(model, p.PruneSpec(0.6, round_to=2), _calibration())
+        prunable.check_prunable(model, p.PruneSpec(0.6, round_to=2), _calibration())
     assert "_Attention" in _one_line(error)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_a_prunable_model_passes_the_trial():
-    p.check_prunable(_tiny(), p.PruneSpec(0.6, round_to=2), _calibration())
+    prunable.check_prunable(_tiny(), p.PruneSpec(0.6, round_to=2), _calibration())

@@ -26,11 +26,11 @@ from effprof.compress.methods.base import (
     first_input,
     register_method,
 )
+from effprof.compress.prunable import check_prunable
 from effprof.compress.prune import (
     TP_MAGNITUDE,
     PruneResult,
     PruneSpec,
-    check_prunable,
     check_target,
     prune,
 )
