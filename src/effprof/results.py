@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,3 +88,51 @@ def split_statuses(values: dict[str, Any]) -> Split:
         elif value is not None:  # None without a reason means "none" (no unreliable reason...)
             out.values[name] = value
     return out
+
+
+# --- a library's message as one plain line -----------------------------------------------------
+
+# CSI (colours, cursor moves), OSC (window titles, links) and two-byte escape sequences
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_SUMMARY = re.compile(r"^<class '[\w.]+'>: (.+)$")  # torch's "## Exception summary" lines
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape sequences (``\\x1b[96m...\\x1b[0m`` colours and others)."""
+    return _ANSI.sub("", text)
+
+
+def library_reason(err: BaseException, limit: int = 300) -> str:
+    """A library's exception as one short plain line: escapes removed, the telling line of a
+    multi-line dump (the first ``<class 'X'>: message`` of torch's exception summary, else the
+    first non-empty line), cut at ``limit`` characters.
+
+    >>> library_reason(RuntimeError("\\x1b[96mStep 3/3\\x1b[0m failed\\n\\n<class 'E'>: No ONNX function"))
+    'No ONNX function'
+    """
+    lines = [line.strip() for line in strip_ansi(str(err)).splitlines() if line.strip()]
+    summary = [m[1] for line in lines if (m := _SUMMARY.match(line))]
+    text = summary[0] if summary else (lines[0] if lines else type(err).__name__)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+_MODULE_CALLS = ("_call_impl", "_wrapped_call_impl")
+_MODULE_FILE = "/".join(("torch", "nn", "modules", "module.py"))
+
+
+def forward_failure(error: BaseException) -> str | None:
+    """The one line for an exception raised inside a model's forward (its traceback runs through
+    ``torch.nn.Module.__call__``): the model does not run on what it was given, the input's
+    fault. None for any other exception, and for an EffprofError."""
+    if isinstance(error, EffprofError):
+        return None
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name in _MODULE_CALLS and code.co_filename.endswith(_MODULE_FILE):
+            return (
+                f"the model failed in its forward ({type(error).__name__}: "
+                f"{library_reason(error)}); check that it runs on these inputs outside effprof"
+            )
+        tb = tb.tb_next
+    return None

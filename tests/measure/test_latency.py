@@ -129,7 +129,7 @@ def test_threads_are_set_during_the_run_and_restored_after():
 
 def test_threads_restored_after_a_failing_forward():
     before = torch.get_num_threads()
-    with pytest.raises(ValueError):
+    with pytest.raises(EffprofError, match="the model failed in its forward"):
         measure_latency(RaisesOnForward(ValueError("bug")), SHAPE, LatencySpec(threads=1))
     assert torch.get_num_threads() == before
 
@@ -179,9 +179,13 @@ def test_out_of_memory_is_missing_not_an_exception(error):
     assert result.reason.startswith("out of memory")
 
 
-def test_other_errors_are_raised():
-    with pytest.raises(RuntimeError, match="shape mismatch"):
+def test_other_errors_of_the_forward_are_raised_as_one_line_naming_them():
+    with pytest.raises(EffprofError) as error:
         measure_latency(RaisesOnForward(RuntimeError("shape mismatch")), SHAPE, LatencySpec())
+    assert str(error.value).startswith(
+        "the model failed in its forward (RuntimeError: shape mismatch)"
+    )
+    assert isinstance(error.value.__cause__, RuntimeError)  # EFFPROF_DEBUG=1 shows where
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the cpu-only answers")

@@ -8,6 +8,7 @@ import pytest
 from torch import nn
 
 from effprof.measure import roofline
+from effprof.measure.cache import CacheWarning
 from effprof.measure.counting import count_model
 from effprof.measure.roofline import Ceilings, device_ceilings, layer_roofline, model_floors
 from effprof.results import Missing
@@ -77,7 +78,8 @@ def test_ceilings_are_measured_once_then_read_from_the_cache(tmp_path, monkeypat
 
 def test_a_corrupt_cache_is_ignored(tmp_path):
     (tmp_path / "ceilings.json").write_text("{not json")
-    assert isinstance(device_ceilings("cpu", threads=1, directory=tmp_path), Missing)
+    with pytest.warns(CacheWarning, match="ceilings.json' is corrupt"):
+        assert isinstance(device_ceilings("cpu", threads=1, directory=tmp_path), Missing)
 
 
 def test_unsupported_precision_is_missing():

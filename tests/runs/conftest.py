@@ -39,12 +39,17 @@ def write_run(
 
 
 def categories(macs: int) -> pd.DataFrame:
-    return pd.DataFrame({"category": ["convolution", "activation"], "macs": [macs, 0],
-                         "flops": [2 * macs, 1000]})  # fmt: skip
+    """A categories table with the columns a profile writes (:data:`effprof.runs.tables.TABLES`)."""
+    flops = [2 * macs, 1000]
+    return pd.DataFrame({"category": ["convolution", "activation"], "calls": [2, 1],
+                         "macs": [macs, 0], "flops": flops, "bias_flops": [0, 0],
+                         "bytes_read": [4096, 4096], "bytes_written": [4096, 4096],
+                         "flops_share": [f / sum(flops) for f in flops]})  # fmt: skip
 
 
 def latency(samples: list[float]) -> pd.DataFrame:
-    return pd.DataFrame({"sample": range(len(samples)), "latency_ms": samples})
+    return pd.DataFrame({"sample": range(len(samples)), "latency_ms": samples, "device": "cpu",
+                         "precision": "fp32", "timer": "perf_counter", "threads": 2})  # fmt: skip
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ from effprof.data import TEST_SEED
 from effprof.measure.environment import collect_environment, resolve_device
 from effprof.measure.latency import measure_latency
 from effprof.measure.layer_latency import LayerLatencyTable
-from effprof.measure.onnx import export_onnx, onnx_parity
+from effprof.measure.onnx import check_exportable, export_onnx, onnx_parity
 from effprof.measure.precision import num_threads
 from effprof.models import (
     Subject,
@@ -308,6 +308,8 @@ def compress(
         ctx = Context(config, variant, services, data, entry)
         services.dense_macs = count_macs(data.inputs, dense)
         _check_targets(dense, services.calibration, plans)
+        if not config.ort and any(p.step is not None and p.step.step == "int8" for p in plans):
+            check_exportable(dense, data.inputs)  # else the dense run is kept, int8 fails late
         group, done = _finished(config, variant) if config.resume else (None, {})
         group = group or new_run_id("pipeline", config.model, variant)
         weights_note = (

@@ -7,8 +7,6 @@ otherwise complete run. The measurements are the steps of :mod:`effprof.recipes.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,9 +19,11 @@ from effprof import schema as S
 from effprof.api.given import job_options
 from effprof.api.run import Run
 from effprof.config import ProfileConfig, validate
+from effprof.files import move_file
 from effprof.measure.counting import COUNTING_POLICY
 from effprof.measure.environment import collect_environment
 from effprof.measure.hostload import load_average
+from effprof.measure.onnx import onnx_scratch
 from effprof.measure.precision import num_threads
 from effprof.models import Subject, load_subject, subject_of_module, to_inputs
 from effprof.recipes.profile import (
@@ -98,8 +98,8 @@ def profile(
             f"count-only: the weights {config.weights!r} were checked but not loaded (counts do "
             "not depend on them)"
         )
-    with tempfile.TemporaryDirectory(prefix="effprof-profile-") as scratch:
-        ctx = StepContext(config, target, subject.model, subject.entry, Path(scratch), step)
+    with onnx_scratch(out_root) as scratch:  # on the store's filesystem, removed whatever happens
+        ctx = StepContext(config, target, subject.model, subject.entry, scratch, step)
         load_before = load_average() if on_device else None
         run_steps(planned, ctx, collected)
         if on_device:
@@ -132,7 +132,7 @@ def _write(
         for name, table in collected.tables.items():
             writer.add_table(name, table)
         for name, source in collected.files.items():
-            shutil.move(source, writer.file_path(name))  # across filesystems too
+            move_file(source, writer.file_path(name))
         return writer.finish(collected.metrics, env, collected.notes)
     except BaseException:
         writer.abandon()

@@ -27,13 +27,14 @@ from typing import Any
 
 import typer
 
-from effprof.files import os_reason
-from effprof.results import EffprofError
+from effprof.files import disk_full, os_reason
+from effprof.results import EffprofError, forward_failure
 
 LINE_CHARS = 1000  # an error line longer than this is cut (its middle)
 VALUE_CHARS = 200  # a quoted value longer than this (a pasted blob) is shortened in the line
 _QUOTED = re.compile(rf"""(['"])([^'"\n]{{{VALUE_CHARS + 1},}})\1""")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_COLOURS = re.compile(r"\x1b\[[0-9;:]*m")  # a library's colours: dropped (other escapes are shown)
 DEBUG_ENV = "EFFPROF_DEBUG"
 
 
@@ -69,8 +70,9 @@ def shorten(text: str, limit: int = VALUE_CHARS) -> str:
 
 def one_line(message: Any) -> str:
     """A message as one short line: first non-empty line, long quoted values shortened, cut;
-    control characters (terminal escapes) and undecodable bytes shown escaped, never sent raw."""
-    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    terminal colour codes dropped, other control characters (escapes) and undecodable bytes
+    shown escaped, never sent raw. Every error, warning and note effprof prints goes through it."""
+    lines = [line.strip() for line in _COLOURS.sub("", str(message)).splitlines() if line.strip()]
     text = lines[0] if lines else ""
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     text = _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
@@ -100,8 +102,16 @@ def _usage_message(err: Any) -> str:
 
 
 def _os_message(err: OSError) -> str:
-    where = f": {err.filename!s}" if err.filename else ""
-    return f"{os_reason(err)}{where}"
+    if err.filename:
+        return f"{os_reason(err)}: {err.filename!s}"
+    if disk_full(err):  # a library's write, without a file name: say where effprof writes
+        import tempfile
+
+        return (
+            f"{os_reason(err)} (free space in the run store, or in TMPDIR "
+            f"{tempfile.gettempdir()!r}, and run again)"
+        )
+    return os_reason(err)
 
 
 @contextlib.contextmanager
@@ -144,9 +154,42 @@ def _out_of_memory(err: Exception) -> bool:
     return precision is not None and bool(precision.is_out_of_memory(err))
 
 
+def _exit_message(stop: SystemExit) -> str:
+    return (
+        f"code effprof ran (the model's factory or forward) called sys.exit({stop.code!r}); "
+        "nothing was written: a model must return or raise, not exit"
+    )
+
+
+# torch maps its libraries, thread stacks and one allocator arena per thread into the address
+# space: a count of a tiny model peaks near 2 GiB of it on a 2-core machine, a profile near 3.
+MIN_ADDRESS_SPACE = 4 * 2**30
+
+
+def address_space_problem() -> str | None:
+    """Why the address-space limit (``ulimit -v``) is too low for effprof, or None. Below it an
+    allocation fails inside a C++ thread (``std::bad_alloc``: the process aborts, a half-written
+    run left behind), so the limit is refused before anything starts."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft >= MIN_ADDRESS_SPACE:
+        return None
+    return (
+        f"the address-space limit (ulimit -v) is {soft / 2**30:.2f} GiB; effprof needs at least "
+        f"{MIN_ADDRESS_SPACE // 2**30} GiB (torch maps its libraries, thread stacks and allocator "
+        "arenas there): raise it, e.g. ulimit -v unlimited"
+    )
+
+
 def run_app(app: typer.Typer, argv: list[str] | None, err_console: Any, out_console: Any) -> int:
     """Run ``app`` on ``argv``; return the exit code, having printed at most one error line."""
     caught: list[int] = []
+    args = sys.argv[1:] if argv is None else argv
+    problem = address_space_problem() if args and "--help" not in args else None
+    if problem:
+        _print(err_console, "error", problem)
+        return 2
     try:
         with _one_line_warnings(err_console), _signals_noted(caught):
             code = _invoke(app, argv, err_console, out_console, caught)
@@ -172,7 +215,14 @@ def _invoke(app: typer.Typer, argv: list[str] | None, err_console: Any, out_cons
     try:
         code = app(args=argv, standalone_mode=False, prog_name="effprof")
     except exits as done:
+        if isinstance(done.__cause__, KeyboardInterrupt):  # typer >= 0.2x: Ctrl-C, or raised
+            caught.append(
+                signal.SIGTERM if isinstance(done.__cause__, Terminated) else signal.SIGINT
+            )
         return int(getattr(done, "exit_code", 0) or 0)
+    except SystemExit as stop:  # effprof never exits inside a command: the model's code did
+        _print(err_console, "error", _exit_message(stop))
+        return 2
     except aborts as done:  # click's form of Ctrl-C (or a command's own abort)
         caught.append(signal.SIGTERM if isinstance(done.__cause__, Terminated) else signal.SIGINT)
         return 130
@@ -210,6 +260,10 @@ def _invoke(app: typer.Typer, argv: list[str] | None, err_console: Any, out_cons
         if _out_of_memory(err):  # torch's allocators raise RuntimeError, not MemoryError
             _print(err_console, "error", f"out of memory: {one_line(err)}")
             return 2
+        failure = forward_failure(err)  # raised inside the model's forward: bad input
+        if failure is not None:
+            _print(err_console, "error", failure)
+            return 2
         _print(
             err_console,
             "error",
@@ -217,4 +271,6 @@ def _invoke(app: typer.Typer, argv: list[str] | None, err_console: Any, out_cons
             f"(run with {DEBUG_ENV}=1 for the traceback)",
         )
         return 1
+    if code == 130 and not caught:  # typer >= 0.2x returns a KeyboardInterrupt as code 130
+        caught.append(signal.SIGINT)
     return code if isinstance(code, int) else 0

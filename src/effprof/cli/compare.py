@@ -12,9 +12,14 @@ import typer
 from rich.table import Table
 
 from effprof.cli import app, check_output_file, console, warn
+from effprof.cli.boundary import one_line
 
 if TYPE_CHECKING:
     from effprof.runs import Comparison
+
+# Each round times every run's models once more; past this many the ratios do not get better,
+# and a comparison must end (a typo of 1,000,000,000 re-timed until killed).
+MAX_RETIME_ROUNDS = 100
 
 
 def _print_table(comparison: Comparison) -> None:
@@ -23,21 +28,23 @@ def _print_table(comparison: Comparison) -> None:
     table = Table(title="headline metrics (ratios to run 1)")
     table.add_column("metric")
     for label in comparison.labels:
-        table.add_column(label, justify="right")
+        table.add_column(one_line(label), justify="right")
     for metric, group in comparison.headline.groupby("metric", sort=False):
         cells = []
         for position, (_, cell) in enumerate(group.iterrows()):
             if math.isnan(cell["value"]):
                 reason = cell["missing"]
-                cells.append("—" if reason is None or reason != reason else f"missing ({reason})")
+                cells.append(
+                    "—" if reason is None or reason != reason else f"missing ({one_line(reason)})"
+                )
                 continue
             text = format_metric(cell["value"], cell["unit"])
             cells.append(text if position == 0 else f"{text} ({format_ratio(cell['ratio'])})")
-        table.add_row(str(metric), *cells)
+        table.add_row(one_line(metric), *cells)
     console.print(table)
     for _, row in comparison.runs.iterrows():
         console.print(
-            f"{row['label'].split(':')[0]}: {row['path']}",
+            f"{row['label'].split(':')[0]}: {one_line(row['path'])}",
             markup=False,
             highlight=False,
             soft_wrap=True,
@@ -48,7 +55,7 @@ def _print_retimed(comparison: Comparison) -> None:
     from effprof.report.compare import format_metric, format_ratio
 
     for note in comparison.retime_notes:
-        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"note: {one_line(note)}", markup=False, highlight=False, soft_wrap=True)
     frame = comparison.retimed
     if frame is None or frame.empty:
         return
@@ -58,13 +65,14 @@ def _print_retimed(comparison: Comparison) -> None:
         table.add_column(name, justify="left" if name == "run" else "right")
     for row in frame.itertuples():
         if not row.rounds:
-            table.add_row(str(row.label), f"missing ({row.missing})", "—", "—")
+            table.add_row(one_line(row.label), f"missing ({one_line(row.missing)})", "—", "—")
             continue
         reason = str(row.ratio_unreliable_reason).split("; ")[0]
         reliable = "yes" if row.ratio_reliable else f"no: {reason}"
         table.add_row(
-            str(row.label), format_metric(row.median_ms, "ms"), format_ratio(row.ratio), reliable
-        )
+            one_line(row.label), format_metric(row.median_ms, "ms"), format_ratio(row.ratio),
+            one_line(reliable),
+        )  # fmt: skip
     console.print(table)
 
 
@@ -82,7 +90,9 @@ def compare(
         1,
         "--retime-rounds",
         min=0,
-        help="time the runs' models again, interleaved, in this many rounds (0: do not)",
+        max=MAX_RETIME_ROUNDS,
+        help=f"time the runs' models again, interleaved, in this many rounds (0: do not; at "
+        f"most {MAX_RETIME_ROUNDS})",
     ),
     trust_model: list[str] = typer.Option(
         [],
@@ -105,10 +115,11 @@ def compare(
         )
     for warning in skipped:
         warn(str(warning.message))
-    for line in comparison.warnings:
+    for line in comparison.warnings:  # part of the comparison's output, beside its table
         console.print(
-            f"warning: {line}", style="bold yellow", markup=False, highlight=False, soft_wrap=True
-        )
+            f"warning: {one_line(line)}", style="bold yellow", markup=False, highlight=False,
+            soft_wrap=True,
+        )  # fmt: skip
     _print_table(comparison)
     _print_retimed(comparison)
     if no_html:

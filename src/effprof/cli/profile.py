@@ -11,6 +11,7 @@ from rich.table import Table
 
 from effprof import schema as S
 from effprof.cli import app, console, err_console, warn
+from effprof.cli.boundary import one_line
 from effprof.files import disk_full
 from effprof.results import EffprofError
 
@@ -176,7 +177,7 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:,.2f}"
-    return str(value)
+    return one_line(value)  # a stored run's text: no terminal escapes reach the screen
 
 
 @app.command()

@@ -36,9 +36,10 @@ from effprof.compression.groups import (
     prunable_groups,
     root_name,
 )
+from effprof.compression.prunable import check_pruned
 from effprof.compression.significance import SIGNIFICANCE, Calibration, compute_significance
 from effprof.compression.untie import untie_shared
-from effprof.results import EffprofError
+from effprof.results import EffprofError, library_reason
 
 TP_MAGNITUDE = "tp-magnitude"
 MAX_ROUNDS_PER_STEP = 8
@@ -364,7 +365,26 @@ def prune(
 ) -> tuple[nn.Module, PruneResult]:
     """A pruned copy of ``model`` (PReLUs untied) keeping about ``spec.target_ratio`` of its cost
     (default: conv MACs at the calibration size); ``model`` is left unchanged. A target outside
-    what the protected layers and ``round_to`` allow is refused."""
+    what the protected layers and ``round_to`` allow is refused, and so is a model Torch-Pruning
+    cannot prune: one whose dependency graph fails, or whose pruned form has a layer of zero
+    width or no longer runs (one line naming the model, the layer or the reason)."""
+    name = type(model).__name__
+    try:
+        pruned, result = _prune(model, spec, calibration, cost)
+    except (EffprofError, MemoryError, OSError):
+        raise
+    except Exception as err:  # inside Torch-Pruning: ZeroDivisionError, IndexError, ...
+        raise EffprofError(
+            f"Torch-Pruning cannot prune {name} ({type(err).__name__}: {library_reason(err)}); "
+            "protect the layer it fails on, or leave out the prune steps"
+        ) from err
+    check_pruned(pruned, calibration, name)
+    return pruned, result
+
+
+def _prune(
+    model: nn.Module, spec: PruneSpec, calibration: Calibration, cost: CostModel | None
+) -> tuple[nn.Module, PruneResult]:
     pruned, cost = _prepared(model, spec, calibration, cost)
     example = calibration.batches[0][0][:1]
     min_ratio, max_ratio = _check_target(pruned, spec, calibration, cost)

@@ -36,7 +36,8 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch import Tensor, nn
 
-from effprof.results import EffprofError
+from effprof.files import check_onnx_file
+from effprof.results import EffprofError, library_reason
 
 HALF_DTYPES: dict[str, torch.dtype] = {"fp16": torch.float16, "bf16": torch.bfloat16}
 _QTYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
@@ -292,6 +293,19 @@ def _quiet_ort() -> Iterator[None]:
         root.setLevel(level)
 
 
+@contextmanager
+def _temporaries_in(folder: Path) -> Iterator[None]:
+    """``tempfile``'s folder pointed at ``folder`` while ONNX Runtime's quantizer runs: it makes
+    its own temporary directory for the augmented calibration model, and TMPDIR (full, or on
+    another filesystem) must not decide the run."""
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+
+
 def quantize_int8(
     fp32_onnx: str | Path,
     out_path: str | Path,
@@ -310,7 +324,14 @@ def quantize_int8(
     ):
         if getattr(spec, key) not in table:
             raise EffprofError(f"unknown {key} {getattr(spec, key)!r}; known: {', '.join(table)}")
-    with tempfile.TemporaryDirectory() as tmp, _quiet_ort():
+    check_onnx_file(fp32_onnx)  # a stored export (compress --resume) is read back checked
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    # temporaries beside the result, never in TMPDIR; removed whatever happens
+    with (
+        tempfile.TemporaryDirectory(prefix=".effprof-int8-", dir=out_path.parent) as tmp,
+        _quiet_ort(),
+        _temporaries_in(Path(tmp)),  # ORT's pre-processing and quantizer make their own there
+    ):
         rewritten, prepared = Path(tmp) / "rewritten.onnx", Path(tmp) / "prepared.onnx"
         graph = onnx.load(str(fp32_onnx))
         prelu_as_leaky_relu(graph)
@@ -324,7 +345,6 @@ def quantize_int8(
                 f"cannot keep {unknown[0]!r} in float: no such convolution in the ONNX graph"
             )
         input_name = graph.graph.input[0].name
-        out_path.parent.mkdir(parents=True, exist_ok=True)
         quantize_static(
             str(prepared),
             str(out_path),
@@ -368,7 +388,13 @@ class OrtModel(nn.Module):
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        check_onnx_file(path)
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime's own error types
+            raise EffprofError(
+                f"ONNX Runtime cannot load {str(path)!r} ({library_reason(err)})"
+            ) from None
         first = session.get_inputs()[0]
         dtype = np.float16 if first.type == "tensor(float16)" else np.float32
         return cls(session, first.name, np.dtype(dtype))

@@ -15,12 +15,14 @@ import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from effprof.compression.untie import untie_shared
+from effprof.files import check_schema, read_json, shown_path
 from effprof.models import build_model, read_state_dict
 from effprof.models.checkpoint import load_state_dict_strict
 from effprof.models.trust import check_buildable
@@ -137,42 +139,162 @@ def save_pruned(
         "modules": structure_of(model),
         "info": info or {},
     }
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    check_reloadable(model, _rebuilt(model_name, variant, structure["modules"], state))
     files = PrunedFiles(directory / STRUCTURE_FILE, directory / WEIGHTS_FILE)
-    torch.save(
-        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, files.weights
-    )
+    torch.save(state, files.weights)
     files.structure.write_text(json.dumps(structure, indent=1))
     return files
 
 
-def read_structure(path: str | Path) -> dict[str, Any]:
-    """Read and check a ``structure.json``."""
+def _rebuilt(
+    name: str, variant: str | None, modules: dict[str, Any], state: dict[str, torch.Tensor]
+) -> nn.Module:
+    """What :func:`load_pruned` would build from these files (on meta: no memory, no weights)."""
+    with torch.device("meta"):
+        model = build_model(name, variant)
+    return rebuilt_from(model, modules, state)
+
+
+def rebuilt_from(
+    fresh: nn.Module, modules: dict[str, Any], state: dict[str, torch.Tensor]
+) -> nn.Module:
+    """``fresh`` (the unpruned model, changed in place) rebuilt as :func:`load_pruned` rebuilds
+    it from a structure's ``modules`` and a state dict, without loading the weights."""
+    untie_shared(fresh)
+    checked = {k: StructureEntry.model_validate(v) for k, v in modules.items()}
+    with torch.device("meta"):
+        apply_structure(fresh, checked)
+    fit_loose_parameters(fresh, state)
+    return fresh
+
+
+def _settings(module: nn.Module) -> dict[str, Any]:
+    """A module's integer settings (widths, heads, shapes) as its attributes hold them."""
+    return {
+        k: v for k, v in vars(module).items()
+        if not k.startswith("_") and isinstance(v, (int, tuple)) and not isinstance(v, bool)
+    }  # fmt: skip
+
+
+def check_reloadable(model: nn.Module, rebuilt: nn.Module) -> None:
+    """Refuse to save a pruned model that :func:`load_pruned` could not rebuild: a module whose
+    settings Torch-Pruning changed but that effprof does not resize (a MultiheadAttention's
+    ``embed_dim``), or whose parameter shapes differ."""
+    others = dict(rebuilt.named_modules())
+    for name, module in model.named_modules():
+        other = others.get(name)
+        mine, theirs = _settings(module), _settings(other) if other is not None else {}
+        changed = [k for k in mine if mine[k] != theirs.get(k)]
+        shapes = {k: tuple(p.shape) for k, p in module.named_parameters(recurse=False)}
+        rebuilt_shapes = (
+            {k: tuple(p.shape) for k, p in other.named_parameters(recurse=False)} if other else {}
+        )
+        if other is None or changed or shapes != rebuilt_shapes:
+            what = f"{changed[0]} {mine[changed[0]]}" if changed else "its parameter shapes"
+            raise EffprofError(
+                f"the pruned {type(module).__name__} {name!r} cannot be saved to reload: "
+                f"Torch-Pruning changed {what}, which effprof does not rebuild (it resizes "
+                f"{', '.join(t.__name__ for t in RESIZABLE)}); protect that layer's channels"
+            )
+
+
+MAX_STRUCTURE_BYTES = 16 * 2**20
+MAX_WIDTH = 1 << 20  # no layer of a model effprof prunes is a million channels wide
+Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
+
+
+class StructureEntry(BaseModel):
+    """One resizable module's saved size: its type and the sizes of that type (strict types)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    type: Annotated[str, Field(max_length=200)]
+    in_channels: Width | None = None
+    out_channels: Width | None = None
+    groups: Width | None = None
+    in_features: Width | None = None
+    out_features: Width | None = None
+    num_features: Width | None = None
+    num_parameters: Width | None = None
+    normalized_shape: Annotated[list[Width], Field(min_length=1, max_length=8)] | None = None
+
+    def sizes(self) -> dict[str, Any]:
+        """The sizes given, without the type."""
+        return self.model_dump(exclude={"type"}, exclude_none=True)
+
+
+class StructureFile(BaseModel):
+    """``structure.json`` as :func:`save_pruned` writes it."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    format: Literal["effprof-pruned"]
+    version: Literal[1]
+    model: Annotated[str, Field(min_length=1, max_length=1000)]
+    variant: Annotated[str, Field(max_length=200)] | None
+    untied: bool
+    modules: dict[Annotated[str, Field(max_length=1000)], StructureEntry]
+    info: dict[str, Any] = {}
+
+
+def read_structure(path: str | Path) -> StructureFile:
+    """Read a ``structure.json`` and check it (:mod:`effprof.files`: a regular file of at most
+    16 MiB, JSON; every field of its type, every width a positive integer); anything else is a
+    one-line EffprofError naming the file."""
     path = Path(path)
+    shown = shown_path(path, "pruned structure")
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise EffprofError(f"cannot read pruned structure {str(path)!r}: {err}") from None
-    if data.get("format") != FORMAT or data.get("version") != VERSION:
-        raise EffprofError(f"{str(path)!r} is not an {FORMAT} v{VERSION} structure file")
-    return data
+        data = read_json(path, MAX_STRUCTURE_BYTES, "pruned structure")
+    except FileNotFoundError:
+        raise EffprofError(f"{shown} does not exist") from None
+    if not isinstance(data, dict) or (data.get("format"), data.get("version")) != (FORMAT, VERSION):
+        raise EffprofError(f"{shown} is not an {FORMAT} v{VERSION} structure file")
+    return check_schema(StructureFile, data, shown)
 
 
-def apply_structure(model: nn.Module, modules: dict[str, dict[str, Any]]) -> nn.Module:
-    """Rebuild every listed module of ``model`` at its saved size, in place (weights re-initialised)."""
+def apply_structure(model: nn.Module, modules: dict[str, StructureEntry]) -> nn.Module:
+    """Rebuild every listed module of ``model`` at its saved size, in place (weights
+    re-initialised). A pruned model only shrinks: a module the model lacks, a size its type does
+    not have, a width above the model's own, or a grouping that does not divide are refused."""
     present = dict(model.named_modules())
     for name, entry in modules.items():
         old = present.get(name)
         resizer = _resizer(old) if old is not None else None
-        if resizer is None or type(old).__name__ != entry["type"]:
+        if resizer is None or type(old).__name__ != entry.type:
             raise EffprofError(
-                f"pruned structure names {entry['type']} {name!r}, which the model lacks"
+                f"pruned structure names {entry.type} {name!r}, which the model lacks"
             )
-        size = {k: v for k, v in entry.items() if k != "type"}
-        if {**resizer[0](old), **size} == resizer[0](old):
+        original, size = resizer[0](old), entry.sizes()
+        problem = _size_problem(original, size)
+        if problem:
+            raise EffprofError(f"pruned structure gives {entry.type} {name!r} {problem}")
+        if {**original, **size} == original:
             continue
+        try:
+            rebuilt = resizer[1](old, size)
+        except (ValueError, RuntimeError) as err:  # e.g. groups that do not divide the channels
+            raise EffprofError(
+                f"pruned structure gives {name!r} sizes it cannot have ({err})"
+            ) from None
         parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name), child, resizer[1](old, size))
+        setattr(model.get_submodule(parent_name), child, rebuilt)
     return model
+
+
+def _size_problem(original: dict[str, Any], size: dict[str, Any]) -> str | None:
+    """Why ``size`` cannot be a pruned form of a module of size ``original`` (None if it can)."""
+    foreign = sorted(set(size) - set(original))
+    if foreign:
+        return f"sizes its type does not have ({', '.join(foreign)})"
+    for key, value in size.items():
+        before = original[key]
+        if isinstance(before, list):
+            if len(value) != len(before) or any(v > b for v, b in zip(value, before, strict=True)):
+                return f"{key} {value}, not a pruned form of {before}"
+        elif key != "groups" and value > before:
+            return f"{key} {value}, more than the model's {before} (pruning only removes)"
+    return None
 
 
 def fit_loose_parameters(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -203,9 +325,7 @@ def load_pruned(
     model is refused."""
     directory = Path(directory)
     structure = read_structure(directory / STRUCTURE_FILE)
-    name, variant = structure.get("model"), structure.get("variant")
-    if not isinstance(name, str) or not isinstance(variant, (str, type(None))):
-        raise EffprofError(f"{str(directory / STRUCTURE_FILE)!r} names no model")
+    name, variant = structure.model, structure.variant
     if expected is not None and (name, variant) != expected:
         shown = " ".join(p for p in (name, variant) if p)
         wanted = " ".join(p for p in expected if p)
@@ -218,9 +338,9 @@ def load_pruned(
     else:
         check_buildable(name, trusted, f"{str(directory / STRUCTURE_FILE)!r}")
         model = build_model(name, variant)
-    if structure["untied"]:
+    if structure.untied:
         untie_shared(model)
-    apply_structure(model, structure["modules"])
+    apply_structure(model, structure.modules)
     state = read_state_dict(directory / WEIGHTS_FILE)
     fit_loose_parameters(model, state)
     load_state_dict_strict(model, state, str(directory / WEIGHTS_FILE))

@@ -1,6 +1,12 @@
 """Validated configuration (pydantic, ``extra="forbid"``) for every job; YAML files in configs/."""
 
-from effprof.config.base import StrictModel, load_config, read_yaml_mapping, validate
+from effprof.config.base import (
+    StrictModel,
+    load_config,
+    read_yaml_mapping,
+    validate,
+    validate_fields,
+)
 from effprof.config.profile import ProfileConfig
 
 __all__ = [
@@ -9,4 +15,5 @@ __all__ = [
     "load_config",
     "read_yaml_mapping",
     "validate",
+    "validate_fields",
 ]

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from effprof.files import read_small_text
+from effprof.files import describe_validation_error, read_small_text
 from effprof.results import EffprofError
 
 M = TypeVar("M", bound=BaseModel)
@@ -26,19 +26,6 @@ def check_zoom(zoom: tuple[float, float]) -> None:
     """Refuse a crop rescaling range (``zoom``: low, high) outside 0.25 <= low <= high <= 4."""
     if not 0.25 <= zoom[0] <= zoom[1] <= 4.0:
         raise ValueError(f"zoom must satisfy 0.25 <= low <= high <= 4, got {zoom}")
-
-
-def describe_validation_error(err: ValidationError, source: str) -> str:
-    """The first problem of a pydantic error as one line: ``config.yaml: repeat: input should be ...``."""
-    errors = err.errors()
-    # an unknown key first: it is the likely typo, and the "field required" beside it its echo
-    first = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
-    where = ".".join(str(p) for p in first.get("loc", ())) or "(top level)"
-    message = first.get("msg", "invalid value")
-    if first.get("type") == "extra_forbidden":
-        message = "unknown key"
-    extra = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
-    return f"{source}: {where}: {message}{extra}"
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
@@ -132,6 +119,21 @@ def validate(model: type[M], data: dict[str, Any], source: str) -> M:
         return model.model_validate(data)
     except ValidationError as err:
         raise EffprofError(describe_validation_error(err, source)) from None
+
+
+def validate_fields(model: type[BaseModel], data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Some of ``model``'s fields, each checked by that field's own type and bounds (the values a
+    stored run kept of a config, say); unknown names and bad values are one-line errors."""
+    fields = model.model_fields
+    unknown = next((name for name in data if name not in fields), None)
+    if unknown is not None:
+        raise EffprofError(f"{source}: {unknown}: unknown key")
+    partial = create_model(  # type: ignore[call-overload]
+        f"Partial{model.__name__}",
+        __base__=StrictModel,
+        **{name: (fields[name].annotation, fields[name]) for name in data},
+    )
+    return validate(partial, data, source).model_dump()
 
 
 def load_config(model: type[M], path: str | Path, overrides: dict[str, Any] | None = None) -> M:

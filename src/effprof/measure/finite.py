@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from effprof import schema as S
 from effprof.measure.precision import is_out_of_memory, oom_missing
+from effprof.measure.session import model_error
 from effprof.results import Missing
 
 _SHOWN = 3  # how many offending outputs or weights a sentence names
@@ -178,4 +179,7 @@ def check_outputs(
     except Exception as error:
         if is_out_of_memory(error):
             return oom_missing(error)
+        failed = model_error(error)
+        if failed is not None:
+            raise failed from error
         raise

@@ -14,17 +14,23 @@ a second pruning run on the same machine measures nothing it measured before.
 
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
+from typing import Annotated
 
+from pydantic import Field, RootModel
 from torch import nn
 
+from effprof.measure.cache import JsonCache, cache_key
 from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.precision import num_threads
-from effprof.measure.roofline import cache_dir, cache_key
 from effprof.results import EffprofError, Missing
 
 CACHE_FILE = "layer-latency.json"
+MAX_ENTRIES = 100_000
+# a convolution's time as a cache may hold it: positive, finite, under an hour
+ConvMs = Annotated[float, Field(gt=0, le=3.6e6, allow_inf_nan=False)]
+_CONV_KEY = re.compile(r"k\d+x\d+ s\d+x\d+ p\d+x\d+ d\d+x\d+ g\d+ \d+->\d+ \d+x\d+")
 
 
 def conv_key(conv: nn.Conv2d, c_in: int, c_out: int, hw: tuple[int, int]) -> str:
@@ -45,6 +51,19 @@ def _groups(conv: nn.Conv2d, c_in: int, c_out: int) -> int:
     return conv.groups
 
 
+class CachedTimes(RootModel[dict[str, ConvMs]]):
+    """A cache entry of the table: {conv_key: median ms}, strict types, at most MAX_ENTRIES."""
+
+    model_config = {"strict": True, "frozen": True}
+
+
+def _table_problem(key: str, entry: CachedTimes) -> str | None:
+    if len(entry.root) > MAX_ENTRIES:
+        return f"{len(entry.root):,} entries (at most {MAX_ENTRIES:,})"
+    bad = next((k for k in entry.root if not _CONV_KEY.fullmatch(k)), None)
+    return None if bad is None else f"{bad[:60]!r} is not a convolution's key"
+
+
 class LayerLatencyTable:
     """Convolution times on one device, precision and thread count, cached on disk."""
 
@@ -56,17 +75,12 @@ class LayerLatencyTable:
             self.key = cache_key(device, precision, used)
         self.spec = LatencySpec(device=device, precision=precision, warmup=warmup, repeat=repeat,
                                 threads=threads)  # fmt: skip
-        self.path = (directory or cache_dir()) / CACHE_FILE
-        self.entries: dict[str, float] = dict(self._read().get(self.key, {}))
+        self.cache = JsonCache(CACHE_FILE, CachedTimes, directory, _table_problem)
+        self.path = self.cache.path
+        cached = self.cache.read(self.key)
+        self.entries: dict[str, float] = dict(cached.root) if cached is not None else {}
         self.measured = 0  # entries timed by this table (not read from the cache)
         self.lookups = 0  # calls of conv_ms, so a caller can tell whether a step used the table
-
-    def _read(self) -> dict[str, dict[str, float]]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            return {}
-        return data if isinstance(data, dict) else {}
 
     def conv_ms(self, conv: nn.Conv2d, c_in: int, c_out: int, hw: tuple[int, int]) -> float:
         """Median ms of a convolution like ``conv`` with ``c_in`` -> ``c_out`` channels on an
@@ -89,15 +103,8 @@ class LayerLatencyTable:
 
     def save(self) -> None:
         """Merge this table's entries into the cache file (an unwritable cache is skipped)."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            data = self._read()
-            data[self.key] = {**data.get(self.key, {}), **self.entries}
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=0, sort_keys=True), encoding="utf-8")
-            tmp.replace(self.path)
-        except OSError:
-            pass
+        cached = self.cache.read(self.key, warn=False)  # what other runs added meanwhile
+        self.cache.write(self.key, CachedTimes({**(cached.root if cached else {}), **self.entries}))
 
     def describe(self) -> str:
         """One line for a run's notes: what the table is and how it was measured."""

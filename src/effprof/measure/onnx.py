@@ -16,9 +16,12 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import shutil
+import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +31,13 @@ import torch
 from torch import nn
 
 from effprof import schema as S
+from effprof.files import check_onnx_file, disk_full, nearest_folder, temporary_beside
 from effprof.measure.environment import device_name
 from effprof.measure.latency import TIMER_ORT, LatencyResult, output_pixels
 from effprof.measure.precision import model_device_type
 from effprof.measure.session import LatencySpec, Session, measured
 from effprof.models.inputs import InputSpec, as_inputs, flat_tensors
-from effprof.results import EffprofError, Missing
+from effprof.results import EffprofError, Missing, library_reason
 
 DEFAULT_OPSET = 18  # the dynamo exporter implements opset 18; lower opsets go through a converter
 _ORT_TYPES: dict[str, Any] = {
@@ -99,10 +103,14 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
 ) -> Path:
     """Export ``model`` for fixed ``inputs`` (an InputSpec or one image's shape) to one
-    self-contained .onnx file; return its path.
+    self-contained .onnx file at ``path``; return its path.
 
     The model runs on its own device and dtype (float inputs are cast to it, integer inputs keep
-    theirs); inputs are named by :func:`onnx_input_names`, the first output ``output``.
+    theirs); inputs are named by :func:`onnx_input_names`, the first output ``output``. The file
+    is written to a temporary beside ``path`` (same filesystem: never TMPDIR), checked
+    (:func:`effprof.files.check_onnx_file`) and renamed into place, so ``path`` is whole or
+    absent; the temporary is removed whatever happens. A model the exporter cannot convert and
+    a full disk are one-line EffprofErrors.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,38 +122,111 @@ def export_onnx(
     saved_level = exporter_log.level
     exporter_log.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning, module="copyreg")
-            torch.onnx.export(
-                model,
-                args,
-                str(path),
-                kwargs=kwargs or None,
-                opset_version=opset,
-                dynamo=True,
-                external_data=False,
-                verbose=False,
-                input_names=onnx_input_names(spec),
-                output_names=["output"],
-            )
+        with temporary_beside(path, ".onnx") as tmp:
+            try:
+                with (
+                    contextlib.redirect_stdout(io.StringIO()),
+                    torch.no_grad(),
+                    warnings.catch_warnings(),
+                ):
+                    warnings.filterwarnings("ignore", category=FutureWarning, module="copyreg")
+                    torch.onnx.export(
+                        model, args, str(tmp), kwargs=kwargs or None, opset_version=opset,
+                        dynamo=True, external_data=False, verbose=False,
+                        input_names=onnx_input_names(spec), output_names=["output"],
+                    )  # fmt: skip
+                check_onnx_file(tmp)
+            except (OSError, EffprofError) as err:
+                _raise_disk_full(err, path)
+                raise
+            except MemoryError:
+                raise EffprofError(
+                    f"out of memory exporting {type(model).__name__} to ONNX; free memory, or "
+                    "leave out what needs ONNX (--no-onnx, ort: false, the int8 step)"
+                ) from None
+            except Exception as err:  # the exporter fails in many ways; say why in one line
+                raise EffprofError(_cannot_export(model, err)) from None
+            os.replace(tmp, path)
     finally:
         exporter_log.setLevel(saved_level)
     return path
+
+
+def check_exportable(model: nn.Module, inputs: InputSpec | Sequence[int]) -> None:
+    """Refuse, before any run is written, a model the ONNX exporter cannot convert: the export
+    is made in memory (no file) and dropped; the error is the one :func:`export_onnx` gives."""
+    spec = as_inputs(inputs)
+    args, kwargs = spec.build(model_device_type(model), _model_float_dtype(model))
+    exporter_log = logging.getLogger("torch.onnx")
+    saved_level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module="copyreg")
+            torch.onnx.export(
+                model, args, None, kwargs=kwargs or None, opset_version=DEFAULT_OPSET,
+                dynamo=True, verbose=False, input_names=onnx_input_names(spec),
+                output_names=["output"],
+            )  # fmt: skip
+    except (EffprofError, MemoryError, OSError):
+        raise
+    except Exception as err:
+        raise EffprofError(_cannot_export(model, err)) from None
+    finally:
+        exporter_log.setLevel(saved_level)
+
+
+def _cannot_export(model: nn.Module, err: Exception) -> str:
+    return (
+        f"cannot export {type(model).__name__} to ONNX ({library_reason(err)}); "
+        "leave out what needs ONNX (--no-onnx, ort: false, the int8 step)"
+    )
+
+
+@contextlib.contextmanager
+def onnx_scratch(destination: str | Path) -> Iterator[Path]:
+    """A private, uniquely named folder for ONNX files that will be moved under ``destination``
+    (a run store root, existing or not): made in ``destination`` or the nearest existing folder
+    above it, so it is on the destination's filesystem whatever TMPDIR is (moving a file into the
+    run is a rename), and removed with everything left in it on exit, whatever happens."""
+    base = nearest_folder(destination)
+    folder = Path(tempfile.mkdtemp(prefix=".effprof-onnx-", dir=base))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _raise_disk_full(err: Exception, path: Path) -> None:
+    """A full disk, said as one: the exporter may leave a truncated file that fails to parse."""
+    free = shutil.disk_usage(path.parent).free
+    if (isinstance(err, OSError) and disk_full(err)) or free < 2**20:
+        raise EffprofError(
+            f"no space left on the device for the ONNX file in {str(path.parent)!r} "
+            f"({free / 2**20:.1f} MiB free); free some space and run again"
+        ) from None
 
 
 def _session(onnx_path: str | Path, threads: int | None, providers: list[str] | None) -> Any:
     import onnxruntime as ort
 
     path = Path(onnx_path)
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise EffprofError(f"ONNX file {str(path)!r} does not exist")
+    check_onnx_file(path)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only: ORT's warnings go to stderr otherwise
-    return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(
+            str(path), options, providers=providers or ["CPUExecutionProvider"]
+        )
+    except Exception as err:  # onnxruntime's own error types (Fail, InvalidGraph, ...)
+        shown = str(path)
+        raise EffprofError(f"ONNX Runtime cannot load {shown!r} ({library_reason(err)})") from None
 
 
 def ort_feed(session: Any, inputs: InputSpec, seed: int | None = None) -> dict[str, np.ndarray]:
@@ -239,7 +320,7 @@ def ort_latency(
     if warmup < 0 or repeat < 1:
         raise EffprofError(f"need warmup >= 0 and repeat >= 1, got {warmup}, {repeat}")
     path, given = Path(onnx_path), as_inputs(inputs)
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise EffprofError(f"ONNX file {str(path)!r} does not exist")
     # torch's threads are set to ORT's too, so a torch op run meanwhile cannot oversubscribe.
     spec = LatencySpec(device="cpu", warmup=warmup, repeat=repeat, threads=threads)

@@ -28,19 +28,19 @@ of the two). Measured latency divided by a floor says how far the model is from 
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 
 from effprof import schema as S
+from effprof.measure.cache import CacheEntry, JsonCache, cache_key
 from effprof.measure.environment import device_name
 from effprof.measure.precision import (
     PRECISION_DTYPES,
@@ -100,17 +100,35 @@ class Ceilings:
         }
 
 
-def cache_dir() -> Path:
-    """Where ceilings are cached: $EFFPROF_CACHE_DIR, $XDG_CACHE_HOME/effprof or ~/.cache/effprof."""
-    if os.environ.get("EFFPROF_CACHE_DIR"):
-        return Path(os.environ["EFFPROF_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "effprof"
+# Plausible bounds for a cached ceiling: no single device computes an exaFLOP/s or copies
+# 100 TB/s (an H200: about 1e15 FLOP/s in fp16 and 4.8e12 bytes/s).
+FlopsPerS = Annotated[float, Field(gt=0, le=1e18, allow_inf_nan=False)]
+BytesPerS = Annotated[float, Field(gt=0, le=1e14, allow_inf_nan=False)]
+Text = Annotated[str, Field(max_length=1000)]
 
 
-def cache_key(device: str, precision: str, threads: int) -> str:
-    """``"cpu|AMD EPYC|fp32|threads=2|torch=2.13.0+cpu"``."""
-    return f"{device}|{device_name(device)}|{precision}|threads={threads}|torch={torch.__version__}"
+class CachedCeilings(CacheEntry):
+    """A cache entry of :class:`Ceilings`: strict types, finite positive rates in range."""
+
+    device: Text
+    device_name: Text
+    precision: Text
+    threads: Annotated[int, Field(ge=1, le=1 << 16)]
+    torch_version: Text
+    matmul_flops_per_s: FlopsPerS
+    conv_flops_per_s: FlopsPerS
+    copy_bytes_per_s: BytesPerS
+    method: Text
+    measured_at: Text
+
+
+def _entry_problem(key: str, entry: CachedCeilings) -> str | None:
+    """An entry must describe the device, precision and threads its key names."""
+    said = (
+        f"{entry.device}|{entry.device_name}|{entry.precision}|threads={entry.threads}|"
+        f"torch={entry.torch_version}"
+    )
+    return None if said == key else f"it describes {said!r}, not its key"
 
 
 def _best_seconds(run: Any, device: str, repeat: int) -> float:
@@ -189,14 +207,6 @@ def measure_ceilings(
     )
 
 
-def _read_cache(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def device_ceilings(
     device: str,
     precision: str = "fp32",
@@ -207,33 +217,23 @@ def device_ceilings(
 ) -> Ceilings | Missing:
     """This device's ceilings: measured now (and cached) when ``measure``, else from the cache.
 
-    Without a cache entry and without ``measure`` the result is ``Missing`` saying how to get one.
+    Without a valid cache entry and without ``measure`` the result is ``Missing`` saying how to
+    get one (an invalid entry is also one CacheWarning).
     """
     with num_threads(threads) as used:
         key = cache_key(device, precision, used)
-    path = (directory or cache_dir()) / CACHE_FILE
-    cached = _read_cache(path).get(key)
-    if cached is not None and not measure:
-        try:
-            return Ceilings(**cached)
-        except TypeError:
-            pass  # an entry from another version of this file: measure again
+    cache = JsonCache(CACHE_FILE, CachedCeilings, directory, _entry_problem)
     if not measure:
+        cached = cache.read(key)
+        if cached is not None:
+            return Ceilings(**cached.model_dump())
         return Missing(
             "this device's ceilings are not measured yet (run effprof profile --roofline once; "
             "they are cached for later runs)"
         )
     result = measure_ceilings(device, precision, used)
     if isinstance(result, Ceilings):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            data = _read_cache(path)
-            data[key] = asdict(result)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-            tmp.replace(path)
-        except OSError:
-            pass  # an unwritable cache only costs a re-measurement next time
+        cache.write(key, CachedCeilings(**asdict(result)))
     return result
 
 

@@ -44,7 +44,7 @@ from effprof.measure.precision import (
     unsupported,
 )
 from effprof.models.inputs import InputSpec
-from effprof.results import EffprofError, Missing
+from effprof.results import EffprofError, Missing, forward_failure
 
 T = TypeVar("T")
 GradMode = Literal["inference", "no_grad", "none"]
@@ -134,6 +134,16 @@ def refusal(error: BaseException, spec: LatencySpec) -> Missing | None:
     return None
 
 
+def model_error(error: BaseException) -> EffprofError | None:
+    """An EffprofError for an exception raised inside a model's forward (not an out-of-memory:
+    that is a measurement's Missing), else None (:func:`effprof.results.forward_failure`).
+    Chain it (``raise ... from error``) so that ``EFFPROF_DEBUG=1`` still shows where."""
+    if isinstance(error, MemoryError) or is_out_of_memory(error):
+        return None
+    line = forward_failure(error)
+    return EffprofError(line) if line is not None else None
+
+
 def measured(
     spec: LatencySpec,
     work: Callable[[Session], T],
@@ -169,6 +179,9 @@ def measured(
         refused = refusal(error, spec)
         if refused is not None:
             return refused
+        failed = model_error(error)
+        if failed is not None:
+            raise failed from error
         raise
     finally:
         if spec.device == "cuda":

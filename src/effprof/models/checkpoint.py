@@ -8,9 +8,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from effprof.files import check_file
 from effprof.results import EffprofError
 
 CHECKPOINT_KEYS = ("model_state_dict", "state_dict", "model")
+MAX_CHECKPOINT_BYTES = 64 * 2**30  # above any vision model's weights; a bigger file is not one
 _SHOWN = 4  # how many offending keys a message names before "and N more"
 
 
@@ -22,8 +24,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     Loading uses ``weights_only=True``: no code in the file is ever run.
     """
     path = Path(path)
-    if not path.is_file():
-        raise EffprofError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        check_file(path, MAX_CHECKPOINT_BYTES, "checkpoint")  # not a FIFO, /dev/zero or a folder
+    except FileNotFoundError:
+        raise EffprofError(f"checkpoint {str(path)!r} does not exist") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a damaged or foreign file fails inside the unpickler in many ways

@@ -18,6 +18,7 @@ A run that gives no model back is listed with the reason (``skipped``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,19 +29,25 @@ from torch import nn
 
 from effprof import schema as S
 from effprof.compression.reload import STRUCTURE_FILE, load_pruned
-from effprof.config import ProfileConfig, validate
+from effprof.config import ProfileConfig, validate, validate_fields
+from effprof.config.compress import CompressConfig
 from effprof.measure.interleave import Candidate, Interleaved, time_interleaved
+from effprof.measure.onnx import check_onnx_file
 from effprof.measure.session import LatencySpec
 from effprof.models import load_subject, subject_of_module, to_inputs
 from effprof.models.trust import check_buildable
 from effprof.recipes.profile.target import check_config, resolve_target
 from effprof.results import EffprofError
 from effprof.runs import RunRecord, RunWriter, read_record
-from effprof.schema import LATENCY
 
 ONNX_FILES = (("model.onnx", "ort fp32"), ("model-fp16.onnx", "ort fp16"),
               ("model-int8.onnx", "ort int8"))  # fmt: skip
 RETIME_KIND = "retime"
+# A stored run is data: its protocol is followed up to these bounds, and its input size too
+# (a damaged run asking for 100,000 repeats or a 30-gigapixel input must not hang a comparison).
+MAX_RETIME_WARMUP = 10
+MAX_RETIME_REPEAT = 200
+MAX_RETIME_VALUES = 2**28  # 1 GiB of float32 input values
 
 
 @dataclass(frozen=True)
@@ -62,23 +69,43 @@ class Retimed:
 Builders = Mapping[str, Callable[[], nn.Module]]
 
 
+def _stored_timing(record: RunRecord) -> dict[str, Any]:
+    """A compress run's input size and timing settings, each checked by the config's own bounds
+    (a stored run is data: a list, a text or a billion repeats are refused)."""
+    pipeline = record.params.get("pipeline", {})
+    if not isinstance(pipeline, dict):
+        raise EffprofError("its params.pipeline is not an object")
+    names = ("test_size", "latency_warmup", "latency_repeat", "threads")
+    given = {name: pipeline[name] for name in names if name in pipeline}
+    settings = validate_fields(CompressConfig, given, f"the pipeline of run {record.run_id}")
+    return {"test_size": 256, "latency_warmup": 2, "latency_repeat": 10, "threads": None} | settings
+
+
+def _bounded(spec: LatencySpec) -> LatencySpec:
+    """The stored protocol, at most :data:`MAX_RETIME_WARMUP` / :data:`MAX_RETIME_REPEAT`."""
+    return replace(
+        spec, warmup=min(spec.warmup, MAX_RETIME_WARMUP), repeat=min(spec.repeat, MAX_RETIME_REPEAT)
+    )
+
+
 def _compress_candidates(
     run_dir: Path, record: RunRecord, label: str, trusted: Collection[str], builders: Builders
 ) -> list[Candidate]:
-    pipeline = record.params.get("pipeline") or {}
-    size = int(pipeline.get("test_size", 256))
-    spec = LatencySpec(
-        device="cpu", warmup=int(pipeline.get("latency_warmup", 2)),
-        repeat=int(pipeline.get("latency_repeat", 10)), threads=pipeline.get("threads"),
-    )  # fmt: skip
+    timing = _stored_timing(record)
+    size = timing["test_size"]
+    spec = _bounded(LatencySpec(
+        device="cpu", warmup=timing["latency_warmup"], repeat=timing["latency_repeat"],
+        threads=timing["threads"],
+    ))  # fmt: skip
     shape = (1, 3, size, size)
     found = []
-    if (run_dir / STRUCTURE_FILE).is_file():
+    if (run_dir / STRUCTURE_FILE).exists():
         model = load_pruned(run_dir, trusted=trusted, builders=builders)
         found.append(Candidate(f"{label} torch", shape, spec, model=model))
     for name, runtime in ONNX_FILES:
-        if (run_dir / name).is_file():
-            found.append(Candidate(f"{label} {runtime}", shape, spec, onnx_path=run_dir / name))
+        if (run_dir / name).exists():
+            path = check_onnx_file(run_dir / name, run_dir)
+            found.append(Candidate(f"{label} {runtime}", shape, spec, onnx_path=path))
     return found
 
 
@@ -89,6 +116,12 @@ def _profile_candidate(
     options = {k: v for k, v in params.items() if k in ProfileConfig.model_fields}
     config = validate(ProfileConfig, options, f"the options of run {record.run_id}")
     device, shape = check_config(config)
+    values = math.prod(shape or ())
+    if values > MAX_RETIME_VALUES:
+        raise EffprofError(
+            f"its input {config.input} holds {values:,} values, more than the "
+            f"{MAX_RETIME_VALUES:,} a re-timing allows"
+        )
     if config.model in builders:  # a model the caller holds: its inputs from the stored shape
         stored = to_inputs(str(params.get("input")))
         subject = subject_of_module(builders[config.model](), stored, device=device)
@@ -99,8 +132,9 @@ def _profile_candidate(
                             subject.default_inputs(device), device, shape)  # fmt: skip
     if target.inputs.describe() != params.get("input", target.inputs.describe()):
         raise EffprofError(f"its inputs {params.get('input')} cannot be rebuilt")
-    threads = record.metrics.get(LATENCY.threads) or config.threads
-    spec = replace(target.latency_spec(config), threads=threads)
+    stored_threads = {"threads": record.metrics.get(S.LATENCY.threads) or config.threads}
+    threads = validate_fields(ProfileConfig, stored_threads, f"run {record.run_id}")["threads"]
+    spec = _bounded(replace(target.latency_spec(config), threads=threads))
     return Candidate(f"{label} torch", target.inputs, spec, model=target.runnable(subject.model))
 
 

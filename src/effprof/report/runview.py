@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from effprof.runs import RunRecord, read_record, read_table
+from effprof.runs import RunRecord, read_record, stored_table
 
 
 @dataclass
@@ -34,9 +34,8 @@ class RunView:
 
     def table(self, name: str) -> pd.DataFrame | None:
         """A stored table, or None when this run did not store it."""
-        if name not in self._tables:
-            known = name in self.record.tables and (self.path / f"{name}.parquet").is_file()
-            self._tables[name] = read_table(self.path, name) if known else None
+        if name not in self._tables:  # a damaged table is None, with one warning
+            self._tables[name] = stored_table(self.path, self.record, name)
         return self._tables[name]
 
     def metric(self, key: str) -> Any:

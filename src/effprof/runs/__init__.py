@@ -28,6 +28,7 @@ from effprof.runs.store import (
     owner_record,
     read_table,
     remove_run,
+    stored_table,
     write_text_atomic,
 )
 
@@ -58,6 +59,7 @@ __all__ = [
     "resolve_runs",
     "run_dirs",
     "scan_runs",
+    "stored_table",
     "write_entry",
     "write_text_atomic",
 ]

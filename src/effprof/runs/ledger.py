@@ -29,16 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from effprof.results import EffprofError
-from effprof.runs.record import dumps_json, read_capped_text
+from effprof.runs.record import RunStoreWarning, dumps_json, read_capped_text
 from effprof.runs.store import owner_alive, owner_record, read_owner, write_text_atomic
 
 SWEEPS_DIR = "sweeps"
 CLAIM_SUFFIX = ".claim"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-class RunStoreWarning(UserWarning):
-    """Something in the store was skipped (corrupt, half-written, newer schema); loading went on."""
 
 
 @dataclass(frozen=True)

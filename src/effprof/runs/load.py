@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -17,9 +18,16 @@ from typing import Any
 import pandas as pd
 
 from effprof.results import EffprofError
-from effprof.runs.ledger import RunStoreWarning, read_entries
+from effprof.runs.ledger import CLAIM_SUFFIX, SWEEPS_DIR, RunStoreWarning, read_entries
 from effprof.runs.record import RUN_FILE, RunRecord, read_record
-from effprof.runs.store import PARTIAL_SUFFIX, RUNS_DIR, partial_state, resumable_file
+from effprof.runs.store import (
+    OWNER_FILE,
+    PARTIAL_SUFFIX,
+    RUNS_DIR,
+    partial_state,
+    read_table,
+    resumable_file,
+)
 
 # The fixed columns of load_runs, in order: name -> (dtype, meaning). After them come params.*,
 # metrics.*, missing.*, unreliable.*, partial.* and env.* (each group sorted by name), flattened with dots.
@@ -324,6 +332,40 @@ def runs_frame(runs: Iterable[tuple[Path, RunRecord]], root: Path | None = None)
     return frame
 
 
+# --- the store's own files ---------------------------------------------------------------------
+
+_RUN_FILES = (RUN_FILE, OWNER_FILE)
+
+
+def _run_folder_files(folder: Path) -> set[str] | None:
+    """The names a run folder owns (None when ``folder`` is not a run folder): run.json, the
+    owner file, tables, and the files its record lists."""
+    if not ((folder / RUN_FILE).exists() or (folder / OWNER_FILE).exists()
+            or folder.name.endswith(PARTIAL_SUFFIX)):  # fmt: skip
+        return None
+    names = set(_RUN_FILES)
+    with contextlib.suppress(EffprofError):
+        names.update(read_record(folder).files)
+    return names
+
+
+def store_file_reason(path: str | Path) -> str | None:
+    """Why writing ``path`` would destroy part of a run store (a run's run.json, a table, a file
+    its record lists, a sweep ledger entry), or None. Links are resolved first."""
+    path = Path(path)
+    try:
+        resolved = Path(os.path.realpath(path))
+        folder = resolved.parent
+        owned = _run_folder_files(folder)
+        if owned is not None and (resolved.name in owned or resolved.suffix == ".parquet"):
+            return f"it is {resolved.name!r} of the run {str(folder)!r}"
+        if folder.parent.name == SWEEPS_DIR and resolved.suffix in (".json", CLAIM_SUFFIX):
+            return f"it is an entry of the sweep ledger {str(folder)!r}"
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 # --- finding runs and their tables -------------------------------------------------------------
 
 
@@ -363,16 +405,19 @@ def load_table(run: Any, name: str, root: str | Path = "reports/") -> pd.DataFra
     """A stored table (``"ops"``, ``"modules"``, ``"categories"``, ``"latency"``, ...) in long form,
     ``run_id`` first, so the tables of several runs stack: ``run`` is a run folder, a run id, a row
     or frame of :func:`load_runs`, or a list of these. With several runs, runs lacking the table
-    are left out; with one, a missing table is an EffprofError."""
+    are left out (a damaged one with a RunStoreWarning); with one, a missing or damaged table is
+    an EffprofError. Tables are checked as :mod:`effprof.runs.tables` says."""
     paths = _run_paths(run, root)
     frames = []
     for path in paths:
-        file = path / f"{name}.parquet"
-        if not file.is_file():
+        try:
+            frame = read_table(path, name)
+        except EffprofError as err:
             if len(paths) == 1:
-                raise EffprofError(f"run {str(path)!r} has no table {name!r}")
+                raise
+            if (path / f"{name}.parquet").exists():  # damaged, not just absent: say so
+                warnings.warn(f"{path.name}: {err}; left out", RunStoreWarning, stacklevel=2)
             continue
-        frame = pd.read_parquet(file)
         frame.insert(0, "run_id", pd.Series([path.name] * len(frame), dtype="string"))
         frames.append(frame)
     if not frames:

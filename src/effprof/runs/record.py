@@ -5,7 +5,8 @@ Writing: every non-finite float (NaN, +-inf) becomes ``null``; in ``metrics`` it
 
 Reading trusts nothing in the file: it must be a regular file of at most 16 MiB (a symlink to
 ``/dev/zero`` or a FIFO is refused, never read), JSON whose top level is an object, with every
-field of the right type and ``created`` an ISO 8601 date. Anything else is an ``EffprofError``
+field of the right type, ``created`` an ISO 8601 date, and the values inside ``metrics``,
+``params`` and ``env`` as :mod:`effprof.runs.values` says. Anything else is an ``EffprofError``
 naming the file and the first problem; the store's readers skip such runs with a warning.
 """
 
@@ -23,12 +24,17 @@ from typing import Any
 from effprof import schema
 from effprof.files import read_small_text
 from effprof.results import EffprofError
+from effprof.runs.values import values_problem
 
 SCHEMA_VERSION = schema.SCHEMA_VERSION
 RUN_FILE = "run.json"
 MAX_RECORD_BYTES = 16 * 2**20
 NON_FINITE_REASON = "not a finite number ({value}) when the run was written"
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+class RunStoreWarning(UserWarning):
+    """Something in the store was skipped (corrupt, half-written, newer schema); loading went on."""
 
 
 @dataclass
@@ -185,6 +191,9 @@ def record_from_dict(data: Any, source: str) -> RunRecord:
         if name in data and not check(data[name]):
             shown = json.dumps(data[name])[:40]
             raise EffprofError(f"{source} is corrupt: {name} must be {expected}, not {shown}")
+    problem = values_problem(data)
+    if problem:
+        raise EffprofError(f"{source} is corrupt: {problem}")
     known = set(RunRecord.__dataclass_fields__)
     return RunRecord(**{k: v for k, v in data.items() if k in known})
 

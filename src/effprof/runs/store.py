@@ -29,6 +29,7 @@ import secrets
 import shutil
 import socket
 import tempfile
+import warnings
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,9 +37,10 @@ from typing import Any
 
 import pandas as pd
 
-from effprof.files import os_reason
+from effprof.files import os_reason, write_text_atomic
 from effprof.results import EffprofError, split_statuses
-from effprof.runs.record import RUN_FILE, RunRecord, read_capped_text
+from effprof.runs.record import RUN_FILE, RunRecord, RunStoreWarning, read_capped_text
+from effprof.runs.tables import read_checked_table, write_table
 
 RUNS_DIR = "runs"
 PARTIAL_SUFFIX = ".partial"
@@ -92,30 +94,6 @@ def check_writable(root: str | Path, min_free_bytes: int | None = None) -> Path:
             f"{min_free_bytes / 2**20:.0f} MiB"
         )
     return root
-
-
-def _file_mode() -> int:
-    """0o666 less the process umask: what ``open()`` would give a new file."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half; the
-    file gets the umask's mode (as ``open()`` would), and a failure leaves nothing behind."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 write_json_atomic = write_text_atomic  # the name the ledger and executors know
@@ -267,7 +245,7 @@ class RunWriter:
         if not re.fullmatch(r"[a-z0-9_]+", name):
             raise ValueError(f"table name {name!r} must be lowercase letters, digits and _")
         with self._writing(f"table {name!r}"):
-            frame.to_parquet(self.work_dir / f"{name}.parquet", index=False)
+            write_table(frame, self.work_dir / f"{name}.parquet", name)
         if name not in self.tables:
             self.tables.append(name)
 
@@ -331,11 +309,28 @@ def remove_run(run_dir: str | Path) -> None:
 
 
 def read_table(run_dir: str | Path, name: str) -> pd.DataFrame:
-    """One stored table of a run; a missing or unreadable table is an EffprofError."""
+    """One stored table of a run, checked (:func:`effprof.runs.tables.read_checked_table`); a
+    missing, damaged or foreign table is an EffprofError."""
     path = Path(run_dir) / f"{name}.parquet"
-    if not re.fullmatch(r"[a-z0-9_]+", name) or not path.is_file():
+    if not re.fullmatch(r"[a-z0-9_]+", name) or not (path.exists() or path.is_symlink()):
         raise EffprofError(f"run {str(run_dir)!r} has no table {name!r}")
+    return read_checked_table(path, name)
+
+
+def stored_table(run_dir: str | Path, record: RunRecord, name: str) -> pd.DataFrame | None:
+    """A table the run lists in run.json, or None: when it lists no such table, or (with one
+    :class:`RunStoreWarning` naming the run and the reason) when the file is absent or damaged,
+    so a reader leaves out what needs it and uses the rest."""
+    if name not in record.tables:
+        return None
     try:
-        return pd.read_parquet(path)
-    except Exception as err:  # pyarrow raises its own error types for damaged files
-        raise EffprofError(f"table {str(path)!r} is unreadable ({type(err).__name__})") from None
+        return read_table(run_dir, name)
+    except EffprofError as err:
+        file = Path(run_dir) / f"{name}.parquet"
+        reason = str(err).replace(repr(str(file)), repr(file.name))
+        warnings.warn(
+            f"run {record.run_id}: {reason}; left out with what needs it",
+            RunStoreWarning,
+            stacklevel=2,
+        )
+        return None

@@ -164,14 +164,17 @@ def int8_method(services: Services, stage: Stage, step: Int8Step, files: StepFil
     spec = Int8Spec(
         per_channel=step.per_channel, calibrate_method=step.calibrate_method, keep_float=keep
     )
-    with tempfile.TemporaryDirectory() as tmp:
+    target = files.file_path("model-int8.onnx")
+    # the fp32 export is made beside the run (never in TMPDIR: a full or foreign TMPDIR must not
+    # decide the run), and removed with its folder whatever happens
+    with tempfile.TemporaryDirectory(prefix=".effprof-onnx-", dir=target.parent) as tmp:
         fp32 = stage.run_dir / ONNX_FILE if stage.run_dir is not None else None
-        if fp32 is None or not fp32.is_file():
+        if fp32 is None or not (fp32.exists() or fp32.is_symlink()):
             services.phase("exporting fp32 ONNX")
             fp32 = services.export_onnx(stage.model, Path(tmp) / ONNX_FILE)
         services.phase(f"quantising to INT8 (calibrating on {len(inputs)} inputs)")
         arrays = [x.numpy() for x in inputs]
-        result = quantize_int8(fp32, files.file_path("model-int8.onnx"), arrays, stage.model, spec)
+        result = quantize_int8(fp32, target, arrays, stage.model, spec)
     metrics = {S.INT8_CONVS: result.quantized_convs, S.FLOAT_CONVS: len(result.float_convs)}
     parity = services.onnx_parity(stage.model, result.path, inputs[0])
     metrics.update({f"int8_{k.removeprefix('onnx_')}": v for k, v in parity.items()})

@@ -27,7 +27,14 @@ from effprof.compression.methods.base import (
     first_input,
     register_method,
 )
-from effprof.compression.prune import TP_MAGNITUDE, PruneResult, PruneSpec, check_target, prune
+from effprof.compression.prunable import check_prunable
+from effprof.compression.prune import (
+    TP_MAGNITUDE,
+    PruneResult,
+    PruneSpec,
+    check_target,
+    prune,
+)
 from effprof.compression.sensitivity import measure_sensitivity
 from effprof.compression.significance import SIGNIFICANCE, Calibration
 from effprof.results import EffprofError
@@ -72,8 +79,10 @@ class PruneFields(StepSettings):
 
     def check_start(self, model: nn.Module, calibration: Calibration) -> None:
         unit, fraction = self.target()
+        spec = self.prune_spec(fraction, 1)
+        check_prunable(model, spec, calibration)
         if unit == "macs":  # latency ranges need the latency table: checked when the step runs
-            check_target(model, self.prune_spec(fraction, 1), calibration)
+            check_target(model, spec, calibration)
 
 
 def cost_model(services: Services, unit: str) -> CostModel:

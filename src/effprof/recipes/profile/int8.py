@@ -51,7 +51,7 @@ from effprof.recipes.profile.count import count
 from effprof.recipes.profile.onnx import OnnxExport, onnx
 from effprof.recipes.profile.steps import Output, StepContext, step
 from effprof.recipes.profile.threads import threads
-from effprof.results import Missing, Unreliable
+from effprof.results import Missing, Unreliable, library_reason
 
 INT8_MAX_MACS = 150e9  # MSSNet-small at 256x256 is 40.9 GMAC: about 0.6 s per fp32 forward
 INT8_ROUNDS, INT8_REPEAT = 3, 1
@@ -120,11 +120,13 @@ def measure_int8(
     output_kind: str,
     threads: int | None,
     fp32_onnx: Path | None = None,
+    scratch: Path | None = None,
 ) -> Int8Measurement:
     """The dense model's ONNX Runtime INT8 against ONNX Runtime fp32 (see the module docstring).
 
     ``fp32_onnx``: the model's fp32 export at these inputs when the profile already made one
-    (``--onnx``); it is read, not exported again."""
+    (``--onnx``); it is read, not exported again. ``scratch``: where its temporary files go (the
+    profile's folder beside the run store; default TMPDIR)."""
     if importlib.util.find_spec("onnxruntime") is None:
         return skipped_int8("onnxruntime is not installed")
     if len(inputs.tensors) > 1 or inputs.constants or not inputs.primary.is_float:
@@ -143,7 +145,7 @@ def measure_int8(
     image = output_kind == IMAGE_OUT
     logits = output_kind in (VECTOR_OUT, UNKNOWN_OUT)
     calibration, what = _inputs(entry, inputs, CALIBRATION_INPUTS, CALIBRATION_SEED)
-    with tempfile.TemporaryDirectory(prefix="effprof-int8-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="effprof-int8-", dir=scratch) as tmp:
         int8 = Path(tmp) / "model-int8.onnx"
         fp32 = fp32_onnx if fp32_onnx is not None else Path(tmp) / "model.onnx"
         try:
@@ -151,7 +153,7 @@ def measure_int8(
                 export_onnx(cpu, shape, fp32)
             quantize_int8(fp32, int8, [x.numpy() for x in calibration], cpu, Int8Spec())
         except Exception as error:  # export and quantisation fail in many ways; say which
-            return skipped_int8(f"INT8 export failed: {str(error).splitlines()[0][:200]}")
+            return skipped_int8(f"INT8 export failed: {library_reason(error, 200)}")
         spec = LatencySpec(threads=threads, warmup=1, repeat=INT8_REPEAT)
         timed = time_interleaved(
             [Candidate("fp32", shape, spec, onnx_path=fp32),
@@ -223,6 +225,6 @@ def int8(ctx: StepContext) -> Output[Int8Measurement]:
         result = measure_int8(
             ctx.model, ctx.target.padded_inputs, counted.result.macs, ctx.entry,
             output_kind=counted.output_kind, threads=spec.threads,
-            fp32_onnx=export.path if reusable else None,
+            fp32_onnx=export.path if reusable else None, scratch=ctx.scratch,
         )  # fmt: skip
     return Output(result, result.metrics, result.tables, result.notes)

@@ -12,7 +12,7 @@ from effprof.measure.onnx import export_onnx, onnx_parity, ort_latency
 from effprof.recipes.profile.latency import timed_metrics
 from effprof.recipes.profile.steps import Output, StepContext, step
 from effprof.recipes.profile.threads import threads
-from effprof.results import Missing
+from effprof.results import Missing, library_reason
 
 ONNX_FILE = "model.onnx"
 
@@ -39,7 +39,7 @@ def onnx(ctx: StepContext) -> Output[OnnxExport | Missing]:
     try:
         export_onnx(model, target.inputs, path)
     except Exception as error:  # the exporter fails in many ways; the run records why
-        failed = Missing(f"ONNX export failed: {str(error).splitlines()[0][:200]}")
+        failed = Missing(f"ONNX export failed: {library_reason(error, 200)}")
         return Output(failed, {S.ORT.median_ms: failed})
     result = ort_latency(path, target.inputs, threads=spec.threads, warmup=spec.warmup,
                          repeat=spec.repeat)  # fmt: skip
