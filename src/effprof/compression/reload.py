@@ -126,8 +126,10 @@ def save_pruned(
     model_name: str,
     variant: str | None,
     info: dict | None = None,
+    build: Callable[[], nn.Module] | None = None,
 ) -> PrunedFiles:
-    """Write ``structure.json`` and ``weights.pt`` for a pruned ``model`` built from ``model_name``."""
+    """Write ``structure.json`` and ``weights.pt`` for a pruned ``model`` built from ``model_name``
+    (``build`` makes the unpruned model when the caller holds it as an object: no name builds it)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     structure = {
@@ -140,7 +142,8 @@ def save_pruned(
         "info": info or {},
     }
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    check_reloadable(model, _rebuilt(model_name, variant, structure["modules"], state))
+    fresh = build() if build is not None else None
+    check_reloadable(model, _rebuilt(model_name, variant, structure["modules"], state, fresh))
     files = PrunedFiles(directory / STRUCTURE_FILE, directory / WEIGHTS_FILE)
     torch.save(state, files.weights)
     files.structure.write_text(json.dumps(structure, indent=1))
@@ -148,12 +151,18 @@ def save_pruned(
 
 
 def _rebuilt(
-    name: str, variant: str | None, modules: dict[str, Any], state: dict[str, torch.Tensor]
+    name: str,
+    variant: str | None,
+    modules: dict[str, Any],
+    state: dict[str, torch.Tensor],
+    fresh: nn.Module | None = None,
 ) -> nn.Module:
-    """What :func:`load_pruned` would build from these files (on meta: no memory, no weights)."""
-    with torch.device("meta"):
-        model = build_model(name, variant)
-    return rebuilt_from(model, modules, state)
+    """What :func:`load_pruned` would build from these files (on meta: no memory, no weights;
+    ``fresh`` is the unpruned model when no name builds it)."""
+    if fresh is None:
+        with torch.device("meta"):
+            fresh = build_model(name, variant)
+    return rebuilt_from(fresh, modules, state)
 
 
 def rebuilt_from(
