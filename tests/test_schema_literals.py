@@ -40,9 +40,9 @@ def _metric_dicts(tree: ast.AST) -> set[int]:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if any(_holder(t) for t in targets):
                 found.add(id(node.value))
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "update":
-            if _holder(node.func.value):
-                found |= {id(a) for a in node.args if isinstance(a, ast.Dict)}
+        update = isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "update"
+        if update and _holder(node.func.value):
+            found |= {id(a) for a in node.args if isinstance(a, ast.Dict)}
     return found
 
 
@@ -68,13 +68,15 @@ def metric_literals(path: Path) -> list[tuple[int, str]]:
             candidates += [k for k in node.keys if k is not None]
         elif isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Constant):
             candidates.append(node.value)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if node.value.startswith("metrics.") and node.value[8:] in NAMES:
-                found.append((node.lineno, node.value))
+        elif (
+            isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and node.value.startswith("metrics.") and node.value[8:] in NAMES
+        ):  # fmt: skip
+            found.append((node.lineno, node.value))
         for lit in candidates:
-            if isinstance(lit, ast.Constant) and isinstance(lit.value, str) and lit.value in NAMES:
-                if OPT_OUT not in lines[lit.lineno - 1]:
-                    found.append((lit.lineno, lit.value))
+            named = isinstance(lit, ast.Constant) and isinstance(lit.value, str)
+            if named and lit.value in NAMES and OPT_OUT not in lines[lit.lineno - 1]:
+                found.append((lit.lineno, lit.value))
     return found
 
 
