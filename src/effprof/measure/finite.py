@@ -148,7 +148,21 @@ def nonfinite_weights(model: nn.Module) -> tuple[TensorFinite, ...]:
 def check_finite(
     model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None
 ) -> FiniteCheck:
-    """Run ``model(*args, **kwargs)`` once under inference mode and check its outputs."""
+    """Run ``model(*args, **kwargs)`` once under inference mode and check its outputs; only when
+    one is not finite, run it again with a hook on every module to find where it starts (the
+    hooks' checks cost about half a forward, so a healthy model does not pay them)."""
+    with torch.inference_mode():
+        output = model(*args, **(kwargs or {}))
+    outputs = tuple(count_finite(name, t) for name, t in _tensors(output, "output"))
+    if all(t.ok for t in outputs):
+        return FiniteCheck(outputs, nonfinite_weights(model), None)
+    return FiniteCheck(outputs, nonfinite_weights(model), _first_nonfinite(model, args, kwargs))
+
+
+def _first_nonfinite(
+    model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any] | None
+) -> str | None:
+    """The first module (in call order) whose output holds a NaN or an infinity."""
     names = {module: name or type(module).__name__ for name, module in model.named_modules()}
     first: list[str] = []
 
@@ -159,13 +173,11 @@ def check_finite(
     handles = [m.register_forward_hook(hook) for m in names]
     try:
         with torch.inference_mode():
-            output = model(*args, **(kwargs or {}))
+            model(*args, **(kwargs or {}))
     finally:
         for handle in handles:
             handle.remove()
-    outputs = tuple(count_finite(name, t) for name, t in _tensors(output, "output"))
-    bad = any(not t.ok for t in outputs)
-    return FiniteCheck(outputs, nonfinite_weights(model), first[0] if bad and first else None)
+    return first[0] if first else None
 
 
 def check_outputs(

@@ -26,8 +26,8 @@ from effprof.recipes.profile.target import ProfileTarget, check_config, resolve_
 STEP_MODULES = (
     "effprof.recipes.profile.count",  # count, params
     "effprof.recipes.profile.peers",
-    "effprof.recipes.profile.finite",
     "effprof.recipes.profile.threads",
+    "effprof.recipes.profile.finite",
     "effprof.recipes.profile.latency",
     "effprof.recipes.profile.memory",
     "effprof.recipes.profile.optime",

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from effprof import schema as S
+from effprof.measure.latency import LatencyResult
 from effprof.measure.optime import OpTime, op_time
+from effprof.recipes.profile.latency import latency
 from effprof.recipes.profile.steps import Output, StepContext, step
 from effprof.recipes.profile.threads import threads
 from effprof.results import Missing
@@ -13,10 +17,16 @@ def _off(config) -> str | None:
     return None if config.optime else "op time turned off (optime: false)"
 
 
-@step("optime", label="time per op", needs=(threads,), runs_model=True, skip=_off)  # fmt: skip
+@step("optime", label="time per op", needs=(threads,), uses=(latency,), runs_model=True,
+      skip=_off)  # fmt: skip
 def optime(ctx: StepContext) -> Output[OpTime | Missing]:
-    """torch.profiler's self time of every op over a few forwards, per op and per category."""
-    timing = op_time(ctx.target.runnable(ctx.model), ctx.target.inputs, ctx.get(threads).spec)
+    """torch.profiler's self time of every op over a few forwards, per op and per category;
+    right after the latency measurement the model is warm: one warm-up forward, not the
+    protocol's several."""
+    spec = ctx.get(threads).spec
+    if isinstance(ctx.maybe(latency), LatencyResult):
+        spec = replace(spec, warmup=min(spec.warmup, 1))
+    timing = op_time(ctx.target.runnable(ctx.model), ctx.target.inputs, spec)
     if isinstance(timing, Missing):
         return Output(timing, {S.OPTIME_TOTAL_MS: timing})
     tables = {"optime_ops": timing.ops, "optime_categories": timing.categories}

@@ -168,8 +168,10 @@ class Collected:
         self.files.update(output.files)
 
     def step_table(self) -> pd.DataFrame:
-        """step, label, status (ran | skipped), seconds, reason: one row per planned step."""
-        return pd.DataFrame(self.timings, columns=["step", "label", "status", "seconds", "reason"])
+        """step, label, status (ran | skipped), seconds (wall), cpu_seconds (this process's CPU
+        time: a child process's is not in it), reason: one row per planned step."""
+        columns = ["step", "label", "status", "seconds", "cpu_seconds", "reason"]
+        return pd.DataFrame(self.timings, columns=columns)
 
 
 def run_steps(planned: Sequence[Planned], ctx: StepContext, collected: Collected) -> Collected:
@@ -182,13 +184,15 @@ def run_steps(planned: Sequence[Planned], ctx: StepContext, collected: Collected
             for name in current.missing:
                 collected.metrics.setdefault(name, Missing(item.skipped))
             collected.timings.append({**row, "status": "skipped", "seconds": None,
-                                      "reason": item.skipped})  # fmt: skip
+                                      "cpu_seconds": None, "reason": item.skipped})  # fmt: skip
             continue
         ctx.progress(current.label)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         output = current.measure(ctx)
         ctx.values[current.name] = output.value
         collected.add(output)
-        collected.timings.append({**row, "status": "ran",
-                                  "seconds": time.perf_counter() - started, "reason": None})  # fmt: skip
+        collected.timings.append({
+            **row, "status": "ran", "seconds": time.perf_counter() - started,
+            "cpu_seconds": time.process_time() - cpu, "reason": None,
+        })  # fmt: skip
     return collected
