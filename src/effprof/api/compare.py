@@ -37,7 +37,15 @@ def compare(
 
     Registered models are rebuilt; a factory a run names only when it is in ``trusted`` (or
     ``models``); a model profiled as an object only when that object is in ``models``.
-    Otherwise its stored numbers are compared and a note says it was not re-timed."""
+    Otherwise its stored numbers are compared and a note says it was not re-timed.
+
+    >>> import torch, effprof
+    >>> small, large = (effprof.profile(torch.nn.Conv2d(3, 8, 3), size, out=tmp, count_only=True)
+    ...                 for size in ((1, 3, 16, 16), (1, 3, 32, 32)))
+    >>> table = compare([small, large], retime_rounds=0).headline.set_index("key")
+    >>> round(float(table.loc["macs", "ratio"].iloc[1]), 2)  # 30 x 30 against 14 x 14 pixels
+    4.59
+    """
     builders = {
         module_name(m): (lambda m=m: copy.deepcopy(m)) for m in models if isinstance(m, nn.Module)
     }

@@ -279,6 +279,16 @@ def compress(
     ``resume``. At the end the models are timed again together, interleaved, in
     ``retime_rounds`` rounds (0: not), into a ``retime`` run of the same group
     (:func:`effprof.recipes.retime.retime_pipeline`).
+
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU(),
+    ...                           torch.nn.Conv2d(32, 3, 3, padding=1))
+    >>> runs = compress(net, steps=[{"step": "prune", "target_macs": 0.5, "steps": 1}],
+    ...                 test_count=2, test_size=16, calibration_count=2, calibration_size=16,
+    ...                 calibration_batch=2, latency_warmup=0, latency_repeat=2, ort=False,
+    ...                 retime_rounds=0, out=tmp)
+    >>> [run.record.params["step"] for run in runs], runs[1].metrics["macs_ratio"] <= 0.5
+    (['dense', 'prune'], True)
     """
     data, module = job_options(model, options)
     config = validate(CompressConfig, data, "compress options")

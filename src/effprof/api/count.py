@@ -121,7 +121,16 @@ def count(
     """Count one forward of ``model`` (an ``nn.Module``, a registered name or a factory string)
     on the meta device: no weights are copied and nothing is computed, so any size is counted.
     ``inputs`` is a tensor, a tuple or dict of tensors, or a shape (``(1, 3, 224, 224)``,
-    ``"1x3x224x224"``); without it the model's own default inputs are used."""
+    ``"1x3x224x224"``); without it the model's own default inputs are used.
+
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU())
+    >>> c = count(net, torch.rand(1, 3, 16, 16))
+    >>> c.macs, c.flops - 2 * c.macs, c.bias_flops  # the ReLU's FLOPs; bias additions apart
+    (55296, 2048, 2048)
+    >>> count("mssnet", "1x3x64x64").params
+    6756161
+    """
     if isinstance(model, nn.Module):
         module = model
         spec = to_inputs(inputs) if inputs is not None else module_entry(model).default_inputs(None)

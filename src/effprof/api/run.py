@@ -76,7 +76,17 @@ class Metrics(Mapping[str, Any]):
 @dataclass(frozen=True, eq=False)
 class Run:
     """One stored run: ``path``, ``record`` (run.json), ``metrics``, ``table(name)``,
-    ``report()``; in Jupyter it shows its headline cards and answer (``_repr_html_``)."""
+    ``report()``; in Jupyter it shows its headline cards and answer (``_repr_html_``).
+
+    >>> import torch, effprof
+    >>> run = effprof.profile(torch.nn.Conv2d(3, 8, 1), (1, 3, 8, 8), out=tmp, count_only=True)
+    >>> Run.open(run.path) == run, run.metrics["macs"], run.metrics.unit("macs")
+    (True, 1536, 'MAC')
+    >>> run.table("modules")[["module", "macs"]].to_dict("records")
+    [{'module': '', 'macs': 1536}]
+    >>> run.report().name
+    'report.html'
+    """
 
     path: Path
     record: RunRecord

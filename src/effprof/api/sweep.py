@@ -158,6 +158,13 @@ def sweep(
     ``summary.runs`` are the finished runs.
 
     Everything is validated first (axes, values, shard, executor): bad input writes nothing.
+
+    >>> import torch
+    >>> grid = Path(tmp) / "grid.yaml"
+    >>> _ = grid.write_text("input: [1x3x16x16, 1x3x32x32]\\ncount_only: [true]\\n")
+    >>> summary = sweep(grid, out=tmp, model=torch.nn.Conv2d(3, 4, 3))  # 4 x 3 x 3 x 3 per pixel
+    >>> [run.metrics["macs"] for run in summary.runs]  # 14 x 14 and 30 x 30 output pixels
+    [21168, 97200]
     """
     spec = spec if isinstance(spec, SweepSpec) else read_sweep(spec)
     shard = Shard.parse(shard) if isinstance(shard, str) else shard

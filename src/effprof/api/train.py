@@ -139,7 +139,15 @@ def _check(config: TrainConfig, module: nn.Module | None) -> tuple[str, str | No
 def train(model: nn.Module | str | TrainConfig | None = None, /, **options: Any) -> TrainOutcome:
     """Train a model on synthetic blur and write a train run; ``model`` is an ``nn.Module``
     (trained in place), a registered name, a factory string or a :class:`TrainConfig`;
-    ``options`` are the config's fields (``steps=200``, ``crop=64``...)."""
+    ``options`` are the config's fields (``steps=200``, ``crop=64``...).
+
+    >>> import torch
+    >>> net = torch.nn.Conv2d(3, 3, 3, padding=1)
+    >>> run = train(net, steps=2, crop=16, batch=1, eval_every=0, test_count=1, test_size=16,
+    ...             eval_count=1, eval_size=16, out=tmp, progress="none")
+    >>> run.kind, run.metrics["steps_done"], run.metrics["test_images"]
+    ('train', 2, 1)
+    """
     data, module = job_options(model, options)
     config = validate(TrainConfig, data, "train options")
     device, variant, entry = _check(config, module)

@@ -298,6 +298,14 @@ def load_runs(root: str | Path = "reports/", **filters: Any) -> pd.DataFrame:
     (why a metric is null) and ``env.*``; dtypes as :func:`column_dtype` says. Rows are sorted by
     ``created``. Unreadable run folders are skipped with a :class:`RunStoreWarning`, and so is a
     filter that matches no run (the warning names it and the values the store holds).
+
+    >>> import torch, effprof
+    >>> for side in (16, 32):
+    ...     _ = effprof.profile(torch.nn.Conv2d(3, 8, 1), (1, 3, side, side), out=tmp,
+    ...                         count_only=True)
+    >>> runs = load_runs(tmp, kind="profile").sort_values("metrics.macs")
+    >>> runs["metrics.macs"].tolist(), runs["params.input"].tolist()
+    ([6144, 24576], ['1x3x16x16', '1x3x32x32'])
     """
     frame = runs_frame(scan_runs(root), store_root(root))
     frame = frame.sort_values(["created", "run_id"], kind="stable").reset_index(drop=True)
@@ -406,7 +414,14 @@ def load_table(run: Any, name: str, root: str | Path = "reports/") -> pd.DataFra
     ``run_id`` first, so the tables of several runs stack: ``run`` is a run folder, a run id, a row
     or frame of :func:`load_runs`, or a list of these. With several runs, runs lacking the table
     are left out (a damaged one with a RunStoreWarning); with one, a missing or damaged table is
-    an EffprofError. Tables are checked as :mod:`effprof.runs.tables` says."""
+    an EffprofError. Tables are checked as :mod:`effprof.runs.tables` says.
+
+    >>> import torch, effprof
+    >>> run = effprof.profile(torch.nn.Conv2d(3, 8, 1), (1, 3, 8, 8), out=tmp, count_only=True)
+    >>> first = load_table(run.path, "ops").iloc[0]
+    >>> first["op"], int(first["macs"]), first["run_id"] == run.id
+    ('aten.convolution.default', 1536, True)
+    """
     paths = _run_paths(run, root)
     frames = []
     for path in paths:
