@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from effprof.data import BlurSpec, KernelSpec, SyntheticBlur, SyntheticSpec, synthetic_pairs
-from effprof.models import build_model
+from effprof.models import build_model, get_entry
 from effprof.training import PlainLines, TrainSpec, evaluate_pairs, train
 
 
@@ -66,19 +66,13 @@ RECIPES = {
 }
 
 
-def zero_tails(model: nn.Module) -> None:
-    for name, module in model.named_modules():
-        if name.startswith("tail") and isinstance(module, nn.Conv2d):
-            nn.init.zeros_(module.weight)
-
-
 def run(
     name: str, recipe: Recipe, device: str, minutes: float | None, log: PlainLines
 ) -> list[dict]:
     torch.manual_seed(0)
     model = build_model("mssnet", "small")
     if recipe.zero_tail:
-        zero_tails(model)
+        get_entry("mssnet").start_as_identity(model)  # the entry's hook: zeroed output heads
     model = model.to(device)
     blur = BlurSpec(kernel=KernelSpec(max_length_px=recipe.max_blur))
     spec = SyntheticSpec(
