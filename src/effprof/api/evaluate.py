@@ -62,14 +62,6 @@ class EvaluateOutcome(Run):
 
     quality: EvalResult | None = None
 
-    @property
-    def run_dir(self) -> Path:
-        return self.path
-
-    @property
-    def notes(self) -> list[str]:
-        return list(self.record.notes)
-
 
 def _dataset(config: EvaluateConfig) -> tuple[Sequence[ImagePair] | FolderPairs, str]:
     """The pairs to score and a one-line description (folder problems raise before any work)."""

@@ -109,6 +109,16 @@ class Run:
         return Metrics(self.record)
 
     @property
+    def notes(self) -> list[str]:
+        """What the run says about how it was measured (and why a number is missing)."""
+        return list(self.record.notes)
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder (the name the jobs' results had before they were runs)."""
+        return self.path
+
+    @property
     def tables(self) -> list[str]:
         """Names of the tables this run stores."""
         return list(self.record.tables)

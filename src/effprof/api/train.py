@@ -71,14 +71,6 @@ class TrainOutcome(Run):
     result: TrainResult | None = None
     test: EvalResult | None = None
 
-    @property
-    def run_dir(self) -> Path:
-        return self.path
-
-    @property
-    def notes(self) -> list[str]:
-        return list(self.record.notes)
-
 
 def sha256_of(path: str | Path) -> str:
     """Hex SHA-256 of a file (identifies the exact weights a run used)."""
