@@ -8,7 +8,6 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -16,15 +15,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from effprof.measure.counting import count_model
+from effprof.measure.hostload import load_average
 from effprof.models.inputs import InputSpec
 
-
-def load_average() -> float | None:
-    """The 1-minute load average from /proc/loadavg (None where it cannot be read)."""
-    try:
-        return float(Path("/proc/loadavg").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+Counter = Callable[[nn.Module, InputSpec], int]  # a counter under test: the MACs it counts
 
 
 def _seconds(call: Callable[[], object]) -> float:
@@ -66,14 +60,18 @@ class CounterTiming:
         }  # fmt: skip
 
 
-def time_counters(name: str, model: nn.Module, inputs: InputSpec, rounds: int = 5) -> CounterTiming:
-    """Time ``count_model`` and FlopCounterMode on ``model`` (on meta), interleaved, after one
-    warm-up call of each (PyTorch's meta kernels and effprof's formula caches warm up once per
-    process)."""
-    count = count_model(model, inputs)
+def time_counters(
+    name: str, model: nn.Module, inputs: InputSpec, rounds: int = 5,
+    counter: Counter = lambda model, inputs: count_model(model, inputs).macs,
+) -> CounterTiming:  # fmt: skip
+    """Time ``counter`` (default: the measure layer's ``count_model``; the benchmark script
+    passes the public ``effprof.count``) and FlopCounterMode on ``model`` (on meta),
+    interleaved, after one warm-up call of each (PyTorch's meta kernels and effprof's formula
+    caches warm up once per process)."""
+    macs = counter(model, inputs)
     total = flop_counter_on_meta(model, inputs)
     calls = {
-        "effprof": lambda: count_model(model, inputs),
+        "effprof": lambda: counter(model, inputs),
         "flop_counter": lambda: flop_counter_on_meta(model, inputs),
     }
     rows = []
@@ -86,4 +84,4 @@ def time_counters(name: str, model: nn.Module, inputs: InputSpec, rounds: int = 
             "flop_counter_s": seconds["flop_counter"],
             "ratio": seconds["effprof"] / seconds["flop_counter"], "load_avg_1min": load,
         })  # fmt: skip
-    return CounterTiming(name, count.macs, total // 2, pd.DataFrame(rows))
+    return CounterTiming(name, macs, total // 2, pd.DataFrame(rows))
