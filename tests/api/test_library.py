@@ -208,3 +208,14 @@ def test_the_thread_count_has_one_source(monkeypatch, tmp_path):
     torch.set_num_threads(1)
     assert run.metrics[S.LATENCY_THREADS_CHOICE] == "1 thread: test"
     assert run.metrics[S.LATENCY.threads] == 1 and run.record.env["torch_threads"] == 1
+
+
+def test_the_callers_module_comes_back_as_it_went(tmp_path):
+    model = TinyClassifier().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    effprof.profile(model, (1, 3, 16, 16), out=str(tmp_path), count_only=True)
+    effprof.profile(model, (1, 3, 16, 16), out=str(tmp_path), **FAST)
+    effprof.count(model, (1, 3, 16, 16))
+    assert model.training and all(m.training for m in model.modules())
+    assert all(t.device.type == "cpu" for t in model.state_dict().values())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -8,6 +8,7 @@ on the held-out synthetic test set or a folder of real pairs, plus its latency; 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.precision import num_threads
 from effprof.models import (
     PadToMultiple,
+    borrowed,
     check_variant,
     get_entry,
     load_model,
@@ -126,10 +128,11 @@ def evaluate(
     pairs, description = _dataset(config)
     check_writable(config.out)
 
-    with num_threads(config.threads):
+    lent = borrowed(module, device) if module is not None else contextlib.nullcontext()
+    with num_threads(config.threads), lent as given:  # a caller's module is given back as it came
         env = collect_environment(device)  # inside: the record names the threads that measured
-        if module is not None:
-            model = module.to(device).eval()
+        if given is not None:
+            model = given
             if weights_path is not None:
                 load_state_dict_strict(model, read_state_dict(weights_path), str(weights_path))
         else:

@@ -21,11 +21,11 @@ from effprof.api.run import Run
 from effprof.config import ProfileConfig, validate
 from effprof.files import move_file
 from effprof.measure.counting import COUNTING_POLICY
-from effprof.measure.environment import collect_environment
+from effprof.measure.environment import collect_environment, resolve_device
 from effprof.measure.hostload import load_average
 from effprof.measure.onnx import onnx_scratch
 from effprof.measure.precision import num_threads
-from effprof.models import Subject, load_subject, subject_of_module, to_inputs
+from effprof.models import Subject, borrowed, load_subject, subject_of_module, to_inputs
 from effprof.recipes.profile import (
     Collected,
     StepContext,
@@ -82,6 +82,15 @@ def profile(
     (221184, 'missing')
     """
     config, module = profile_config(model, options)
+    if module is not None:  # the caller's module is given back as it came: mode and device
+        with borrowed(module, resolve_device(config.device)) as lent:
+            return _profile(config, lent, inputs, progress)
+    return _profile(config, None, inputs, progress)
+
+
+def _profile(
+    config: ProfileConfig, module: nn.Module | None, inputs: Any, progress: Progress | None
+) -> Run:
     step = progress or (lambda _name: None)
     started = time.perf_counter()
     device, shape = check_config(config)

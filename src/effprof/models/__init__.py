@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -49,6 +50,7 @@ __all__ = [
     "Subject",
     "TensorSpec",
     "as_inputs",
+    "borrowed",
     "build_model",
     "flat_tensors",
     "get_entry",
@@ -218,13 +220,33 @@ def module_entry(model: nn.Module, inputs: InputSpec | None = None) -> ModelEntr
     )  # fmt: skip
 
 
+@contextlib.contextmanager
+def borrowed(model: nn.Module, device: str | torch.device) -> Iterator[nn.Module]:
+    """The caller's module for the duration of a job: in eval mode and on ``device`` (on
+    ``meta`` it stays where it is: counting copies it there), its mode and device given back
+    after, whatever happens."""
+    modes = [(module, module.training) for module in model.modules()]
+    tensors = [*model.parameters(), *model.buffers()]
+    home = tensors[0].device if tensors else None
+    moved = (
+        torch.device(device).type != "meta" and home is not None and home != torch.device(device)
+    )
+    try:
+        yield (model.to(device) if moved else model).eval()
+    finally:
+        for module, training in modes:
+            module.training = training
+        if moved:
+            model.to(home)
+
+
 def subject_of_module(
     model: nn.Module, inputs: InputSpec | None = None, device: str | torch.device = "cpu"
 ) -> Subject:
     """A model the caller holds, ready to measure: a generic entry (no variants, the module tree
     as its map) whose default inputs are ``inputs``, else what its config declares (a
     transformers model's ``image_size`` and ``num_channels``), else effprof's default image.
-    The module is moved to ``device`` and set to eval mode in place, as a loaded model is."""
+    The module itself is used as it is (:func:`borrowed` lends it to a job)."""
     entry = module_entry(model, inputs)
     name = entry.name
     if torch.device(device).type != "meta":
@@ -234,7 +256,7 @@ def subject_of_module(
                 f"{name} holds tensors on the meta device ({meta[0]}, ...): it has no values to "
                 "run; count it (effprof.count), or materialise it first (to_empty, load weights)"
             )
-    return Subject(entry, None, model.to(device).eval())
+    return Subject(entry, None, model)
 
 
 def load_model(
