@@ -46,6 +46,8 @@ ID_COLUMNS: dict[str, tuple[str, str]] = {
     "schema_version": ("Int64", "run.json layout version the run was written with"),
     "path": ("string", "run folder"),
 }
+# The kinds of run effprof writes (RunWriter's ``kind``; a test finds every writer's).
+RUN_KINDS = ("profile", "compress", "evaluate", "train", "retime")
 GROUPS = ("params", "metrics", "missing", "unreliable", "partial", "env")
 ERROR_NOTE = "error: "  # a failed run's first note of this form says why it failed
 
