@@ -31,7 +31,8 @@ def export(
     root: Path = typer.Option(Path("reports/"), "--root", help="run store for ids and filters"),
 ) -> None:
     """Export stored runs: to an MLflow tracking store, or as GitHub benchmark action JSON."""
-    from effprof.api.export import export_mlflow, export_targets, github_benchmark
+    from effprof.api.export import export_mlflow, export_targets
+    from effprof.api.export import github_benchmark as benchmark_entries
     from effprof.runs import dumps_json, write_text_atomic
 
     if mlflow is None and github_benchmark is None:
@@ -41,7 +42,7 @@ def export(
         check_output_file(github_benchmark, "--github-benchmark")
     paths = export_targets(runs, root)
     if github_benchmark is not None:
-        text = dumps_json(github_benchmark(paths), indent=1) + "\n"
+        text = dumps_json(benchmark_entries(paths), indent=1) + "\n"
         if to_stdout:
             typer.echo(text, nl=False)
         else:
