@@ -58,12 +58,12 @@ ALIASES: dict[str, tuple[S.Metric, ...]] = {
 RATIO_JUDGED: dict[str, str] = {
     S.LATENCY.median_ms: "torch", S.TORCH.median_ms: "torch", S.ORT.median_ms: "onnxruntime",
 }  # fmt: skip
-_PREFIXES = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
+_PREFIXES = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
              "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}  # fmt: skip
 _RULE = re.compile(r"^\s*(?P<name>[A-Za-z][A-Za-z0-9_.\-]*)\s*(?P<op><=|>=|=)\s*(?P<value>.*?)\s*$")
 _AMOUNT = re.compile(
     r"^(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*"
-    r"(?P<prefix>(?:[kMGTP]i?)?)\s*(?P<unit>[A-Za-z/]*)$"
+    r"(?P<prefix>(?:[kKMGTP]i?)?)\s*(?P<unit>[A-Za-z/]*)$"
 )
 SYNTAX = (
     "write METRIC=+X% (NEW may grow by X% of BASE), METRIC=+N (by N), METRIC<=VALUE (a fixed "
@@ -271,7 +271,7 @@ def _stored(row: pd.Series, metric: str) -> tuple[float | None, str | None]:
     for group in ("missing", "unreliable"):
         reason = row.get(f"{group}.{metric}")
         if _known(reason):
-            return None, f"{group} in {row['label'].split(':')[0]} ({reason})"
+            return None, f"{metric} {group} in run {row['label'].split(':')[0]} ({reason})"
     value = row.get(f"metrics.{metric}")
     if not _known(value) or isinstance(value, (bool, str)):
         return None, f"run {row['label'].split(':')[0]} has no {metric}"
@@ -309,7 +309,7 @@ def _judge_stored(rule: Rule, base_row: pd.Series, row: pd.Series) -> Verdict:
             status = BROKEN if _broken(rule, change) else HOLDS
             return Verdict(**head, metric=metric, unit=metric.unit, base=base, new=new,
                            change=change, status=status)  # fmt: skip
-        reasons.append(new_reason or base_reason)
+        reasons += [base_reason, new_reason] if not fixed else [new_reason]
     metric = rule.metrics[0]
     reason = "; ".join(dict.fromkeys(r for r in reasons if r))
     return Verdict(**head, metric=metric, unit=metric.unit, base=None, new=None, change=None,
@@ -336,11 +336,15 @@ def _judge_latency(rule: Rule, comparison: Comparison, base_row: pd.Series,
     base = _retimed_row(frame, base_row["run_id"], runtime)
     new = _retimed_row(frame, row["run_id"], runtime)
     what = "ONNX Runtime model" if runtime == "onnxruntime" else "torch model"
+    absent = []
     for this, run in ((base, base_row), (new, row)):
         if this is None:
             position = run["label"].split(":")[0]
             notes = [n for n in comparison.retime_notes if n.startswith(f"not re-timed: {position} ")]  # fmt: skip
-            return unjudged(notes[0] if notes else f"run {position} has no {what} to time again")
+            absent.append(notes[0] if notes else f"run {position} has no {what} to time again")
+    if absent or base is None or new is None:
+        return unjudged("; ".join(absent))
+    for this in (base, new):
         if not this["rounds"]:
             return unjudged(f"{this['candidate']} was not timed: {this['missing']}")
     if new["reference"] != base["candidate"]:
