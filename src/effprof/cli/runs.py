@@ -82,16 +82,25 @@ def _matches(values: Any, patterns: list[str]) -> Any:
 
 
 def _print_table(frame: Any) -> None:
-    table = Table()
+    """A table as wide as its content needs (piped: one line per run); on a terminal too narrow
+    for the whole ids, plain lines instead, one per run, that the terminal wraps."""
     columns = [c for c in RUN_COLUMNS if c in frame.columns]
+    rows = [[_cell(value) for value in row] for row in frame[columns].itertuples(index=False)]
+    table = Table()
     for column in columns:
         whole = column == "run_id"  # the id never folds nor is cut: it is what gets copied
         table.add_column(RUN_COLUMNS[column], no_wrap=whole, overflow="fold")
-    for row in frame[columns].itertuples(index=False):
-        table.add_row(*(_cell(value) for value in row))
+    for row in rows:
+        table.add_row(*row)
     natural = Console(width=10_000).measure(table)
-    width = max(console.width, natural.minimum) if console.is_terminal else natural.maximum
-    (console if width == console.width else Console(width=width)).print(table)
+    if not console.is_terminal:
+        Console(file=console.file, width=natural.maximum).print(table)
+    elif console.width >= natural.minimum:
+        console.print(table)
+    else:
+        for row in [[RUN_COLUMNS[c] for c in columns], *rows]:
+            line = "  ".join(cell or "-" for cell in row)
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
