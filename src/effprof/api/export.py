@@ -46,6 +46,7 @@ MAX_ARTIFACT_BYTES = 512 * 2**20
 # MLflow's limits (mlflow.utils.validation): longer values are cut, marked with "…"
 MAX_PARAM_CHARS, MAX_TAG_CHARS, MAX_KEY_CHARS = 6000, 8000, 250
 RUN_ID_TAG = "effprof.run_id"
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 UNFINISHED = "RUNNING"
 # What the GitHub benchmark action charts: lower is better for each.
 BENCHMARK_METRICS: tuple[S.Metric, ...] = (
@@ -167,6 +168,10 @@ def _quiet_mlflow() -> Iterator[None]:
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.WARNING)
+    # a tracking server that does not answer fails in seconds, not after MLflow's 7 retries with
+    # growing waits (minutes); a value the user set wins
+    unset = [name for name in HTTP_DEFAULTS if name not in os.environ]
+    os.environ.update({name: HTTP_DEFAULTS[name] for name in unset})
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -175,6 +180,8 @@ def _quiet_mlflow() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+        for name in unset:
+            os.environ.pop(name, None)
 
 
 def _check_uri(uri: str) -> None:
