@@ -151,3 +151,26 @@ def test_the_json_document_carries_the_verdicts_and_the_schema_version(store, ca
     assert params["status"] == "holds"
     headline = {(h["key"], h["run_id"]): h["value"] for h in document["headline"]}
     assert headline[("macs", document["runs"][0]["run_id"])] == 122880
+
+
+def test_onnx_runtime_latency_is_judged_between_the_runs_onnx_models(tmp_path, monkeypatch, capsys):
+    """Two compress runs keeping only an .onnx file each: compare times both in ONNX Runtime,
+    interleaved, and the rule reads NEW's ratio to BASE's ONNX model (not to a torch model)."""
+    from effprof.measure.onnx import export_onnx
+    from tests.runs.tiny_models import conv
+
+    pipeline = {
+        "pipeline": {"test_size": 16, "latency_warmup": 0, "latency_repeat": 2, "threads": 1}
+    }
+    runs = []
+    for step in ("dense", "int8"):
+        run = write_run(tmp_path, "compress", TINY, None, {**pipeline, "step": step},
+                        {S.MACS: 30_720, S.ORT.median_ms: 0.1})  # fmt: skip
+        export_onnx(conv().eval(), (1, 3, 16, 16), run / "model.onnx")
+        runs.append(str(run))
+    _fake_rounds(monkeypatch, {"1": [10.0, 30.0], "2": [15.0, 45.0]})  # 1.5x in both rounds
+    code, out, err = run_cli(["compare", *runs, "--no-html", "--retime-rounds", "2",
+                              "--fail-on", "ort_latency=+20%"], capsys)  # fmt: skip
+    assert code == 1, err
+    # the medians over the rounds, and the ratio within each round
+    assert "budget: FAIL ort_latency_median_ms: 20 ms -> 30 ms (ratio 1.50x within rounds)" in out

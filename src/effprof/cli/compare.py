@@ -68,19 +68,22 @@ def _print_retimed(comparison: Comparison) -> None:
     if frame is None or frame.empty:
         return
     rounds = int(frame["rounds"].max())
-    table = Table(title=f"timed again now, interleaved ({rounds} round(s); ratios within a round)")
+    runtimes = frame["runtime"].nunique() > 1 if "runtime" in frame.columns else False
+    title = f"timed again now, interleaved ({rounds} round(s); ratios within a round"
+    table = Table(title=f"{title}{', to run 1 in the same runtime' if runtimes else ''})")
     for name in ("run", "median", "ratio to run 1", "ratio reliable"):
         table.add_column(name, justify="left" if name == "run" else "right")
     for row in frame.itertuples():
+        # with ONNX Runtime models too, each row names its model: a run may give two
+        name = one_line(row.candidate if runtimes else row.label)
         if not row.rounds:
-            table.add_row(one_line(row.label), f"missing ({one_line(row.missing)})", "—", "—")
+            table.add_row(name, f"missing ({one_line(row.missing)})", "—", "—")
             continue
         reason = str(row.ratio_unreliable_reason).split("; ")[0]
         reliable = "yes" if row.ratio_reliable else f"no: {reason}"
         table.add_row(
-            one_line(row.label), format_metric(row.median_ms, "ms"), format_ratio(row.ratio),
-            one_line(reliable),
-        )  # fmt: skip
+            name, format_metric(row.median_ms, "ms"), format_ratio(row.ratio), one_line(reliable)
+        )
     table_console().print(table)
 
 
