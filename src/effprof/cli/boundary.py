@@ -5,10 +5,11 @@ typer before 0.2x uses the ``click`` package; later releases vendor their own co
 classes of whichever engines are loaded, so a usage error is one line and exit code 2 on any
 typer the project allows.
 
-Exit codes: 0 done; 1 a command's own failure (a sweep with failed configurations) or a bug in
-effprof (one line naming the exception; ``EFFPROF_DEBUG=1`` shows the traceback); 2 bad input or
-environment (usage errors, ``EffprofError``, files that cannot be read or written, a full disk);
-130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+Exit codes: 0 done; 1 a command's own failure (a sweep with failed configurations, a budget rule
+``compare`` found broken) or a bug in effprof (one line naming the exception; ``EFFPROF_DEBUG=1``
+shows the traceback); 2 bad input or environment (usage errors, ``EffprofError``, files that
+cannot be read or written, a full disk); 3 ``compare``: no budget rule broken, but one could not be
+judged (:mod:`effprof.runs.budget`); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
