@@ -168,7 +168,102 @@ WEIGHTS = [
       for command in ("profile", "evaluate") for fault in s.WEIGHT_FAULTS),
 ]  # fmt: skip
 
-CASES = [*VALUES, *OWN_FILES, *RETIME, *NOT_A_RUN, *FORWARDS, *CANNOT_COMPRESS, *RESUMED, *WEIGHTS]
+# the options of issue 20: budget rules and files, runs' filters, export's targets, --json
+COMPARE = ["compare", GOOD, GOOD, "--no-html", "--retime-rounds", "0"]
+BAD_RULES = {
+    "no-operator": ("macs+2%", "malformed rule 'macs+2%'"),
+    "no-sign": ("macs=2%", "a change has a sign"),
+    "no-metric": ("=+2%", "malformed rule"),
+    "no-value": ("macs=+", "malformed value ''"),
+    "nan": ("macs=+nan%", "malformed value 'nan'"),
+    "infinite": ("macs<=1e999", "is not a finite number"),
+    "percent-budget": ("macs<=2%", "a fixed budget is a value, not a percentage"),
+    "foreign-unit": ("macs<=3ms", "'ms' is not the unit of macs"),
+    "improvement": ("psnr_db=+1%", "higher is better for psnr_db"),
+    "stored-latency": ("latency_p90_ms=+5%", "belongs to a latency a run stored"),
+    "latency-budget": ("latency<=10ms", "latency is judged only by the ratio"),
+    "no-direction": ("latency_threads=+1", "has no better direction"),
+    "unknown-metric": ("macz=+2%", "unknown metric 'macz'"),
+    "escape": ("ma\x1b[2Jcs=+2%", "malformed rule"),
+    "pasted-blob": ("macs=+" + "9" * 5000, "at most 200 characters"),
+}
+BUDGET_FILES = {
+    "empty": ("", "fail_on: Field required"),
+    "empty-list": ("fail_on: []\n", "fail_on: List should have at least 1 item"),
+    "not-a-list": ("fail_on: macs\n", "fail_on: Input should be a valid list"),
+    "a-number": ("fail_on: [3]\n", "fail_on.0: Input should be a valid string"),
+    "unknown-key": (
+        "fail_on: [macs=+2%]\nfail_at: [x]\n",
+        "fail_at: unknown key",
+    ),
+    "bad-rule": ("fail_on: [macs=+2%, macz=+1%]\n", "unknown metric 'macz'"),
+    "long-rule": ("fail_on: [" + "m" * 300 + "]\n", "at most 200 characters"),
+    "a-list": ("- macs=+2%\n", "must be a mapping"),
+    "alias-bomb": (h.BOMB, "anchors and aliases"),
+    "not-utf8": (h.LATIN1_YAML, "is not UTF-8 text"),
+    "deep": (h.DEEP_YAML, "nested too deeply"),
+}
+BAD_SINCE = {
+    "a-word": ("yesterday", "malformed --since 'yesterday'"),
+    "unknown-unit": ("7y", "malformed --since '7y'"),
+    "negative": ("-1d", "malformed --since '-1d'"),
+    "empty": ("", "malformed --since ''"),
+    "no-month-13": ("2026-13-45", "is not a date"),
+    "past-a-century": ("99999999999d", "reaches past 100 years back"),
+    "escape": ("\x1b[2J", "malformed --since"),
+}
+EXPORT = ["export", GOOD]
+CI = [
+    *(case("compare-fail-on", name, [*COMPARE, "--fail-on", rule], expect, setup=h.good_store)
+      for name, (rule, expect) in BAD_RULES.items()),
+    case("compare-fail-on", "latency-not-re-timed", [*COMPARE, "--fail-on", "latency=+5%"],
+         "give --retime-rounds 1 or more", setup=h.good_store),
+    *(case("compare-budget", name, [*COMPARE, "--budget", "b.yaml"], expect,
+           setup=h.both(h.good_store, h.text_file("b.yaml", text)))
+      for name, (text, expect) in BUDGET_FILES.items()),
+    case("compare-budget", "missing", [*COMPARE, "--budget", "absent.yaml"], "does not exist",
+         setup=h.good_store),
+    case("compare-budget", "a-folder", [*COMPARE, "--budget", "d"], "is not a regular file (a folder)",
+         setup=h.both(h.good_store, h.folder("d"))),
+    case("compare-json", "unknown-run", ["compare", GOOD, "nope", "--json", "--no-html"],
+         "neither a run folder nor a run id", setup=h.good_store),
+    *(case("runs-since", name, ["runs", "--since", text], expect, setup=h.good_store)
+      for name, (text, expect) in BAD_SINCE.items()),
+    case("runs-kind", "unknown", ["runs", "--kind", "profil"], "unknown --kind 'profil': runs are of kind profile",
+         setup=h.good_store),
+    case("runs-json", "root-missing", ["runs", "--root", "nowhere", "--json"], "does not exist"),
+    case("export", "nowhere-to", EXPORT, "say where to: --mlflow", setup=h.good_store),
+    case("export", "unknown-run", ["export", "nope", "--github-benchmark", "-"],
+         "neither a run folder nor a run id", setup=h.good_store),
+    case("export", "corrupt-run", ["export", BAD, "--github-benchmark", "-"], "is corrupt",
+         setup=h.CORRUPT_RUNS["invalid-json"][0]),
+    case("export", "empty-store", ["export", "empty", "--github-benchmark", "-"],
+         "no readable run in the store 'empty'", setup=h.both(h.folder("empty"), h.folder("empty/runs"))),
+    case("export-mlflow", "empty-uri", [*EXPORT, "--mlflow", ""], "--mlflow needs a tracking URI",
+         setup=h.good_store),
+    case("export-mlflow", "no-database-file", [*EXPORT, "--mlflow", "sqlite://"],
+         "names no database file", setup=h.good_store),
+    case("export-mlflow", "folder-missing", [*EXPORT, "--mlflow", "sqlite:///nowhere/m.db"],
+         "the folder 'nowhere' does not exist", setup=h.good_store),
+    case("export-mlflow", "unknown-scheme", [*EXPORT, "--mlflow", "nosuch://x"],
+         "MLflow at 'nosuch://x': ", setup=h.good_store),
+    case("export-mlflow", "not-a-database", [*EXPORT, "--mlflow", "sqlite:///b.yaml"],
+         "file is not a database", setup=h.both(h.good_store, h.text_file("b.yaml", "x" * 4096))),
+    case("export-mlflow", "no-experiment", [*EXPORT, "--mlflow", "sqlite:///m.db", "--experiment", " "],
+         "--experiment needs a name", setup=h.good_store),
+    case("export-benchmark", "a-folder", [*EXPORT, "--github-benchmark", "d"], "is a folder",
+         setup=h.both(h.good_store, h.folder("d"))),
+    case("export-benchmark", "folder-missing", [*EXPORT, "--github-benchmark", "x/b.json"],
+         "does not exist", setup=h.good_store),
+    case("export-benchmark", "own-file", [*EXPORT, "--github-benchmark", f"{GOOD}/run.json"],
+         "would overwrite the run store", setup=h.good_store),
+    case("count-json", "unknown-model", ["count", "--model", "nosuch_model_xyz", "--json"],
+         "nosuch_model_xyz"),
+    case("profile-json", "bad-input", ["profile", "--input", "1x3xfoo", "--json"], "1x3xfoo"),
+]  # fmt: skip
+
+CASES = [*VALUES, *OWN_FILES, *RETIME, *NOT_A_RUN, *FORWARDS, *CANNOT_COMPRESS, *RESUMED, *WEIGHTS,
+         *CI]  # fmt: skip
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -43,6 +43,14 @@ def test_profile_mssnet_end_to_end(tmp_path, capsys):
     assert record["metrics"]["latency_median_ms"] > 0
     assert record["params"]["input"] == "1x3x64x64"
     assert str(run) in out.replace("\n", "")
+    # stdout is not a terminal here (a log file, CI): one line per step as it starts, then the
+    # summary; every step the run's step table says ran is in a line
+    progress = [line for line in out.splitlines() if line.startswith("profile [")]
+    steps = pd.read_parquet(run / "steps.parquet")
+    for label in steps.loc[steps["status"] == "ran", "label"]:
+        assert any(line.endswith(f"] {label}") for line in progress), label
+    assert progress[-1].endswith("] writing report.html")
+    assert out.index(progress[-1]) < out.index("MACs per output pixel")  # before the summary
 
 
 def test_unaligned_input_is_padded_and_said(tmp_path, capsys):

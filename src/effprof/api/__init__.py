@@ -7,10 +7,11 @@ from effprof.api.compare import compare
 from effprof.api.compress import compress
 from effprof.api.count import count
 from effprof.api.evaluate import evaluate
+from effprof.api.export import export_mlflow, github_benchmark
 from effprof.api.profile import profile
 from effprof.api.run import Metrics, Run
 from effprof.api.sweep import sweep
 from effprof.api.train import train
 
-__all__ = ["Metrics", "Run", "compare", "compress", "count", "evaluate", "profile", "sweep",
-           "train"]  # fmt: skip
+__all__ = ["Metrics", "Run", "compare", "compress", "count", "evaluate", "export_mlflow",
+           "github_benchmark", "profile", "sweep", "train"]  # fmt: skip

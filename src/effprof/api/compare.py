@@ -30,6 +30,7 @@ def compare(
     retime_rounds: int = 1,
     trusted: Collection[str] = (),
     models: Sequence[nn.Module | str] = (),
+    onnx: bool = False,
 ) -> Comparison:
     """Compare runs (folders or :class:`~effprof.api.run.Run` objects; the first is the
     baseline); with ``retime_rounds`` > 0 their models are timed again in that many interleaved
@@ -37,7 +38,9 @@ def compare(
 
     Registered models are rebuilt; a factory a run names only when it is in ``trusted`` (or
     ``models``); a model profiled as an object only when that object is in ``models``.
-    Otherwise its stored numbers are compared and a note says it was not re-timed.
+    Otherwise its stored numbers are compared and a note says it was not re-timed. With
+    ``onnx``, the runs' .onnx files are timed too, each ratio to run 1's first model of its
+    runtime (ONNX Runtime to ONNX Runtime, torch to torch).
 
     >>> import torch, effprof
     >>> small, large = (effprof.profile(torch.nn.Conv2d(3, 8, 3), size, out=tmp, count_only=True)
@@ -55,9 +58,9 @@ def compare(
     if retime_rounds < 1:
         return comparison
     labels = [label.replace(":", "") for label in comparison.labels]
-    first = f"{labels[0]} torch"
+    first = None if onnx else f"{labels[0]} torch"  # None: per runtime, its first candidate
     retimed = retime_runs(
-        run_dirs, labels=labels, rounds=retime_rounds, onnx=False, reference=first,
+        run_dirs, labels=labels, rounds=retime_rounds, onnx=onnx, reference=first,
         trusted=trusted, builders=builders,
     )  # fmt: skip
     notes = tuple(f"not re-timed: {reason}" for reason in retimed.skipped)

@@ -29,6 +29,7 @@ app = typer.Typer(
 )
 console = Console(stderr=False)
 err_console = Console(stderr=True)
+PIPED_WIDTH = 160  # a table printed into a file or a pipe: lines this wide, never the 80 default
 
 # One line per command module; each adds its commands to ``app`` when imported.
 COMMAND_MODULES = (
@@ -38,7 +39,9 @@ COMMAND_MODULES = (
     "effprof.cli.compress",
     "effprof.cli.report",
     "effprof.cli.compare",
+    "effprof.cli.runs",
     "effprof.cli.sweep",
+    "effprof.cli.export",
 )
 
 
@@ -53,6 +56,12 @@ def warn(message: str) -> None:
     err_console.print(
         f"warning: {one_line(message)}", markup=False, highlight=False, soft_wrap=True
     )
+
+
+def table_console(width: int = PIPED_WIDTH) -> Console:
+    """Where a table goes: the terminal at its width, else (a file, a pipe, CI's log) a console
+    ``width`` columns wide, so that ids and reasons are not folded into 80 columns."""
+    return console if console.is_terminal else Console(width=width)
 
 
 def check_output_file(path: Path, option: str) -> Path:
@@ -83,6 +92,27 @@ def check_output_file(path: Path, option: str) -> Path:
     except (OSError, ValueError) as err:
         raise EffprofError(f"{shown} is not a usable path ({err})") from None
     return path
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from effprof import __version__
+        from effprof.schema import SCHEMA_VERSION
+
+        console.print(
+            f"effprof {__version__} (run schema {SCHEMA_VERSION})", markup=False, highlight=False
+        )
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True,
+        help="print effprof's version (and its run schema's) and exit",
+    ),
+) -> None:  # fmt: skip
+    """Efficiency profiling and compression for PyTorch vision models."""
 
 
 def _register_commands() -> None:

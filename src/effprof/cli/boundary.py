@@ -5,15 +5,17 @@ typer before 0.2x uses the ``click`` package; later releases vendor their own co
 classes of whichever engines are loaded, so a usage error is one line and exit code 2 on any
 typer the project allows.
 
-Exit codes: 0 done; 1 a command's own failure (a sweep with failed configurations) or a bug in
-effprof (one line naming the exception; ``EFFPROF_DEBUG=1`` shows the traceback); 2 bad input or
-environment (usage errors, ``EffprofError``, files that cannot be read or written, a full disk);
-130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+Exit codes: 0 done; 1 a command's own failure (a sweep with failed configurations, a budget rule
+``compare`` found broken) or a bug in effprof (one line naming the exception; ``EFFPROF_DEBUG=1``
+shows the traceback); 2 bad input or environment (usage errors, ``EffprofError``, files that
+cannot be read or written, a full disk); 3 ``compare``: no budget rule broken, but one could not be
+judged (:mod:`effprof.runs.budget`); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import os
 import re
@@ -154,6 +156,21 @@ def _out_of_memory(err: Exception) -> bool:
     return precision is not None and bool(precision.is_out_of_memory(err))
 
 
+def _reader_gone(stop: SystemExit) -> bool:
+    """True for the ``sys.exit(1)`` click raises when writing to stdout met a closed pipe."""
+    context = stop.__context__
+    return isinstance(context, BrokenPipeError) or (
+        isinstance(context, OSError) and context.errno == errno.EPIPE
+    )
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``effprof runs | head``): done, quietly."""
+    with contextlib.suppress(OSError):
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
+    return 0
+
+
 def _exit_message(stop: SystemExit) -> str:
     return (
         f"code effprof ran (the model's factory or forward) called sys.exit({stop.code!r}); "
@@ -221,6 +238,8 @@ def _invoke(app: typer.Typer, argv: list[str] | None, err_console: Any, out_cons
             )
         return int(getattr(done, "exit_code", 0) or 0)
     except SystemExit as stop:  # effprof never exits inside a command: the model's code did
+        if _reader_gone(stop):  # click's own exit when stdout's reader went away
+            return _stdout_closed()
         _print(err_console, "error", _exit_message(stop))
         return 2
     except aborts as done:  # click's form of Ctrl-C (or a command's own abort)
@@ -241,9 +260,7 @@ def _invoke(app: typer.Typer, argv: list[str] | None, err_console: Any, out_cons
         _print(err_console, "error", err)
         return 2
     except BrokenPipeError:  # the reader went away (``effprof runs | head``)
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
-        return 0
+        return _stdout_closed()
     except OSError as err:
         if debug:
             raise

@@ -24,6 +24,9 @@ def count(
     out: str = typer.Option(None, help="run store root (default reports/)"),
     report: bool = typer.Option(False, "--report/--no-report", help="also write report.html"),
     config: Path = typer.Option(None, help="YAML file of profile options; flags given here win"),
+    json_out: bool = typer.Option(
+        False, "--json", help="print the counts as one JSON document (the run is stored too)"
+    ),
 ) -> None:
     """Count a model on the meta device (no timing): MACs, attribution, counterfactuals, scaling."""
     from effprof.api.profile import profile as run_profile
@@ -42,8 +45,9 @@ def count(
     run_dir = run_profile(settings).path
     if report:
         write_report_of(run_dir)
-    print_summary(run_dir)
-    console.print(f"counted in {read_seconds(run_dir):.2f} s", markup=False)
+    print_summary(run_dir, as_json=json_out)
+    if not json_out:
+        console.print(f"counted in {read_seconds(run_dir):.2f} s", markup=False)
     skip_teardown()  # the run is written and nothing was started: no teardown to wait for
 
 

@@ -1,19 +1,26 @@
-"""``effprof profile`` and ``effprof runs``."""
+"""``effprof profile``, and the summary ``profile`` and ``count`` print (a table, or ``--json``)."""
 
 from __future__ import annotations
 
-import math
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from effprof import schema as S
-from effprof.cli import app, console, err_console, warn
+from effprof.cli import app, console, err_console, table_console, warn
 from effprof.cli.boundary import one_line
 from effprof.files import disk_full
 from effprof.results import EffprofError
+
+if TYPE_CHECKING:
+    from effprof.report.runview import RunView
 
 
 def _options(**given: Any) -> dict[str, Any]:
@@ -60,6 +67,9 @@ def profile(
     ),
     out: str = typer.Option(None, help="run store root (default reports/)"),
     config: Path = typer.Option(None, help="YAML file of these options; flags given here win"),
+    json_out: bool = typer.Option(
+        False, "--json", help="print the summary as one JSON document (progress on stderr)"
+    ),
 ) -> None:
     """Count, time and measure a model; write a run and its HTML report."""
     from effprof.api.profile import profile as run_profile
@@ -76,13 +86,37 @@ def profile(
         if config
         else validate(ProfileConfig, given, "options")
     )
-    with console.status("profiling") as status:
-        run_dir = run_profile(
-            settings, progress=lambda step: status.update(f"profiling: {step}")
-        ).path
-        status.update("writing report.html")
+    with step_progress("profile", to_stderr=json_out) as progress:
+        run_dir = run_profile(settings, progress=progress).path
+        progress("writing report.html")
         write_report_of(run_dir)
-    print_summary(run_dir)
+    print_summary(run_dir, as_json=json_out)
+
+
+@contextlib.contextmanager
+def step_progress(job: str, *, to_stderr: bool = False) -> Iterator[Callable[[str], None]]:
+    """What a job is doing: a spinner on a terminal; elsewhere (a log file, CI) one line per step
+    with the seconds since the start, so a long job piped to a file is not silent until its end.
+    On stdout, or on stderr when stdout carries a JSON document."""
+    shown = err_console if to_stderr else console
+    if shown.is_terminal:
+        with shown.status(f"{job}: starting") as spinner:
+            yield lambda text: spinner.update(f"{job}: {one_line(text)}")
+        return
+    stream = sys.stderr if to_stderr else sys.stdout
+    started = time.perf_counter()
+    reader_gone: list[bool] = []
+
+    def line(text: str) -> None:
+        if reader_gone:
+            return
+        elapsed = time.perf_counter() - started
+        try:
+            print(f"{job} [{elapsed:7.1f} s] {one_line(text)}", file=stream, flush=True)
+        except BrokenPipeError:  # ``| head`` has read enough: the job still finishes its run
+            reader_gone.append(True)
+
+    yield line
 
 
 def write_report_of(run_dir: Path) -> None:
@@ -107,92 +141,122 @@ def write_report_of(run_dir: Path) -> None:
         )
 
 
-def _value(metrics: dict[str, Any], missing: dict[str, str], key: str, fmt) -> str:
-    if metrics.get(key) is None:
-        return f"missing ({missing[key]})" if key in missing else "—"
-    return fmt(metrics[key])
+@dataclass(frozen=True)
+class SummaryRow:
+    """One line of a run's summary: the stored metric it shows (or, for a figure derived as the
+    report derives it, that figure's name), its value and unit, how the table writes it, and its
+    status (measured, missing, unreliable, partial) with the reason."""
+
+    metric: str
+    label: str
+    value: Any
+    unit: str
+    text: str
+    status: str
+    reason: str | None = None
+
+    def cell(self, footnote: Callable[[str], int]) -> str:
+        """The table's cell: the value, or ``missing [n]``; an unreliable value says so. A
+        reason is a numbered footnote (``footnote`` gives its number), printed once below."""
+        if self.value is None:
+            return f"missing [{footnote(self.reason)}]" if self.reason else "—"
+        if self.status == S.UNRELIABLE and self.reason:
+            return f"{self.text} (unreliable [{footnote(self.reason)}])"
+        return self.text
 
 
-def print_summary(run_dir: Path) -> None:
-    from effprof.runs import read_record
-    from effprof.units import binary_bytes, si
+def _stored(
+    view: RunView, metric: S.Metric, text: Callable[[Any], str], label: str | None = None
+) -> SummaryRow:
+    """The row of a stored metric: its value as stored (an int stays an int), its status."""
+    record = view.record
+    value = view.metric(metric) if view.number(metric) is not None else None
+    status, reason = record.metric_status(metric), record.metric_reason(metric)
+    shown = text(value) if value is not None else "—"
+    return SummaryRow(metric, label or metric.label, value, metric.unit, shown, status, reason)
 
-    record = read_record(run_dir)
-    m, miss = record.metrics, record.missing
-    table = Table(
-        title=f"{record.model} {record.variant or ''} — {m.get(S.INPUT_SHAPE)} on {record.env.get('device_name')}"
-    )
+
+def summary_rows(view: RunView) -> list[SummaryRow]:
+    """The headline of a run, with the report's own facts (:mod:`effprof.report.facts`): MACs
+    per output pixel, token, point or image as the run's output is; throughput in megapixels,
+    points or inputs per second; each number formatted as the report formats it."""
+    from effprof.report import numbers as fmt
+    from effprof.report.facts import cost_basis, throughput
+
+    m = view.metrics
+    macs = _stored(view, S.MACS, lambda v: fmt.count(v, "MAC"))
+    label, per_unit, _ = cost_basis(view)
+    if label == S.MACS_PER_OUTPUT_PIXEL.label:
+        basis = _stored(view, S.MACS_PER_OUTPUT_PIXEL, fmt.count)
+    else:  # per token, point or image: derived from the MACs, as the report derives it
+        name = label.lower().replace(" ", "_")
+        basis = replace(macs, metric=name, label=label, value=per_unit, text=fmt.count(per_unit))
+    latency = _stored(view, S.LATENCY.median_ms, fmt.ms, "latency median")
+    rate = throughput(view)
+    if rate.value is None:
+        speed = SummaryRow("throughput", "throughput", None, rate.unit, "—", S.MISSING, rate.detail)
+    else:  # as reliable as the latency it comes from
+        speed = replace(latency, metric="throughput", label="throughput", value=rate.value,
+                        unit=rate.unit, text=rate.text())  # fmt: skip
+    rows = [
+        _stored(view, S.PARAM_COUNT, fmt.count),
+        macs,
+        _stored(view, S.FLOPS, lambda v: fmt.count(v, "FLOP")),
+        basis,
+        latency,
+        _stored(view, S.LATENCY.p10_ms, fmt.ms, "latency p10"),
+        _stored(view, S.LATENCY.p90_ms, fmt.ms, "latency p90"),
+        _stored(view, S.LATENCY.cv, fmt.pct, "latency CV"),
+        speed,
+        _stored(view, S.MEMORY_ACTIVATION_PEAK_BYTES, fmt.nbytes),
+        _stored(view, S.ACTIVATION_PEAK_BYTES, fmt.nbytes),
+        _stored(view, S.WEIGHTS_BYTES, fmt.nbytes),
+    ]  # fmt: skip
+    if S.INT8_SPEEDUP in m or S.INT8_SPEEDUP in view.record.missing:
+        rows.append(_stored(view, S.INT8_SPEEDUP, fmt.times))
+    if S.ORT.median_ms in m:
+        rows.append(_stored(view, S.ORT.median_ms, fmt.ms, "ONNX Runtime latency median"))
+    return rows
+
+
+def print_summary(run_dir: Path, *, as_json: bool = False) -> None:
+    """The run's headline as a table (then its notes, folder and report), or one JSON document."""
+    from effprof.report.runview import RunView
+
+    view = RunView.open(run_dir)
+    record = view.record
+    rows = summary_rows(view)
+    report = run_dir / "report.html"
+    if as_json:
+        from effprof.cli.documents import print_document
+
+        print_document("profile", {
+            "run": {"run_id": record.run_id, "path": str(run_dir), "kind": record.kind,
+                    "model": record.model, "variant": record.variant, "status": record.status,
+                    "created": record.created, "count_only": bool(record.params.get("count_only")),
+                    "report": str(report) if report.is_file() else None},
+            "summary": [{"metric": r.metric, "label": r.label, "value": r.value, "unit": r.unit,
+                         "status": r.status, "reason": r.reason} for r in rows],
+            "metrics": record.metrics, "missing": record.missing,
+            "unreliable": record.unreliable, "partial": record.partial, "notes": record.notes,
+        })  # fmt: skip
+        return
+    device = record.env.get("device_name")
+    title = f"{view.title_name} — {view.metric(S.INPUT_SHAPE)} on {device}"
+    table = Table(title=one_line(title))
     table.add_column("metric")
     table.add_column("value", justify="right")
-    rows = [
-        ("parameters", "param_count", lambda v: f"{v:,}"),
-        ("MACs", "macs", lambda v: si(v, "MAC")),
-        ("FLOPs", "flops", lambda v: si(v, "FLOP")),
-        ("MACs per output pixel", "macs_per_output_pixel", lambda v: f"{v:,.0f}"),
-        ("latency median", "latency_median_ms", lambda v: f"{v:,.2f} ms"),
-        (
-            "latency p10 / p90",
-            "latency_p10_ms",
-            lambda v: f"{v:,.2f} / {m.get(S.LATENCY.p90_ms, 0):,.2f} ms",
-        ),
-        ("latency CV", "latency_cv", lambda v: f"{100 * v:.1f} %"),
-        ("throughput", "throughput_mpix_s", lambda v: f"{v:,.3f} MP/s"),
-        ("peak activation memory (measured)", "memory_activation_peak_bytes", binary_bytes),
-        ("peak activation memory (meta trace)", "activation_peak_bytes", binary_bytes),
-        ("weights", "weights_bytes", binary_bytes),
-    ]
-    if S.INT8_SPEEDUP in m or S.INT8_SPEEDUP in miss:
-        rows.append(("ONNX Runtime INT8 speed-up over fp32", "int8_speedup_vs_ort_fp32",
-                     lambda v: f"{v:.2f}x"))  # fmt: skip
-    if S.ORT.median_ms in m:
-        rows.append(
-            ("ONNX Runtime latency median", "ort_latency_median_ms", lambda v: f"{v:,.2f} ms")
+    reasons: dict[str, int] = {}
+    for row in rows:
+        table.add_row(row.label, row.cell(lambda why: reasons.setdefault(why, len(reasons) + 1)))
+    table_console().print(table)
+    for reason, number in reasons.items():
+        console.print(
+            f"[{number}] {one_line(reason)}", markup=False, highlight=False, soft_wrap=True
         )
-    for label, key, fmt in rows:
-        table.add_row(label, _value(m, miss, key, fmt))
-    console.print(table)
     for note in record.notes:
         if not note.startswith(("latency:", "memory:")):
-            console.print(f"note: {note}", markup=False)
-    report = run_dir / "report.html"
-    console.print(f"run: {run_dir}", markup=False)
+            console.print(f"note: {one_line(note)}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"run: {run_dir}", markup=False, highlight=False, soft_wrap=True)
     if report.is_file():
-        console.print(f"report: {report}", markup=False)
-
-
-RUN_COLUMNS = {
-    "run_id": "run",
-    "kind": "kind",
-    "model": "model",
-    "variant": "variant",
-    f"metrics.{S.INPUT_SHAPE}": "input",
-    "env.device_name": "device",
-    f"metrics.{S.LATENCY.median_ms}": "latency ms",
-}
-
-
-def _cell(value: Any) -> str:
-    """A table cell: blank for every shape of missing (None, NaN, pd.NA), numbers with commas."""
-    if value is None or type(value).__name__ in ("NAType", "NaTType"):
-        return ""
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:,.2f}"
-    return one_line(value)  # a stored run's text: no terminal escapes reach the screen
-
-
-@app.command()
-def runs(root: Path = typer.Option(Path("reports/"), "--root", help="run store root")) -> None:
-    """List stored runs, newest last; unreadable run folders are skipped with a warning."""
-    from effprof.runs import check_store_root, load_runs
-
-    frame = load_runs(check_store_root(root, "--root"))
-    if frame.empty:
-        err_console.print(f"no runs under {root}", markup=False, highlight=False, soft_wrap=True)
-        return
-    table = Table()
-    columns = [c for c in RUN_COLUMNS if c in frame.columns]
-    for column in columns:
-        table.add_column(RUN_COLUMNS[column])
-    for row in frame.sort_values("created", kind="stable")[columns].itertuples(index=False):
-        table.add_row(*(_cell(value) for value in row))
-    console.print(table)
+        console.print(f"report: {report}", markup=False, highlight=False, soft_wrap=True)

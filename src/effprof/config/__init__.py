@@ -7,9 +7,11 @@ from effprof.config.base import (
     validate,
     validate_fields,
 )
+from effprof.config.budget import BudgetFile
 from effprof.config.profile import ProfileConfig
 
 __all__ = [
+    "BudgetFile",
     "ProfileConfig",
     "StrictModel",
     "load_config",

@@ -5,10 +5,12 @@ rows of one attribution dimension. Each is read from the run, never assumed."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 
 from effprof import schema as S
+from effprof.report import numbers
 from effprof.report.runview import RunView
 
 
@@ -72,3 +74,42 @@ def cost_basis(view: RunView) -> tuple[str, float | None, str]:
     if points and macs is not None:
         return "MACs per point", macs / points, f"{points:,} points in the cloud"
     return "MACs per image", (macs / batch_of(view) if macs is not None else None), "image"
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """What one second buys at the median latency: ``value`` (None when not measured, ``detail``
+    then says why) in ``unit``: ``MP/s`` (output megapixels), ``points/s`` or ``inputs/s``."""
+
+    value: float | None
+    unit: str
+    detail: str
+
+    def text(self) -> str:
+        """As the headline shows it: ``0.512 MP/s``, ``12.3 k /s``, or ``—`` when not measured."""
+        if self.value is None:
+            return "—"
+        if self.unit == "MP/s":
+            return f"{numbers.plain(self.value)} MP/s"
+        return f"{numbers.count(self.value)} /s"
+
+
+def throughput(view: RunView) -> Throughput:
+    """Output megapixels per second for an image-to-image model (as measured), points per second
+    for a point model, inputs per second otherwise (both from the median latency)."""
+    median = view.number(S.LATENCY.median_ms)
+    why = view.reason(S.LATENCY.median_ms) or "latency not measured"
+    if is_image_output(view):
+        measured = view.number(S.LATENCY.throughput_mpix_s)
+        detail = "output megapixels per second" if measured is not None else why
+        return Throughput(measured, "MP/s", detail)
+    if not median:
+        return Throughput(None, "inputs/s", why)
+    points = points_of(view)
+    if points:
+        return Throughput(
+            points / (median / 1e3), "points/s", "points per second at the median latency"
+        )
+    return Throughput(
+        batch_of(view) / (median / 1e3), "inputs/s", "inputs per second at the median latency"
+    )

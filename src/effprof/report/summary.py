@@ -18,8 +18,7 @@ from effprof.report.facts import (
     batch_of,
     cost_basis,
     dimension,
-    is_image_output,
-    points_of,
+    throughput,
 )
 from effprof.report.runview import RunView
 from effprof.report.sections import Finding, RenderContext, section
@@ -53,24 +52,12 @@ def headline_cards(view: RunView) -> str:
     label, per_unit, _ = cost_basis(view)
     peak = m.get(S.MEMORY_ACTIVATION_PEAK_BYTES)
     latency = _latency_card(view)
-    if is_image_output(view):
-        throughput = (
-            f"{fmt.plain(m.get(S.LATENCY.throughput_mpix_s))} MP/s",
-            "output megapixels per second",
-        )
-    elif view.number(S.LATENCY.median_ms) and points_of(view):
-        rate = points_of(view) / (view.number(S.LATENCY.median_ms) / 1e3)
-        throughput = (f"{fmt.count(rate)} /s", "points per second at the median latency")
-    elif view.number(S.LATENCY.median_ms):
-        rate = batch_of(view) / (view.number(S.LATENCY.median_ms) / 1e3)
-        throughput = (f"{fmt.count(rate)} /s", "inputs per second at the median latency")
-    else:
-        throughput = ("—", view.reason(S.LATENCY.median_ms) or "latency not measured")
+    rate = throughput(view)
     cards = [
         ("Parameters", fmt.count(m.get(S.PARAM_COUNT)), f"{fmt.nbytes(m.get(S.WEIGHTS_BYTES))} of weights"),
         (label, fmt.count(per_unit), f"{fmt.count(m.get(S.MACS), 'MAC')} for {m.get(S.INPUTS) or m.get(S.INPUT_SHAPE, '?')}"),
         latency,
-        ("Throughput", *throughput),
+        ("Throughput", rate.text(), rate.detail),
         ("Peak activation memory", fmt.nbytes(peak if peak is not None else m.get(S.ACTIVATION_PEAK_BYTES)),
          f"measured ({'CUDA allocator' if view.record.params.get('device') == 'cuda' else 'peak RSS'}); "
          f"meta trace {fmt.nbytes(m.get(S.ACTIVATION_PEAK_BYTES))}"

@@ -1,5 +1,6 @@
 """The run store: writing runs atomically and reading them back into pandas."""
 
+from effprof.runs.budget import BudgetCheck, Rule, Verdict, check_budget, parse_rules
 from effprof.runs.compare import Comparison, compare_runs, resolve_runs
 from effprof.runs.ledger import (
     LedgerEntry,
@@ -34,11 +35,15 @@ from effprof.runs.store import (
 
 __all__ = [
     "ID_COLUMNS",
+    "BudgetCheck",
     "Comparison",
     "LedgerEntry",
+    "Rule",
     "RunRecord",
     "RunStoreWarning",
     "RunWriter",
+    "Verdict",
+    "check_budget",
     "check_store_root",
     "check_writable",
     "claim",
@@ -49,6 +54,7 @@ __all__ = [
     "load_runs",
     "load_table",
     "owner_record",
+    "parse_rules",
     "read_entries",
     "read_entry",
     "read_record",

@@ -19,6 +19,7 @@ import pandas as pd
 from effprof import schema as S
 from effprof.results import EffprofError
 from effprof.runs.load import filter_runs, find_run, load_runs, read_run, runs_frame, store_root
+from effprof.runs.record import RunRecord
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,14 @@ def compare_runs(run_dirs: Sequence[str | Path]) -> Comparison:
     if len(run_dirs) < 2:
         raise EffprofError(f"compare needs at least two runs; got {len(run_dirs)}")
     pairs = [(Path(p), read_run(p)) for p in run_dirs]
-    runs = runs_frame(pairs, store_root(Path(run_dirs[0]).parent))
+    return compare_records(pairs, store_root(Path(run_dirs[0]).parent))
+
+
+def compare_records(
+    pairs: Sequence[tuple[Path, RunRecord]], root: Path | None = None
+) -> Comparison:
+    """The comparison of runs already read (folder, record), in this order."""
+    runs = runs_frame(pairs, root)
     runs.insert(1, "label", pd.Series(run_labels(runs), dtype="string"))
     return Comparison(runs, _headline_rows(runs), tuple(comparability_warnings(runs)))
 

@@ -46,6 +46,8 @@ ID_COLUMNS: dict[str, tuple[str, str]] = {
     "schema_version": ("Int64", "run.json layout version the run was written with"),
     "path": ("string", "run folder"),
 }
+# The kinds of run effprof writes (RunWriter's ``kind``; a test finds every writer's).
+RUN_KINDS = ("profile", "compress", "evaluate", "train", "retime")
 GROUPS = ("params", "metrics", "missing", "unreliable", "partial", "env")
 ERROR_NOTE = "error: "  # a failed run's first note of this form says why it failed
 
@@ -409,6 +411,14 @@ def _run_paths(run: Any, root: str | Path) -> list[Path]:
     return [path for item in run for path in _run_paths(item, root)]
 
 
+def _recorded_id(path: Path) -> str:
+    """The run id run.json records (a folder renamed, say ``baseline``, keeps its run's id)."""
+    try:
+        return read_record(path).run_id
+    except EffprofError:
+        return path.name
+
+
 def load_table(run: Any, name: str, root: str | Path = "reports/") -> pd.DataFrame:
     """A stored table (``"ops"``, ``"modules"``, ``"categories"``, ``"latency"``, ...) in long form,
     ``run_id`` first, so the tables of several runs stack: ``run`` is a run folder, a run id, a row
@@ -433,7 +443,8 @@ def load_table(run: Any, name: str, root: str | Path = "reports/") -> pd.DataFra
             if (path / f"{name}.parquet").exists():  # damaged, not just absent: say so
                 warnings.warn(f"{path.name}: {err}; left out", RunStoreWarning, stacklevel=2)
             continue
-        frame.insert(0, "run_id", pd.Series([path.name] * len(frame), dtype="string"))
+        run_id = _recorded_id(path)
+        frame.insert(0, "run_id", pd.Series([run_id] * len(frame), dtype="string"))
         frames.append(frame)
     if not frames:
         return pd.DataFrame({"run_id": pd.Series([], dtype="string")})
