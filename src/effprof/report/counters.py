@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
 
 from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.sections import RenderContext, section
+
+
+def uncounted_table(uncounted: pd.DataFrame, ops: pd.DataFrame | None) -> str:
+    """The ops listed without a formula, with what of them *is* in the totals: a fused call
+    (one attention row) whose inner ops have formulas but for one is counted in part, and its
+    caption says which rows are left out of the totals and which only in part."""
+    shown = uncounted.copy()
+    if ops is not None and {"op", "counted", "macs", "flops"} <= set(ops.columns):
+        partial = ops[~ops["counted"].astype(bool)].groupby("op")[["macs", "flops"]].sum()
+        shown["macs"] = shown["op"].map(partial["macs"]).fillna(0)
+        shown["flops"] = shown["op"].map(partial["flops"]).fillna(0)
+    inside = int((shown.get("flops", pd.Series(0, index=shown.index)) > 0).sum())
+    caption = (
+        "Ops without a formula: what they compute is not in effprof's totals"
+        if not inside
+        else (
+            f"Ops without a formula, or holding one: {inside} of these rows are counted in part "
+            "(their MACs and FLOPs below are in effprof's totals, the work of the ops without a "
+            "formula is not); the others are not in the totals"
+        )
+    )
+    columns = {"op": "op", "calls": "calls", "reason": "why"}
+    if inside:
+        columns.update({"macs": "MACs in the totals", "flops": "FLOPs in the totals"})
+    return page.table(shown, caption=caption, columns=columns,
+                      formats={"macs": fmt.integer, "flops": fmt.integer})  # fmt: skip
 
 
 @section("counters", label="Counters", title="Counters side by side",
@@ -59,9 +86,7 @@ def render(ctx: RenderContext) -> str:
     ]  # fmt: skip
     uncounted = view.table("uncounted")
     if uncounted is not None and len(uncounted):
-        parts.append(
-            page.table(uncounted, caption="Ops without a formula (not in effprof's totals)")
-        )
+        parts.append(uncounted_table(uncounted, view.table("ops")))
     uncalled = view.table("uncalled_modules")
     if uncalled is not None and len(uncalled):
         parts.append(

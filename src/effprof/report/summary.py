@@ -50,7 +50,7 @@ def _latency_card(view: RunView) -> tuple[str, str, str]:
 def headline_cards(view: RunView) -> str:
     """Params, MACs per output pixel / token / image, latency, throughput, peak memory, FLOPs."""
     m = view.metrics
-    label, per_unit, _ = cost_basis(view)
+    basis = cost_basis(view)
     peak = m.get(S.MEMORY_ACTIVATION_PEAK_BYTES)
     latency = _latency_card(view)
     if is_image_output(view):
@@ -68,7 +68,7 @@ def headline_cards(view: RunView) -> str:
         throughput = ("—", view.reason(S.LATENCY.median_ms) or "latency not measured")
     cards = [
         ("Parameters", fmt.count(m.get(S.PARAM_COUNT)), f"{fmt.nbytes(m.get(S.WEIGHTS_BYTES))} of weights"),
-        (label, fmt.count(per_unit), f"{fmt.count(m.get(S.MACS), 'MAC')} for {m.get(S.INPUTS) or m.get(S.INPUT_SHAPE, '?')}"),
+        (basis.label, fmt.count(basis.per_unit), f"{fmt.count(m.get(S.MACS), 'MAC')} for {m.get(S.INPUTS) or m.get(S.INPUT_SHAPE, '?')}"),
         latency,
         ("Throughput", *throughput),
         ("Peak activation memory", fmt.nbytes(peak if peak is not None else m.get(S.ACTIVATION_PEAK_BYTES)),
@@ -83,27 +83,31 @@ def headline_cards(view: RunView) -> str:
 
 
 def cost_finding(view: RunView) -> Finding | None:
-    """What one output pixel (or token, or input) costs."""
-    label, per_unit, detail = cost_basis(view)
-    if per_unit is None:
+    """What the model costs per unit of its cost basis (:func:`~effprof.report.facts.cost_basis`:
+    output pixel, token, point, output token, image or forward), with the whole forward's MACs
+    and what the division was by. A neutral lead: whether that is small needs a comparison, and
+    the counterfactuals and the scales make theirs."""
+    basis = cost_basis(view)
+    if basis.per_unit is None:
         return None
     macs, params = view.metric(S.MACS), view.metric(S.PARAM_COUNT)
     inputs = view.metric(S.INPUTS) or view.metric(S.INPUT_SHAPE)
-    whole = f"{fmt.count(macs, 'MAC')} for {inputs}, with {fmt.count(params)} parameters"
-    if label == "MACs per output pixel":
-        return "Small per pixel.", f"Every output pixel costs {fmt.count(per_unit)} MACs ({whole})."
-    if label == "MACs per token":
-        return "Cost per token.", (
-            f"Every token costs {fmt.count(per_unit)} MACs ({detail}; {whole})."
+    whole = f"{fmt.count(macs, 'MAC')} for {inputs}"
+    weights = f"with {fmt.count(params)} parameters"
+    per = fmt.count(basis.per_unit)
+    lead = f"Cost per {basis.unit}."
+    if basis.unit in ("output pixel", "token", "point"):
+        return lead, f"Every {basis.unit} costs {per} MACs: {whole} over {basis.detail}, {weights}."
+    if basis.unit == "output token":
+        return lead, (
+            f"One forward costs {whole}, {weights}; {basis.detail}, {per} MACs per output token."
         )
-    if label == "MACs per point":
-        return "Cost per point.", (
-            f"Every point costs {fmt.count(per_unit)} MACs ({detail}; {whole})."
+    if basis.units and basis.units > 1:
+        return (
+            lead,
+            f"One {basis.unit} costs {fmt.count(basis.per_unit, 'MAC')}: {whole} ({basis.detail}), {weights}.",
         )
-    batch = batch_of(view)
-    if batch > 1:
-        return "Cost per input.", f"One {detail} costs {fmt.count(per_unit, 'MAC')} ({whole})."
-    return "Cost per input.", f"One forward costs {whole}."
+    return lead, f"One forward costs {whole}, {weights}."
 
 
 def overview_chart(view: RunView) -> str:
