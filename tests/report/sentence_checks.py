@@ -425,6 +425,11 @@ def _check_scaling_captions(view: RunView, texts: list[str]) -> None:
 
 
 def _check_counters(view: RunView, texts: list[str]) -> None:
+    none = _one(texts, "No cross-check in this run")
+    assert (none is not None) == ("crosscheck" not in view.record.tables)
+    if none is not None:  # the reason is the step's own
+        steps = view.table("steps").set_index("step")
+        assert f"No cross-check in this run: {steps.loc['crosscheck', 'reason']}." in none
     caption = _one(texts, "Ops without a formula")
     uncounted = view.table("uncounted")
     assert (caption is not None) == (uncounted is not None and len(uncounted) > 0)

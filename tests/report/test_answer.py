@@ -8,15 +8,18 @@ from __future__ import annotations
 import json
 import re
 
+import pandas as pd
 import pytest
 
 from effprof import schema as S
 from effprof.api.profile import profile
 from effprof.report.render import answer
 from effprof.report.runview import RunView
+from effprof.runs import read_table
+from effprof.runs.tables import write_table
 from tests.models import hf_zoo
 from tests.report.conftest import copy_run
-from tests.report.sentence_checks import check_captions, check_every_sentence
+from tests.report.sentence_checks import check_captions, check_every_sentence, section_texts
 from tests.report.sentence_models import CLASSIFIER_FILE
 
 ZOO = ("mssnet", "sr3x", "featsharp", "ptv3")
@@ -85,6 +88,8 @@ def test_the_cost_basis_says_what_it_divides_by(counted):
     assert "over the 589,824 pixels of its 1x3x768x768 output" in sr3x["Cost per output pixel."]
     swin = _answer(counted("tests.report.sentence_models:swin_backbone"))
     assert "its output holds 16 tokens per image" in swin["Cost per output token."]
+    dpt = _answer(counted("tests.models.hf_zoo:dpt"))  # a depth map: pixels, not tokens
+    assert "over the 4,096 pixels of its 1x64x64 output" in dpt["Cost per output pixel."]
     bert = _answer(counted("tests.models.hf_zoo:bert_masked"))
     assert "16 tokens per sequence" in bert["Cost per token."]
     assert not any("image" in text for text in bert.values())
@@ -99,6 +104,26 @@ def test_attention_above_the_rest_at_every_size_is_said_so(counted):
     assert "(63.0-63.7 % of the MACs at the 4 sizes counted)" in text
     reason = view.record.missing["scaling_attention_crossover_positions"]
     assert "does more MACs than everything else already at the smallest size" in reason
+
+
+def test_a_fused_call_counted_in_part_is_not_said_to_be_left_out(counted, tmp_path):
+    """GPT-2's fused attention rows are in the totals; were one of their inner ops without a
+    formula, the row would be listed, and the caption must say it is counted in part."""
+    view = counted("tests.models.hf_zoo:gpt2_masked")
+    run = copy_run(view.path, tmp_path, tables=sorted({*view.record.tables, "uncounted"}))
+    ops = read_table(run, "ops")
+    fused = ops["op"] == "effprof.scaled_dot_product_attention"
+    assert fused.any() and ops.loc[fused, "macs"].sum() > 0
+    ops.loc[fused, "counted"] = False
+    write_table(ops, run / "ops.parquet", "ops")
+    uncounted = pd.DataFrame({"op": ["effprof.scaled_dot_product_attention"],
+                              "calls": [int(fused.sum())],
+                              "reason": ["holds ops without a formula: aten.tril.default"]})  # fmt: skip
+    write_table(uncounted, run / "uncounted.parquet", "uncounted")
+    copied = RunView.open(run)
+    check_captions(copied)
+    caption = [t for t in section_texts(copied)["counters"] if t.startswith("Ops without")]
+    assert "1 of these rows are counted in part" in caption[0]
 
 
 def test_every_mssnet_sentence_is_its_runs_number(profile_run):

@@ -181,7 +181,8 @@ def render(ctx: RenderContext) -> str:
             page.table(
                 by["scale"],
                 caption=_note(view, "scale").strip() or None,
-                columns={"group": "scale", **{k: v for k, v in COLUMNS.items() if k != "group"},
+                columns={"group": "scale",
+                         **{k: v for k, v in COLUMNS.items() if k != "group" and k in by["scale"]},
                          "params_share": "params %", "live_peak_bytes": "peak live while running"},
                 formats={**FORMATS, "params_share": fmt.pct, "live_peak_bytes": fmt.nbytes},
             )

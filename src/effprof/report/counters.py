@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report import page
+from effprof.report.runview import RunView
 from effprof.report.sections import RenderContext, section
 
 
@@ -37,17 +38,17 @@ def uncounted_table(uncounted: pd.DataFrame, ops: pd.DataFrame | None) -> str:
                       formats={"macs": fmt.integer, "flops": fmt.integer})  # fmt: skip
 
 
-@section("counters", label="Counters", title="Counters side by side",
-         intro="The same model counted by effprof, FlopCounterMode, fvcore and thop, each number explained.")  # fmt: skip
-def render(ctx: RenderContext) -> str:
-    """The counters section body."""
-    view = ctx.subject
-    table = view.table("crosscheck")
-    if table is None:
-        return page.note(
-            "No cross-check in this run (it was profiled with --no-crosscheck). effprof's own "
-            f"counts: {fmt.count(view.metric(S.MACS), 'MAC')}, {fmt.count(view.metric(S.FLOPS), 'FLOP')}."
-        )
+def _skipped_reason(view: RunView, step: str) -> str | None:
+    """Why the profile skipped ``step`` (its steps table), None when it ran or is not recorded."""
+    steps = view.table("steps")
+    if steps is None or "step" not in steps:
+        return None
+    rows = steps[(steps["step"] == step) & (steps["status"] != "ran")]
+    reason = rows["reason"].iloc[0] if len(rows) else None
+    return str(reason) if isinstance(reason, str) and reason else None
+
+
+def _crosscheck(table: pd.DataFrame) -> list[str]:
     ran = table[table["tool_value"].notna()]
     fig = go.Figure()
     names = [
@@ -59,7 +60,7 @@ def render(ctx: RenderContext) -> str:
     fig.update_layout(xaxis={"title": {"text": "number each tool reports (in its own unit)"},
                              "tickformat": "~s"},
                       yaxis_title="counter @ input", yaxis={"autorange": "reversed"})  # fmt: skip
-    parts = [
+    return [
         page.figure(
             fig,
             caption=(
@@ -84,6 +85,25 @@ def render(ctx: RenderContext) -> str:
             )
         ),
     ]  # fmt: skip
+
+
+@section("counters", label="Counters", title="Counters side by side",
+         intro="The same model counted by effprof, FlopCounterMode, fvcore and thop, each number explained.")  # fmt: skip
+def render(ctx: RenderContext) -> str:
+    """The counters section body: the cross-check when it ran, and always the ops effprof has no
+    formula for and the modules the forward never calls."""
+    view = ctx.subject
+    table = view.table("crosscheck")
+    if table is None:
+        why = _skipped_reason(view, "crosscheck") or "this run has no cross-check table"
+        parts = [
+            page.note(
+                f"No cross-check in this run: {why}. effprof's own counts: "
+                f"{fmt.count(view.metric(S.MACS), 'MAC')}, {fmt.count(view.metric(S.FLOPS), 'FLOP')}."
+            )
+        ]
+    else:
+        parts = _crosscheck(table)
     uncounted = view.table("uncounted")
     if uncounted is not None and len(uncounted):
         parts.append(uncounted_table(uncounted, view.table("ops")))

@@ -68,15 +68,17 @@ def _one(unit: str) -> str:
 def _law_text(law: pd.Series, quantity: str, unit: str) -> str:
     """The law in words with units: ``41.2 GMAC + 623 kMAC per pixel`` or ``0.021 ms x p^1.04``."""
     formatter, coef_unit = QUANTITY[quantity][3], QUANTITY[quantity][4]
+    # a coefficient in the unit of its quantity: bytes binary, as the tables beside it
+    coefficient = formatter if coef_unit == "B" else (lambda v: fmt.count(v, coef_unit))
     if law["law"] == COUNT_LAW:
         terms = []
         if law["a"] > 0:
             terms.append(formatter(law["a"]))
         if law["b"] > 0:
-            terms.append(f"{fmt.count(law['b'], coef_unit)} per {_one(unit)}")
+            terms.append(f"{coefficient(law['b'])} per {_one(unit)}")
         if law["c"] > 0 and law["c"] * law["p_max"] ** 2 > 1e-6 * max(law["b"] * law["p_max"], 1):
             mega = "input megapixel" if unit == "input pixels" else f"million {unit}"
-            terms.append(f"{fmt.count(law['c'] * 1e12, coef_unit)} per {mega} squared")
+            terms.append(f"{coefficient(law['c'] * 1e12)} per {mega} squared")
         return " + ".join(terms) or "0"
     return f"{fmt.plain(law['k'])} {coef_unit} x {unit}^{law['alpha']:.2f}"
 
@@ -127,6 +129,9 @@ def _law_chart(sweep: pd.DataFrame, fits: pd.DataFrame, quantity: str, unit: str
 
 def _laws_table(fits: pd.DataFrame, unit: str) -> str:
     rows = []
+    attention = fits[fits["quantity"] == "macs_attention"]
+    if len(attention) and not attention[["a", "b", "c"]].fillna(0).gt(0).any(axis=None):
+        fits = fits[~fits["quantity"].isin(["macs_attention", "macs_other"])]  # no attention
     for law in fits.itertuples():
         name = QUANTITY.get(law.quantity, (law.quantity,))[0]
         passed = bool(law.passed) if pd.notna(law.passed) else False
@@ -147,7 +152,7 @@ def _laws_table(fits: pd.DataFrame, unit: str) -> str:
     )
 
 
-@section("scaling", label="Scaling", title="Cost against resolution",
+@section("scaling", label="Scaling", title="Cost against input size",
          findings=lambda ctx: [scaling_finding(ctx.subject)],
          intro="Counts at every size, latency where it fits the time budget, and the fitted law.")  # fmt: skip
 def render(ctx: RenderContext) -> str:

@@ -120,7 +120,8 @@ def overview_chart(view: RunView) -> str:
         if rows is None:
             return ""
         rows = rows.sort_values("macs", ascending=False).head(8)
-    rows = rows[(rows["macs_share"] > 0) | (rows["params_share"] > 0)]  # empty rows say nothing
+    shares = rows[["params_share", "macs_share", "time_ms_share"]].fillna(0)
+    rows = rows[(shares > 0).any(axis=1)]  # rows without parameters, MACs or time say nothing
     fig = go.Figure()
     series = [
         ("params_share", "parameters"),
@@ -178,7 +179,10 @@ def answer_box(ctx: RenderContext) -> str:
 def caveats(view: RunView) -> str:
     """The run's notes worth a warning (not the per-measurement ones), non-finite outputs first."""
     notes = [
-        n for n in view.record.notes if not n.startswith(("latency:", "memory:", "attribution:"))
+        n
+        for n in view.record.notes
+        # the per-measurement notes (and INT8's method, which its section states) are not caveats
+        if not n.startswith(("latency:", "memory:", "attribution:", "int8:"))
     ]
     text = "".join(page.warning(n) for n in notes)
     if view.metric(S.OUTPUTS_FINITE) is False:  # the note above says which outputs, from where

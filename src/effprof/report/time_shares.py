@@ -29,6 +29,7 @@ def category_caption(rows: pd.DataFrame, time_column: str | None) -> str:
     if time_column is None:
         text = "Each op category's share of the counted FLOPs (time was not measured per call)."
     memory = rows[rows["group"].isin(MEMORY_BOUND)]
+    memory = memory.sort_values("group", key=lambda g: g.map(MEMORY_BOUND.index))  # as the answer
     if memory.empty:
         return text
     text += (
