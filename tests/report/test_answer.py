@@ -155,6 +155,16 @@ def test_the_per_call_sum_gives_the_reasons_that_push_it_its_way(profile_run, tm
     check_captions(RunView.open(run))
 
 
+def test_without_per_call_times_the_profiler_shares_are_checked_the_same_way(profile_run, tmp_path):
+    run = copy_run(profile_run, tmp_path)
+    attribution = read_table(run, "attribution")
+    attribution[["time_ms", "time_ms_share"]] = float("nan")
+    write_table(attribution, run / "attribution.parquet", "attribution")
+    leads = check_every_sentence(RunView.open(run))
+    assert {"Time follows the FLOPs.", "FLOPs are not time."} & leads
+    assert "torch.profiler time" in " ".join(_answer(RunView.open(run)).values())
+
+
 def test_a_flagged_fidelity_is_never_quoted(profile_run, tmp_path):
     # a fidelity measured against a degenerate reference (all zeros, one class) is flagged
     reason = "the reference output is constant"

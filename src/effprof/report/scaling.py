@@ -326,6 +326,14 @@ def scaling_finding(view: RunView) -> Finding | None:
     short = unit.removeprefix("input ")  # "Linear in pixels."
     if not bool(view.metric(S.SCALING_MACS_QUADRATIC)):
         text = f"MACs grow linearly with the {unit} ({error})"
+        p = float(law["p_max"])
+        squared = law["c"] * p * p / _law_value(law, p)
+        if squared > 0:  # a squared term too small to count: say how small
+            text = (
+                f"MACs grow linearly with the {unit}: the law's squared term is "
+                f"{fmt.pct(squared, 2)} of them at the largest size, under the 1 % this lead "
+                f"allows ({error})"
+            )
         lead = f"Linear in {short}."
     else:
         p = float(law["p_max"])
