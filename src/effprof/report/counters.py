@@ -18,9 +18,9 @@ def uncounted_table(uncounted: pd.DataFrame, ops: pd.DataFrame | None) -> str:
     caption says which rows are left out of the totals and which only in part."""
     shown = uncounted.copy()
     if ops is not None and {"op", "counted", "macs", "flops"} <= set(ops.columns):
-        partial = ops[~ops["counted"].astype(bool)].groupby("op")[["macs", "flops"]].sum()
-        shown["macs"] = shown["op"].map(partial["macs"]).fillna(0)
-        shown["flops"] = shown["op"].map(partial["flops"]).fillna(0)
+        counted_part = ops[~ops["counted"].astype(bool)].groupby("op")[["macs", "flops"]].sum()
+        shown["macs"] = shown["op"].map(counted_part["macs"]).fillna(0)
+        shown["flops"] = shown["op"].map(counted_part["flops"]).fillna(0)
     inside = int((shown.get("flops", pd.Series(0, index=shown.index)) > 0).sum())
     caption = (
         "Ops without a formula: what they compute is not in effprof's totals"
