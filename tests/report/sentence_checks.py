@@ -19,6 +19,7 @@ from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report.render import answer, context
 from effprof.report.runview import RunView
+from effprof.report.summary import headline_cards
 
 PCT = r"(\d+\.\d) %"
 COUNTERFACTUAL_LEADS = {
@@ -77,6 +78,8 @@ def _check_cost(view: RunView, lead: str, text: str) -> None:
     macs = m["macs"]
     primary = _primary(view)
     assert fmt.count(macs, "MAC") in text and fmt.count(m["param_count"]) in text
+    unit = lead.removeprefix("Cost per ").rstrip(".")  # the headline card says the same unit
+    assert f'<div class="label">MACs per {unit}</div>' in headline_cards(view)
     if lead == "Cost per output pixel.":
         assert m["output_kind"] == "image"
         per_pixel = m["macs_per_output_pixel"]
