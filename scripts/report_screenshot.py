@@ -46,6 +46,8 @@ def screenshot(
                 page.screenshot(path=str(out), full_page=full_page)
             else:
                 out.mkdir(parents=True, exist_ok=True)
+                # the sticky section links would sit over a section taken in several screens
+                page.add_style_tag(content="nav.sections { position: static !important; }")
                 for section in sections:
                     found = page.locator(f"section#{section}")
                     if found.count():

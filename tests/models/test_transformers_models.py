@@ -16,8 +16,10 @@ from effprof.cli import main
 from effprof.measure.counting import count_model
 from effprof.measure.crosscheck import run_flop_counter
 from effprof.models import infer_output_kind, load_subject
+from effprof.report.runview import RunView
 from effprof.runs import read_table
 from tests.models.hf_zoo import COUNTED, MODELS
+from tests.report.sentence_checks import check_captions, check_every_sentence
 
 pytest.importorskip("transformers")
 
@@ -113,6 +115,8 @@ def test_profile_at_default_settings_exits_0_and_says_only_true_things(
     assert (
         "convolutional network" not in answer and "GoPro" not in (run / "report.html").read_text()
     )
+    view = RunView.open(run)  # every sentence and caption, timed ones included, is its table's
+    assert check_every_sentence(view) and check_captions(view) is None
     crosscheck = read_table(run, "crosscheck")
     assert set(crosscheck["counter"]) >= {"effprof", "FlopCounterMode", "fvcore", "thop"}
     flop_counter = crosscheck.set_index("counter").loc["FlopCounterMode"]

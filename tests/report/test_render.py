@@ -40,7 +40,7 @@ def test_the_answer_quotes_this_runs_numbers(profile_run, html):
     counterfactuals = read_table(profile_run, "counterfactuals").set_index("name")
     assert f"{counterfactuals.loc['no pixel-unshuffle', 'macs_ratio']:.2f}x the MACs" in html
     assert "623 k" in html  # MACs per output pixel of MSSNet-small
-    assert "MACs grow linearly with pixels" in html  # the law fitted to MACs against pixels
+    assert "MACs grow linearly with the input pixels" in html  # the law fitted against pixels
     assert "costs 9.00x the MACs" in html  # a 3x larger image
 
 

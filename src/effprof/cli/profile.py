@@ -185,7 +185,8 @@ def summary_rows(view: RunView) -> list[SummaryRow]:
 
     m = view.metrics
     macs = _stored(view, S.MACS, lambda v: fmt.count(v, "MAC"))
-    label, per_unit, _ = cost_basis(view)
+    basis = cost_basis(view)
+    label, per_unit = basis.label, basis.per_unit
     if label == S.MACS_PER_OUTPUT_PIXEL.label:
         basis = _stored(view, S.MACS_PER_OUTPUT_PIXEL, fmt.count)
     else:  # per token, point or image: derived from the MACs, as the report derives it

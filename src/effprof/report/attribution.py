@@ -12,13 +12,15 @@ from effprof.report import page
 from effprof.report.facts import dimension
 from effprof.report.runview import RunView
 from effprof.report.sections import Finding, RenderContext, section
+from effprof.report.time_shares import (
+    MAC_CATEGORIES,
+    TIME_FOLLOWS,
+    calltime_note,
+    category_caption,
+    time_finding,
+)
 
-MAC_CATEGORIES = ("convolution", "linear/matmul", "attention")
-MEMORY_BOUND = (
-    "elementwise", "activation", "resampling", "data movement", "normalization", "reduction",
-    # names of runs made before the categories were renamed
-    "resize", "layout copies",
-)  # fmt: skip
+SAME_PARAMS = 1.3  # stages whose parameter shares are within 1.3x of each other: "about the same"
 
 SHARES = (
     ("params_share", "parameters"),
@@ -71,7 +73,8 @@ def category_chart(view: RunView, rows: pd.DataFrame) -> str:
     fig.add_bar(
         x=labels, y=100 * rows["flops_share"], name="FLOPs", marker_color=page.COLORS["FLOPs"]
     )
-    if rows["time_ms_share"].notna().any():
+    timed = bool(rows["time_ms_share"].notna().any())
+    if timed:
         fig.add_bar(x=labels, y=100 * rows["time_ms_share"], name="time (per-call timing)",
                     marker_color=page.COLORS["measured time"])  # fmt: skip
     table = rows[["group", "calls", "flops", "flops_share", "time_ms", "time_ms_share"]].copy()
@@ -84,16 +87,24 @@ def category_chart(view: RunView, rows: pd.DataFrame) -> str:
     fig.update_layout(barmode="group", xaxis_title="op category", yaxis_title="share of total (%)")
     return page.figure(
         fig,
-        caption=(
-            "FLOPs are not time: each op category's share of the counted FLOPs beside its share "
-            "of the measured time. Memory-bound ops (elementwise, activation, normalization, "
-            "resampling, data movement) do few FLOPs but take real time."
-        ),
+        caption=category_caption(rows, "time_ms_share" if timed else None),
         numbers=table,
         columns={"group": "category", "calls": "calls", "flops": "FLOPs", "flops_share": "FLOPs %",
                  "time_ms": "time", "time_ms_share": "time %", "profiler_share": "profiler %"},
         formats={**FORMATS, "profiler_share": fmt.pct},
     )  # fmt: skip
+
+
+def _same_params_text(stages: pd.DataFrame) -> str:
+    """Stages that hold about the same parameters (within SAME_PARAMS of each other) but do
+    different MACs: the difference is the resolution they run at (the model has scales)."""
+    params, macs = stages["params_share"], stages["macs_share"]
+    return (
+        f" Every stage holds about the same parameters ({fmt.pct(params.min())} to "
+        f"{fmt.pct(params.max())}, within {SAME_PARAMS:g}x of each other) while their MACs range "
+        f"from {fmt.pct(macs.min())} to {fmt.pct(macs.max())}: the stages run at different "
+        "resolutions (see By scale)."
+    )
 
 
 def _note(view: RunView, dimension: str) -> str:
@@ -122,21 +133,7 @@ def render(ctx: RenderContext) -> str:
     table = view.table("attribution")
     if table is None:
         return page.note("This run has no attribution table (profiled by an older effprof).")
-    parts = []
-    timer = view.metric(S.CALLTIME_TIMER)
-    missing = view.reason(S.CALLTIME_TOTAL_MS)
-    parts.append(
-        page.note(
-            f"Time is measured per aten call ({timer}) in one extra forward pass and summed per "
-            f"group: {fmt.ms(view.metric(S.CALLTIME_TOTAL_MS))} in all, against a latency median of "
-            f"{fmt.ms(view.metric(S.LATENCY.median_ms))}: each call keeps its fastest of several "
-            "passes, and the Python and dispatch time between calls is not in it. "
-            "MACs and parameters are counted; 'activations written' is the bytes each group's ops "
-            "write in one forward."
-            if timer
-            else f"Time per group not measured: {missing or 'no per-call timing in this run'}."
-        )
-    )
+    parts = [page.note(calltime_note(view))]
     mapped = view.metric(S.COMPONENT_MAP) or "module tree"
     by = {
         dim: table[table["dimension"] == dim].reset_index(drop=True)
@@ -145,14 +142,13 @@ def render(ctx: RenderContext) -> str:
     if "stage" in by:
         parts.append("<h3>By stage</h3>")
         params = by["stage"]["params_share"]
-        same = params.min() > 0 and params.max() / params.min() < 1.3
+        same = params.min() > 0 and params.max() / params.min() < SAME_PARAMS
         parts.append(
             share_chart(
                 by["stage"], "stage",
                 "Each stage's share of parameters, MACs, activation bytes and time."
-                + (f" Every stage holds about the same parameters ({fmt.pct(params.min())} to "
-                   f"{fmt.pct(params.max())}); its cost follows the resolution it runs at."
-                   if same and "scale" in by else "") + _note(view, "stage"),
+                + (_same_params_text(by["stage"]) if same and "scale" in by else "")
+                + _note(view, "stage"),
             )
         )  # fmt: skip
     part_rows = by.get("part")
@@ -185,7 +181,8 @@ def render(ctx: RenderContext) -> str:
             page.table(
                 by["scale"],
                 caption=_note(view, "scale").strip() or None,
-                columns={"group": "scale", **{k: v for k, v in COLUMNS.items() if k != "group"},
+                columns={"group": "scale",
+                         **{k: v for k, v in COLUMNS.items() if k != "group" and k in by["scale"]},
                          "params_share": "params %", "live_peak_bytes": "peak live while running"},
                 formats={**FORMATS, "params_share": fmt.pct, "live_peak_bytes": fmt.nbytes},
             )
@@ -217,25 +214,27 @@ def scale_finding(view: RunView) -> Finding | None:
         per_scale = labels.groupby("scale")["stage"].nunique()
         n_coarse = int(per_scale.reindex(coarse["group"]).fillna(0).sum())
         stages_text = f" run {n_coarse} of {int(per_scale.sum())} stages,"
-    if coarse["params_share"].sum() <= coarse["macs_share"].sum():
-        return None  # the claim below would not hold
+    params_share, macs_share = coarse["params_share"].sum(), coarse["macs_share"].sum()
+    if params_share <= macs_share:
+        return None  # the lead below would not hold
     text = (
         f"The coarse scales ({', '.join(coarse['group'])}){stages_text} hold "
-        f"{fmt.pct(coarse['params_share'].sum())} of the parameters but do only "
-        f"{fmt.pct(coarse['macs_share'].sum())} of the MACs, because they work at "
-        f"{' and '.join(coarse['group'])} resolution; the {finest}-resolution part does "
-        f"{fmt.pct(fine['macs_share'].sum())} of the MACs."
+        f"{fmt.pct(params_share)} of the parameters but do only {fmt.pct(macs_share)} of the "
+        f"MACs ({fmt.times(macs_share / params_share)} their share of the parameters), because "
+        f"they work at {' and '.join(coarse['group'])} resolution; the {finest}-resolution part "
+        f"does {fmt.pct(fine['macs_share'].sum())} of the MACs."
     )
-    if coarse["time_ms_share"].notna().all():
-        time_share, macs_share = coarse["time_ms_share"].sum(), coarse["macs_share"].sum()
-        if time_share > 1.25 * macs_share:
-            text += (
-                f" Measured time is less lopsided: the coarse scales take {fmt.pct(time_share)} "
-                "of it."
-            )
-        else:
-            text += f" Measured time agrees: the coarse scales take {fmt.pct(time_share)} of it."
-    return "Coarse scales are nearly free.", text
+    if coarse["time_ms_share"].notna().all() and macs_share > 0:
+        time_share = coarse["time_ms_share"].sum()
+        ratio = time_share / macs_share
+        agrees = 1 / TIME_FOLLOWS <= ratio <= TIME_FOLLOWS
+        verdict = "agrees" if agrees else "is less lopsided" if ratio > 1 else "is more lopsided"
+        text += (
+            f" Measured time {verdict}: the coarse scales take {fmt.pct(time_share)} of it "
+            f"({fmt.times(ratio)} their MAC share, {'within' if agrees else 'beyond'} "
+            f"{TIME_FOLLOWS:g}x either way)."
+        )
+    return "Coarse scales carry more weights than MACs.", text
 
 
 def part_finding(view: RunView) -> Finding | None:
@@ -301,45 +300,6 @@ def category_finding(view: RunView) -> Finding | None:
     return "What kind of work.", (
         f"By op category (what the ops compute, whichever module runs them), the MACs are {listed}."
     )
-
-
-def _category_time_shares(view: RunView) -> tuple[pd.DataFrame, str] | None:
-    categories = dimension(view, "category")
-    if categories is not None and categories["time_ms_share"].notna().any():
-        return categories, "measured per-call time"
-    optime = view.table("optime_categories")
-    if optime is None:
-        return None
-    return optime.rename(
-        columns={"category": "group", "share": "time_ms_share"}
-    ), "torch.profiler time"
-
-
-def time_finding(view: RunView) -> Finding | None:
-    """Where the time goes on this device: the largest MAC category's time vs FLOP share, and the
-    memory-bound ops' time."""
-    shares = _category_time_shares(view)
-    flops = dimension(view, "category")
-    if shares is None or flops is None:
-        return None
-    times, basis = shares
-    mac_rows = flops[flops["group"].isin(MAC_CATEGORIES) & (flops["flops_share"] > 0)]
-    if mac_rows.empty:
-        return None
-    main = mac_rows.sort_values("flops_share", ascending=False).iloc[0]
-    main_time = float(times.loc[times["group"] == main["group"], "time_ms_share"].sum())
-    present = [c for c in MEMORY_BOUND if c in set(times["group"])]
-    memory = float(times.loc[times["group"].isin(present), "time_ms_share"].sum())
-    device = view.record.env.get("device_name") or "this device"
-    text = (
-        f"On {device}, {main['group']} takes {fmt.pct(main_time)} of the {basis} for "
-        f"{fmt.pct(main['flops_share'])} of the FLOPs"
-    )
-    if present:
-        text += f"; memory-bound ops ({', '.join(present)}) take {fmt.pct(memory)} of it"
-    if view.metric(S.LATENCY.reliable) is False:
-        text += " (measured while the host was contended: see the latency card)"
-    return "FLOPs are not time.", text + "."
 
 
 def uncalled_finding(view: RunView) -> Finding | None:

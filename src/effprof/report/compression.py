@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report import page
+from effprof.report.facts import measured
 from effprof.report.runview import RunView
 from effprof.report.sections import Finding, RenderContext, section
 from effprof.runs.compression import CONTROL_METHODS, compression_frame, latency_setting
@@ -142,21 +143,29 @@ def render(runs: Sequence[RunView], front_only: bool = False) -> str:
                                 "are not beaten on both; hover a point for its step.")  # fmt: skip
 
 
+def _unquoted_fidelity(view: RunView) -> str:
+    flagged = [view.record.unreliable.get(k) for k in (S.INT8_FIDELITY_PSNR, S.INT8_SNR)]
+    reason = next((r for r in flagged if r), None)
+    return (
+        f"with its fidelity not quoted ({reason})" if reason else "with its fidelity not measured"
+    )
+
+
 def _int8_clause(view: RunView) -> str | None:
     m = view.metrics
     speedup, size_x = view.number(S.INT8_SPEEDUP), view.number(S.INT8_SIZE_X)
     if speedup is None:
         return None
-    fidelity = view.number(S.INT8_FIDELITY_PSNR)
-    snr = view.number(S.INT8_SNR)
+    fidelity = measured(view, S.INT8_FIDELITY_PSNR)  # a flagged fidelity is never quoted
+    snr = measured(view, S.INT8_SNR)
     kept = (
         f"at {fidelity:.1f} dB PSNR to the fp32 output"
         if fidelity is not None
         else f"at {snr:.1f} dB SNR to the fp32 output"
         if snr is not None
-        else "with its fidelity not measured"
+        else _unquoted_fidelity(view)
     )
-    top1 = view.number(S.INT8_TOP1)
+    top1 = measured(view, S.INT8_TOP1)
     if top1 is not None:
         kept += f" ({top1:.0%} top-1 agreement)"
     size = f" and its file {size_x:.1f}x smaller" if size_x is not None else ""

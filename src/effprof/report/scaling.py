@@ -33,6 +33,17 @@ QUANTITY = {
 }  # fmt: skip
 
 
+def sweep_table(view: RunView) -> pd.DataFrame | None:
+    """The run's counts at every size, numbers as floats (counts are stored as integers that are
+    null at a size that could not be counted)."""
+    sweep = view.table("scaling")
+    if sweep is None:
+        return None
+    nullable = [c for c in sweep.columns if pd.api.types.is_extension_array_dtype(sweep[c].dtype)
+                and pd.api.types.is_integer_dtype(sweep[c].dtype)]  # fmt: skip
+    return sweep.astype({c: "float64" for c in nullable})
+
+
 def label(resolution: str) -> str:
     """``720x1280`` -> ``720x1280 (720p)`` for named sizes."""
     name = _NAMES.get(resolution)
@@ -44,21 +55,30 @@ def _positions(sweep: pd.DataFrame) -> pd.Series:
 
 
 def _unit(view: RunView) -> str:
-    return "points" if "points" in str(view.metric(S.INPUTS) or "") else "pixels"
+    """What the sizes count: "points" of a cloud, else "input pixels" (of the padded input the
+    model computes on: a 3x upsampler's output has 9x as many)."""
+    return "points" if "points" in str(view.metric(S.INPUTS) or "") else "input pixels"
+
+
+def _one(unit: str) -> str:
+    """``input pixels`` -> ``input pixel``."""
+    return unit.removesuffix("s")
 
 
 def _law_text(law: pd.Series, quantity: str, unit: str) -> str:
     """The law in words with units: ``41.2 GMAC + 623 kMAC per pixel`` or ``0.021 ms x p^1.04``."""
     formatter, coef_unit = QUANTITY[quantity][3], QUANTITY[quantity][4]
+    # a coefficient in the unit of its quantity: bytes binary, as the tables beside it
+    coefficient = formatter if coef_unit == "B" else (lambda v: fmt.count(v, coef_unit))
     if law["law"] == COUNT_LAW:
         terms = []
         if law["a"] > 0:
             terms.append(formatter(law["a"]))
         if law["b"] > 0:
-            terms.append(f"{fmt.count(law['b'], coef_unit)} per {unit[:-1]}")
+            terms.append(f"{coefficient(law['b'])} per {_one(unit)}")
         if law["c"] > 0 and law["c"] * law["p_max"] ** 2 > 1e-6 * max(law["b"] * law["p_max"], 1):
-            mega = "megapixel" if unit == "pixels" else f"million {unit}"
-            terms.append(f"{fmt.count(law['c'] * 1e12, coef_unit)} per {mega} squared")
+            mega = "input megapixel" if unit == "input pixels" else f"million {unit}"
+            terms.append(f"{coefficient(law['c'] * 1e12)} per {mega} squared")
         return " + ".join(terms) or "0"
     return f"{fmt.plain(law['k'])} {coef_unit} x {unit}^{law['alpha']:.2f}"
 
@@ -109,6 +129,9 @@ def _law_chart(sweep: pd.DataFrame, fits: pd.DataFrame, quantity: str, unit: str
 
 def _laws_table(fits: pd.DataFrame, unit: str) -> str:
     rows = []
+    attention = fits[fits["quantity"] == "macs_attention"]
+    if len(attention) and not attention[["a", "b", "c"]].fillna(0).gt(0).any(axis=None):
+        fits = fits[~fits["quantity"].isin(["macs_attention", "macs_other"])]  # no attention
     for law in fits.itertuples():
         name = QUANTITY.get(law.quantity, (law.quantity,))[0]
         passed = bool(law.passed) if pd.notna(law.passed) else False
@@ -129,13 +152,13 @@ def _laws_table(fits: pd.DataFrame, unit: str) -> str:
     )
 
 
-@section("scaling", label="Scaling", title="Cost against resolution",
+@section("scaling", label="Scaling", title="Cost against input size",
          findings=lambda ctx: [scaling_finding(ctx.subject)],
          intro="Counts at every size, latency where it fits the time budget, and the fitted law.")  # fmt: skip
 def render(ctx: RenderContext) -> str:
     """The scaling section body."""
     view = ctx.subject
-    sweep, fits = view.table("scaling"), view.table("scaling_fits")
+    sweep, fits = sweep_table(view), view.table("scaling_fits")
     unit = _unit(view)
     if sweep is None or fits is None or "passed" not in fits:
         reason = view.reason(S.SCALING_MACS_EXPONENT) or (
@@ -191,14 +214,10 @@ def _attention_chart(view: RunView, sweep: pd.DataFrame, unit: str) -> str:
     fig.update_layout(xaxis=page.log_axis(f"{unit} (padded)", xs),
                       yaxis=page.log_axis("MACs", values),
                       legend={"orientation": "h", "y": -0.3})  # fmt: skip
-    crossing = view.number(S.SCALING_ATTENTION_CROSSOVER)
     caption = "Attention's MACs against all other MACs at every size counted."
-    if crossing is not None:
-        caption += (
-            f" By the fitted laws, attention overtakes the rest at {fmt.count(crossing)} {unit}."
-        )
-    elif view.reason(S.SCALING_ATTENTION_CROSSOVER):
-        caption += f" {view.reason(S.SCALING_ATTENTION_CROSSOVER).capitalize()}."
+    relation = attention_relation(view)
+    if relation:
+        caption += f" {relation[0].upper()}{relation[1:]}."
     share = (points["macs_attention"] / points["macs"]).rename("attention_share")
     numbers = points.assign(size=[label(r) for r in points["resolution"]], attention_share=share)
     return page.figure(
@@ -242,8 +261,55 @@ def _law_value(law: pd.Series, p: float) -> float:
     return float(law["a"] + law["b"] * p + law["c"] * p * p)
 
 
+def _quadratic(fits: pd.DataFrame, quantity: str) -> bool | None:
+    """Whether a passed count law's squared term is over 1% of its value at the largest size
+    (the rule the profile stores as ``scaling_*_quadratic``); None without such a law."""
+    rows = fits[(fits["quantity"] == quantity) & fits["passed"].fillna(False).astype(bool)]
+    if rows.empty or rows.iloc[0]["law"] != COUNT_LAW:
+        return None
+    law = rows.iloc[0]
+    return bool(law["c"] * law["p_max"] ** 2 > 0.01 * _law_value(law, float(law["p_max"])))
+
+
+def _share_span(shares: pd.Series) -> str:
+    low, high = fmt.pct(shares.min()), fmt.pct(shares.max())
+    return low if low == high else f"{low.removesuffix(' %')}-{high}"
+
+
+def attention_relation(view: RunView) -> str | None:
+    """Attention's MACs against all the other MACs, read from the counts at every size: above
+    them at every size, below them at every size, or overtaking them (where the fitted laws
+    cross, quoted only when the counts agree with it); None without attention MACs."""
+    sweep = sweep_table(view)
+    if sweep is None or "macs_attention" not in sweep or "macs_other" not in sweep:
+        return None
+    rows = sweep[sweep["macs"].notna() & sweep["macs_attention"].notna()]
+    rows = rows.assign(p=_positions(rows).astype(float)).sort_values("p")
+    if rows.empty or not (rows["macs_attention"] > 0).any():
+        return None
+    span = _share_span(rows["macs_attention"] / rows["macs"])
+    above = rows["macs_attention"] > rows["macs_other"]
+    counted = f"{span} of the MACs at the {len(rows)} sizes counted"
+    if above.all():
+        return f"attention does more MACs than everything else at every size counted ({counted})"
+    crossing = view.number(S.SCALING_ATTENTION_CROSSOVER)
+    agrees = crossing is not None and (above == (rows["p"] > crossing)).all()
+    if agrees:
+        return (
+            f"attention's MACs overtake all the other MACs at {_positions_text(view, crossing)} "
+            f"by the fitted laws ({counted})"
+        )
+    if not above.any():
+        return f"attention does fewer MACs than everything else at every size counted ({counted})"
+    first = rows[above].iloc[0]
+    return (
+        f"attention does more MACs than everything else from {label(str(first['resolution']))} "
+        f"on ({counted})"
+    )
+
+
 def scaling_finding(view: RunView) -> Finding | None:
-    """The fitted MACs law, where attention overtakes the rest, and the 3x answer."""
+    """The fitted MACs law, attention against the rest, and the 3x answer."""
     fits, three = view.table("scaling_fits"), view.table("scaling_3x")
     if fits is None or "passed" not in fits:
         return None  # no sweep, or a run made before the laws refused nonsense
@@ -251,38 +317,45 @@ def scaling_finding(view: RunView) -> Finding | None:
     if macs.empty:
         return None
     law = macs.iloc[0]
-    unit = "points" if "points" in str(view.metric(S.INPUTS) or "") else "pixels"
+    unit = _unit(view)
     error = (
         "the law reproduces every count exactly"
         if law["max_error"] < 1e-9
         else f"the law reproduces every count within {100 * law['max_error']:.2g}%"
     )
-    quadratic = bool(view.metric(S.SCALING_MACS_QUADRATIC))
-    if not quadratic:
-        text = f"MACs grow linearly with {unit} ({error})"
-        lead = f"Linear in {unit}."
+    short = unit.removeprefix("input ")  # "Linear in pixels."
+    if not bool(view.metric(S.SCALING_MACS_QUADRATIC)):
+        text = f"MACs grow linearly with the {unit} ({error})"
+        p = float(law["p_max"])
+        squared = law["c"] * p * p / _law_value(law, p)
+        if squared > 0:  # a squared term too small to count: say how small
+            text = (
+                f"MACs grow linearly with the {unit}: the law's squared term is "
+                f"{fmt.pct(squared, 2)} of them at the largest size, under the 1 % this lead "
+                f"allows ({error})"
+            )
+        lead = f"Linear in {short}."
     else:
         p = float(law["p_max"])
         ratio = _law_value(law, 2 * p) / _law_value(law, p)
         text = (
-            f"MACs grow faster than {unit}: the law has a squared term, so doubling the {unit} "
-            f"from the largest size counted ({_positions_text(view, p)}) multiplies them by "
-            f"{ratio:.2f} ({error})"
+            f"MACs grow faster than the {unit}: the law has a squared term, so doubling the "
+            f"{unit} from the largest size counted ({_positions_text(view, p)}) multiplies them "
+            f"by {ratio:.2f} ({error})"
         )
-        crossing = view.number(S.SCALING_ATTENTION_CROSSOVER)
-        # attention is named only where the run's own attention MACs grow quadratically, and
-        # the square only where it shows (doubling the input more than NEARLY_LINEAR the MACs)
-        tokens = "points" if unit == "points" else "tokens"
+        # "nearly linear" below NEARLY_LINEAR; attention named only where its own MACs carry the
+        # squared term (its law is quadratic and the law of everything else is not)
+        square = "points" if unit == "points" else "tokens"
         if ratio < NEARLY_LINEAR:
-            lead = f"Nearly linear in {unit}."
-        elif view.metric(S.SCALING_ATTENTION_QUADRATIC):
-            lead = f"Attention grows with the square of the {tokens}."
+            lead = f"Nearly linear in {short}."
+            text += f", under the {NEARLY_LINEAR:g} this lead allows"
+        elif _quadratic(fits, "macs_attention") and _quadratic(fits, "macs_other") is False:
+            lead = f"Attention grows with the square of the {square}."
         else:
-            lead = f"Faster than linear in {unit}."
-        if crossing is not None and crossing >= float(law["p_min"]):
-            text += f"; attention's MACs overtake all the other MACs at {_positions_text(view, crossing)}"
-        elif crossing is not None:
-            text += "; attention already does more MACs than everything else at every size counted"
+            lead = f"Faster than linear in {short}."
+    relation = attention_relation(view)
+    if relation:
+        text += f"; {relation}"
     if three is not None and len(three):
         rows = three[three["quantity"] == "macs"]
         if len(rows):

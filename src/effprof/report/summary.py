@@ -15,7 +15,6 @@ from effprof import schema as S
 from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.facts import (
-    batch_of,
     cost_basis,
     dimension,
     throughput,
@@ -49,13 +48,13 @@ def _latency_card(view: RunView) -> tuple[str, str, str]:
 def headline_cards(view: RunView) -> str:
     """Params, MACs per output pixel / token / image, latency, throughput, peak memory, FLOPs."""
     m = view.metrics
-    label, per_unit, _ = cost_basis(view)
+    basis = cost_basis(view)
     peak = m.get(S.MEMORY_ACTIVATION_PEAK_BYTES)
     latency = _latency_card(view)
     rate = throughput(view)
     cards = [
         ("Parameters", fmt.count(m.get(S.PARAM_COUNT)), f"{fmt.nbytes(m.get(S.WEIGHTS_BYTES))} of weights"),
-        (label, fmt.count(per_unit), f"{fmt.count(m.get(S.MACS), 'MAC')} for {m.get(S.INPUTS) or m.get(S.INPUT_SHAPE, '?')}"),
+        (basis.label, fmt.count(basis.per_unit), f"{fmt.count(m.get(S.MACS), 'MAC')} for {m.get(S.INPUTS) or m.get(S.INPUT_SHAPE, '?')}"),
         latency,
         ("Throughput", rate.text(), rate.detail),
         ("Peak activation memory", fmt.nbytes(peak if peak is not None else m.get(S.ACTIVATION_PEAK_BYTES)),
@@ -70,27 +69,31 @@ def headline_cards(view: RunView) -> str:
 
 
 def cost_finding(view: RunView) -> Finding | None:
-    """What one output pixel (or token, or input) costs."""
-    label, per_unit, detail = cost_basis(view)
-    if per_unit is None:
+    """What the model costs per unit of its cost basis (:func:`~effprof.report.facts.cost_basis`:
+    output pixel, token, point, output token, image or forward), with the whole forward's MACs
+    and what the division was by. A neutral lead: whether that is small needs a comparison, and
+    the counterfactuals and the scales make theirs."""
+    basis = cost_basis(view)
+    if basis.per_unit is None:
         return None
     macs, params = view.metric(S.MACS), view.metric(S.PARAM_COUNT)
     inputs = view.metric(S.INPUTS) or view.metric(S.INPUT_SHAPE)
-    whole = f"{fmt.count(macs, 'MAC')} for {inputs}, with {fmt.count(params)} parameters"
-    if label == "MACs per output pixel":
-        return "Small per pixel.", f"Every output pixel costs {fmt.count(per_unit)} MACs ({whole})."
-    if label == "MACs per token":
-        return "Cost per token.", (
-            f"Every token costs {fmt.count(per_unit)} MACs ({detail}; {whole})."
+    whole = f"{fmt.count(macs, 'MAC')} for {inputs}"
+    weights = f"with {fmt.count(params)} parameters"
+    per = fmt.count(basis.per_unit)
+    lead = f"Cost per {basis.unit}."
+    if basis.unit in ("output pixel", "token", "point"):
+        return lead, f"Every {basis.unit} costs {per} MACs: {whole} over {basis.detail}, {weights}."
+    if basis.unit == "output token":
+        return lead, (
+            f"One forward costs {whole}, {weights}; {basis.detail}, {per} MACs per output token."
         )
-    if label == "MACs per point":
-        return "Cost per point.", (
-            f"Every point costs {fmt.count(per_unit)} MACs ({detail}; {whole})."
+    if basis.units and basis.units > 1:
+        return (
+            lead,
+            f"One {basis.unit} costs {fmt.count(basis.per_unit, 'MAC')}: {whole} ({basis.detail}), {weights}.",
         )
-    batch = batch_of(view)
-    if batch > 1:
-        return "Cost per input.", f"One {detail} costs {fmt.count(per_unit, 'MAC')} ({whole})."
-    return "Cost per input.", f"One forward costs {whole}."
+    return lead, f"One forward costs {whole}, {weights}."
 
 
 def overview_chart(view: RunView) -> str:
@@ -103,7 +106,8 @@ def overview_chart(view: RunView) -> str:
         if rows is None:
             return ""
         rows = rows.sort_values("macs", ascending=False).head(8)
-    rows = rows[(rows["macs_share"] > 0) | (rows["params_share"] > 0)]  # empty rows say nothing
+    shares = rows[["params_share", "macs_share", "time_ms_share"]].fillna(0)
+    rows = rows[(shares > 0).any(axis=1)]  # rows without parameters, MACs or time say nothing
     fig = go.Figure()
     series = [
         ("params_share", "parameters"),
@@ -161,7 +165,10 @@ def answer_box(ctx: RenderContext) -> str:
 def caveats(view: RunView) -> str:
     """The run's notes worth a warning (not the per-measurement ones), non-finite outputs first."""
     notes = [
-        n for n in view.record.notes if not n.startswith(("latency:", "memory:", "attribution:"))
+        n
+        for n in view.record.notes
+        # the per-measurement notes (and INT8's method, which its section states) are not caveats
+        if not n.startswith(("latency:", "memory:", "attribution:", "int8:"))
     ]
     text = "".join(page.warning(n) for n in notes)
     if view.metric(S.OUTPUTS_FINITE) is False:  # the note above says which outputs, from where

@@ -8,21 +8,37 @@ from effprof.report import numbers as fmt
 from effprof.report import page
 from effprof.report.sections import Finding, RenderContext, section
 
+STANDS_OUT_SHARE = 0.25  # a layer "stands out" with over a quarter of the MACs...
+STANDS_OUT_OVER_NEXT = 2.0  # ...and at least twice the MACs of the next heaviest layer
+
 
 def heaviest_finding(ctx: RenderContext) -> Finding | None:
-    """The one module that does the most MACs, when it stands out (over a quarter of them)."""
+    """The one module that does the most MACs, when it stands out: over STANDS_OUT_SHARE of them
+    and at least STANDS_OUT_OVER_NEXT times the next heaviest module (both quoted)."""
     table = ctx.subject.table("top_layers")
     if table is None or table.empty or not (table["macs_share"] > 0).any():
         return None
-    top = table.loc[table["macs_share"].idxmax()]
-    if top["macs_share"] < 0.25:
+    ranked = table.sort_values("macs_share", ascending=False, kind="stable")
+    top = ranked.iloc[0]
+    following = ranked.iloc[1] if len(ranked) > 1 else None
+    next_share = float(following["macs_share"]) if following is not None else 0.0
+    if (
+        top["macs_share"] < STANDS_OUT_SHARE
+        or top["macs_share"] < STANDS_OUT_OVER_NEXT * next_share
+    ):
         return None
     time = ""
     if top["time_share"] == top["time_share"]:  # measured (not NaN)
         time = f" and takes {fmt.pct(top['time_share'])} of the measured per-call time"
+    after = (
+        f", {fmt.times(top['macs_share'] / next_share)} the next heaviest layer "
+        f"({following['module'] or '(the root module)'}, {fmt.pct(next_share)})"
+        if following is not None and next_share > 0
+        else ", the only layer that does any"
+    )
     return "One layer stands out.", (
         f"{top['module'] or '(the root module)'} ({top['module_type']}) does "
-        f"{fmt.pct(top['macs_share'])} of the MACs{time}."
+        f"{fmt.pct(top['macs_share'])} of the MACs{after}{time}."
     )
 
 

@@ -14,6 +14,7 @@ from effprof.config import ProfileConfig
 from effprof.measure.counting import count_model
 from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.scaling import (
+    COUNT_QUANTITIES,
     MEASURED_QUANTITIES,
     CountLaw,
     PowerLaw,
@@ -123,7 +124,7 @@ def scaling(ctx: StepContext) -> Output[pd.DataFrame | Missing]:
         why = reasons[0] if reasons else "no other size was counted"
         more = f" (and {len(reasons) - 1} other reason(s))" if len(reasons) > 1 else ""
         one = Missing(f"the model counts at one size only: {why}{more}")
-        return Output(one, {S.SCALING_MACS_EXPONENT: one}, {"scaling": sweep})
+        return Output(one, {S.SCALING_MACS_EXPONENT: one}, {"scaling": _stored(sweep)})
     notes: list[str] = []
     timing = ctx.maybe(threads)
     if requested and inputs.is_image and timing is not None:
@@ -147,8 +148,15 @@ def scaling(ctx: StepContext) -> Output[pd.DataFrame | Missing]:
         sweep, inputs.size, multiple=target.multiple, batch=inputs.batch, image=inputs.is_image,
         exact=lambda size: _exact(ctx, counted, size),
     )  # fmt: skip
-    tables = {"scaling": sweep, "scaling_fits": fits, "scaling_3x": three_x}
+    tables = {"scaling": _stored(sweep), "scaling_fits": fits, "scaling_3x": three_x}
     return Output(sweep, _scaling_metrics(fits, inputs), tables, notes)
+
+
+def _stored(sweep: pd.DataFrame) -> pd.DataFrame:
+    """The sweep as stored: counts as integers, null at a size that could not be counted (a
+    float column with NaN would not read back as the counts it holds)."""
+    counts = [c for c in COUNT_QUANTITIES if c in sweep]
+    return sweep.astype({c: "Int64" for c in counts})
 
 
 def _exact(ctx: StepContext, counted: Counted, size: tuple[int, ...]) -> dict[str, float]:
@@ -174,6 +182,15 @@ def _add_law_columns(sweep: pd.DataFrame, fits: pd.DataFrame) -> None:
         sweep[f"{quantity}_residual"] = sweep[quantity] / fitted - 1
 
 
+def _no_crossover(attention: CountLaw, other: CountLaw) -> str:
+    """Why attention's MACs have no crossover with the rest's, as the laws say."""
+    if attention.predict(attention.p_min) > other.predict(attention.p_min):
+        return "attention does more MACs than everything else already at the smallest size: no crossover"
+    if not other.passed:
+        return "the MACs outside attention follow no law: no crossover can be computed"
+    return "by the fitted laws, attention's MACs stay below the rest's at every size"
+
+
 def _scaling_metrics(fits: pd.DataFrame, inputs: Any) -> dict[str, Any]:
     """Flat metrics of the laws: MACs' growth exponent, where attention overtakes the rest."""
     metrics: dict[str, Any] = {}
@@ -185,16 +202,9 @@ def _scaling_metrics(fits: pd.DataFrame, inputs: Any) -> dict[str, Any]:
     counted = isinstance(attention, CountLaw) and isinstance(other, CountLaw)
     if counted and attention.passed and attention.predict(attention.p_max) > 0:
         metrics[S.SCALING_ATTENTION_QUADRATIC] = attention.quadratic
-        at = crossover(attention, other) if attention.quadratic and other.passed else None
+        at = crossover(attention, other) if other.passed else None
         metrics[S.SCALING_ATTENTION_CROSSOVER] = (
-            at
-            if at is not None
-            else Missing(
-                "attention grows no faster than the rest (local or windowed attention): its "
-                "share of the MACs stays about the same"
-                if not attention.quadratic
-                else "attention does not overtake the other MACs"
-            )
+            at if at is not None else Missing(_no_crossover(attention, other))
         )
     latency = law_of(fits, S.LATENCY.median_ms)
     if isinstance(latency, PowerLaw):
