@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 from torch import Tensor, nn
 
@@ -30,7 +29,8 @@ from effprof.compression.methods import ONNX_FILE, Form, Services, Stage
 from effprof.compression.quantize import OrtModel
 from effprof.compression.reload import save_pruned
 from effprof.config.compress import CompressConfig
-from effprof.data import ZERO_REFERENCE, ImagePair, tensor_fidelity
+from effprof.data import ImagePair
+from effprof.data.fidelity import score_fidelity
 from effprof.measure.counting import count_model
 from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.onnx import export_onnx, ort_latency
@@ -141,18 +141,18 @@ def fidelity_quality(ctx: Context, model: nn.Module, writer: RunWriter) -> dict[
     kind = ctx.entry.outputs.kind
     image, logits = kind == IMAGE_OUT, kind in (VECTOR_OUT, UNKNOWN_OUT)
     with torch.no_grad():
-        rows = [
-            tensor_fidelity(ref, first_output(runner, x.to(device)).cpu(), image, logits)
-            for x, ref in zip(ctx.data.test_inputs, references, strict=True)
-        ]
-    frame = pd.DataFrame(rows)
+        outputs = [first_output(runner, x.to(device)).cpu() for x in ctx.data.test_inputs]
+    scores = score_fidelity(references, outputs, image=image, logits=logits)
+    frame = scores.per_input
     writer.add_table("inputs", frame)
-    names = {"rel_l2": "fidelity_rel_l2_error", "snr_db": "fidelity_snr_db",
-             "psnr_db": "fidelity_psnr_db", "top1": "fidelity_top1_agreement"}  # fmt: skip
-    metrics: dict[str, Any] = {names[k]: float(frame[k].mean()) for k in frame.columns}
-    for key in ("rel_l2", "snr_db"):
-        if key not in frame.columns:
-            metrics[names[key]] = Missing(ZERO_REFERENCE)
+    names = {"rel_l2": S.FIDELITY_REL_L2, "snr_db": S.FIDELITY_SNR, "psnr_db": S.FIDELITY_PSNR,
+             "top1": S.FIDELITY_TOP1}  # fmt: skip
+    metrics: dict[str, Any] = {  # a score against a degenerate reference: missing, with why
+        names[k]: v if v is not None else Missing(scores.reasons[k])
+        for k, v in scores.means.items()
+    }
+    if scores.reference is not None:
+        metrics[S.FIDELITY_REFERENCE] = scores.reference
     metrics[S.TEST_INPUTS] = len(frame)
     return metrics
 
