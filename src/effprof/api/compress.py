@@ -74,7 +74,8 @@ from effprof.recipes.compress_measure import (
 from effprof.recipes.retime import retime_pipeline
 from effprof.results import EffprofError, Missing
 from effprof.runs import RunStoreWarning, RunWriter, check_writable, read_record, scan_runs
-from effprof.runs.compression import compression_frame
+from effprof.runs.compression import compression_frame, with_retimes
+from effprof.runs.load import store_root
 from effprof.runs.store import new_run_id
 from effprof.training import FFT_WEIGHT, Silent
 
@@ -441,8 +442,11 @@ def _run(
 
 
 def summary_frame(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
-    """The compression table of these runs (``effprof.runs.compression.compression_frame``)."""
-    return compression_frame([read_record(Path(path)) for path in run_dirs])
+    """The compression table of these runs (``effprof.runs.compression.compression_frame``),
+    speed-ups from their pipelines' interleaved re-timing runs in the same store."""
+    records = [read_record(Path(path)) for path in run_dirs]
+    store = store_root(Path(run_dirs[0]).parent) if run_dirs else None
+    return compression_frame(with_retimes(records, store))
 
 
 __all__ = ["CompressEvent", "CompressProgress", "compress", "summary_frame"]
