@@ -61,16 +61,16 @@ def _print_retimed(comparison: Comparison) -> None:
         return
     rounds = int(frame["rounds"].max())
     table = Table(title=f"timed again now, interleaved ({rounds} round(s); ratios within a round)")
-    for name in ("run", "median", "ratio to run 1", "ratio reliable"):
-        table.add_column(name, justify="left" if name == "run" else "right")
+    for name in ("run and runtime", "median", "ratio to run 1", "ratio reliable"):
+        table.add_column(name, justify="left" if name == "run and runtime" else "right")
     for row in frame.itertuples():
         if not row.rounds:
-            table.add_row(one_line(row.label), f"missing ({one_line(row.missing)})", "—", "—")
+            table.add_row(one_line(row.candidate), f"missing ({one_line(row.missing)})", "—", "—")
             continue
         reason = str(row.ratio_unreliable_reason).split("; ")[0]
         reliable = "yes" if row.ratio_reliable else f"no: {reason}"
         table.add_row(
-            one_line(row.label), format_metric(row.median_ms, "ms"), format_ratio(row.ratio),
+            one_line(row.candidate), format_metric(row.median_ms, "ms"), format_ratio(row.ratio),
             one_line(reliable),
         )  # fmt: skip
     console.print(table)

@@ -176,8 +176,9 @@ def run_candidates(
     trusted: Collection[str] = (),
     builders: Builders | None = None,
 ) -> list[Candidate]:
-    """The timeable models of one run (see the module docstring), named ``<label> <runtime>``.
-    A factory the run names is imported only when it is in ``trusted``
+    """The timeable models of one run (see the module docstring), named ``<label> <runtime>``;
+    with ``onnx`` False, its torch model where it stores one, else its ONNX files (an INT8 step
+    stores only its ONNX model). A factory the run names is imported only when it is in ``trusted``
     (:mod:`effprof.models.trust`): a run store is data, never code. ``builders`` build the
     models the caller holds as objects, by the name their runs record.
 
@@ -187,7 +188,7 @@ def run_candidates(
     record = read_record(run_dir)
     if record.kind == "compress":
         found = _compress_candidates(run_dir, record, label, trusted, builders or {})
-        found = found if onnx else [c for c in found if c.runtime == "torch"]
+        found = found if onnx else [c for c in found if c.runtime == "torch"] or found
     elif record.kind == "profile":
         try:
             found = [_profile_candidate(record, label, trusted, builders or {})]
