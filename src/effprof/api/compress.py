@@ -54,6 +54,14 @@ from effprof.models import (
     resolve_weights,
 )
 from effprof.models.registry import DEBLURRING
+from effprof.models.weights_origin import (
+    FILE,
+    MODULE,
+    RANDOM,
+    WeightsOrigin,
+    file_sha256,
+    state_dict_sha256,
+)
 from effprof.recipes.compress_data import (
     CALIBRATION_SEED,
     TaskData,
@@ -147,7 +155,12 @@ def _check(config: CompressConfig, module: nn.Module | None) -> tuple[str | None
     for name, size in sizes:
         if size % multiple:
             raise EffprofError(f"{name} {size} must be a multiple of {multiple} for {config.model}")
-    if config.weights is not None:
+    if config.weights == RANDOM and (module is not None or not entry.registered):
+        raise EffprofError(
+            f"--weights random re-initialises a registered model; {config.model} has the "
+            "weights it was given (give a weights file to load into it instead)"
+        )
+    if config.weights is not None and config.weights != RANDOM:
         path = (
             resolve_weights(config.model, variant, config.weights)
             if module is None
@@ -313,14 +326,8 @@ def compress(
             check_exportable(dense, data.inputs)  # else the dense run is kept, int8 fails late
         group, done = _finished(config, variant) if config.resume else (None, {})
         group = group or new_run_id("pipeline", config.model, variant)
-        weights_note = (
-            f"weights: {config.weights}"
-            if config.weights
-            else "weights: those the given module holds"
-            if original is not None
-            else "no weights given: random weights (seed 0), quality numbers are meaningless"
-        )
-        notes = _notes(config, ctx, weights_note)
+        weights = subject.weights or WeightsOrigin(MODULE, type(dense).__name__)
+        notes = _notes(config, ctx, weights.note())
         env = collect_environment(device)
         stages: dict[str, Stage] = {}
         paths: list[Path] = []
@@ -347,7 +354,8 @@ def compress(
                     )
             else:
                 emit("start", step.step if step else DENSE)
-                params = {**_params(config, plan, index, trained, pruned), "task": describe(data)}
+                params = {**_params(config, plan, index, trained, pruned), "task": describe(data),
+                          **weights.summary()}  # fmt: skip
                 path, model = _run(ctx, plan, source, params, group, notes, env)
                 emit("done", "", path)
             paths.append(path)
@@ -365,9 +373,11 @@ def compress(
 def _given_subject(module: nn.Module, weights: str | None) -> Subject:
     """The model the caller gave, as a subject (a copy: the caller's module is never changed)."""
     model = copy.deepcopy(module).cpu().eval()
+    origin = WeightsOrigin(MODULE, type(model).__name__, state_dict_sha256(model))
     if weights is not None:
         load_state_dict_strict(model, read_state_dict(weights), weights)
-    return Subject(module_entry(model), None, model)
+        origin = WeightsOrigin(FILE, weights, file_sha256(weights))
+    return Subject(module_entry(model), None, model, origin)
 
 
 def _params(

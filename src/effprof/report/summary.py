@@ -176,7 +176,12 @@ def caveats(view: RunView) -> str:
     notes = [
         n for n in view.record.notes if not n.startswith(("latency:", "memory:", "attribution:"))
     ]
-    text = "".join(page.warning(n) for n in notes)
+    # where the weights came from: a warning when untrained or unknown, else a plain note
+    untrained = view.record.params.get("weights_origin") in ("random", "factory", "module")
+    text = "".join(
+        page.note(n) if n.startswith("weights:") and not untrained else page.warning(n)
+        for n in notes
+    )
     if view.metric(S.OUTPUTS_FINITE) is False:  # the note above says which outputs, from where
         text = (
             page.warning(

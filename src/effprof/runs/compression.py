@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -338,11 +338,26 @@ def latency_setting(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def weights_key(params: Mapping[str, Any]) -> tuple[str, Any]:
+    """What identifies the weights of a run from its params: their SHA-256 where the run
+    recorded one (shipped, file, factory, module), the seed of a random initialisation, else
+    the ``weights`` option as given (runs made before the origin was recorded)."""
+    origin = params.get("weights_origin")
+    if origin == "random":
+        return ("random", params.get("weights_seed"))
+    if origin and params.get("weights_sha256"):
+        return ("sha256", params.get("weights_sha256"))
+    pipeline = params.get("pipeline") if isinstance(params.get("pipeline"), dict) else {}
+    return ("given", pipeline.get("weights", params.get("weights")))
+
+
 def related_compress_runs(
-    store: str | Path, model: str, variant: str | None, weights: str | None
+    store: str | Path, model: str, variant: str | None, weights: str | Mapping[str, Any] | None
 ) -> list[tuple[Path, RunRecord]]:
     """Finished compress runs in ``store`` of the same model, variant and weights (the profile
-    report's Pareto front), oldest first."""
+    report's Pareto front), oldest first. ``weights``: the profile run's params (its weights
+    compared by :func:`weights_key`), or a ``weights`` option as given."""
+    wanted = weights_key(weights) if isinstance(weights, Mapping) else ("given", weights)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RunStoreWarning)
         found = [
@@ -352,6 +367,6 @@ def related_compress_runs(
             and record.status == "finished"
             and record.model == model
             and record.variant == variant
-            and (record.params.get("pipeline") or {}).get("weights") == weights
+            and weights_key(record.params) == wanted
         ]
     return sorted(found, key=lambda run: (run[1].created, run[1].params.get("index", 0)))
