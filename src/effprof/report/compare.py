@@ -23,7 +23,8 @@ TOP_MODULES = 15  # top-level modules shown in the module chart (by their larges
 
 RUN_COLUMNS = {
     "label": "run", "run_id": "run id", "kind": "kind", "status": "status",
-    "params.input": "input", "env.device_name": "device", "params.precision": "precision",
+    "params.input": "input", "params.weights_origin": "weights", "params.weights_source": "from",
+    "env.device_name": "device", "params.precision": "precision",
     f"metrics.{S.LATENCY.threads}": "threads", "env.effprof_version": "effprof", "created": "created",
 }  # fmt: skip
 

@@ -127,10 +127,13 @@ def setting_sentence(frame: pd.DataFrame, runs: Sequence[RunView]) -> str:
     threads = ", ".join(map(str, s["threads"])) or "unrecorded"
     runtimes = " and ".join(s["runtimes"]) or "no runtime"
     thread_word = "thread" if s["threads"] == [1] else "threads"
+    weights = sorted({str(r.record.params.get("weights_note")) for r in runs
+                      if r.record.params.get("weights_note")})  # fmt: skip
+    said = f" Weights: {'; '.join(weights)}." if weights else ""
     return (
         f"Latencies: {runtimes} on {', '.join(devices) or 'an unrecorded device'}, "
         f"{threads} intra-op {thread_word}, one forward of {sizes}. {speedup_note(frame)} "
-        f"{quality_of(frame).sentence}"
+        f"{quality_of(frame).sentence}{said}"
     )
 
 
