@@ -72,3 +72,15 @@ def test_a_compress_run_records_its_weights(tmp_path):
     for run in runs:
         assert run.record.params["weights_origin"] == "factory"
         assert run.record.notes[0].startswith("weights: the weights tests.recipes.factories")
+
+
+def test_the_state_dict_hash_reads_every_kind_of_tensor_and_changes_with_a_weight():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))  # a 0-d counter among buffers
+    model.register_buffer("scale", torch.ones(2, dtype=torch.bfloat16))
+    model.register_buffer("flags", torch.tensor([True, False]))
+    first = state_dict_sha256(model)
+    assert first == state_dict_sha256(model) and len(first) == 64
+    with torch.no_grad():
+        model[0].weight[0, 0, 0, 0] += 1e-3
+    assert state_dict_sha256(model) != first
+    assert state_dict_sha256(nn.Linear(2, 2, device="meta")) is None

@@ -48,11 +48,14 @@ def state_dict_sha256(model: nn.Module) -> str | None:
             continue
         if tensor.is_meta:
             return None
-        value = tensor.detach().cpu().contiguous()
+        value = tensor.detach().cpu()
         if value.layout != torch.strided:
             value = value.to_dense()
+        if value.is_quantized:
+            value = value.int_repr()
         digest.update(f"{name}:{value.dtype}:{tuple(value.shape)};".encode())
-        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+        flat = value.contiguous().reshape(-1)  # 0-d tensors too (a batch norm's counter)
+        digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
     return digest.hexdigest()
 
 
