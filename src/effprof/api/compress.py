@@ -319,7 +319,7 @@ def compress(
         data = task_data(config, entry, variant, dense)
         check_steps(config, data)
         services = _services(config, device, multiple, dense, data, emit)
-        ctx = Context(config, variant, services, data, entry)
+        ctx = Context(config, variant, services, data, entry, builders=builders)
         services.dense_macs = count_macs(data.inputs, dense)
         _check_targets(dense, services.calibration, plans)
         if not config.ort and any(p.step is not None and p.step.step == "int8" for p in plans):

@@ -17,6 +17,7 @@ The measurements are the same for every step, so steps compare:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ class Context:
     data: TaskData
     entry: ModelEntry
     dense_outputs: list[Tensor] = field(default_factory=list)
+    builders: Mapping[str, Callable[[], nn.Module]] = field(default_factory=dict)  # given objects
 
     @property
     def pairs(self) -> list[ImagePair]:
@@ -234,7 +236,7 @@ def save_model(ctx: Context, model: nn.Module, writer: RunWriter, label: str) ->
     """Write structure.json + weights.pt (fp32) into the run; returns the weights file's bytes."""
     files = save_pruned(
         model, writer.work_dir, model_name=ctx.config.model, variant=ctx.variant,
-        info={"step": label},
+        info={"step": label}, builders=ctx.builders,
     )  # fmt: skip
     writer.file_path(files.structure.name)
     writer.file_path(files.weights.name)
