@@ -240,7 +240,7 @@ def _int8_clause(view: RunView) -> str | None:
     caveat = ""
     if m.get(S.INT8_SPEEDUP_RELIABLE) is False:  # its within-round ratios disagree
         reason = m.get(S.INT8_SPEEDUP_UNRELIABLE) or "its timing was contended"
-        caveat = f" (the speed-up is marked unreliable: {reason})"
+        caveat = f"; its speed-up is marked unreliable: {reason}"
     return (
         f"ONNX Runtime INT8 of the dense model, without training, is {speed} than "
         f"ONNX Runtime fp32 on this device{where}{size}, {kept}{caveat}"
@@ -253,7 +253,7 @@ def _speed_words(row: pd.Series, speed: str, name: str) -> str:
     if row["speedup_basis"] != "retimed":
         return f"{words} in {name} (timed in separate steps: not comparable)"
     if not row["speedup_reliable"]:
-        return f"{words} in {name} (re-timed together, but the rounds disagree)"
+        return f"{words} in {name} (re-timed together, but not reliably: busy host or rounds that disagree)"
     return f"{words} in {name}"
 
 

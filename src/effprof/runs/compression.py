@@ -270,8 +270,9 @@ def shown_latency(frame: pd.DataFrame, runtime: str) -> pd.Series:
 
 
 def speedup_mark(basis: str, reliable: bool) -> str:
-    """The mark a speed-up carries in a table: none when re-timed interleaved with ratios that
-    agree, ``?`` when re-timed but the rounds disagree, ``*`` when from the steps' own timings."""
+    """The mark a speed-up carries in a table: none when re-timed interleaved and reliable,
+    ``?`` when re-timed but not reliable (rounds that disagree, or one round on a busy host),
+    ``*`` when from the steps' own timings."""
     return "" if basis == "retimed" and reliable else "?" if basis == "retimed" else "*"
 
 
@@ -281,7 +282,8 @@ def speedup_note(frame: pd.DataFrame) -> str:
     if retimed.all():
         unreliable = frame.loc[~frame["speedup_reliable"].astype(bool), "step"].tolist()
         flagged = (
-            f"; ? marks a ratio whose rounds disagree ({', '.join(map(str, unreliable))})"
+            f"; ? marks a ratio that is not reliable: its rounds disagree, or its one round ran "
+            f"on a busy host ({', '.join(map(str, unreliable))})"
             if unreliable
             else ""
         )
