@@ -25,6 +25,7 @@ from effprof.report.runview import RunView
 from effprof.report.sections import RUNS_DIR, Finding, RenderContext, section
 from effprof.runs.compression import (
     CONTROL_METHODS,
+    DENSE,
     Quality,
     caveats,
     compression_frame,
@@ -174,9 +175,22 @@ def _table(frame: pd.DataFrame) -> str:
                "fidelity_psnr_db": two, "fidelity_snr_db": two,
                "fidelity_rel_l2_error": lambda v: f"{v:.2%}",
                "fidelity_top1_agreement": fmt.pct, "trained_steps": fmt.integer}  # fmt: skip
+    if quality.column != "test_psnr_db":  # the dense model is the reference of its fidelity
+        reference = _is_reference(frame)
+        for column in [c for c in columns if c.startswith("fidelity")]:
+            write = formats.pop(column)
+            shown[column] = [
+                "reference" if ref else "—" if pd.isna(v) else write(v)
+                for v, ref in zip(frame[column], reference, strict=True)
+            ]
     body = page.wide(page.table(shown, columns=columns, formats=formats))
     notes = caveats(frame)
     return body + (page.bullets(notes, "note") if notes else "")
+
+
+def _is_reference(frame: pd.DataFrame) -> pd.Series:
+    """The dense runs: the reference fidelity is scored against (identical to themselves)."""
+    return frame["method"].eq(DENSE) | frame["step"].eq(DENSE)
 
 
 def _store_of(runs: Sequence[RunView]):
@@ -194,11 +208,15 @@ def render(runs: Sequence[RunView], front_only: bool = False) -> str:
     quality = quality_of(frame)
     runtime = latency_column(frame)
     cost = cost_column(frame, runtime[0]) if runtime is not None else None
+    # fidelity is scored against the dense model: its own score (identical) is no point to plot
+    fidelity = quality.column != "test_psnr_db"
+    scored = frame[~_is_reference(frame)] if fidelity else frame
     shown = frame
     if front_only:
-        keep = set(front(frame, "file_bytes", quality.column).index)
+        keep = set(front(scored, "file_bytes", quality.column).index)
         if cost is not None:
-            keep |= set(front(frame, cost, quality.column).index)
+            keep |= set(front(scored, cost, quality.column).index)
+        keep |= set(frame.index[_is_reference(frame)]) if fidelity else set()
         shown = frame.loc[sorted(keep)] if keep else frame
     intro = (
         "Compress runs of this model, variant and weights from the same run store: the steps on "
@@ -209,8 +227,8 @@ def render(runs: Sequence[RunView], front_only: bool = False) -> str:
     body = page.paragraph(intro) + page.note(setting_sentence(frame, runs)) + _table(shown)
     if runtime is not None and cost is not None:
         when = "re-timed interleaved" if cost != runtime[0] else "each step's own, not comparable"
-        body += _pareto_chart(frame, cost, f"{runtime[1]} latency, {when} (ms)", quality)
-    return body + _pareto_chart(frame, "file_bytes", "file size (bytes)", quality)
+        body += _pareto_chart(scored, cost, f"{runtime[1]} latency, {when} (ms)", quality)
+    return body + _pareto_chart(scored, "file_bytes", "file size (bytes)", quality)
 
 
 def _int8_clause(view: RunView) -> str | None:

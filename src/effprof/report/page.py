@@ -81,9 +81,9 @@ h3 { font-size:16px; margin:18px 0 6px; }
 .warning { background:#fdf6ec; border-left:4px solid #e0a23a; color:#6b4a12; font-size:13px;
            padding:6px 12px; margin:8px 0; border-radius:4px; }
 .missing { color:#9a5b00; }
-/* the numbers beside a chart take the width they need (up to 60 %, and never less than their
+/* the numbers beside a chart take the width they need (up to 45 %, and never less than their
    narrowest layout, headers wrapped): the chart gives way, the table is never cut off */
-.figure-row { display:grid; grid-template-columns:minmax(280px, 1fr) fit-content(60%); gap:18px;
+.figure-row { display:grid; grid-template-columns:minmax(280px, 1fr) fit-content(45%); gap:18px;
               align-items:start; margin:10px 0 18px; }
 @media (max-width: 1000px) { .figure-row { grid-template-columns:1fr; } }
 .figure-row > .numbers { min-width:min-content; }

@@ -251,7 +251,11 @@ def quality_of(frame: pd.DataFrame) -> Quality:
         "Quality: no task metric for this model, so quality is fidelity to the dense model's "
         f"output on {inputs}"
     )
-    sentence += f" ({', '.join(shown)})." if shown else ": no step has a fidelity score."
+    sentence += (
+        f" ({', '.join(shown)}); the dense model is their reference."
+        if shown
+        else ": no step has a fidelity score."
+    )
     column = next((c for c, _label in FIDELITY_ORDER if frame[c].notna().any()), None)
     label = dict(FIDELITY_ORDER).get(column or "", "quality")
     return Quality(column, label, sentence)
