@@ -233,3 +233,28 @@ def test_tables_beside_charts_are_not_clipped_in_their_half_width_box(tmp_path, 
     boxes = _side_tables_fit(path, width)
     assert boxes and all(b["scroll"] <= b["client"] + 1 for b in boxes), boxes
     assert all(b["right"] <= b["page"] + 1 for b in boxes), boxes  # nor past the page
+
+
+def test_a_long_unbroken_value_wraps_inside_its_table(tmp_path):
+    # a state dict's SHA-256 in the configuration table once pushed it past the page's edge
+    import pandas as pd
+
+    from effprof.report import page
+
+    pairs = pd.DataFrame({"key": ["weights_sha256", "model"],
+                          "value": ["e6c3e0371a68b117231cf4cc1491b7c5bb0db5b0e372d01f7330b91b308bf1a3" * 2,
+                                    "tinycnn.py:make"]})  # fmt: skip
+    row = f'<div class="figure-row"><div>{page.table(pairs)}</div><div>{page.table(pairs)}</div></div>'
+    path = tmp_path / "page.html"
+    path.write_text(page.page("t", [page.section("s", "S", row)]))
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            view = browser.new_page(viewport={"width": 1100, "height": 900})
+            view.goto(path.resolve().as_uri(), wait_until="load")
+            widths = view.evaluate(
+                "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+        finally:
+            browser.close()
+    assert widths[0] <= widths[1], widths  # nothing sticks out sideways

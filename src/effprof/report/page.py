@@ -97,6 +97,7 @@ table.data th, table.data td { border-bottom:1px solid var(--line); padding:3px 
                                vertical-align:top; }
 table.data th { background:var(--soft); text-align:left; position:sticky; top:0; }
 table.data td.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
+table.data td:not(.num) { overflow-wrap:anywhere; }  /* a hash or a path breaks, not the page */
 table.data tr:hover td { background:#fafbfd; }
 .wide { overflow-x:auto; margin:8px 0 14px; }
 .badge { display:inline-block; font-size:11px; padding:1px 6px; border-radius:9px;
