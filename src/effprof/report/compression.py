@@ -347,7 +347,7 @@ def _int8_rows(view: RunView) -> list[dict[str, str]]:
 
     def value(key: str, fmt_fn) -> str:
         if m.get(key) is None:
-            return f"not measured: {view.reason(key)}" if view.reason(key) else "—"
+            return f"left out: {view.reason(key)}" if view.reason(key) else "—"
         return fmt_fn(m[key])
 
     rows = [
