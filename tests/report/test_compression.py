@@ -13,6 +13,8 @@ from effprof.report.compression import answer_sentence, pareto_mask, render, sec
 from effprof.report.runview import RunView
 from effprof.report.sections import RenderContext
 from effprof.runs import RunWriter
+from effprof.report.compare import render_comparison
+from effprof.runs import compare_runs
 from effprof.runs.compression import compression_frame
 from tests.runs.test_compression import compress_run, pipeline, retime_run
 
@@ -147,6 +149,7 @@ def test_every_table_builder_works_when_a_column_is_all_missing(tmp_path, keys):
     profile = _profile(tmp_path, **INT8)
     assert section_body(_ctx(profile, runs)) and answer_sentence(_ctx(profile, runs))
     cli_table(compression_frame([r.record for r in runs]))
+    render_comparison(compare_runs([r.path for r in runs]))  # the compare page of these runs
 
 
 def test_retimed_speedups_and_fidelity_quality_are_what_the_section_shows(tmp_path):
