@@ -46,6 +46,8 @@ def screenshot(
                 page.screenshot(path=str(out), full_page=full_page)
             else:
                 out.mkdir(parents=True, exist_ok=True)
+                # the sticky navigation bar would cover each section's heading in its shot
+                page.add_style_tag(content="nav.sections { position: static; }")
                 for section in sections:
                     found = page.locator(f"section#{section}")
                     if found.count():

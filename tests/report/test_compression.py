@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 
 from effprof import schema as names
+from effprof.report.compare import render_comparison
 from effprof.report.compression import answer_sentence, pareto_mask, render, section_body
 from effprof.report.runview import RunView
 from effprof.report.sections import RenderContext
-from effprof.runs import RunWriter
-from effprof.report.compare import render_comparison
-from effprof.runs import compare_runs
+from effprof.runs import RunWriter, compare_runs
 from effprof.runs.compression import compression_frame
 from tests.runs.test_compression import compress_run, pipeline, retime_run
 

@@ -112,7 +112,12 @@ def _table(frame) -> Table:
             _fmt(row.macs_ratio, ".2f", "x"),
             _with_ratio(row.ort_shown, row.ort_speedup, mark),
             _with_ratio(row.torch_shown, row.torch_speedup, mark),
-            *(_fmt(getattr(row, column), spec) for column, _, spec in quality),
+            *(
+                "reference"  # fidelity is scored against the dense model: identical to itself
+                if not psnr and row.method == "dense"
+                else _fmt(getattr(row, column), spec)
+                for column, _, spec in quality
+            ),
         ]  # fmt: skip
         if psnr:
             # no dense control trained as many steps: no reference (a missing cell is NaN here)

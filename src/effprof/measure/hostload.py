@@ -158,9 +158,9 @@ class HostLoad:
         """What other work took from the measurement, in words a first read parses.
 
         >>> HostLoad(1.0, 2, None, 1.0, 1.19).contention(1)
-        'other processes kept 1.2 of the 2 usable cores busy: beyond the 1 core left free for them, they took about 19% of the time of the 1 timing thread (threshold 15%)'
+        'other processes kept 1.2 of the 2 usable cores busy: beyond the 1 core left free for them, they took about 19% of the time of the 1 timing thread, above the 15% threshold'
         >>> HostLoad(1.0, 2, None, 1.0, 0.9).contention(2)
-        'other processes kept 0.9 of the 2 usable cores busy, cores the 2 timing threads all needed: they took about 45% of their time (threshold 15%)'
+        'other processes kept 0.9 of the 2 usable cores busy, cores the 2 timing threads all needed: they took about 45% of their time, above the 15% threshold'
         """
         free = max(self.cores - threads, 0)
         busy = f"other processes kept {self.other_cpu_cores:.1f} of the {_count(self.cores, 'usable core')} busy"
@@ -168,7 +168,7 @@ class HostLoad:
         if free:
             return (
                 f"{busy}: beyond the {_count(free, 'core')} left free for them, they took about "
-                f"{share:.0%} of the time of the {timing} (threshold {MAX_STOLEN_SHARE:.0%})"
+                f"{share:.0%} of the time of the {timing}, above the {MAX_STOLEN_SHARE:.0%} threshold"
             )
         needed = (
             "the core the timing thread needed"
@@ -177,8 +177,8 @@ class HostLoad:
         )
         whose = "its" if threads == 1 else "their"
         return (
-            f"{busy}, {needed}: they took about {share:.0%} of {whose} time "
-            f"(threshold {MAX_STOLEN_SHARE:.0%})"
+            f"{busy}, {needed}: they took about {share:.0%} of {whose} time, above the "
+            f"{MAX_STOLEN_SHARE:.0%} threshold"
         )
 
     def summary(self, names: S.LoadNames) -> dict[str, Any]:
