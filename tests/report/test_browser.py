@@ -255,6 +255,12 @@ def test_a_long_unbroken_value_wraps_inside_its_table(tmp_path):
             widths = view.evaluate(
                 "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
             )
+            lines = view.evaluate(  # how many lines each key cell's text takes
+                "() => [...document.querySelectorAll('td:first-child')].map(td => {"
+                " const r = document.createRange(); r.selectNodeContents(td);"
+                " return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size; })"
+            )
         finally:
             browser.close()
     assert widths[0] <= widths[1], widths  # nothing sticks out sideways
+    assert set(lines) == {1}, lines  # and words are not cut: weights_sha256 stays whole

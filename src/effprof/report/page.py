@@ -21,6 +21,7 @@ import html
 import itertools
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -95,9 +96,9 @@ table.data { border-collapse:collapse; font-size:13px; width:100%; }
 table.data caption { text-align:left; color:var(--muted); font-size:12px; padding-bottom:4px; }
 table.data th, table.data td { border-bottom:1px solid var(--line); padding:3px 8px;
                                vertical-align:top; }
-table.data th { background:var(--soft); text-align:left; position:sticky; top:0; }
+table.data th { background:var(--soft); text-align:left; }
+.numbers table.data th { position:sticky; top:0; }  /* in its scrolling box, not over the page */
 table.data td.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
-table.data td:not(.num) { overflow-wrap:anywhere; }  /* a hash or a path breaks, not the page */
 table.data tr:hover td { background:#fafbfd; }
 .wide { overflow-x:auto; margin:8px 0 14px; }
 .badge { display:inline-block; font-size:11px; padding:1px 6px; border-radius:9px;
@@ -121,6 +122,28 @@ BOOT_JS = """
 def escape(value: Any) -> str:
     """HTML-escape any value's text (quotes too), so user input always shows as text."""
     return html.escape("" if value is None else str(value), quote=True)
+
+
+LONG_TOKEN = 32  # characters without a space: a hash, a path, a run id
+_TOKEN = re.compile(rf"\S{{{LONG_TOKEN},}}")
+
+
+def breakable(value: Any) -> str:
+    """Escaped text in which a long unbroken token (a SHA-256, a path) may wrap every 16
+    characters (``<wbr>``), so it never pushes its table past the page; words keep whole.
+
+    >>> breakable("sha " + "ab" * 20)
+    'sha abababababababab<wbr>abababababababab<wbr>abababab'
+    """
+    text = "" if value is None else str(value)
+    parts, last = [], 0
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        parts.append(escape(text[last : match.start()]))
+        parts.append("<wbr>".join(escape(token[i : i + 16]) for i in range(0, len(token), 16)))
+        last = match.end()
+    parts.append(escape(text[last:]))
+    return "".join(parts)
 
 
 def chart_text(value: Any) -> str:
@@ -207,7 +230,7 @@ def table(
                 if column in formats and not _is_missing(value)
                 else format_value(value)
             )
-            body = text if column in html_columns else escape(text)
+            body = text if column in html_columns else breakable(text)
             cls = ' class="num"' if _is_numeric(value) else ""
             cells.append(f"<td{cls}>{body}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
