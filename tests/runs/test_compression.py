@@ -142,3 +142,24 @@ def test_quality_is_what_the_pipeline_measured(tmp_path):
     assert quality.column == "fidelity_snr_db" and quality.label == "SNR to the dense output (dB)"
     assert "PSNR" not in quality.sentence and "the factory's example inputs" in quality.sentence
     assert frame.loc[0, "quality_caveat"] == "top-1 agreement: one class"
+
+
+def test_the_cli_table_marks_speedups_not_measured_together(tmp_path):
+    from rich.console import Console
+
+    from effprof.cli.compress import _setting, _table
+
+    def printed(frame) -> str:
+        console = Console(record=True, width=200)
+        console.print(_table(frame))
+        return console.export_text()
+
+    runs = pipeline(tmp_path)
+    alone = compression_frame([read_record(p) for p in runs])
+    assert "(2.00x*)" in printed(alone)  # prune: each step's own latency
+    assert "not comparable" in _setting(alone)[1]
+    retime_run(tmp_path, "g1", RETIMED)
+    frame = compression_frame(with_retimes([read_record(p) for p in runs], tmp_path))
+    text = printed(frame)
+    assert "(1.25x)" in text and "(4.00x?)" in text and "*" not in text
+    assert "timed again together, interleaved" in _setting(frame)[1]
