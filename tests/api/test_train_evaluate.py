@@ -42,6 +42,8 @@ def test_train_then_evaluate_the_trained_weights(tmp_path, capsys):
     loss = read_table(train_run, "loss")
     assert list(loss["step"]) == [2] and loss["loss"].iloc[0] > 0
     assert (train_run / "checkpoint.pt").is_file() and (train_run / "weights-fp16.pt").is_file()
+    assert record["params"]["weights_origin"] == "random"  # where training started
+    assert record["params"]["weights_seed"] == record["params"]["seed"]
 
     weights = str(train_run / "weights-fp16.pt")
     args = ["evaluate", "--model", "mssnet", "--weights", weights, "--count", "2", "--size", "64"]
@@ -52,6 +54,8 @@ def test_train_then_evaluate_the_trained_weights(tmp_path, capsys):
     evaluate_run = next(p for p in written_runs(tmp_path) if p != train_run)
     record = json.loads((evaluate_run / "run.json").read_text())
     assert record["kind"] == "evaluate"
+    assert record["params"]["weights_origin"] == "file" and record["params"]["weights_sha256"]
+    assert record["notes"][0].startswith(f"weights: the weights file {weights}")
     assert record["env"]["torch_threads"] == 3  # not the process default (2 on a 2-core CI)
     metrics = record["metrics"]
     assert metrics["images"] == 2 and metrics["latency_median_ms"] > 0
@@ -105,7 +109,9 @@ def test_evaluate_a_folder_with_images_of_different_sizes(tmp_path, capsys):
     assert (images["blurry_psnr_db"] == 100.0).all()  # identical blur and sharp: the documented cap
     record = json.loads((run / "run.json").read_text())
     assert "latency_median_ms" in record["missing"]
-    assert any("randomly initialised" in note for note in record["notes"])
+    # mssnet's entry makes its shipped trained weights the default, and the run says so
+    assert record["notes"][0].startswith("weights: the 'synthetic' weights shipped with effprof")
+    assert record["params"]["weights_origin"] == "shipped" and record["params"]["weights_sha256"]
 
 
 @pytest.mark.parametrize(

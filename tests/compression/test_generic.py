@@ -78,11 +78,18 @@ def test_quality_is_fidelity_to_the_dense_output_and_the_run_says_on_what(pipeli
         record = read_record(path)
         m = record.metrics
         assert "test_psnr_db" not in m  # no task metric for this model
-        assert 0 <= m["fidelity_top1_agreement"] <= 1 and m["fidelity_rel_l2_error"] >= 0
+        assert m["fidelity_rel_l2_error"] >= 0
+        top1 = m.get("fidelity_top1_agreement")
+        if top1 is None:  # random weights: the dense model puts every input in one class
+            reason = record.missing["fidelity_top1_agreement"]
+            assert "scored in class" in reason and reason in m["fidelity_reference"]
+        else:
+            assert 0 <= top1 <= 1
         assert any(MODELS[name] in note for note in record.notes)
         assert record.params["task"]["quality"] == "fidelity"
     dense = read_record(runs["dense"]).metrics
-    assert dense["fidelity_top1_agreement"] == 1.0 and dense["fidelity_snr_db"] == 100.0
+    assert dense["fidelity_snr_db"] == 100.0
+    assert dense.get("fidelity_top1_agreement") in (None, 1.0)
     if name == "resnet":
         int8 = read_record(runs["int8-dense"]).metrics
         assert int8["int8_convs"] > 0 and int8["ort_latency_median_ms"] > 0

@@ -85,3 +85,24 @@ def test_two_busy_loops_beside_us_are_seen_as_other_processes_cpu_time():
     assert seen.other_cpu_cores is not None and seen.other_cpu_cores > 1.0
     assert seen.own_cpu_cores < 0.2
     assert seen.contention(threads=seen.cores) is not None
+
+
+@pytest.mark.parametrize(
+    ("cores", "threads", "other", "expected"),
+    [
+        (2, 1, 1.19, "other processes kept 1.2 of the 2 usable cores busy: beyond the 1 core left "
+         "free for them, they took about 19% of the time of the 1 timing thread, above the 15% "
+         "threshold"),
+        (16, 4, 15.0, "other processes kept 15.0 of the 16 usable cores busy: beyond the 12 cores "
+         "left free for them, they took about 75% of the time of the 4 timing threads, "
+         "above the 15% threshold"),
+        (2, 2, 0.9, "other processes kept 0.9 of the 2 usable cores busy, cores the 2 timing "
+         "threads all needed: they took about 45% of their time, above the 15% threshold"),
+        (1, 1, 0.3, "other processes kept 0.3 of the 1 usable core busy, the core the timing "
+         "thread needed: they took about 30% of its time, above the 15% threshold"),
+    ],
+)  # fmt: skip
+def test_the_busy_host_sentence_reads_on_a_first_read(cores, threads, other, expected):
+    # it once read "about 19% of the core time 1 thread(s) need"
+    text = HostLoad(1.0, cores, None, 1.0, other).contention(threads)
+    assert text == expected and "(s)" not in text

@@ -46,11 +46,24 @@ def test_mssnet_int8_is_faster_smaller_and_close_to_fp32():
     assert set(result.tables["int8_latency"]["model"]) == {"fp32", "int8"}
 
 
+class Centred(nn.Module):
+    """Logits of the centred pixels: random inputs fall in different classes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = nn.Linear(3 * 16 * 16, 10)
+
+    def forward(self, x):
+        return self.linear((x - 0.5).flatten(1))
+
+
 def test_a_generic_classifier_gets_snr_and_top1_on_random_inputs():
-    result = measure_int8(tiny_classifier(), SMALL, 1, CLASSIFIER, output_kind="vector", threads=1)
+    result = measure_int8(Centred(), SMALL, 1, CLASSIFIER, output_kind="vector", threads=1)
     m = result.metrics
     assert names.INT8_FIDELITY_PSNR not in m  # logits are not an image
-    assert m[names.INT8_SNR] > 10 and 0 <= m[names.INT8_TOP1] <= 1
+    assert m[names.INT8_SNR] > 10 and 0.5 <= m[names.INT8_TOP1] <= 1
+    assert names.INT8_REFERENCE not in m  # classes vary over the 8 inputs scored
     assert "seeded random inputs" in result.notes[0]
 
 
@@ -94,3 +107,24 @@ def test_with_onnx_the_model_is_exported_once(tmp_path, monkeypatch):
     record = read_record(run)
     assert len(calls) == 1  # INT8 quantised the --onnx export instead of exporting again
     assert record.metrics[names.INT8_SPEEDUP] > 0 and record.metrics["ort_latency_median_ms"] > 0
+
+
+def test_int8_calibrates_on_blur_only_where_the_task_rule_says_deblurring():
+    # sr3x once calibrated on blurry deblurring crops; its task is super-resolution
+    from effprof.recipes.profile.int8 import _inputs
+
+    small = image_inputs((1, 3, 16, 16))
+    assert get_entry("sr3x").quality_data(small) == "fidelity"
+    assert "seeded random inputs" in _inputs(get_entry("sr3x"), small, 1, 0)[1]
+    assert "blurry crops" in _inputs(get_entry("mssnet"), small, 1, 0)[1]
+
+
+def test_top1_against_a_constant_class_is_missing_with_the_reason():
+    model = tiny_classifier()
+    with torch.no_grad():
+        model[-1].bias.copy_(torch.tensor([50.0] + [0.0] * 9))  # every input in class 0
+    result = measure_int8(model, SMALL, 1, CLASSIFIER, output_kind="vector", threads=1)
+    m = result.metrics
+    assert m[names.INT8_TOP1].reason.startswith("the reference puts all 8 rows scored in class 0")
+    assert m[names.INT8_REFERENCE] == m[names.INT8_TOP1].reason
+    assert "8 other inputs of that kind" in result.notes[0]

@@ -185,3 +185,82 @@ def test_markup_in_a_model_name_never_runs(profile_run, tmp_path):
     seen = open_report(write_report([run], tmp_path / "evil.html"))
     assert not seen["dialogs"]
     assert all(url.startswith("file://") for url in seen["requests"]), seen["requests"]
+
+
+def _side_tables_fit(html_path: Path, width: int) -> list[dict]:
+    """Each side table's box against its table's width, at a viewport ``width`` wide."""
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.goto(html_path.resolve().as_uri(), wait_until="load")
+            return page.eval_on_selector_all(
+                "div.numbers",
+                "els => els.map(e => ({client: e.clientWidth, scroll: e.scrollWidth,"
+                " right: e.getBoundingClientRect().right, page: document.body.clientWidth}))",
+            )
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize(("width", "rows"), [(1100, 1), (1400, 1), (1100, 15)])
+def test_tables_beside_charts_are_not_clipped_in_their_half_width_box(tmp_path, width, rows):
+    # a seven-column table beside its chart once hid its last columns (scrolled out of view)
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from effprof.report import page
+
+    frame = pd.DataFrame({"category": ["convolution", "data movement", "normalization"],
+                          "calls": [4, 6, 4], "flops": [39.5e6, 0.0, 295e3],
+                          "flops_share": [0.99, 0.0, 0.007], "time": [1.06, 0.067, 0.0828],
+                          "time_share": [0.78, 0.049, 0.061],
+                          "profiler_share": [0.745, 0.095, 0.066]})  # fmt: skip
+    frame = pd.concat([frame] * rows, ignore_index=True)  # 45 rows: a scrolling box
+    fig = go.Figure(go.Bar(x=["convolution", "data movement", "normalization"], y=[99, 0, 1]))
+    fig.update_layout(xaxis_title="op category", yaxis_title="share (%)")
+    share = lambda v: f"{100 * v:.1f} %"  # noqa: E731
+    body = page.figure(
+        fig, caption="shares", numbers=frame,
+        columns={"category": "category", "calls": "calls", "flops": "FLOPs",
+                 "flops_share": "FLOPs %", "time": "time", "time_share": "time %",
+                 "profiler_share": "profiler %"},
+        formats={"flops": lambda v: f"{v / 1e6:.3g} MFLOP", "time": lambda v: f"{v:.3g} ms",
+                 "flops_share": share, "time_share": share, "profiler_share": share},
+    )  # fmt: skip
+    path = tmp_path / "page.html"
+    path.write_text(page.page("t", [page.section("s", "S", body * 2)]))
+    boxes = _side_tables_fit(path, width)
+    assert boxes and all(b["scroll"] <= b["client"] + 1 for b in boxes), boxes
+    assert all(b["right"] <= b["page"] + 1 for b in boxes), boxes  # nor past the page
+
+
+def test_a_long_unbroken_value_wraps_inside_its_table(tmp_path):
+    # a state dict's SHA-256 in the configuration table once pushed it past the page's edge
+    import pandas as pd
+
+    from effprof.report import page
+
+    pairs = pd.DataFrame({"key": ["weights_sha256", "model"],
+                          "value": ["e6c3e0371a68b117231cf4cc1491b7c5bb0db5b0e372d01f7330b91b308bf1a3" * 2,
+                                    "tinycnn.py:make"]})  # fmt: skip
+    row = f'<div class="figure-row"><div>{page.table(pairs)}</div><div>{page.table(pairs)}</div></div>'
+    path = tmp_path / "page.html"
+    path.write_text(page.page("t", [page.section("s", "S", row)]))
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            view = browser.new_page(viewport={"width": 1100, "height": 900})
+            view.goto(path.resolve().as_uri(), wait_until="load")
+            widths = view.evaluate(
+                "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+            lines = view.evaluate(  # how many lines each key cell's text takes
+                "() => [...document.querySelectorAll('td:first-child')].map(td => {"
+                " const r = document.createRange(); r.selectNodeContents(td);"
+                " return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size; })"
+            )
+        finally:
+            browser.close()
+    assert widths[0] <= widths[1], widths  # nothing sticks out sideways
+    assert set(lines) == {1}, lines  # and words are not cut: weights_sha256 stays whole

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
+import pytest
 
 from effprof import schema as names
+from effprof.report.compare import render_comparison
 from effprof.report.compression import answer_sentence, pareto_mask, render, section_body
 from effprof.report.runview import RunView
 from effprof.report.sections import RenderContext
-from effprof.runs import RunWriter
-from tests.runs.test_compression import compress_run, pipeline
+from effprof.runs import RunWriter, compare_runs
+from effprof.runs.compression import compression_frame
+from tests.runs.test_compression import compress_run, pipeline, retime_run
 
 
 def _ctx(view: RunView, runs=()) -> RenderContext:
@@ -35,8 +39,9 @@ def test_table_ratios_and_the_setting_its_latencies_used(tmp_path):
     runs = [RunView.open(p) for p in pipeline(tmp_path)]
     html = render(runs)
     assert "Pareto" in html and "0.50x" in html and "-0.40" in html and "20.0x" in html
-    assert "torch and ONNX Runtime on a cpu, 1 intra-op thread(s), batch 1 at 1x3x64x64" in html
+    assert "torch and ONNX Runtime on a cpu, 1 intra-op thread, one forward of 1x3x64x64" in html
     assert "3 held-out synthetic crops of 64 px" in html
+    assert "each step timed on its own, minutes apart" in html and "2.00x*" in html
 
 
 def test_the_answer_sentence_uses_only_measured_numbers(tmp_path):
@@ -52,7 +57,7 @@ def test_the_answer_sentence_uses_only_measured_numbers(tmp_path):
     _, text = answer_sentence(_ctx(profile, runs))
     assert text.endswith(  # prune and recover are as fast but outside 0.3 dB
         "output; the fastest stored compressed model within 0.3 dB of it, int8, is 4.0x faster in "
-        "ONNX Runtime and 4.0x smaller at -0.10 dB."
+        "ONNX Runtime (timed in separate steps: not comparable) and 4.0x smaller at -0.10 dB."
     )
     assert (
         answer_sentence(_ctx(_profile(tmp_path / "c"), [])) is None
@@ -64,7 +69,8 @@ def test_no_compressed_model_within_budget_is_said_so(tmp_path):
     _, text = answer_sentence(_ctx(_profile(tmp_path / "p"), runs))
     assert text == (
         "None of the 2 compressed models stored for it stays within 0.3 dB of the dense model "
-        "(closest: recover, 2.0x faster in ONNX Runtime at -0.40 dB)."
+        "(closest: recover, 2.0x faster in ONNX Runtime (timed in separate steps: not comparable) "
+        "at -0.40 dB)."
     )
 
 
@@ -109,3 +115,84 @@ def test_an_int8_model_that_runs_slower_is_said_to(tmp_path):
     profile = _profile(tmp_path, **{**INT8, names.INT8_SPEEDUP: 0.5})
     _, text = answer_sentence(_ctx(profile, []))
     assert "is 2.0x slower than ONNX Runtime fp32" in text
+
+
+def _drop(paths, keys):
+    """The runs with ``keys`` missing in every one of them (as a step that could not measure)."""
+    for path in paths:
+        record = json.loads((path / "run.json").read_text())
+        for key in keys:
+            record["metrics"][key] = None
+            record["missing"][key] = "not measured in this test"
+        (path / "run.json").write_text(json.dumps(record))
+    return [RunView.open(p) for p in paths]
+
+
+ALL_QUALITY = (names.TEST_PSNR, names.FIDELITY_PSNR, names.FIDELITY_SNR, names.FIDELITY_TOP1)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [(names.FILE_BYTES,), (names.MACS,), (names.PARAM_COUNT,), (names.TORCH.median_ms,),
+     (names.ORT.median_ms,), (names.TORCH.median_ms, names.ORT.median_ms), (names.TEST_PSNR,),
+     ALL_QUALITY, (*ALL_QUALITY, names.FILE_BYTES, names.ORT.median_ms)],
+    ids=lambda keys: "+".join(keys),
+)  # fmt: skip
+def test_every_table_builder_works_when_a_column_is_all_missing(tmp_path, keys):
+    # with no PSNR in any row, front() once selected columns instead of rows (KeyError)
+    from effprof.cli.compress import _table as cli_table
+
+    runs = _drop(pipeline(tmp_path), keys)
+    html = render(runs) + render(runs, front_only=True)
+    assert "No compression runs" not in html
+    profile = _profile(tmp_path, **INT8)
+    assert section_body(_ctx(profile, runs)) and answer_sentence(_ctx(profile, runs))
+    cli_table(compression_frame([r.record for r in runs]))
+    render_comparison(compare_runs([r.path for r in runs]))  # the compare page of these runs
+
+
+def test_retimed_speedups_and_fidelity_quality_are_what_the_section_shows(tmp_path):
+    task = {"quality": "fidelity", "quality_inputs": "the factory's example inputs"}
+    fidelity = {names.FIDELITY_SNR: 100.0, names.FIDELITY_REL_L2: 0.0}
+    dense = compress_run(
+        tmp_path,
+        "f",
+        "dense",
+        "dense",
+        0,
+        task=task,
+        macs=40,
+        file_bytes=400,
+        **fidelity,
+        **{names.ORT.median_ms: 8.0, names.FIDELITY_TOP1: 1.0},
+    )
+    prune = compress_run(
+        tmp_path,
+        "f",
+        "prune",
+        "prune",
+        1,
+        task=task,
+        source="dense",
+        macs=20,
+        file_bytes=200,
+        **{
+            names.ORT.median_ms: 30.0,
+            names.FIDELITY_SNR: 13.9,
+            names.FIDELITY_REL_L2: 0.2,
+            names.FIDELITY_TOP1: 0.75,
+        },
+    )
+    retime_run(tmp_path, "f", {"dense ort fp32": (1.0, True), "prune ort fp32": (0.5, True)})
+    runs = [RunView.open(p) for p in (dense, prune)]
+    html = render(runs)
+    assert "PSNR against sharp" not in html and "fidelity to the dense model" in html
+    assert "13.90" in html and "75.0 %" in html and "20.00%" in html  # SNR, top-1, rel. L2
+    assert "2.00x" in html and "0.27x" not in html  # the interleaved ratio, not 8 ms / 30 ms
+    assert "timed again together, interleaved" in html
+    assert "quality: SNR to the dense output (dB)" in html  # the Pareto plots use it
+    _, text = answer_sentence(_ctx(_profile(tmp_path / "p"), runs))
+    assert text == (
+        "The fastest stored compressed model, prune, is 2.0x faster in ONNX Runtime and 2.0x "
+        "smaller, at 13.9 dB SNR to the dense output (75% top-1 agreement)."
+    )

@@ -34,7 +34,8 @@ def compare(
 ) -> Comparison:
     """Compare runs (folders or :class:`~effprof.api.run.Run` objects; the first is the
     baseline); with ``retime_rounds`` > 0 their models are timed again in that many interleaved
-    rounds (``Comparison.retimed``; ratios to run 1's).
+    rounds (``Comparison.retimed``; ratios to run 1's torch model): each run's torch model, or
+    its ONNX Runtime models when it stores no torch model (an INT8 step).
 
     Registered models are rebuilt; a factory a run names only when it is in ``trusted`` (or
     ``models``); a model profiled as an object only when that object is in ``models``.
@@ -57,7 +58,7 @@ def compare(
     comparison = compare_runs(run_dirs)
     if retime_rounds < 1:
         return comparison
-    labels = [label.replace(":", "") for label in comparison.labels]
+    labels = comparison.labels
     first = None if onnx else f"{labels[0]} torch"  # None: per runtime, its first candidate
     retimed = retime_runs(
         run_dirs, labels=labels, rounds=retime_rounds, onnx=onnx, reference=first,

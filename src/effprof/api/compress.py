@@ -54,6 +54,14 @@ from effprof.models import (
     resolve_weights,
 )
 from effprof.models.registry import DEBLURRING
+from effprof.models.weights_origin import (
+    FILE,
+    MODULE,
+    RANDOM,
+    WeightsOrigin,
+    file_sha256,
+    state_dict_sha256,
+)
 from effprof.recipes.compress_data import (
     CALIBRATION_SEED,
     TaskData,
@@ -74,7 +82,8 @@ from effprof.recipes.compress_measure import (
 from effprof.recipes.retime import retime_pipeline
 from effprof.results import EffprofError, Missing
 from effprof.runs import RunStoreWarning, RunWriter, check_writable, read_record, scan_runs
-from effprof.runs.compression import compression_frame
+from effprof.runs.compression import compression_frame, with_retimes
+from effprof.runs.load import store_root
 from effprof.runs.store import new_run_id
 from effprof.training import FFT_WEIGHT, Silent
 
@@ -146,7 +155,12 @@ def _check(config: CompressConfig, module: nn.Module | None) -> tuple[str | None
     for name, size in sizes:
         if size % multiple:
             raise EffprofError(f"{name} {size} must be a multiple of {multiple} for {config.model}")
-    if config.weights is not None:
+    if config.weights == RANDOM and (module is not None or not entry.registered):
+        raise EffprofError(
+            f"--weights random re-initialises a registered model; {config.model} has the "
+            "weights it was given (give a weights file to load into it instead)"
+        )
+    if config.weights is not None and config.weights != RANDOM:
         path = (
             resolve_weights(config.model, variant, config.weights)
             if module is None
@@ -322,14 +336,8 @@ def compress(
             check_exportable(dense, data.inputs)  # else the dense run is kept, int8 fails late
         group, done = _finished(config, variant) if config.resume else (None, {})
         group = group or new_run_id("pipeline", config.model, variant)
-        weights_note = (
-            f"weights: {config.weights}"
-            if config.weights
-            else "weights: those the given module holds"
-            if original is not None
-            else "no weights given: random weights (seed 0), quality numbers are meaningless"
-        )
-        notes = _notes(config, ctx, weights_note)
+        weights = subject.weights or WeightsOrigin(MODULE, type(dense).__name__)
+        notes = _notes(config, ctx, weights.note())
         env = collect_environment(device)
         stages: dict[str, Stage] = {}
         paths: list[Path] = []
@@ -356,7 +364,8 @@ def compress(
                     )
             else:
                 emit("start", step.step if step else DENSE)
-                params = {**_params(config, plan, index, trained, pruned), "task": describe(data)}
+                params = {**_params(config, plan, index, trained, pruned), "task": describe(data),
+                          **weights.summary()}  # fmt: skip
                 path, model = _run(ctx, plan, source, params, group, notes, env)
                 emit("done", "", path)
             paths.append(path)
@@ -374,9 +383,11 @@ def compress(
 def _given_subject(module: nn.Module, weights: str | None) -> Subject:
     """The model the caller gave, as a subject (a copy: the caller's module is never changed)."""
     model = copy.deepcopy(module).cpu().eval()
+    origin = WeightsOrigin(MODULE, type(model).__name__, state_dict_sha256(model))
     if weights is not None:
         load_state_dict_strict(model, read_state_dict(weights), weights)
-    return Subject(module_entry(model), None, model)
+        origin = WeightsOrigin(FILE, weights, file_sha256(weights))
+    return Subject(module_entry(model), None, model, origin)
 
 
 def _params(
@@ -451,8 +462,11 @@ def _run(
 
 
 def summary_frame(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
-    """The compression table of these runs (``effprof.runs.compression.compression_frame``)."""
-    return compression_frame([read_record(Path(path)) for path in run_dirs])
+    """The compression table of these runs (``effprof.runs.compression.compression_frame``),
+    speed-ups from their pipelines' interleaved re-timing runs in the same store."""
+    records = [read_record(Path(path)) for path in run_dirs]
+    store = store_root(Path(run_dirs[0]).parent) if run_dirs else None
+    return compression_frame(with_retimes(records, store))
 
 
 __all__ = ["CompressEvent", "CompressProgress", "compress", "summary_frame"]

@@ -9,9 +9,9 @@ on the held-out synthetic test set or a folder of real pairs, plus its latency; 
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -20,7 +20,6 @@ from torch import Tensor, nn
 from effprof import schema as S
 from effprof.api.given import job_options
 from effprof.api.run import Run
-from effprof.api.train import sha256_of
 from effprof.config import validate
 from effprof.config.train import EvaluateConfig
 from effprof.data import (
@@ -41,12 +40,19 @@ from effprof.models import (
     borrowed,
     check_variant,
     get_entry,
-    load_model,
     load_state_dict_strict,
+    load_subject,
     pad_to_multiple,
     padded_size,
     read_state_dict,
-    resolve_weights,
+)
+from effprof.models.weights_origin import (
+    FILE,
+    MODULE,
+    RANDOM,
+    WeightsOrigin,
+    file_sha256,
+    state_dict_sha256,
 )
 from effprof.results import EffprofError, Missing
 from effprof.runs import RunWriter, check_writable, read_record
@@ -120,11 +126,8 @@ def evaluate(
     else:
         variant = check_variant(config.model, config.variant)
         multiple = get_entry(config.model).input_multiple
-    weights_path = (
-        resolve_weights(config.model, variant, config.weights)
-        if config.weights and module is None
-        else (Path(config.weights) if config.weights else None)
-    )
+    if config.weights == RANDOM and module is not None:
+        raise EffprofError("--weights random re-initialises a registered model, not a module")
     pairs, description = _dataset(config)
     check_writable(config.out)
 
@@ -133,10 +136,14 @@ def evaluate(
         env = collect_environment(device)  # inside: the record names the threads that measured
         if given is not None:
             model = given
-            if weights_path is not None:
-                load_state_dict_strict(model, read_state_dict(weights_path), str(weights_path))
+            origin = WeightsOrigin(MODULE, type(model).__name__, state_dict_sha256(model))
+            if config.weights is not None:  # into a copy: the caller's module keeps its weights
+                model = copy.deepcopy(given)
+                load_state_dict_strict(model, read_state_dict(config.weights), config.weights)
+                origin = WeightsOrigin(FILE, config.weights, file_sha256(config.weights))
         else:
-            model = load_model(config.model, variant, weights=config.weights, device=device)
+            subject = load_subject(config.model, variant, weights=config.weights, device=device)
+            model, origin = subject.model, subject.weights
         _require_finite(model, pad_to_multiple(pairs[0].blurry[None].to(device), multiple)[0])
         quality = evaluate_pairs(model, pairs, device, multiple, config.batch)
         nan = quality.per_image.loc[quality.per_image["psnr_db"].isna(), "name"].tolist()
@@ -169,15 +176,9 @@ def evaluate(
         notes.append(
             f"latency: batch 1 at {height}x{width} (the first image){pad_note}, {latency.timer}"
         )
-    if weights_path is not None:
-        metrics["weights_sha256"] = sha256_of(weights_path)
-    else:
-        notes.append(
-            "no weights given: the model is randomly initialised, quality numbers are meaningless"
-        )
-
-    params = config.model_dump(mode="json")
-    params["weights_path"] = str(weights_path) if weights_path is not None else None
+    assert origin is not None
+    notes.insert(0, origin.note())
+    params = {**config.model_dump(mode="json"), **origin.summary()}
     writer = RunWriter(config.out, "evaluate", config.model, variant, params=params).start()
     try:
         writer.add_table("images", quality.per_image)

@@ -25,7 +25,15 @@ from effprof.measure.environment import collect_environment, resolve_device
 from effprof.measure.hostload import load_average
 from effprof.measure.onnx import onnx_scratch
 from effprof.measure.precision import num_threads
-from effprof.models import Subject, borrowed, load_subject, subject_of_module, to_inputs
+from effprof.models import (
+    Subject,
+    WeightsOrigin,
+    borrowed,
+    load_subject,
+    subject_of_module,
+    to_inputs,
+)
+from effprof.models.weights_origin import MODULE
 from effprof.recipes.profile import (
     Collected,
     StepContext,
@@ -60,7 +68,8 @@ def _subject(config: ProfileConfig, module: nn.Module | None, inputs: Any, on: s
     if inputs is None:
         return subject
     given = to_inputs(inputs)
-    return Subject(replace(subject.entry, inputs=lambda _v: given), subject.variant, subject.model)
+    entry = replace(subject.entry, inputs=lambda _v: given)
+    return Subject(entry, subject.variant, subject.model, subject.weights)
 
 
 def profile(
@@ -101,12 +110,8 @@ def _profile(
     subject = _subject(config, module, inputs, device if on_device else "meta")
     default = subject.default_inputs(device)
     target = resolve_target(config, subject.entry, subject.variant, default, device, shape)
-    collected = Collected(notes=list(target.notes))
-    if config.weights is not None and not on_device:
-        collected.notes.append(
-            f"count-only: the weights {config.weights!r} were checked but not loaded (counts do "
-            "not depend on them)"
-        )
+    weights = subject.weights or WeightsOrigin(MODULE, type(subject.model).__name__)
+    collected = Collected(notes=[weights.note(), *target.notes])
     with onnx_scratch(out_root) as scratch:  # on the store's filesystem, removed whatever happens
         ctx = StepContext(config, target, subject.model, subject.entry, scratch, step)
         load_before = load_average() if on_device else None
@@ -127,7 +132,7 @@ def _profile(
                        "task": subject.entry.task, "output_kind": subject.entry.outputs.kind,
                        "registered_model": subject.entry.registered,
                        "model_given_as": "object" if module is not None else "name",
-                       **target.inputs.summary()})  # fmt: skip
+                       **weights.summary(), **target.inputs.summary()})  # fmt: skip
         step("writing the run")
         return Run.open(_write(out_root, config, target.variant, params, collected, env))
 

@@ -7,7 +7,6 @@ and write a run (kind ``train``) with the loss curve, the checkpoint and fp16 we
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,14 @@ from effprof.models import (
     module_entry,
     read_state_dict,
     resolve_weights,
+    weights_origin,
+)
+from effprof.models.weights_origin import (
+    MODULE,
+    RANDOM,
+    WeightsOrigin,
+    file_sha256,
+    state_dict_sha256,
 )
 from effprof.results import EffprofError
 from effprof.runs import RunWriter, check_writable, read_record
@@ -70,15 +77,6 @@ class TrainOutcome(Run):
 
     result: TrainResult | None = None
     test: EvalResult | None = None
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex SHA-256 of a file (identifies the exact weights a run used)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def blur_spec(config: TrainConfig) -> BlurSpec:
@@ -119,7 +117,7 @@ def _check(config: TrainConfig, module: nn.Module | None) -> tuple[str, str | No
             )
     if config.resume is not None and not Path(config.resume).is_file():
         raise EffprofError(f"--resume {config.resume!r} does not exist or is not a file")
-    if config.zero_tail and config.weights is None and entry.start_as_identity is None:
+    if config.zero_tail and config.weights in (None, RANDOM) and entry.start_as_identity is None:
         raise EffprofError(
             f"--zero-tail: {config.model} declares no way to start as the identity (its registry "
             "entry's start_as_identity)"
@@ -152,15 +150,23 @@ def train(model: nn.Module | str | TrainConfig | None = None, /, **options: Any)
             torch.manual_seed(config.seed)  # the initial weights are part of the recipe too
             model = build_model(name, variant)
     notes: list[str] = []
-    if config.weights is not None:
-        path = (
-            resolve_weights(name, variant, config.weights)
-            if module is None
-            else Path(config.weights)
-        )
-        load_state_dict_strict(model, read_state_dict(path), config.weights)
-        notes.append(f"started from weights {config.weights!r} (sha256 {sha256_of(path)[:16]})")
-    elif config.zero_tail and config.resume is None and entry.start_as_identity is not None:
+    wanted = config.weights if config.weights != RANDOM else None
+    path = None
+    if wanted is not None:
+        path = resolve_weights(name, variant, wanted) if module is None else Path(wanted)
+        load_state_dict_strict(model, read_state_dict(path), wanted)
+    origin = (
+        weights_origin(entry, wanted, path, model, seed=config.seed)
+        if module is None or path is not None
+        else WeightsOrigin(MODULE, type(model).__name__, state_dict_sha256(model))
+    )
+    notes.append(f"weights: started from {origin.describe()}")
+    if (
+        wanted is None
+        and config.zero_tail
+        and config.resume is None
+        and entry.start_as_identity is not None
+    ):
         zeroed = entry.start_as_identity(model)
         notes.append(
             f"zero-initialised {zeroed} output-head convolutions: the untrained network returns its input"
@@ -195,7 +201,8 @@ def train(model: nn.Module | str | TrainConfig | None = None, /, **options: Any)
         time_budget_s=config.max_minutes * 60 if config.max_minutes else None,
         ema_decay=config.ema_decay,
     )
-    writer = RunWriter(config.out, "train", name, variant, params=config.model_dump(mode="json"))
+    params = {**config.model_dump(mode="json"), **origin.summary()}  # where it started
+    writer = RunWriter(config.out, "train", name, variant, params=params)
     with num_threads(config.threads):
         source = SyntheticBlur.load(spec, device)
         validation = synthetic_pairs(
@@ -239,7 +246,7 @@ def train(model: nn.Module | str | TrainConfig | None = None, /, **options: Any)
             writer.add_table("evals", result.evals)
 
     metrics = _metrics(model, result, test)
-    metrics[S.WEIGHTS_FP16_SHA256] = sha256_of(weights_path)
+    metrics[S.WEIGHTS_FP16_SHA256] = file_sha256(weights_path)
     notes += [
         f"stopped: {result.stopped} after {result.steps_done} steps",
         f"data: synthetic, train split ({len(source.names)} scikit-image images), seed {config.seed}",

@@ -68,58 +68,85 @@ def _fmt(value: Any, spec: str, suffix: str = "") -> str:
     return f"{value:{spec}}{suffix}"
 
 
-def _with_ratio(value: Any, ratio: Any, spec: str) -> str:
-    text = _fmt(value, spec)
-    return text if text == "—" else f"{text} ({_fmt(ratio, '.2f', 'x')})"
+def _size(value: Any) -> str:
+    return "—" if _fmt(value, ".0f") == "—" else binary_bytes(value)
+
+
+def _with_ratio(value: Any, ratio: Any, mark: str) -> str:
+    text = _fmt(value, ",.1f")
+    if text == "—":
+        return text
+    return f"{text} ({_fmt(ratio, '.2f', 'x')}{mark})" if _fmt(ratio, ".2f") != "—" else text
+
+
+# the quality columns of the table, per kind of quality (runs.compression.quality_of)
+PSNR_COLUMNS = (("test_psnr_db", "PSNR vs sharp (dB)", ".2f"), ("psnr_delta_db", "Δ dense", "+.2f"))
+FIDELITY_COLUMNS = (
+    ("fidelity_snr_db", "SNR to dense (dB)", ".2f"), ("fidelity_rel_l2_error", "rel. L2", ".2%"),
+    ("fidelity_psnr_db", "PSNR to dense (dB)", ".2f"),
+    ("fidelity_top1_agreement", "top-1 agreement", ".0%"),
+)  # fmt: skip
 
 
 def _table(frame) -> Table:
-    from effprof.runs.compression import quality_column
+    from effprof.runs.compression import quality_of, shown_latency, speedup_mark
 
-    column, label = quality_column(frame)
-    psnr = column == "test_psnr_db"
+    psnr = quality_of(frame).column == "test_psnr_db"
+    quality = [
+        c for c in (PSNR_COLUMNS if psnr else FIDELITY_COLUMNS)
+        if c[0] in ("fidelity_snr_db", "fidelity_rel_l2_error") or frame[c[0]].notna().any()
+    ]  # fmt: skip
     table = Table(title="compression: ratios against the dense model")
     headers = ["step", "from", "size (x smaller)", "MACs", "ORT ms (x faster)",
-               "torch ms (x faster)", label]  # fmt: skip
-    headers += ["Δ dense", "Δ same training"] if psnr else ["top-1 agreement"]
+               "torch ms (x faster)", *(label for _, label, _ in quality)]  # fmt: skip
+    headers += ["Δ same training"] if psnr else []
     for name in headers:
         table.add_column(name, justify="left" if name in ("step", "from") else "right")
+    frame = frame.assign(ort_shown=shown_latency(frame, "ort"),
+                         torch_shown=shown_latency(frame, "torch"))  # fmt: skip
     for row in frame.itertuples():
+        mark = speedup_mark(row.speedup_basis, bool(row.speedup_reliable))
         cells = [
             str(row.step), row.source if isinstance(row.source, str) else "",
-            f"{binary_bytes(row.file_bytes)} ({_fmt(row.size_x, '.1f', 'x')})",
+            f"{_size(row.file_bytes)} ({_fmt(row.size_x, '.1f', 'x')})",
             _fmt(row.macs_ratio, ".2f", "x"),
-            _with_ratio(row.ort_latency_ms, row.ort_speedup, ",.1f"),
-            _with_ratio(row.torch_latency_ms, row.torch_speedup, ",.1f"),
-            _fmt(getattr(row, column), ".2f"),
+            _with_ratio(row.ort_shown, row.ort_speedup, mark),
+            _with_ratio(row.torch_shown, row.torch_speedup, mark),
+            *(
+                "reference"  # fidelity is scored against the dense model: identical to itself
+                if not psnr and row.method == "dense"
+                else _fmt(getattr(row, column), spec)
+                for column, _, spec in quality
+            ),
         ]  # fmt: skip
         if psnr:
             # no dense control trained as many steps: no reference (a missing cell is NaN here)
             reference = row.reference if isinstance(row.reference, str) else None
             same = f"{_fmt(row.quality_delta_db, '+.2f')} {reference}" if reference else "—"
-            cells += [_fmt(row.psnr_delta_db, "+.2f"), same]
-        else:
-            cells.append(_fmt(row.fidelity_top1_agreement, ".0%"))
+            cells.append(same)
         table.add_row(*cells)
     return table
 
 
-def _setting(frame) -> str:
-    from effprof.runs.compression import latency_setting
+def _setting(frame) -> list[str]:
+    from effprof.runs.compression import caveats, latency_setting, quality_of, speedup_note
 
     s = latency_setting(frame)
-    text = (
-        f"latencies: {' and '.join(s['runtimes']) or 'none'}, "
-        f"{', '.join(map(str, s['threads'])) or '?'} intra-op thread(s), inputs "
-        f"{', '.join(s['inputs']) or '?'}; x smaller: dense file / this file; x faster: "
-        "dense latency / this latency in the same runtime"
-    )
+    threads = ", ".join(map(str, s["threads"])) or "?"
+    lines = [
+        f"latencies: {' and '.join(s['runtimes']) or 'none'}, {threads} intra-op "
+        f"thread{'' if s['threads'] == [1] else 's'}, inputs {', '.join(s['inputs']) or '?'}; "
+        "x smaller: dense file / this file; x faster: dense latency / this latency in the same "
+        "runtime",
+        speedup_note(frame),
+        quality_of(frame).sentence,
+    ]
     if frame["test_psnr_db"].notna().any():
-        text += (
-            "; Δ same training: PSNR against the uncompressed model given as many extra "
-            "training steps (named)"
+        lines.append(
+            "Δ same training: PSNR against the uncompressed model given as many extra training "
+            "steps (named)"
         )
-    return text
+    return lines + caveats(frame)
 
 
 @app.command()
@@ -187,5 +214,6 @@ def compress(
     frame = summary_frame(paths)
     # piped into a file or a log, the table keeps one line per step instead of the 80-column default
     (console if console.is_terminal else Console(width=TABLE_WIDTH)).print(_table(frame))
-    console.print(_setting(frame), markup=False, soft_wrap=True)
+    for line in _setting(frame):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(f"runs: {paths[0].parent} (group {frame['group'].iloc[0]})", markup=False)

@@ -365,18 +365,22 @@ def quantize_int8(
 
 
 class OrtModel(nn.Module):
-    """An ONNX Runtime session used like a torch model: ``forward(x)`` runs every image of the batch
-    through the (fixed-shape, batch-1) graph, casting to the graph's input type and back to float32.
+    """An ONNX Runtime session used like a torch model: ``forward(x)`` runs ``x`` through the
+    fixed-shape graph, whole when the graph takes its batch, else one item at a time (a batch-1
+    graph given a batch), casting to the graph's input type and back to float32.
 
     Compression only runs the file it wrote (to score its quality); timing belongs to
     ``effprof.measure.onnx``.
     """
 
-    def __init__(self, session, input_name: str, input_dtype: np.dtype) -> None:
+    def __init__(
+        self, session, input_name: str, input_dtype: np.dtype, batch: int | None = 1
+    ) -> None:
         super().__init__()
         self.session = session
         self.input_name = input_name
         self.input_dtype = input_dtype
+        self.batch = batch  # the graph's first dimension (None when it is not a fixed number)
 
     @classmethod
     def open(cls, path: str | Path, threads: int | None = None) -> OrtModel:
@@ -397,14 +401,18 @@ class OrtModel(nn.Module):
             ) from None
         first = session.get_inputs()[0]
         dtype = np.float16 if first.type == "tensor(float16)" else np.float32
-        return cls(session, first.name, np.dtype(dtype))
+        batch = first.shape[0] if first.shape and isinstance(first.shape[0], int) else None
+        return cls(session, first.name, np.dtype(dtype), batch)
 
     def forward(self, x: Tensor) -> Tensor:
         images = x.detach().cpu().numpy().astype(self.input_dtype)
-        outputs = [
-            self.session.run(None, {self.input_name: images[i : i + 1]})[0]
-            for i in range(images.shape[0])
-        ]
+        if self.batch is None or images.ndim == 0 or images.shape[0] == self.batch:
+            outputs = [self.session.run(None, {self.input_name: images})[0]]
+        else:
+            outputs = [
+                self.session.run(None, {self.input_name: images[i : i + 1]})[0]
+                for i in range(images.shape[0])
+            ]
         return torch.from_numpy(np.concatenate(outputs).astype(np.float32)).to(x.device)
 
 

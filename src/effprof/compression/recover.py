@@ -23,7 +23,8 @@ dropped after recovery: the saved model is the student alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -111,6 +112,27 @@ def output_distance(
         if fft_weight:
             total = total + fft_weight * fft_l1(out, target)
     return total
+
+
+@contextlib.contextmanager
+def frozen_statistics(model: nn.Module) -> Iterator[int]:
+    """Batch normalisation in ``model`` normalises with its running statistics, and keeps them,
+    while the model trains (yields how many layers): the pruned student inherits the dense
+    model's statistics, which the teacher uses too, and recovery batches (one random input, a
+    few crops) are neither the data those came from nor large enough to estimate new ones. A
+    batch-norm CNN distilled in train mode once ended further from the dense output than the
+    pruned model it started from."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def use_running_statistics(module: nn.Module, _args: Any) -> None:
+        module.training = False
+
+    hooks = [m.register_forward_pre_hook(use_running_statistics) for m in norms]
+    try:
+        yield len(norms)
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def frozen(model: nn.Module) -> nn.Module:
@@ -259,14 +281,15 @@ def recover(
         blurry = source(0)[0].to(device)
         adapters = fit_adapters(student, teacher, blurry, spec.feature_layers, spec.forward_kwargs)
         model = WithAdapters(student, adapters)
-    result = train(
-        model,
-        source,
-        spec.train_spec(),
-        loss_fn=DistillationLoss(teacher, spec, adapters, regularizer),
-        evaluate=evaluate,
-        progress=progress,
-    )
+    with frozen_statistics(student):
+        result = train(
+            model,
+            source,
+            spec.train_spec(),
+            loss_fn=DistillationLoss(teacher, spec, adapters, regularizer),
+            evaluate=evaluate,
+            progress=progress,
+        )
     student.eval()
     if adapters is not None:
         result.extra["feature_points"] = len(adapters.names)

@@ -126,10 +126,11 @@ def save_pruned(
     model_name: str,
     variant: str | None,
     info: dict | None = None,
-    build: Callable[[], nn.Module] | None = None,
+    builders: Mapping[str, Callable[[], nn.Module]] | None = None,
 ) -> PrunedFiles:
     """Write ``structure.json`` and ``weights.pt`` for a pruned ``model`` built from ``model_name``
-    (``build`` makes the unpruned model when the caller holds it as an object: no name builds it)."""
+    (by ``builders[model_name]`` when given: a model the caller holds as an object, as
+    :func:`load_pruned` will rebuild it), after checking that it rebuilds from them."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     structure = {
@@ -142,8 +143,9 @@ def save_pruned(
         "info": info or {},
     }
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fresh = build() if build is not None else None
-    check_reloadable(model, _rebuilt(model_name, variant, structure["modules"], state, fresh))
+    fresh = builders[model_name]() if builders and model_name in builders else None
+    rebuilt = _rebuilt(model_name, variant, structure["modules"], state, fresh)
+    check_reloadable(model, rebuilt)
     files = PrunedFiles(directory / STRUCTURE_FILE, directory / WEIGHTS_FILE)
     torch.save(state, files.weights)
     files.structure.write_text(json.dumps(structure, indent=1))
@@ -151,18 +153,16 @@ def save_pruned(
 
 
 def _rebuilt(
-    name: str,
-    variant: str | None,
-    modules: dict[str, Any],
-    state: dict[str, torch.Tensor],
+    name: str, variant: str | None, modules: dict[str, Any], state: dict[str, torch.Tensor],
     fresh: nn.Module | None = None,
-) -> nn.Module:
+) -> nn.Module:  # fmt: skip
     """What :func:`load_pruned` would build from these files (on meta: no memory, no weights;
-    ``fresh`` is the unpruned model when no name builds it)."""
-    if fresh is None:
-        with torch.device("meta"):
-            fresh = build_model(name, variant)
-    return rebuilt_from(fresh, modules, state)
+    ``fresh``, a copy of the model the caller holds, moved there)."""
+    if fresh is not None:
+        return rebuilt_from(fresh.to("meta"), modules, state)
+    with torch.device("meta"):
+        model = build_model(name, variant)
+    return rebuilt_from(model, modules, state)
 
 
 def rebuilt_from(

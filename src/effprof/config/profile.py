@@ -19,6 +19,8 @@ class ProfileConfig(StrictModel):
 
     model: str = "mssnet"
     variant: str | None = None
+    # a file, a shipped name ("synthetic"), or "random" (random initialisation, seed 0);
+    # None: the model entry's default weights (MSSNet-small: "synthetic"), else random
     weights: str | None = None
     input: str | None = None
     device: Device = "auto"

@@ -144,11 +144,7 @@ class HostLoad:
         if share is not None:
             if share <= MAX_STOLEN_SHARE:
                 return None
-            return (
-                f"other processes kept {self.other_cpu_cores:.1f} of the {self.cores} usable "
-                f"cores busy, about {share:.0%} of the core time {threads} thread(s) need "
-                f"(threshold {MAX_STOLEN_SHARE:.0%})"
-            )
+            return self._stolen_sentence(threads, share)
         load = self.load_avg_1min
         if load is not None and load > MAX_LOAD_PER_CORE * self.cores:
             return (
@@ -157,6 +153,33 @@ class HostLoad:
                 "read: no /proc/stat, or a block too short for its 10 ms ticks)"
             )
         return None
+
+    def _stolen_sentence(self, threads: int, share: float) -> str:
+        """What other work took from the measurement, in words a first read parses.
+
+        >>> HostLoad(1.0, 2, None, 1.0, 1.19).contention(1)
+        'other processes kept 1.2 of the 2 usable cores busy: beyond the 1 core left free for them, they took about 19% of the time of the 1 timing thread, above the 15% threshold'
+        >>> HostLoad(1.0, 2, None, 1.0, 0.9).contention(2)
+        'other processes kept 0.9 of the 2 usable cores busy, cores the 2 timing threads all needed: they took about 45% of their time, above the 15% threshold'
+        """
+        free = max(self.cores - threads, 0)
+        busy = f"other processes kept {self.other_cpu_cores:.1f} of the {_count(self.cores, 'usable core')} busy"
+        timing = _count(threads, "timing thread")
+        if free:
+            return (
+                f"{busy}: beyond the {_count(free, 'core')} left free for them, they took about "
+                f"{share:.0%} of the time of the {timing}, above the {MAX_STOLEN_SHARE:.0%} threshold"
+            )
+        needed = (
+            "the core the timing thread needed"
+            if threads == 1
+            else f"cores the {timing} all needed"
+        )
+        whose = "its" if threads == 1 else "their"
+        return (
+            f"{busy}, {needed}: they took about {share:.0%} of {whose} time, above the "
+            f"{MAX_STOLEN_SHARE:.0%} threshold"
+        )
 
     def summary(self, names: S.LoadNames) -> dict[str, Any]:
         """The load under ``names`` (a measurement's load average, other and own cores)."""
@@ -188,6 +211,11 @@ class LoadWatch(contextlib.AbstractContextManager):
 
     def __exit__(self, *exc: object) -> None:
         self.load = HostLoad.between(self._before, CpuSnapshot.now())
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 core``, ``2 cores``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def probe_host(seconds: float = 0.5) -> HostLoad:

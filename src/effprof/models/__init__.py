@@ -36,10 +36,22 @@ from effprof.models.registry import (
     infer_output_kind,
     register_model,
 )
+from effprof.models.weights_origin import (
+    FACTORY,
+    FILE,
+    MODULE,
+    RANDOM,
+    RANDOM_SEED,
+    SHIPPED,
+    WeightsOrigin,
+    file_sha256,
+    state_dict_sha256,
+)
 from effprof.results import EffprofError
 
 __all__ = [
     "MODELS",
+    "RANDOM",
     "UNKNOWN_OUT",
     "InputSpec",
     "ModelEntry",
@@ -49,6 +61,7 @@ __all__ = [
     "ReferenceCount",
     "Subject",
     "TensorSpec",
+    "WeightsOrigin",
     "as_inputs",
     "borrowed",
     "build_model",
@@ -68,6 +81,7 @@ __all__ = [
     "state_dict_mismatch",
     "subject_of_module",
     "to_inputs",
+    "weights_origin",
 ]
 
 WEIGHTS_PACKAGE = "effprof.models.weights"
@@ -111,8 +125,11 @@ def build_model(name: str, variant: str | None = None) -> nn.Module:
 
 
 def resolve_weights(name: str, variant: str | None, weights: str) -> Path:
-    """A weights argument as a file: a path, or a name shipped with a model (e.g. ``synthetic``)."""
+    """A weights argument as a file: a path, or a name shipped with a model (e.g. ``synthetic``).
+    ``random`` names no file: callers ask :meth:`ModelEntry.weights_for` first."""
     entry = get_entry(name)
+    if weights == RANDOM:
+        raise EffprofError("--weights random loads no file: the model is randomly initialised")
     if weights in entry.shipped_weights:
         variant = entry.check_variant(variant)
         files = entry.shipped_weights[weights]
@@ -130,16 +147,26 @@ def resolve_weights(name: str, variant: str | None, weights: str) -> Path:
 
 @dataclass(frozen=True, eq=False)
 class Subject:
-    """A model ready to measure: its registry entry (generic for ``module:callable``), the variant
-    and the loaded network (eval mode, on its device)."""
+    """A model ready to measure: its registry entry (generic for ``module:callable``), the variant,
+    the loaded network (eval mode, on its device) and where its weights came from."""
 
     entry: ModelEntry
     variant: str | None
     model: nn.Module
+    weights: WeightsOrigin | None = None
 
     def default_inputs(self, device: str = "cpu") -> InputSpec:
         """The inputs to measure with when none are given."""
         return self.entry.default_inputs(self.variant, device)
+
+
+@contextlib.contextmanager
+def seeded(seed: int = RANDOM_SEED):
+    """Random initialisation drawn from ``torch.manual_seed(seed)``, the caller's random state
+    restored after: the same untrained weights on every run."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def load_subject(
@@ -148,7 +175,12 @@ def load_subject(
     weights: str | Path | None = None,
     device: str | torch.device = "cpu",
 ) -> Subject:
-    """Build (factory called once), load weights if given (file or shipped name), move, eval.
+    """Build (factory called once, under :func:`seeded`), load weights, move, eval.
+
+    ``weights``: a file, a shipped name, ``"random"`` (random initialisation, seed
+    :data:`RANDOM_SEED`), or None: the entry's default weights (:meth:`ModelEntry.weights_for`),
+    else random initialisation; a factory's model keeps the weights it returns. The subject
+    records where they came from (:class:`WeightsOrigin`).
 
     ``device="meta"`` builds without allocating weights (counting needs only shapes); weights
     are then not loaded, and a factory that cannot build on meta is built on the CPU.
@@ -157,21 +189,44 @@ def load_subject(
     if is_import_spec(name):
         if variant not in (None, "", "default"):
             raise EffprofError(f"--variant is only for registered models, not {name!r}")
-        model, example = _build_generic(name, on_meta)
+        if weights == RANDOM:
+            raise EffprofError(
+                f"--weights random re-initialises a registered model; {name} has the weights "
+                "its factory returns (give a weights file to load into it instead)"
+            )
+        with seeded():
+            model, example = _build_generic(name, on_meta)
         entry, variant = generic_entry(name, example), None
+        wanted = None if weights is None else str(weights)
     else:
         entry = MODELS.get(name)
         variant = entry.check_variant(variant)
-        with torch.device("meta") if on_meta else contextlib.nullcontext():
+        wanted = entry.weights_for(variant, None if weights is None else str(weights))
+        with torch.device("meta") if on_meta else contextlib.nullcontext(), seeded():
             model = entry.build(variant)
-    if weights is not None and on_meta:
-        resolve_weights(name, variant, str(weights))  # a bad name is still an error
-    elif weights is not None:
-        path = resolve_weights(name, variant, str(weights))
-        load_state_dict_strict(model, read_state_dict(path), str(weights))
+    path = resolve_weights(name, variant, wanted) if wanted is not None else None
+    if path is not None and not on_meta:
+        load_state_dict_strict(model, read_state_dict(path), wanted)
     if not on_meta:
         _check_has_values(name, model, device)
-    return Subject(entry, variant, model.to(device).eval())
+    origin = weights_origin(entry, wanted, path, model, loaded=not on_meta)
+    return Subject(entry, variant, model.to(device).eval(), origin)
+
+
+def weights_origin(
+    entry: ModelEntry, wanted: str | None, path: Path | None, model: nn.Module, *,
+    loaded: bool = True, seed: int = RANDOM_SEED,
+) -> WeightsOrigin:  # fmt: skip
+    """Where ``model``'s weights came from: the file ``path`` (a shipped name ``wanted`` or the
+    user's), else random initialisation under ``seed`` (a registered model), else the factory."""
+    if path is not None:
+        kind = SHIPPED if wanted in entry.shipped_weights else FILE
+        source = wanted if kind == SHIPPED else str(path)
+        sha = file_sha256(path) if path.is_file() else None
+        return WeightsOrigin(kind, str(source), sha, loaded=loaded)
+    if entry.registered:
+        return WeightsOrigin(RANDOM, seed=seed, loaded=loaded)
+    return WeightsOrigin(FACTORY, entry.name, state_dict_sha256(model), loaded=loaded)
 
 
 def _check_has_values(name: str, model: nn.Module, device: str | torch.device) -> None:
@@ -256,7 +311,8 @@ def subject_of_module(
                 f"{name} holds tensors on the meta device ({meta[0]}, ...): it has no values to "
                 "run; count it (effprof.count), or materialise it first (to_empty, load weights)"
             )
-    return Subject(entry, None, model)
+    origin = WeightsOrigin(MODULE, type(model).__name__, state_dict_sha256(model))
+    return Subject(entry, None, model, origin)
 
 
 def load_model(

@@ -369,6 +369,7 @@ def zero_tails(model: nn.Module) -> int:
         "synthetic": {"small": "mssnet-small-synthetic.pt"},
         "synthetic-cpu": {"small": "mssnet-small-synthetic-cpu.pt"},
     },
+    default_weights="synthetic",  # the subject is profiled with its trained weights
     components=mssnet_components,
     counterfactuals=mssnet_counterfactuals(build_mssnet),
     reference_counts=_official_references(),

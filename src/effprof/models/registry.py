@@ -17,6 +17,7 @@ from torch import nn
 
 from effprof._registry import Registry
 from effprof.models.inputs import InputSpec, image_inputs
+from effprof.models.weights_origin import RANDOM
 from effprof.results import EffprofError
 
 ModelBuilder = Callable[[str], nn.Module]
@@ -193,7 +194,8 @@ class ModelEntry:
     gives its default inputs (None: one 3-channel image, 256x256 on CPU and 720p on CUDA);
     ``fixed_size`` says the input size may not change (a ViT with a fixed position table);
     ``input_multiple`` is the factor H and W must be divisible by (inputs are reflect-padded up
-    to it). ``components(module_path)`` places a module in the architecture (e.g. ``{"scale":
+    to it). ``shipped_weights`` maps a name to its file per variant; ``default_weights`` is the
+    shipped name loaded when none is given (:meth:`weights_for`). ``components(module_path)`` places a module in the architecture (e.g. ``{"scale":
     "1/4", "stage": "1", "part": "encoder level 2"}``); ``counterfactuals`` maps a name to (what
     the comparison isolates, ``build(variant)``) of networks with the same inputs, counted beside
     the real one; ``reference_counts`` maps a variant to counts made elsewhere.
@@ -210,6 +212,7 @@ class ModelEntry:
     input_multiple: int = 1
     outputs: OutputSpec = field(default_factory=OutputSpec)
     shipped_weights: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    default_weights: str | None = None  # a shipped name loaded when none is asked for
     components: Callable[[str], Mapping[str, str]] | None = None
     counterfactuals: Mapping[str, tuple[str, ModelBuilder]] = field(default_factory=dict)
     reference_counts: Mapping[str, Sequence[ReferenceCount]] = field(default_factory=dict)
@@ -229,6 +232,24 @@ class ModelEntry:
         """
         blur = DEBLURRING in self.task.lower() and inputs.is_image and inputs.shape[1] == 3
         return DEBLURRING if blur else FIDELITY
+
+    def weights_for(self, variant: str | None, requested: str | None) -> str | None:
+        """The weights to load when ``requested`` (None: not given): the entry's
+        ``default_weights`` where they are shipped for ``variant``, else None (random
+        initialisation); ``"random"`` asks for random initialisation.
+
+        >>> entry = MODELS.get("mssnet")
+        >>> entry.weights_for("small", None), entry.weights_for("base", None)
+        ('synthetic', None)
+        >>> entry.weights_for("small", "random") is None
+        True
+        """
+        if requested == RANDOM:
+            return None
+        if requested is not None:
+            return requested
+        default = self.default_weights
+        return default if default and variant in self.shipped_weights.get(default, {}) else None
 
     def default_inputs(self, variant: str | None, device: str = "cpu") -> InputSpec:
         """The inputs a profile uses when ``--input`` is not given."""
@@ -277,6 +298,7 @@ def register_model(
     input_multiple: int = 1,
     outputs: OutputSpec | None = None,
     shipped_weights: Mapping[str, Mapping[str, str]] | None = None,
+    default_weights: str | None = None,
     components: Callable[[str], Mapping[str, str]] | None = None,
     counterfactuals: Mapping[str, tuple[str, ModelBuilder]] | None = None,
     reference_counts: Mapping[str, Sequence[ReferenceCount]] | None = None,
@@ -294,7 +316,8 @@ def register_model(
                 name=name, build=build, variants=variants, default_variant=default_variant,
                 summary=summary, task=task, inputs=inputs, fixed_size=fixed_size,
                 input_multiple=input_multiple, outputs=outputs or OutputSpec(),
-                shipped_weights=dict(shipped_weights or {}), components=components,
+                shipped_weights=dict(shipped_weights or {}), default_weights=default_weights,
+                components=components,
                 counterfactuals=dict(counterfactuals or {}),
                 reference_counts=dict(reference_counts or {}), peers=peers,
                 start_as_identity=start_as_identity,

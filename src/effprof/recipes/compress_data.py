@@ -9,23 +9,30 @@
   example inputs its factory returned (the user's inputs) or, without them, on ``test_count``
   seeded random inputs drawn from its input spec; calibration and recovery (distillation only)
   use seeded random inputs of the same spec. The run's notes say which.
+
+Every run records the inputs one forward took (``params.task.input_spec``, :func:`input_record`)
+so that its models can be timed again at exactly those inputs (:func:`stored_inputs`), whatever
+their number, shape, dtype or role.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, FiniteFloat, StrictInt, StrictStr, TypeAdapter, ValidationError
 from torch import Tensor, nn
 
 from effprof.compression.significance import Calibration
+from effprof.config.base import StrictModel
 from effprof.config.compress import CompressConfig
 from effprof.data import ImagePair, heldout_pairs, synthetic_pairs
+from effprof.files import describe_validation_error
 from effprof.models import InputSpec, ModelEntry
-from effprof.models.inputs import flat_tensors, image_inputs
+from effprof.models.inputs import LAYOUTS, ROLES, TensorSpec, flat_tensors, image_inputs
 from effprof.models.registry import DEBLURRING, FIDELITY
 from effprof.results import EffprofError
 
@@ -155,5 +162,62 @@ def notes(data: TaskData, config: CompressConfig) -> list[str]:
 
 
 def describe(data: TaskData) -> dict[str, Any]:
-    """For the runs' params: the task data kind and the inputs."""
-    return {"quality": data.task, "inputs": data.inputs.describe(), "quality_inputs": data.source}
+    """For the runs' params: the task data kind and the inputs (described, and as a record)."""
+    return {"quality": data.task, "inputs": data.inputs.describe(),
+            "input_spec": input_record(data.inputs), "quality_inputs": data.source}  # fmt: skip
+
+
+MAX_STORED_TENSORS = 64
+MAX_STORED_DIMS = 8
+
+
+class StoredTensor(StrictModel):
+    """One input tensor as a run records it: what :class:`TensorSpec` needs to draw it again."""
+
+    shape: tuple[StrictInt, ...] = Field(min_length=1, max_length=MAX_STORED_DIMS)
+    dtype: StrictStr = Field(max_length=32)
+    low: FiniteFloat
+    high: FiniteFloat
+    role: Literal[ROLES]  # type: ignore[valid-type]
+    name: StrictStr | None = Field(default=None, max_length=200)
+    size_dims: tuple[StrictInt, ...] = Field(default=(), max_length=MAX_STORED_DIMS)
+    layout: Literal[LAYOUTS] = "strided"  # type: ignore[valid-type]
+
+
+_STORED = TypeAdapter(list[StoredTensor])
+
+
+def input_record(inputs: InputSpec) -> list[dict[str, Any]]:
+    """The tensors of ``inputs`` as JSON data (their values are not kept: a re-timing draws
+    seeded values in the same range)."""
+    return [
+        {"shape": list(t.shape), "dtype": t.dtype, "low": float(t.low), "high": float(t.high),
+         "role": t.role, "name": t.name, "size_dims": list(t.size_dims), "layout": t.layout}
+        for t in inputs.tensors
+    ]  # fmt: skip
+
+
+def stored_inputs(record: Any, where: str) -> InputSpec:
+    """The inputs a run recorded with :func:`input_record`, checked (a stored run is data: a
+    negative size, an unknown dtype or a thousand tensors are one-line errors naming ``where``)."""
+    if not isinstance(record, list) or not 0 < len(record) <= MAX_STORED_TENSORS:
+        raise EffprofError(f"{where}: the input record is not a list of 1 to "
+                           f"{MAX_STORED_TENSORS} tensors")  # fmt: skip
+    try:
+        tensors = _STORED.validate_python(record)
+    except ValidationError as err:
+        raise EffprofError(describe_validation_error(err, where)) from None
+    specs = []
+    for index, t in enumerate(tensors):
+        if any(not 0 <= d < len(t.shape) for d in t.size_dims):
+            raise EffprofError(f"{where}: input {index} grows along dimensions {t.size_dims} "
+                               f"it does not have ({len(t.shape)}-D)")  # fmt: skip
+        try:  # TensorSpec refuses sizes <= 0, unknown dtypes and tensors past int64 bytes
+            specs.append(TensorSpec(t.shape, t.dtype, t.low, t.high, t.role, t.name,
+                                    t.size_dims, t.layout))  # fmt: skip
+        except (EffprofError, ValueError) as err:
+            raise EffprofError(f"{where}: input {index}: {err}") from None
+    try:
+        return InputSpec(tuple(specs), origin="the inputs the run recorded")
+    except EffprofError as err:
+        raise EffprofError(f"{where}: {err}") from None

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 from torch import Tensor, nn
 
@@ -31,7 +30,8 @@ from effprof.compression.methods import ONNX_FILE, Form, Services, Stage
 from effprof.compression.quantize import OrtModel
 from effprof.compression.reload import save_pruned
 from effprof.config.compress import CompressConfig
-from effprof.data import ZERO_REFERENCE, ImagePair, tensor_fidelity
+from effprof.data import ImagePair
+from effprof.data.fidelity import score_fidelity
 from effprof.measure.counting import count_model
 from effprof.measure.latency import LatencySpec, measure_latency
 from effprof.measure.onnx import export_onnx, ort_latency
@@ -53,7 +53,7 @@ class Context:
     data: TaskData
     entry: ModelEntry
     dense_outputs: list[Tensor] = field(default_factory=list)
-    builders: Mapping[str, Callable[[], nn.Module]] = field(default_factory=dict)
+    builders: Mapping[str, Callable[[], nn.Module]] = field(default_factory=dict)  # given objects
 
     @property
     def pairs(self) -> list[ImagePair]:
@@ -143,18 +143,18 @@ def fidelity_quality(ctx: Context, model: nn.Module, writer: RunWriter) -> dict[
     kind = ctx.entry.outputs.kind
     image, logits = kind == IMAGE_OUT, kind in (VECTOR_OUT, UNKNOWN_OUT)
     with torch.no_grad():
-        rows = [
-            tensor_fidelity(ref, first_output(runner, x.to(device)).cpu(), image, logits)
-            for x, ref in zip(ctx.data.test_inputs, references, strict=True)
-        ]
-    frame = pd.DataFrame(rows)
+        outputs = [first_output(runner, x.to(device)).cpu() for x in ctx.data.test_inputs]
+    scores = score_fidelity(references, outputs, image=image, logits=logits)
+    frame = scores.per_input
     writer.add_table("inputs", frame)
-    names = {"rel_l2": "fidelity_rel_l2_error", "snr_db": "fidelity_snr_db",
-             "psnr_db": "fidelity_psnr_db", "top1": "fidelity_top1_agreement"}  # fmt: skip
-    metrics: dict[str, Any] = {names[k]: float(frame[k].mean()) for k in frame.columns}
-    for key in ("rel_l2", "snr_db"):
-        if key not in frame.columns:
-            metrics[names[key]] = Missing(ZERO_REFERENCE)
+    names = {"rel_l2": S.FIDELITY_REL_L2, "snr_db": S.FIDELITY_SNR, "psnr_db": S.FIDELITY_PSNR,
+             "top1": S.FIDELITY_TOP1}  # fmt: skip
+    metrics: dict[str, Any] = {  # a score against a degenerate reference: missing, with why
+        names[k]: v if v is not None else Missing(scores.reasons[k])
+        for k, v in scores.means.items()
+    }
+    if scores.reference is not None:
+        metrics[S.FIDELITY_REFERENCE] = scores.reference
     metrics[S.TEST_INPUTS] = len(frame)
     return metrics
 
@@ -236,7 +236,7 @@ def save_model(ctx: Context, model: nn.Module, writer: RunWriter, label: str) ->
     """Write structure.json + weights.pt (fp32) into the run; returns the weights file's bytes."""
     files = save_pruned(
         model, writer.work_dir, model_name=ctx.config.model, variant=ctx.variant,
-        info={"step": label}, build=ctx.builders.get(ctx.config.model),
+        info={"step": label}, builders=ctx.builders,
     )  # fmt: skip
     writer.file_path(files.structure.name)
     writer.file_path(files.weights.name)

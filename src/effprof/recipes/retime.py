@@ -5,7 +5,9 @@ is compared with, under another load. Here every model a set of runs can give ba
 one interleaved measurement and compared within each round:
 
 * a compress run: its pruned / recovered torch model (``structure.json`` + ``weights.pt``) and
-  its ONNX files (fp32, fp16, INT8), at the pipeline's input size and thread count;
+  its ONNX files (fp32, fp16, INT8), at the inputs its pipeline used (the run's
+  ``params.task.input_spec``: any number of tensors, shapes and dtypes; a run made before it was
+  recorded: its described shape, else the pipeline's square image) and thread count;
 * a profile run: its model rebuilt from the run's options (a registered name or an importable
   ``module:callable``, its weights file if it still exists), at the run's inputs, precision and
   the thread count the run timed with.
@@ -35,7 +37,9 @@ from effprof.measure.interleave import Candidate, Interleaved, time_interleaved
 from effprof.measure.onnx import check_onnx_file
 from effprof.measure.session import LatencySpec
 from effprof.models import load_subject, subject_of_module, to_inputs
+from effprof.models.inputs import InputSpec, image_inputs
 from effprof.models.trust import check_buildable
+from effprof.recipes.compress_data import stored_inputs
 from effprof.recipes.profile.target import check_config, resolve_target
 from effprof.results import EffprofError
 from effprof.runs import RunRecord, RunWriter, read_record
@@ -88,24 +92,50 @@ def _bounded(spec: LatencySpec) -> LatencySpec:
     )
 
 
+def pipeline_inputs(record: RunRecord, test_size: int) -> InputSpec:
+    """The inputs a compress run's models were measured at: its recorded input spec; for a run
+    made before that was recorded, its described shape (``1x3x32x32``), else the pipeline's
+    ``test_size`` square image. At most :data:`MAX_RETIME_VALUES` values."""
+    task = record.params.get("task")
+    task = task if isinstance(task, dict) else {}
+    where = f"the inputs of run {record.run_id}"
+    if "input_spec" in task:
+        inputs = stored_inputs(task["input_spec"], where)
+    elif "inputs" in task:
+        try:
+            inputs = to_inputs(str(task["inputs"]), where)
+        except EffprofError:  # a description of several tensors is not a shape
+            raise EffprofError(
+                f"its inputs ({str(task['inputs'])[:200]}) were recorded as text only and "
+                "cannot be rebuilt"
+            ) from None
+    else:
+        inputs = image_inputs((1, 3, test_size, test_size), where)
+    if inputs.numel() > MAX_RETIME_VALUES:
+        raise EffprofError(
+            f"its inputs {inputs.describe()} hold {inputs.numel():,} values, more than the "
+            f"{MAX_RETIME_VALUES:,} a re-timing allows"
+        )
+    return inputs
+
+
 def _compress_candidates(
     run_dir: Path, record: RunRecord, label: str, trusted: Collection[str], builders: Builders
 ) -> list[Candidate]:
     timing = _stored_timing(record)
-    size = timing["test_size"]
     spec = _bounded(LatencySpec(
         device="cpu", warmup=timing["latency_warmup"], repeat=timing["latency_repeat"],
         threads=timing["threads"],
     ))  # fmt: skip
-    shape = (1, 3, size, size)
+    inputs = pipeline_inputs(record, timing["test_size"])
     found = []
     if (run_dir / STRUCTURE_FILE).exists():
         model = load_pruned(run_dir, trusted=trusted, builders=builders)
-        found.append(Candidate(f"{label} torch", shape, spec, model=model))
+        found.append(Candidate(f"{label} torch", inputs, spec, model=model))
     for name, runtime in ONNX_FILES:
         if (run_dir / name).exists():
             path = check_onnx_file(run_dir / name, run_dir)
-            found.append(Candidate(f"{label} {runtime}", shape, spec, onnx_path=path))
+            found.append(Candidate(f"{label} {runtime}", inputs, spec, onnx_path=path))
     return found
 
 
@@ -146,8 +176,9 @@ def run_candidates(
     trusted: Collection[str] = (),
     builders: Builders | None = None,
 ) -> list[Candidate]:
-    """The timeable models of one run (see the module docstring), named ``<label> <runtime>``.
-    A factory the run names is imported only when it is in ``trusted``
+    """The timeable models of one run (see the module docstring), named ``<label> <runtime>``;
+    with ``onnx`` False, its torch model where it stores one, else its ONNX files (an INT8 step
+    stores only its ONNX model). A factory the run names is imported only when it is in ``trusted``
     (:mod:`effprof.models.trust`): a run store is data, never code. ``builders`` build the
     models the caller holds as objects, by the name their runs record.
 
@@ -157,7 +188,7 @@ def run_candidates(
     record = read_record(run_dir)
     if record.kind == "compress":
         found = _compress_candidates(run_dir, record, label, trusted, builders or {})
-        found = found if onnx else [c for c in found if c.runtime == "torch"]
+        found = found if onnx else [c for c in found if c.runtime == "torch"] or found
     elif record.kind == "profile":
         try:
             found = [_profile_candidate(record, label, trusted, builders or {})]

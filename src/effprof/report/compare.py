@@ -13,15 +13,18 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from effprof import schema as S
+from effprof.report import compression
 from effprof.report import numbers as fmt
 from effprof.report import page as ui
+from effprof.report.runview import RunView
 from effprof.runs import Comparison, load_table
 
 TOP_MODULES = 15  # top-level modules shown in the module chart (by their largest MACs)
 
 RUN_COLUMNS = {
     "label": "run", "run_id": "run id", "kind": "kind", "status": "status",
-    "params.input": "input", "env.device_name": "device", "params.precision": "precision",
+    "params.input": "input", "params.weights_origin": "weights", "params.weights_source": "from",
+    "env.device_name": "device", "params.precision": "precision",
     f"metrics.{S.LATENCY.threads}": "threads", "env.effprof_version": "effprof", "created": "created",
 }  # fmt: skip
 
@@ -157,27 +160,49 @@ def _attribution_section(comparison: Comparison) -> str:
     return ui.section("attribution", "Attribution side by side", "".join(parts))
 
 
+# Every table of timed forwards a run may store, with the runtime it timed.
+LATENCY_TABLES = (("latency", "torch"), ("torch_latency", "torch"),
+                  ("ort_latency", "ONNX Runtime"), ("cuda_latency", "torch on CUDA"))  # fmt: skip
+
+
+def latency_samples(comparison: Comparison) -> pd.DataFrame:
+    """Every timed forward the runs store (profile, evaluate and compress runs alike): run_id,
+    runtime, latency_ms; one box per run and runtime on the page."""
+    frames = []
+    for name, runtime in LATENCY_TABLES:
+        samples = load_table(comparison.runs, name)
+        if "latency_ms" in samples.columns and len(samples):
+            frames.append(samples[["run_id", "latency_ms"]].assign(runtime=runtime))
+    if not frames:
+        return pd.DataFrame(columns=["run_id", "latency_ms", "runtime"])
+    return pd.concat(frames, ignore_index=True)
+
+
 def _latency_section(comparison: Comparison) -> str:
     labels = _labels(comparison)
-    samples = load_table(comparison.runs, "latency")
-    if "latency_ms" not in samples.columns:
+    samples = latency_samples(comparison)
+    if samples.empty:
         return ui.section(
-            "latency", "Latency", ui.note("None of these runs stores latency samples.")
+            "latency", "Latency", ui.note("None of these runs stores timed forwards.")
         )
+    several = samples["runtime"].nunique() > 1
+    samples["box"] = [
+        f"{labels[r]} ({runtime})" if several else labels[r]
+        for r, runtime in zip(samples["run_id"], samples["runtime"], strict=True)
+    ]
     fig = go.Figure()
-    for run_id, part in samples.groupby("run_id", sort=False):
-        fig.add_box(
-            y=_floats(part["latency_ms"]), name=ui.chart_text(labels[run_id]), boxpoints="all"
-        )
+    for box, part in samples.groupby("box", sort=False):
+        fig.add_box(y=_floats(part["latency_ms"]), name=ui.chart_text(box), boxpoints="all")
     fig.update_layout(xaxis_title="run", yaxis_title="latency (ms)", showlegend=False)
-    stats = samples.groupby("run_id", sort=False)["latency_ms"].describe(
-        percentiles=[0.1, 0.5, 0.9]
-    )
-    stats = stats.rename(index=labels).reset_index()
-    stats = stats.rename(columns={"run_id": "run", "count": "samples", "10%": "p10 ms",
-                                  "50%": "median ms", "90%": "p90 ms"})  # fmt: skip
+    stats = samples.groupby("box", sort=False)["latency_ms"].describe(percentiles=[0.1, 0.5, 0.9])
+    stats = stats.reset_index().rename(columns={"box": "run", "count": "samples", "10%": "p10 ms",
+                                                "50%": "median ms", "90%": "p90 ms"})  # fmt: skip
     body = ui.figure(
-        fig, caption="Every timed forward of each run (box: quartiles; points: samples).",
+        fig, caption=(
+            "Every timed forward each run stored, per runtime (box: quartiles; points: samples). "
+            "Each run was timed when it was made, under the load of that moment: compare them in "
+            "the re-timed table, where they were timed together."
+        ),
         numbers=stats[["run", "samples", "p10 ms", "median ms", "p90 ms"]],
     )  # fmt: skip
     if comparison.warnings:
@@ -185,21 +210,70 @@ def _latency_section(comparison: Comparison) -> str:
     return ui.section("latency", "Latency distributions", body)
 
 
+def _retimed_section(comparison: Comparison) -> str:
+    """The runs' models timed again together, interleaved, and the runs that were not."""
+    notes = ui.bullets(comparison.retime_notes, "note") if comparison.retime_notes else ""
+    frame = comparison.retimed
+    if frame is None or frame.empty:
+        if not notes:
+            return ""
+        return ui.section(
+            "retimed", "Timed again together", ui.note("No run was re-timed.") + notes
+        )
+    rounds = int(pd.to_numeric(frame["rounds"], errors="coerce").max())
+    shown = frame.copy()
+    shown["reliable"] = [
+        "yes" if ok is True else f"no: {str(why).split('; ')[0]}" if ok is False else "—"
+        for ok, why in zip(shown.get("ratio_reliable", pd.Series([None] * len(shown))),
+                           shown.get("ratio_unreliable_reason", pd.Series([None] * len(shown))),
+                           strict=True)
+    ]  # fmt: skip
+    table = ui.table(
+        shown,
+        columns={"candidate": "model", "median_ms": "median (ms)", "ratio": "ratio to the reference",
+                 "reference": "reference", "rounds": "rounds", "reliable": "ratio reliable"},
+        formats={"median_ms": fmt.ms, "ratio": format_ratio, "rounds": fmt.integer},
+    )  # fmt: skip
+    intro = (
+        f"Each run's model timed again now, all together, in {rounds} interleaved "
+        f"round{'s' if rounds != 1 else ''} (the order reversed every other round); a ratio is "
+        "taken within each round, then the median over rounds."
+    )
+    return ui.section("retimed", "Timed again together", ui.wide(table) + notes, intro=intro)
+
+
+def _compression_section(comparison: Comparison) -> str:
+    """The compress runs among those compared: their size, speed and quality as the
+    compression table shows them (ratios to each pipeline's dense model)."""
+    paths = [p for p, kind in zip(comparison.runs["path"], comparison.runs["kind"], strict=True)
+             if kind == "compress"]  # fmt: skip
+    if not paths:
+        return ""
+    body = compression.render([RunView.open(p) for p in paths])
+    return ui.section(
+        "compression",
+        "Compression steps",
+        body,
+        intro="The compress runs among these: file size, speed and quality.",
+    )
+
+
 def render_comparison(comparison: Comparison) -> str:
     """The comparison page as one self-contained HTML document."""
-    sections = [
-        _runs_section(comparison),
-        _headline_section(comparison),
-        _attribution_section(comparison),
-        _latency_section(comparison),
+    parts = [
+        ("runs", "Runs", _runs_section(comparison)),
+        ("headline", "Headline", _headline_section(comparison)),
+        ("retimed", "Re-timed", _retimed_section(comparison)),
+        ("compression", "Compression", _compression_section(comparison)),
+        ("attribution", "Attribution", _attribution_section(comparison)),
+        ("latency", "Latency", _latency_section(comparison)),
     ]
-    nav = [("runs", "Runs"), ("headline", "Headline"), ("attribution", "Attribution"),
-           ("latency", "Latency")]  # fmt: skip
+    parts = [part for part in parts if part[2]]  # a section with nothing to show is left out
     models = ", ".join(dict.fromkeys(str(m) for m in comparison.runs["model"]))
     return ui.page(
         f"effprof comparison: {len(comparison.runs)} runs",
-        sections,
+        [body for _, _, body in parts],
         subtitle=f"{models} — ratios to run 1",
-        nav=nav,
+        nav=[(sid, label) for sid, label, _ in parts],
         footer="Rendered by effprof from stored runs.",
     )

@@ -21,6 +21,7 @@ import html
 import itertools
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -81,9 +82,12 @@ h3 { font-size:16px; margin:18px 0 6px; }
 .warning { background:#fdf6ec; border-left:4px solid #e0a23a; color:#6b4a12; font-size:13px;
            padding:6px 12px; margin:8px 0; border-radius:4px; }
 .missing { color:#9a5b00; }
-.figure-row { display:grid; grid-template-columns:minmax(0, 3fr) minmax(0, 2fr); gap:18px;
+/* the numbers beside a chart take the width they need (up to 45 %, and never less than their
+   narrowest layout, headers wrapped): the chart gives way, the table is never cut off */
+.figure-row { display:grid; grid-template-columns:minmax(280px, 1fr) fit-content(45%); gap:18px;
               align-items:start; margin:10px 0 18px; }
 @media (max-width: 1000px) { .figure-row { grid-template-columns:1fr; } }
+.figure-row > .numbers { min-width:min-content; }
 figure { margin:0; }
 .chart { width:100%; height:360px; }
 figcaption { color:var(--muted); font-size:13px; margin-top:4px; }
@@ -92,7 +96,8 @@ table.data { border-collapse:collapse; font-size:13px; width:100%; }
 table.data caption { text-align:left; color:var(--muted); font-size:12px; padding-bottom:4px; }
 table.data th, table.data td { border-bottom:1px solid var(--line); padding:3px 8px;
                                vertical-align:top; }
-table.data th { background:var(--soft); text-align:left; position:sticky; top:0; }
+table.data th { background:var(--soft); text-align:left; }
+.numbers table.data th { position:sticky; top:0; }  /* in its scrolling box, not over the page */
 table.data td.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
 table.data tr:hover td { background:#fafbfd; }
 .wide { overflow-x:auto; margin:8px 0 14px; }
@@ -117,6 +122,28 @@ BOOT_JS = """
 def escape(value: Any) -> str:
     """HTML-escape any value's text (quotes too), so user input always shows as text."""
     return html.escape("" if value is None else str(value), quote=True)
+
+
+LONG_TOKEN = 32  # characters without a space: a hash, a path, a run id
+_TOKEN = re.compile(rf"\S{{{LONG_TOKEN},}}")
+
+
+def breakable(value: Any) -> str:
+    """Escaped text in which a long unbroken token (a SHA-256, a path) may wrap every 16
+    characters (``<wbr>``), so it never pushes its table past the page; words keep whole.
+
+    >>> breakable("sha " + "ab" * 20)
+    'sha abababababababab<wbr>abababababababab<wbr>abababab'
+    """
+    text = "" if value is None else str(value)
+    parts, last = [], 0
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        parts.append(escape(text[last : match.start()]))
+        parts.append("<wbr>".join(escape(token[i : i + 16]) for i in range(0, len(token), 16)))
+        last = match.end()
+    parts.append(escape(text[last:]))
+    return "".join(parts)
 
 
 def chart_text(value: Any) -> str:
@@ -203,7 +230,7 @@ def table(
                 if column in formats and not _is_missing(value)
                 else format_value(value)
             )
-            body = text if column in html_columns else escape(text)
+            body = text if column in html_columns else breakable(text)
             cls = ' class="num"' if _is_numeric(value) else ""
             cells.append(f"<td{cls}>{body}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")

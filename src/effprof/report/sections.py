@@ -46,9 +46,7 @@ class RenderContext:
         if given or self.store is None:
             return given
         record = self.subject.record
-        found = related_compress_runs(
-            self.store, record.model, record.variant, record.params.get("weights")
-        )
+        found = related_compress_runs(self.store, record.model, record.variant, record.params)
         return tuple(RunView(path, found_record) for path, found_record in found)
 
     @property

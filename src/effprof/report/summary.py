@@ -170,7 +170,12 @@ def caveats(view: RunView) -> str:
         # the per-measurement notes (and INT8's method, which its section states) are not caveats
         if not n.startswith(("latency:", "memory:", "attribution:", "int8:"))
     ]
-    text = "".join(page.warning(n) for n in notes)
+    # where the weights came from: a warning when untrained or unknown, else a plain note
+    untrained = view.record.params.get("weights_origin") in ("random", "factory", "module")
+    text = "".join(
+        page.note(n) if n.startswith("weights:") and not untrained else page.warning(n)
+        for n in notes
+    )
     if view.metric(S.OUTPUTS_FINITE) is False:  # the note above says which outputs, from where
         text = (
             page.warning(

@@ -63,7 +63,7 @@ COMPARABILITY: dict[str, tuple[str, ...]] = {
 
 # Columns that may tell runs apart in a short label, in the order they are shown.
 LABEL_COLUMNS = (
-    "kind", "model", "variant", "params.input", "params.precision", "params.channels_last",
+    "kind", "model", "variant", "params.step", "params.input", "params.precision", "params.channels_last",
     "params.cuda_graphs", "params.compile", "env.device_name", f"metrics.{S.LATENCY.threads}",
     "env.effprof_version",
 )  # fmt: skip
@@ -132,10 +132,13 @@ def comparability_warnings(runs: pd.DataFrame) -> list[str]:
 
 
 def _short(column: str, value: Any) -> str:
-    """``tests.models:tiny`` -> ``models:tiny`` in labels (the module path is in the run table)."""
+    """``tests.models:tiny`` -> ``models:tiny`` and ``nets/tinyvit.py:vit`` -> ``tinyvit.py:vit``
+    in labels (the module path is in the run table)."""
     text = str(value)
     if column == "model" and ":" in text:
-        module, name = text.split(":", 1)
+        module, name = text.rsplit(":", 1)
+        if module.endswith(".py"):  # a file: its name, not the "py" after its last dot
+            return f"{module.replace(chr(92), '/').rsplit('/', 1)[-1]}:{name}"
         return f"{module.rsplit('.', 1)[-1]}:{name}"
     return text
 

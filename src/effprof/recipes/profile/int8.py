@@ -13,7 +13,10 @@ uint8 activations, MinMax ranges), and compared with the fp32 export:
 * fidelity to the fp32 torch output on ``EVAL_INPUTS`` inputs the calibration never saw (on
   the factory's example input itself when there is one):
   ``int8_rel_l2_error`` and ``int8_fidelity_snr_db`` for any output, ``int8_fidelity_psnr_db``
-  (outputs clipped to [0, 1], peak 1) for an image model, ``int8_top1_agreement`` for logits.
+  (outputs clipped to [0, 1], peak 1) for an image model, ``int8_top1_agreement`` for logits;
+  a score against a degenerate fp32 output (all zeros, near-constant, one arg-max class for
+  every input: :func:`effprof.data.fidelity.degenerate_reference`) is missing with the reason,
+  which ``int8_fidelity_reference`` holds too.
 
 Calibration and evaluation inputs are the example inputs the model's factory returned (the
 user's), else blurry crops of the calibration images where the model's entry says effprof's blur
@@ -33,13 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
 from effprof import schema as names
-from effprof.data import ZERO_REFERENCE, synthetic_pairs, tensor_fidelity
+from effprof.data import synthetic_pairs
+from effprof.data.fidelity import FidelityScores, score_fidelity
 from effprof.measure.interleave import Candidate, Interleaved, time_interleaved
 from effprof.measure.onnx import export_onnx
 from effprof.measure.precision import num_threads
@@ -57,12 +60,17 @@ INT8_MAX_MACS = 150e9  # MSSNet-small at 256x256 is 40.9 GMAC: about 0.6 s per f
 INT8_ROUNDS, INT8_REPEAT = 3, 1
 CALIBRATION_INPUTS = 2
 EVAL_INPUTS = 1
+# Top-1 agreement over one row is not a result (one class): logits are scored on up to
+# LOGITS_INPUTS inputs, as many as LOGITS_SCORE_MACS of forwards allow
+LOGITS_INPUTS, LOGITS_SCORE_MACS = 8, 20e9
 CALIBRATION_SEED, EVAL_SEED = 11, 12
 KEYS = (
     names.INT8_ORT_LATENCY, names.INT8_ORT_FP32_LATENCY, names.INT8_SPEEDUP,
     names.INT8_FILE_BYTES, names.INT8_FP32_FILE_BYTES, names.INT8_SIZE_X, names.INT8_REL_L2,
     names.INT8_SNR,
 )  # fmt: skip
+SCORE_NAMES = {"rel_l2": names.INT8_REL_L2, "snr_db": names.INT8_SNR,
+               "psnr_db": names.INT8_FIDELITY_PSNR, "top1": names.INT8_TOP1}  # fmt: skip
 
 
 @dataclass
@@ -99,16 +107,14 @@ def _inputs(
 def _compare(
     model: nn.Module, int8_path: Path, inputs: list[Tensor], image: bool, logits: bool,
     threads: int,
-) -> dict[str, float]:  # fmt: skip
+) -> FidelityScores:  # fmt: skip
     from effprof.compression.quantize import OrtModel
 
     session = OrtModel.open(int8_path, threads)
-    rows = []
     with torch.no_grad():
-        for x in inputs:
-            rows.append(tensor_fidelity(flat_tensors(model(x))[0], session(x), image, logits))
-    keys = set.intersection(*(set(r) for r in rows))
-    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+        references = [flat_tensors(model(x))[0] for x in inputs]
+        outputs = [session(x) for x in inputs]
+    return score_fidelity(references, outputs, image=image, logits=logits)
 
 
 def measure_int8(
@@ -160,11 +166,18 @@ def measure_int8(
              Candidate("int8", shape, spec, onnx_path=int8)],
             rounds=INT8_ROUNDS,
         )  # fmt: skip
-        scored, _ = _inputs(entry, inputs, EVAL_INPUTS, EVAL_SEED)
+        count = EVAL_INPUTS
+        if logits:
+            count = max(EVAL_INPUTS, min(LOGITS_INPUTS, int(LOGITS_SCORE_MACS // max(macs, 1))))
+        scored, _ = _inputs(entry, inputs, count, EVAL_SEED)
         scores = _compare(cpu, int8, scored, image, logits, threads)
         sizes = {path: path.stat().st_size for path in (fp32, int8)}
     out = _measurement(timed, sizes[fp32], sizes[int8], scores, threads)
-    scored_on = "the same input" if inputs.example is not None else "other inputs of that kind"
+    scored_on = (
+        "the same input"
+        if inputs.example is not None
+        else f"{len(scored)} other input{'s' if len(scored) != 1 else ''} of that kind"
+    )
     out.notes.append(
         "int8: ONNX Runtime static QDQ INT8 of the dense model (per-channel int8 weights, uint8 "
         f"activations, MinMax ranges from {what}), no training; timed against the fp32 export "
@@ -176,7 +189,7 @@ def measure_int8(
 
 
 def _measurement(
-    timed: Interleaved, fp32_bytes: int, int8_bytes: int, scores: dict[str, float], threads: int
+    timed: Interleaved, fp32_bytes: int, int8_bytes: int, scores: FidelityScores, threads: int
 ) -> Int8Measurement:
     out = Int8Measurement()
     m = out.metrics
@@ -199,12 +212,10 @@ def _measurement(
         out.tables["int8_latency"] = timed.rounds
     m[names.INT8_FILE_BYTES], m[names.INT8_FP32_FILE_BYTES] = int8_bytes, fp32_bytes
     m[names.INT8_SIZE_X] = fp32_bytes / int8_bytes
-    m[names.INT8_REL_L2] = scores.get("rel_l2", Missing(ZERO_REFERENCE))
-    m[names.INT8_SNR] = scores.get("snr_db", Missing(ZERO_REFERENCE))
-    if "psnr_db" in scores:
-        m[names.INT8_FIDELITY_PSNR] = scores["psnr_db"]
-    if "top1" in scores:
-        m[names.INT8_TOP1] = scores["top1"]
+    for key, value in scores.means.items():  # a score that is not a result: its reason
+        m[SCORE_NAMES[key]] = value if value is not None else Missing(scores.reasons[key])
+    if scores.reference is not None:
+        m[names.INT8_REFERENCE] = scores.reference
     m[names.INT8_THREADS] = threads
     return out
 
