@@ -49,9 +49,10 @@ def _off(config) -> str | None:
 
 
 @step("crosscheck", label="cross-checking counters", needs=(threads,), runs_model=True,
-      skip=_off)  # fmt: skip
+      skip=_off, overlaps=True)  # fmt: skip
 def crosscheck(ctx: StepContext) -> Output[pd.DataFrame]:
-    """effprof / FlopCounterMode / fvcore / thop side by side (the ``crosscheck`` table)."""
+    """effprof / FlopCounterMode / fvcore / thop side by side (the ``crosscheck`` table); it
+    times nothing, so work left in the background (the memory child) may go on meanwhile."""
     target = ctx.target
     with num_threads(ctx.get(threads).spec.threads):  # fvcore and thop run the model
         check = cross_check(
