@@ -22,7 +22,6 @@ import gc
 import multiprocessing as mp
 import os
 import pickle
-import shutil
 import sys
 import tempfile
 import threading
@@ -121,33 +120,13 @@ def measure_peak_memory(
     Uses ``spec.device``, ``precision``, ``channels_last`` and ``threads`` (CUDA graphs and
     torch.compile do not apply). Out-of-memory returns ``Missing("out of memory: ...")``.
     """
-    return start_peak_memory(
-        model, inputs, spec, forward_kwargs=forward_kwargs, rebuild=rebuild
-    ).result()
-
-
-def start_peak_memory(
-    model: nn.Module,
-    inputs: InputSpec | Sequence[int],
-    spec: LatencySpec,
-    *,
-    forward_kwargs: Mapping[str, Any] | None = None,
-    rebuild: Callable[[], nn.Module] | None = None,
-) -> PendingMemory:
-    """:func:`measure_peak_memory`, started: on the CPU the measuring child is spawned and runs
-    while the caller goes on (a peak of resident memory does not depend on what else runs);
-    ``.result()`` waits for it. On CUDA the measurement is made at once."""
     given = as_inputs(inputs)
     kwargs = dict(forward_kwargs or {})
     ignored = [name for name in ("cuda_graphs", "compile") if getattr(spec, name)]
     notes = [f"{' and '.join(ignored)} not applied (eager forward)"] if ignored else []
     if spec.device == "cuda":
-        done = measured(spec, lambda session: _cuda_peak(session, model, given, kwargs, notes))
-        return PendingMemory(done)
-    started = measured(
-        spec, lambda session: _start_cpu_peak(session, model, given, kwargs, notes, rebuild)
-    )
-    return started if isinstance(started, PendingMemory) else PendingMemory(started)
+        return measured(spec, lambda session: _cuda_peak(session, model, given, kwargs, notes))
+    return measured(spec, lambda session: _cpu_peak(session, model, given, kwargs, notes, rebuild))
 
 
 def _cuda_peak(
@@ -186,93 +165,43 @@ def _cuda_peak(
     )
 
 
-def _start_cpu_peak(
+def _cpu_peak(
     session: Session,
     model: nn.Module,
     inputs: InputSpec,
     kwargs: dict,
     notes: list[str],
     rebuild: Callable[[], nn.Module] | None,
-) -> PendingMemory:
+) -> MemoryResult | Missing:
     spec = session.spec
     prepared = session.prepare(model)
     weights = tensor_bytes(prepared)
-    folder = Path(tempfile.mkdtemp(prefix="effprof-mem-"))
-    path = folder / "model.pkl"
-    try:
-        with path.open("wb") as fh:
-            # cloudpickle writes a class defined in __main__ (a notebook cell, a script) by
-            # value: the spawned child has no such module to import it from
-            cloudpickle.dump(
-                prepared if rebuild is None else _Rebuilt(rebuild), fh,
-                protocol=pickle.HIGHEST_PROTOCOL,
-            )  # fmt: skip
-        del prepared
-        child = _start_child(path, inputs, spec, kwargs)
-    except (pickle.PicklingError, TypeError, AttributeError) as error:
-        shutil.rmtree(folder, ignore_errors=True)
-        what = "model" if rebuild is None else "model's builder"
-        missing = Missing(f"the {what} cannot be pickled for the measuring child process: {error}")
-        return PendingMemory(missing)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    if rebuild is not None:
-        notes = [*notes, "the child process built the model again from its factory"]
-    described = {
-        "input_shape": inputs.shape, "precision": spec.precision, "weights_bytes": weights,
-        "notes": (*session.notes, *notes),
-    }  # fmt: skip
-    return PendingMemory(None, child, folder, spec, described)
-
-
-class PendingMemory:
-    """A peak-memory measurement under way (the CPU's child process) or done (``done``)."""
-
-    def __init__(
-        self, done: MemoryResult | Missing | None, child: Any = None, folder: Path | None = None,
-        spec: LatencySpec | None = None, described: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
-        self.done, self.child, self.folder = done, child, folder
-        self.spec, self.described = spec, described or {}
-
-    def result(self) -> MemoryResult | Missing:
-        """Wait for the child (if any), remove its files, and give the measurement."""
-        if self.done is not None:
-            return self.done
+    with tempfile.TemporaryDirectory(prefix="effprof-mem-") as tmp:
+        path = Path(tmp) / "model.pkl"
         try:
-            reply = _wait_child(*self.child)
-        finally:
-            self.abort()
-        self.done = _cpu_result(reply, self.spec, self.described)
-        return self.done
-
-    def abort(self) -> None:
-        """Stop the child and remove its files (an interrupted job); nothing is measured."""
-        if self.child is not None:
-            process, receiver = self.child
-            if process.is_alive():
-                process.kill()
-            process.join()
-            receiver.close()
-            self.child = None
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.folder = None
-
-
-def _cpu_result(
-    reply: dict, spec: LatencySpec, described: dict[str, Any]
-) -> MemoryResult | Missing:
+            with path.open("wb") as fh:
+                # cloudpickle writes a class defined in __main__ (a notebook cell, a script) by
+                # value: the spawned child has no such module to import it from
+                cloudpickle.dump(
+                    prepared if rebuild is None else _Rebuilt(rebuild), fh,
+                    protocol=pickle.HIGHEST_PROTOCOL,
+                )  # fmt: skip
+        except (pickle.PicklingError, TypeError, AttributeError) as error:
+            what = "model" if rebuild is None else "model's builder"
+            return Missing(f"the {what} cannot be pickled for the measuring child process: {error}")
+        if rebuild is not None:
+            notes = [*notes, "the child process built the model again from its factory"]
+        del prepared
+        reply = _run_child(path, inputs, spec, kwargs)
     if not reply.get("ok"):
         return _child_failure(reply, spec)
     return MemoryResult(
         device="cpu",
         method=f"peak RSS in a spawned child process ({reply['peak_method']}) minus RSS before "
         "the forward; one un-measured forward first, its memory freed and trimmed",
-        input_shape=described["input_shape"],
-        precision=described["precision"],
-        weights_bytes=described["weights_bytes"],
+        input_shape=inputs.shape,
+        precision=spec.precision,
+        weights_bytes=weights,
         baseline_bytes=reply["rss_before"],
         peak_bytes=reply["rss_peak"],
         activation_peak_bytes=reply["rss_peak"] - reply["rss_before"],
@@ -280,7 +209,7 @@ def _cpu_result(
         reserved_activation_peak_bytes=Missing(
             "reserved memory is a CUDA caching-allocator number"
         ),
-        notes=(*described["notes"], f"child torch intra-op threads: {reply['threads']}"),
+        notes=(*session.notes, *notes, f"child torch intra-op threads: {reply['threads']}"),
     )
 
 
@@ -291,8 +220,7 @@ class _Rebuilt:
     build: Callable[[], nn.Module]
 
 
-def _start_child(path: Path, inputs: InputSpec, spec: LatencySpec, kwargs: dict) -> tuple:
-    """Spawn the measuring child on the pickled model at ``path``: (process, reply pipe)."""
+def _run_child(path: Path, inputs: InputSpec, spec: LatencySpec, kwargs: dict) -> dict:
     ctx = mp.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
     args = (str(path), inputs, spec.precision, spec.channels_last, spec.threads, kwargs, sender)
@@ -300,11 +228,6 @@ def _start_child(path: Path, inputs: InputSpec, spec: LatencySpec, kwargs: dict)
     with _child_stderr_silenced():  # Ctrl-C is the parent's to handle: no child traceback
         process.start()
     sender.close()
-    return process, receiver
-
-
-def _wait_child(process: Any, receiver: Any) -> dict:
-    """The child's reply (``{"ok": False, ...}`` when it died without one)."""
     reply: dict = {}
     try:
         if receiver.poll(CHILD_TIMEOUT_S):

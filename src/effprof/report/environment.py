@@ -48,21 +48,14 @@ def render(ctx: RenderContext) -> str:
     steps = view.table("steps")
     if steps is not None and len(steps):
         total = view.number(S.PROFILE_SECONDS)
-        shown = steps.copy()
-        if "overlapped" in shown:  # runs written before steps could run in the background lack it
-            shown["status"] = [
-                "ran beside the next steps" if o is True else s
-                for s, o in zip(shown["status"], shown["overlapped"], strict=True)
-            ]
         columns = {"step": "step", "status": "status", "seconds": "wall time",
                    "cpu_seconds": "CPU time (this process)", "reason": "why skipped"}  # fmt: skip
         parts.append(page.table(
-            shown, columns={k: v for k, v in columns.items() if k in shown},
+            steps, columns={k: v for k, v in columns.items() if k in steps},
             formats={"seconds": lambda v: f"{v:,.2f} s", "cpu_seconds": lambda v: f"{v:,.2f} s"},
             caption="Where the profile's time went: each registered step, in order"
             + (f" (the whole job {total:,.1f} s)" if total is not None else "")
-            + "; a step that ran beside the next ones (the memory measurement's child process) "
-            "counts its wall time until its result was in",
+            + "; CPU time is this process's (the memory measurement's child is not in it)",
         ))  # fmt: skip
     statuses = [(name, "missing", why) for name, why in sorted(record.missing.items())]
     statuses += [(name, "unreliable", why) for name, why in sorted(record.unreliable.items())]

@@ -29,16 +29,16 @@ STEP_MODULES = (
     "effprof.recipes.profile.threads",
     "effprof.recipes.profile.finite",
     "effprof.recipes.profile.latency",
+    "effprof.recipes.profile.memory",
     "effprof.recipes.profile.optime",
     "effprof.recipes.profile.onnx",
     "effprof.recipes.profile.attribution",  # calltime, attribution
-    "effprof.recipes.profile.memory",  # its child runs beside the steps that time nothing
     "effprof.recipes.profile.top_layers",
     "effprof.recipes.profile.counterfactuals",
     "effprof.recipes.profile.roofline",
     "effprof.recipes.profile.scaling",
-    "effprof.recipes.profile.crosscheck",
     "effprof.recipes.profile.int8",
+    "effprof.recipes.profile.crosscheck",
 )
 
 

@@ -49,10 +49,9 @@ def _off(config) -> str | None:
 
 
 @step("crosscheck", label="cross-checking counters", needs=(threads,), runs_model=True,
-      skip=_off, overlaps=True)  # fmt: skip
+      skip=_off)  # fmt: skip
 def crosscheck(ctx: StepContext) -> Output[pd.DataFrame]:
-    """effprof / FlopCounterMode / fvcore / thop side by side (the ``crosscheck`` table); it
-    times nothing, so work left in the background (the memory child) may go on meanwhile."""
+    """effprof / FlopCounterMode / fvcore / thop side by side (the ``crosscheck`` table)."""
     target = ctx.target
     with num_threads(ctx.get(threads).spec.threads):  # fvcore and thop run the model
         check = cross_check(

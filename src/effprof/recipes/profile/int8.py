@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,15 +127,12 @@ def measure_int8(
     threads: int | None,
     fp32_onnx: Path | None = None,
     scratch: Path | None = None,
-    before_timing: Callable[[], None] = lambda: None,
 ) -> Int8Measurement:
     """The dense model's ONNX Runtime INT8 against ONNX Runtime fp32 (see the module docstring).
 
     ``fp32_onnx``: the model's fp32 export at these inputs when the profile already made one
     (``--onnx``); it is read, not exported again. ``scratch``: where its temporary files go (the
-    profile's folder beside the run store; default TMPDIR). ``before_timing`` is called after
-    the export and quantisation, before the interleaved timing (the profile waits there for
-    work it left in the background)."""
+    profile's folder beside the run store; default TMPDIR)."""
     if importlib.util.find_spec("onnxruntime") is None:
         return skipped_int8("onnxruntime is not installed")
     if len(inputs.tensors) > 1 or inputs.constants or not inputs.primary.is_float:
@@ -165,7 +161,6 @@ def measure_int8(
         except Exception as error:  # export and quantisation fail in many ways; say which
             return skipped_int8(f"INT8 export failed: {library_reason(error, 200)}")
         spec = LatencySpec(threads=threads, warmup=1, repeat=INT8_REPEAT)
-        before_timing()  # the host to itself: background work (the memory child) ends first
         timed = time_interleaved(
             [Candidate("fp32", shape, spec, onnx_path=fp32),
              Candidate("int8", shape, spec, onnx_path=int8)],
@@ -230,8 +225,7 @@ def _off(config) -> str | None:
 
 
 @step("int8", label="INT8 in ONNX Runtime (how much cheaper, without training)",
-      needs=(count, threads), uses=(onnx,), runs_model=True, skip=_off, missing=KEYS,
-      overlaps=True)  # fmt: skip
+      needs=(count, threads), uses=(onnx,), runs_model=True, skip=_off, missing=KEYS)  # fmt: skip
 def int8(ctx: StepContext) -> Output[Int8Measurement]:
     """The dense model's ONNX Runtime INT8 against its fp32 export, at the profile's threads."""
     spec = ctx.get(threads).spec
@@ -243,6 +237,5 @@ def int8(ctx: StepContext) -> Output[Int8Measurement]:
             ctx.model, ctx.target.padded_inputs, counted.result.macs, ctx.entry,
             output_kind=counted.output_kind, threads=spec.threads,
             fp32_onnx=export.path if reusable else None, scratch=ctx.scratch,
-            before_timing=ctx.quiet,
         )  # fmt: skip
     return Output(result, result.metrics, result.tables, result.notes)

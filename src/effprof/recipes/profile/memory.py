@@ -7,7 +7,7 @@ from functools import partial
 from torch import nn
 
 from effprof import schema as S
-from effprof.measure.memory import MemoryResult, start_peak_memory
+from effprof.measure.memory import MemoryResult, measure_peak_memory
 from effprof.models import PadToMultiple, is_import_spec, load_subject
 from effprof.recipes.profile.steps import Output, StepContext, step
 from effprof.recipes.profile.threads import threads
@@ -27,20 +27,14 @@ def build_runnable(
 @step("memory", label="peak memory", needs=(threads,), runs_model=True,
       missing=(S.MEMORY_ACTIVATION_PEAK_BYTES,))  # fmt: skip
 def memory(ctx: StepContext) -> Output[MemoryResult | Missing]:
-    """Peak memory of one forward at the profile's inputs, precision and threads. On the CPU
-    the measuring child process runs while the steps after this one go on (a peak of resident
-    memory does not depend on what else runs); steps that time wait for it."""
+    """Peak memory of one forward at the profile's inputs, precision and threads."""
     target, config = ctx.target, ctx.config
     rebuild = None
     if ctx.entry.registered or is_import_spec(config.model):  # a name: build it again there
         multiple = target.multiple if target.pads else None
         rebuild = partial(build_runnable, config.model, config.variant, config.weights, multiple)
     runnable = target.runnable(ctx.model)
-    pending = start_peak_memory(runnable, target.inputs, ctx.get(threads).spec, rebuild=rebuild)
-    return Output(None, finish=lambda: _output(pending.result()), abort=pending.abort)
-
-
-def _output(result: MemoryResult | Missing) -> Output[MemoryResult | Missing]:
+    result = measure_peak_memory(runnable, target.inputs, ctx.get(threads).spec, rebuild=rebuild)
     if isinstance(result, Missing):
         return Output(result, {S.MEMORY_PEAK_BYTES: result, S.MEMORY_ACTIVATION_PEAK_BYTES: result})
     metrics = {**result.summary(), S.MEMORY_METHOD: result.method}

@@ -17,12 +17,10 @@ from effprof.results import Missing
 
 
 @step("roofline", label="roofline", needs=(count, threads), uses=(attribution, latency),
-      runs_model=True, missing=(S.ROOFLINE_FLOOR_MS,), overlaps=True)  # fmt: skip
+      runs_model=True, missing=(S.ROOFLINE_FLOOR_MS,))  # fmt: skip
 def roofline(ctx: StepContext) -> Output[pd.DataFrame | Missing]:
     """Per-layer roofline time, the compute and memory floors, and the latency against them."""
     config = ctx.config
-    if config.roofline:
-        ctx.quiet()  # measuring the ceilings needs the host to itself
     ceilings = device_ceilings(ctx.target.device, config.precision,
                                ctx.get(threads).spec.threads, measure=config.roofline)  # fmt: skip
     if isinstance(ceilings, Missing):

@@ -100,7 +100,7 @@ def _requested_sizes(config: ProfileConfig, target: ProfileTarget) -> list[tuple
 
 
 @step("scaling", label="counting at other sizes on meta", needs=(count,),
-      uses=(threads, latency), missing=(S.SCALING_MACS_EXPONENT,), overlaps=True)  # fmt: skip
+      uses=(threads, latency), missing=(S.SCALING_MACS_EXPONENT,))  # fmt: skip
 def scaling(ctx: StepContext) -> Output[pd.DataFrame | Missing]:
     """Counts at several sizes (always), latency at ``--resolutions`` where it fits the budget
     and the thread count was chosen; the laws, the crossover and the 3x answer."""
@@ -132,7 +132,6 @@ def scaling(ctx: StepContext) -> Output[pd.DataFrame | Missing]:
             **{**timing.spec.__dict__, "warmup": SWEEP_WARMUP, "repeat": SWEEP_REPEAT}
         )
         timed = usable[usable["resolution"].isin({resolution_label(s) for s in requested})]
-        ctx.quiet()  # the host to itself before timing
         latencies = _sweep_latency(ctx, sweep_spec, timed, notes)
         values = dict(zip(timed["resolution"], latencies, strict=True))
         sweep[S.LATENCY.median_ms] = [

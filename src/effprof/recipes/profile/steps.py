@@ -49,10 +49,6 @@ class Output(Generic[T]):
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
-    # a step whose work goes on outside this process (the peak-memory child): ``finish`` waits
-    # for it and gives the real output; ``abort`` stops it when the job fails meanwhile
-    finish: Callable[[], Output[T]] | None = None
-    abort: Callable[[], None] | None = None
 
 
 Skip = Callable[["ProfileConfig"], "str | None"]
@@ -63,9 +59,7 @@ class Step(Generic[T]):
     """A registered measurement. ``needs`` must have run; ``uses`` are read when they ran;
     ``runs_model`` steps run the model on its device (none runs in a count-only profile);
     ``skip(config)`` gives the reason its options turn it off (None: it runs);
-    ``missing`` are the metrics stored as missing, with the reason, when it does not run;
-    ``overlaps``: the step may run while a step before it still works in the background (it
-    times nothing, or calls ``ctx.quiet()`` first); other steps that run the model wait."""
+    ``missing`` are the metrics stored as missing, with the reason, when it does not run."""
 
     name: str
     measure: Callable[[StepContext], Output[T]]
@@ -75,7 +69,6 @@ class Step(Generic[T]):
     runs_model: bool = False
     skip: Skip | None = None
     missing: tuple[str, ...] = ()
-    overlaps: bool = False
 
     def __repr__(self) -> str:
         return f"Step({self.name!r})"
@@ -93,13 +86,12 @@ def step(
     runs_model: bool = False,
     skip: Skip | None = None,
     missing: Sequence[str] = (),
-    overlaps: bool = False,
 ) -> Callable[[Callable[[StepContext], Output[T]]], Step[T]]:
     """Register the decorated function as the profile step ``name``."""
 
     def register(measure: Callable[[StepContext], Output[T]]) -> Step[T]:
         made = Step(name, measure, label, tuple(needs), tuple(uses), runs_model, skip,
-                    tuple(missing), overlaps)  # fmt: skip
+                    tuple(missing))  # fmt: skip
         return STEPS.add(name, made)
 
     return register
@@ -117,7 +109,6 @@ class StepContext:
     scratch: Path  # a folder for files the run keeps (moved into the run folder at the end)
     progress: Progress = lambda _text: None
     values: dict[str, Any] = field(default_factory=dict)
-    quiet: Callable[[], None] = lambda: None  # wait for work left in the background to end
 
     def get(self, needed: Step[T]) -> T:
         """The value of a step this one needs (it ran: :func:`plan` made sure)."""
@@ -178,65 +169,30 @@ class Collected:
 
     def step_table(self) -> pd.DataFrame:
         """step, label, status (ran | skipped), seconds (wall), cpu_seconds (this process's CPU
-        time: a child process's is not in it), overlapped (it went on in the background while
-        later steps ran), reason: one row per planned step."""
-        columns = ["step", "label", "status", "seconds", "cpu_seconds", "overlapped", "reason"]
+        time: a child process's is not in it), reason: one row per planned step."""
+        columns = ["step", "label", "status", "seconds", "cpu_seconds", "reason"]
         return pd.DataFrame(self.timings, columns=columns)
 
 
 def run_steps(planned: Sequence[Planned], ctx: StepContext, collected: Collected) -> Collected:
     """Run the plan in order into ``collected``; a skipped step's ``missing`` metrics get its
-    reason, and every step's wall and CPU time is kept (a step that went on in the background:
-    its wall time until its result was in, ``overlapped`` true).
-
-    A step may leave work running (``Output.finish``): the runner waits for it before the next
-    step that runs the model, unless that step ``overlaps`` (it calls ``ctx.quiet()`` before it
-    times anything), before a step that needs or uses its value, and at the end."""
-    pending: list[tuple[int, Step[Any], Output[Any], float]] = []
-    rows: dict[int, dict[str, Any]] = {}
-
-    def join() -> None:
-        while pending:
-            index, done, output, started = pending.pop(0)
-            final = output.finish() if output.finish is not None else output
-            ctx.values[done.name] = final.value
-            collected.add(final)
-            rows[index]["seconds"] = time.perf_counter() - started
-
-    ctx.quiet = join
-    try:
-        for index, item in enumerate(planned):
-            current = item.step
-            rows[index] = {"step": current.name, "label": current.label, "overlapped": False}
-            if item.skipped is not None:
-                for name in current.missing:
-                    collected.metrics.setdefault(name, Missing(item.skipped))
-                rows[index].update(status="skipped", seconds=None, cpu_seconds=None,
-                                   reason=item.skipped)  # fmt: skip
-                continue
-            waits_on = {n.name for n in (*current.needs, *current.uses)}
-            if pending and (
-                (current.runs_model and not current.overlaps)
-                or waits_on & {p[1].name for p in pending}
-            ):
-                join()
-            for background in pending:  # this step runs beside the work still going on
-                rows[background[0]]["overlapped"] = True
-            ctx.progress(current.label)
-            started, cpu = time.perf_counter(), time.process_time()
-            output = current.measure(ctx)
-            rows[index].update(status="ran", cpu_seconds=time.process_time() - cpu, reason=None,
-                               seconds=time.perf_counter() - started)  # fmt: skip
-            if output.finish is not None:
-                pending.append((index, current, output, started))
-                continue
-            ctx.values[current.name] = output.value
-            collected.add(output)
-        join()
-    except BaseException:
-        for _, _, output, _ in pending:
-            if output.abort is not None:
-                output.abort()
-        raise
-    collected.timings.extend(rows[i] for i in sorted(rows))
+    reason, and every step's wall time is kept."""
+    for item in planned:
+        current = item.step
+        row = {"step": current.name, "label": current.label}
+        if item.skipped is not None:
+            for name in current.missing:
+                collected.metrics.setdefault(name, Missing(item.skipped))
+            collected.timings.append({**row, "status": "skipped", "seconds": None,
+                                      "cpu_seconds": None, "reason": item.skipped})  # fmt: skip
+            continue
+        ctx.progress(current.label)
+        started, cpu = time.perf_counter(), time.process_time()
+        output = current.measure(ctx)
+        ctx.values[current.name] = output.value
+        collected.add(output)
+        collected.timings.append({
+            **row, "status": "ran", "seconds": time.perf_counter() - started,
+            "cpu_seconds": time.process_time() - cpu, "reason": None,
+        })  # fmt: skip
     return collected
