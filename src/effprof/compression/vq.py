@@ -199,6 +199,7 @@ def _codebook(vectors: np.ndarray, spec: VQSpec) -> np.ndarray:
         book = np.zeros((spec.codebook_size, spec.vector_dim), np.float32)
         book[: len(vectors)] = vectors
         return book.astype(np.float16)
+
     kmeans = MiniBatchKMeans(
         n_clusters=spec.codebook_size,
         batch_size=max(4096, 2 * spec.codebook_size),
