@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.cluster import MiniBatchKMeans
 from torch import Tensor
 
 from effprof.compression.significance import SignificanceTable
@@ -199,6 +198,7 @@ def _codebook(vectors: np.ndarray, spec: VQSpec) -> np.ndarray:
         book = np.zeros((spec.codebook_size, spec.vector_dim), np.float32)
         book[: len(vectors)] = vectors
         return book.astype(np.float16)
+    from sklearn.cluster import MiniBatchKMeans  # only here: scikit-learn takes 0.9 s to import
 
     kmeans = MiniBatchKMeans(
         n_clusters=spec.codebook_size,

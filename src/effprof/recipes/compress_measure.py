@@ -27,7 +27,6 @@ from torch import Tensor, nn
 
 from effprof import schema as S
 from effprof.compression.methods import ONNX_FILE, Form, Services, Stage
-from effprof.compression.quantize import OrtModel
 from effprof.compression.reload import save_pruned
 from effprof.config.compress import CompressConfig
 from effprof.data import ImagePair
@@ -120,6 +119,13 @@ def onnx_latency(ctx: Context, onnx_path: Path, writer: RunWriter) -> dict[str, 
     return {**_latency_metrics("ort", result), "onnx_bytes": onnx_path.stat().st_size}
 
 
+def _runs_on_cpu(model: nn.Module) -> bool:
+    """An ONNX Runtime model (scored on the CPU whatever the pipeline's device)."""
+    from effprof.compression.quantize import OrtModel  # onnx is imported only when needed
+
+    return isinstance(model, OrtModel)
+
+
 def dense_reference(ctx: Context) -> list[Tensor]:
     """The dense model's outputs on the test data (computed once, then reused for fidelity)."""
     if not ctx.dense_outputs:
@@ -138,7 +144,7 @@ def fidelity_quality(ctx: Context, model: nn.Module, writer: RunWriter) -> dict[
     """Fidelity to the dense model's output on the test inputs (a model without task data)."""
     references = dense_reference(ctx)
     ctx.phase(f"scoring fidelity on {len(references)} test inputs")
-    device = "cpu" if isinstance(model, OrtModel) else ctx.services.device
+    device = "cpu" if _runs_on_cpu(model) else ctx.services.device
     runner = model if device == "cpu" else copy.deepcopy(model).to(device)
     kind = ctx.entry.outputs.kind
     image, logits = kind == IMAGE_OUT, kind in (VECTOR_OUT, UNKNOWN_OUT)
@@ -168,7 +174,7 @@ def heldout_quality(ctx: Context, model: nn.Module, writer: RunWriter) -> dict[s
         return fidelity_quality(ctx, model, writer)
     references = dense_reference(ctx)
     ctx.phase(f"scoring {len(ctx.pairs)} held-out test crops")
-    device = "cpu" if isinstance(model, OrtModel) else ctx.services.device
+    device = "cpu" if _runs_on_cpu(model) else ctx.services.device
     runner = model if device == "cpu" else copy.deepcopy(model).to(device)
     result = evaluate_pairs(runner, ctx.pairs, device, ctx.services.multiple,
                             references=references)  # fmt: skip

@@ -25,14 +25,6 @@ from effprof.compression.methods.base import (
     register_method,
 )
 from effprof.compression.methods.pruning import check_criterion
-from effprof.compression.quantize import (
-    Int8Spec,
-    OrtModel,
-    cast_model,
-    half_state_dict,
-    int8_sensitivity,
-    quantize_int8,
-)
 from effprof.compression.vq import VQSpec, vq_decode, vq_encode
 from effprof.results import Missing
 
@@ -84,6 +76,12 @@ class Bf16Step(StepSettings):
 
 
 def _half(services: Services, stage: Stage, precision: str, files: StepFiles) -> MethodResult:
+    from effprof.compression.quantize import (  # onnx: only when used
+        OrtModel,
+        cast_model,
+        half_state_dict,
+    )
+
     path = files.file_path(f"weights-{precision}.pt")
     torch.save(half_state_dict(stage.model, precision), path)
     slow_cpu = precision == "fp16" and services.device == "cpu"
@@ -139,6 +137,8 @@ def _keep_float(
     services: Services, stage: Stage, step: Int8Step, files: StepFiles
 ) -> tuple[tuple[str, ...], str]:
     """The ``keep_float`` convolutions to leave in float, and how they were chosen."""
+    from effprof.compression.quantize import int8_sensitivity  # onnx: only when used
+
     if step.keep_float == 0:
         return (), "every convolution quantised"
     if step.keep_by == "sensitivity":
@@ -159,6 +159,12 @@ def _keep_float(
 @register_method("int8", Int8Step)
 def int8_method(services: Services, stage: Stage, step: Int8Step, files: StepFiles):
     """ONNX Runtime static QDQ INT8 of the stage's model."""
+    from effprof.compression.quantize import (  # onnx: only when used
+        Int8Spec,
+        OrtModel,
+        quantize_int8,
+    )
+
     keep, keep_note = _keep_float(services, stage, step, files)
     inputs = services.inputs(step.calibration_count, INT8_SEED)
     spec = Int8Spec(
