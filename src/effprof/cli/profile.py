@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from effprof import schema as S
-from effprof.cli import app, console, err_console, table_console, warn
+from effprof.cli import app, console, err_console, skip_teardown, table_console, warn
 from effprof.cli.boundary import one_line
 from effprof.files import disk_full
 from effprof.results import EffprofError
@@ -91,6 +91,7 @@ def profile(
         progress("writing report.html")
         write_report_of(run_dir)
     print_summary(run_dir, as_json=json_out)
+    skip_teardown()  # the child is joined, the scratch folder removed: no teardown to wait for
 
 
 @contextlib.contextmanager
