@@ -40,6 +40,9 @@ def shown_path(path: str | Path, what: str = "") -> str:
     return f"{what} {str(path)!r}".lstrip()
 
 
+NOT_THERE = "does not exist (a link to nowhere?)"  # a file a stored record names, absent
+
+
 @contextlib.contextmanager
 def open_regular(path: str | Path, limit: int, what: str = "") -> Iterator[Any]:
     """The open binary file ``path``, checked to be a regular file of at most ``limit`` bytes.
@@ -73,17 +76,23 @@ def open_regular(path: str | Path, limit: int, what: str = "") -> Iterator[Any]:
         yield fh
 
 
-def check_file(path: str | Path, limit: int, what: str = "") -> int:
+def check_file(path: str | Path, limit: int, what: str = "", missing: str | None = None) -> int:
     """The size of ``path`` once checked like :func:`open_regular` (for files a library reads
-    itself: parquet, ONNX, checkpoints); raises as it does."""
-    with open_regular(path, limit, what) as fh:
-        try:
-            fh.read(1)  # an unreadable file (EIO, a mode that denies reading) fails here
-        except OSError as err:
-            raise EffprofError(
-                f"{shown_path(path, what)} cannot be read ({_reason(err)})"
-            ) from None
-        return os.fstat(fh.fileno()).st_size
+    itself: parquet, ONNX, checkpoints); raises as it does, except that with ``missing`` an absent
+    file is the EffprofError ``<what 'path'> <missing>``."""
+    try:
+        with open_regular(path, limit, what) as fh:
+            try:
+                fh.read(1)  # an unreadable file (EIO, a mode that denies reading) fails here
+            except OSError as err:
+                raise EffprofError(
+                    f"{shown_path(path, what)} cannot be read ({_reason(err)})"
+                ) from None
+            return os.fstat(fh.fileno()).st_size
+    except FileNotFoundError:
+        if missing is None:
+            raise
+        raise EffprofError(f"{shown_path(path, what)} {missing}") from None
 
 
 def read_small_bytes(path: str | Path, limit: int, what: str = "") -> bytes:
@@ -183,10 +192,7 @@ def check_onnx_file(path: str | Path, folder: str | Path | None = None) -> Path:
 
     path = Path(path)
     shown = shown_path(path, "ONNX file")
-    try:
-        check_file(path, MAX_ONNX_BYTES, "ONNX file")
-    except FileNotFoundError:
-        raise EffprofError(f"{shown} does not exist (a link to nowhere?)") from None
+    check_file(path, MAX_ONNX_BYTES, "ONNX file", missing=NOT_THERE)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as err:  # protobuf's DecodeError and friends

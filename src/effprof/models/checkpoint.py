@@ -24,10 +24,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     Loading uses ``weights_only=True``: no code in the file is ever run.
     """
     path = Path(path)
-    try:
-        check_file(path, MAX_CHECKPOINT_BYTES, "checkpoint")  # not a FIFO, /dev/zero or a folder
-    except FileNotFoundError:
-        raise EffprofError(f"checkpoint {str(path)!r} does not exist") from None
+    # not a FIFO, /dev/zero or a folder
+    check_file(path, MAX_CHECKPOINT_BYTES, "checkpoint", missing="does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a damaged or foreign file fails inside the unpickler in many ways

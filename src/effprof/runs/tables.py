@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from effprof.files import check_file, shown_path
+from effprof.files import NOT_THERE, check_file, shown_path
 from effprof.results import EffprofError
 
 MAX_TABLE_BYTES = 512 * 2**20
@@ -119,10 +119,7 @@ def read_checked_table(path: str | Path, name: str) -> pd.DataFrame:
 
     path = Path(path)
     shown = shown_path(path, "table")
-    try:
-        check_file(path, MAX_TABLE_BYTES, "table")
-    except FileNotFoundError:
-        raise EffprofError(f"{shown} does not exist (a link to nowhere?)") from None
+    check_file(path, MAX_TABLE_BYTES, "table", missing=NOT_THERE)
     try:
         parquet = pq.ParquetFile(path)
         meta = parquet.metadata
