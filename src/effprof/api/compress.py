@@ -83,7 +83,7 @@ from effprof.recipes.retime import retime_pipeline
 from effprof.results import EffprofError, Missing
 from effprof.runs import RunStoreWarning, RunWriter, check_writable, read_record, scan_runs
 from effprof.runs.compression import compression_frame, with_retimes
-from effprof.runs.load import store_root
+from effprof.runs.find import store_root
 from effprof.runs.store import new_run_id
 from effprof.training import FFT_WEIGHT, Silent
 

@@ -68,7 +68,7 @@ def check_output_file(path: Path, option: str) -> Path:
     """A file the user asked us to write: its folder must exist and be writable, and the path
     must not be a folder, a device or anything else but a regular file (it is replaced whole),
     nor one of a run store's own files (a run's run.json or tables, a sweep ledger entry)."""
-    from effprof.runs.load import store_file_reason
+    from effprof.runs.find import store_file_reason
 
     shown = f"{option} {str(path)!r}"
     owned = store_file_reason(path)

@@ -117,7 +117,8 @@ def runs(
 ) -> None:
     """List stored runs, newest last; unreadable run folders are skipped with a warning."""
     from effprof.runs import check_store_root
-    from effprof.runs.load import RUN_KINDS, runs_frame, scan_runs, store_root
+    from effprof.runs.find import scan_runs, store_root
+    from effprof.runs.load import RUN_KINDS, runs_frame
 
     unknown = [k for k in kind if k not in RUN_KINDS]
     if unknown:

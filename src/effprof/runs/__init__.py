@@ -2,6 +2,7 @@
 
 from effprof.runs.budget import BudgetCheck, Rule, Verdict, check_budget, parse_rules
 from effprof.runs.compare import Comparison, compare_runs, resolve_runs
+from effprof.runs.find import check_store_root, find_run, read_run, run_dirs, scan_runs
 from effprof.runs.ledger import (
     LedgerEntry,
     RunStoreWarning,
@@ -12,16 +13,7 @@ from effprof.runs.ledger import (
     release,
     write_entry,
 )
-from effprof.runs.load import (
-    ID_COLUMNS,
-    check_store_root,
-    find_run,
-    load_runs,
-    load_table,
-    read_run,
-    run_dirs,
-    scan_runs,
-)
+from effprof.runs.load import ID_COLUMNS, load_runs, load_table
 from effprof.runs.record import RunRecord, dumps_json, read_record
 from effprof.runs.store import (
     RunWriter,

@@ -18,7 +18,8 @@ import pandas as pd
 
 from effprof import schema as S
 from effprof.results import EffprofError
-from effprof.runs.load import filter_runs, find_run, load_runs, read_run, runs_frame, store_root
+from effprof.runs.find import find_run, read_run, store_root
+from effprof.runs.load import filter_runs, load_runs, runs_frame
 from effprof.runs.record import RunRecord
 
 

@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 
 from effprof import schema as S
+from effprof.runs.find import scan_runs
 from effprof.runs.ledger import RunStoreWarning
-from effprof.runs.load import scan_runs
 from effprof.runs.store import RunRecord
 
 DENSE = "dense"
