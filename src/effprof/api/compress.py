@@ -19,7 +19,6 @@ saved.
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +30,11 @@ from torch import nn
 
 from effprof.api.given import job_options
 from effprof.api.run import Run
-from effprof.compression.methods import Services, Stage, method_of
+from effprof.compression.methods import Services, Stage
 from effprof.compression.recover import frozen
 from effprof.compression.reload import load_pruned
-from effprof.compression.significance import Calibration
 from effprof.config import validate
 from effprof.config.compress import DENSE, MODEL_STEPS, CompressConfig
-from effprof.data import TEST_SEED
 from effprof.measure.environment import collect_environment, resolve_device
 from effprof.measure.latency import measure_latency
 from effprof.measure.layer_latency import LayerLatencyTable
@@ -63,25 +60,22 @@ from effprof.models.weights_origin import (
     state_dict_sha256,
 )
 from effprof.recipes.compress_data import (
-    CALIBRATION_SEED,
     TaskData,
     check_steps,
     describe,
     task_data,
 )
-from effprof.recipes.compress_data import notes as data_notes
-from effprof.recipes.compress_measure import (
-    Context,
-    count_macs,
-    form_metrics,
-    inherited,
-    latency_spec,
-    model_metrics,
-    save_model,
+from effprof.recipes.compress_measure import Context, count_macs, latency_spec, run_step
+from effprof.recipes.compress_plan import (
+    check_targets,
+    finished_runs,
+    plan_runs,
+    run_notes,
+    run_params,
 )
 from effprof.recipes.retime import retime_pipeline
 from effprof.results import EffprofError, Missing
-from effprof.runs import RunStoreWarning, RunWriter, check_writable, read_record, scan_runs
+from effprof.runs import check_writable, read_record
 from effprof.runs.compression import compression_frame, with_retimes
 from effprof.runs.find import store_root
 from effprof.runs.store import new_run_id
@@ -121,25 +115,6 @@ class _TrainEvents(Silent):
         self.emit("train", f"step {step}/{self.total}{loss_text} lr {lr:.1e}")
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """One entry per run: label, the step (None for dense), its hash and the model it starts from."""
-
-    label: str
-    step: Any
-    step_hash: str
-    source: str | None
-
-
-def _plan(config: CompressConfig) -> list[_Plan]:
-    plans = [_Plan(DENSE, None, config.pipeline_hash(), None)]
-    for label, step, step_hash, source in zip(
-        config.labels(), config.steps, config.step_hashes(), config.sources(), strict=True
-    ):
-        plans.append(_Plan(label, step, step_hash, source))
-    return plans
-
-
 def _check(config: CompressConfig, module: nn.Module | None) -> tuple[str | None, str, int]:
     """Everything about the input that can be wrong without loading the model."""
     variant = check_variant(config.model, config.variant) if module is None else None
@@ -169,78 +144,6 @@ def _check(config: CompressConfig, module: nn.Module | None) -> tuple[str | None
         if not path.is_file():
             raise EffprofError(f"weights {config.weights!r} do not exist")
     return variant, device, multiple
-
-
-def _check_targets(dense: nn.Module, calibration: Calibration, plans: list[_Plan]) -> None:
-    """Refuse pruning targets that cannot be reached, before any run is written: exactly for
-    steps starting from the dense model (MAC targets), by order (a lower target than the model
-    they start from, in the same unit) else."""
-    kept: dict[str, dict[str, float]] = {DENSE: {}}
-    for index, plan in enumerate(plans[1:]):
-        step = plan.step
-        target = step.target()
-        start = kept[plan.source]
-        if target is not None:
-            unit, fraction = target
-            where = f"steps.{index} ({plan.label})"
-            if fraction >= start.get(unit, 1.0):
-                raise EffprofError(
-                    f"{where}: target_{unit} {fraction:g} is not below the "
-                    f"{start.get(unit, 1.0):g} of the dense {unit} that {plan.source} keeps"
-                )
-            if plan.source == DENSE:
-                try:
-                    step.check_start(dense, calibration)
-                except EffprofError as err:
-                    raise EffprofError(f"{where}: {err}") from None
-        if step.step in MODEL_STEPS:
-            kept[plan.label] = {**start, **dict([target])} if target is not None else dict(start)
-
-
-def _finished(
-    config: CompressConfig, variant: str | None
-) -> tuple[str | None, dict[str, tuple[Path, Any]]]:
-    """The latest pipeline group of this config in the store and its finished runs by step hash."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RunStoreWarning)
-        runs = [
-            (path, record)
-            for path, record in scan_runs(config.out)
-            if record.kind == "compress"
-            and record.status == "finished"
-            and record.params.get("pipeline_hash") == config.pipeline_hash()
-        ]
-    if not runs:
-        return None, {}
-    for path, record in runs:  # a record that claims this pipeline must be of its model
-        if (record.model, record.variant) != (config.model, variant):
-            shown = " ".join(p for p in (record.model, record.variant) if p)
-            raise EffprofError(
-                f"--resume: run {path.name} in {str(config.out)!r} claims this pipeline but is "
-                f"of {shown!r}, not {config.model!r}; its records do not match the config"
-            )
-    group = max(runs, key=lambda run: run[1].created)[1].group
-    return group, {r.params["step_hash"]: (p, r) for p, r in runs if r.group == group}
-
-
-def _notes(config: CompressConfig, ctx: Context, weights_note: str) -> list[str]:
-    c, inputs = config, ctx.data.inputs.describe()
-    notes = [weights_note, *data_notes(ctx.data, config)]
-    if ctx.data.task == DEBLURRING:
-        notes += [
-            f"quality: {len(ctx.pairs)} held-out synthetic crops of {c.test_size} px from the "
-            f"test images (seed {TEST_SEED}); PSNR/SSIM on RGB in [0, 1], outputs clipped; "
-            "fidelity_*: PSNR/SSIM against the dense model's output",
-            f"calibration: {c.calibration_count} crops of {c.calibration_size} px from the "
-            f"calibration images (seed {CALIBRATION_SEED}), batches of {c.calibration_batch}",
-        ]
-    return [
-        *notes,
-        f"macs: effprof's counter for {inputs}; latency: batch as given ({inputs}), "
-        f"{c.latency_warmup} warm-ups, median of {c.latency_repeat}, torch and ONNX Runtime "
-        f"(CPU provider) with {c.threads or 'default'} intra-op threads",
-        "file_bytes: size on disk of the file this step stores",
-    ]
 
 
 def _services(
@@ -309,7 +212,7 @@ def compress(
     variant, device, multiple = _check(config, module)
     original = copy.deepcopy(module).cpu() if module is not None else None
     builders = {config.model: lambda: copy.deepcopy(original)} if original is not None else {}
-    plans = _plan(config)
+    plans = plan_runs(config)
     emit_to = progress or (lambda event: None)
     state = {"index": 0, "label": DENSE}
 
@@ -331,13 +234,13 @@ def compress(
         services = _services(config, device, multiple, dense, data, emit)
         ctx = Context(config, variant, services, data, entry, builders=builders)
         services.dense_macs = count_macs(data.inputs, dense)
-        _check_targets(dense, services.calibration, plans)
+        check_targets(dense, services.calibration, plans)
         if not config.ort and any(p.step is not None and p.step.step == "int8" for p in plans):
             check_exportable(dense, data.inputs)  # else the dense run is kept, int8 fails late
-        group, done = _finished(config, variant) if config.resume else (None, {})
+        group, done = finished_runs(config, variant) if config.resume else (None, {})
         group = group or new_run_id("pipeline", config.model, variant)
         weights = subject.weights or WeightsOrigin(MODULE, type(dense).__name__)
-        notes = _notes(config, ctx, weights.note())
+        notes = run_notes(config, ctx, weights.note())
         env = collect_environment(device)
         stages: dict[str, Stage] = {}
         paths: list[Path] = []
@@ -364,9 +267,9 @@ def compress(
                     )
             else:
                 emit("start", step.step if step else DENSE)
-                params = {**_params(config, plan, index, trained, pruned), "task": describe(data),
+                params = {**run_params(config, plan, index, trained, pruned), "task": describe(data),
                           **weights.summary()}  # fmt: skip
-                path, model = _run(ctx, plan, source, params, group, notes, env)
+                path, model = run_step(ctx, plan, source, params, group, notes, env)
                 emit("done", "", path)
             paths.append(path)
             if model is not None:
@@ -388,77 +291,6 @@ def _given_subject(module: nn.Module, weights: str | None) -> Subject:
         load_state_dict_strict(model, read_state_dict(weights), weights)
         origin = WeightsOrigin(FILE, weights, file_sha256(weights))
     return Subject(module_entry(model), None, model, origin)
-
-
-def _params(
-    config: CompressConfig, plan: _Plan, index: int, trained: int, pruned: bool
-) -> dict[str, Any]:
-    pipeline = config.model_dump(mode="json", exclude={"steps", "out", "resume", "progress"})
-    return {
-        "step": plan.label,
-        "method": plan.step.step if plan.step else DENSE,
-        "index": index,
-        "source": plan.source,
-        "settings": plan.step.model_dump(mode="json", by_alias=True) if plan.step else {},
-        "pipeline": pipeline,
-        "pipeline_hash": config.pipeline_hash(),
-        "step_hash": plan.step_hash,
-        "trained_steps": trained,
-        "pruned": pruned,
-    }
-
-
-def _measure(ctx: Context, plan: _Plan, source: Stage, writer: RunWriter):
-    """Run the plan's method (or the dense baseline) and measure what it made."""
-    if plan.step is None:
-        file_bytes = save_model(ctx, source.model, writer, DENSE)
-        return model_metrics(ctx, source.model, writer, file_bytes), [], source.model
-    tables = ctx.services.cache["latency_tables"]
-    lookups = tables["table"].lookups if "table" in tables else 0
-    result = method_of(plan.step).run(ctx.services, source, plan.step, writer)
-    if result.model is not None:
-        file_bytes = save_model(ctx, result.model, writer, plan.label)
-        metrics = model_metrics(ctx, result.model, writer, file_bytes)
-    elif result.form is not None:
-        metrics = form_metrics(ctx, source, result.form, writer)
-    else:
-        metrics, notes = inherited(source)
-        result.notes[:0] = notes
-    metrics.update(result.metrics)
-    if "table" in tables and tables["table"].lookups > lookups:  # this step used the table
-        tables["table"].save()
-        result.notes.append(tables["table"].describe())
-    return metrics, result.notes, result.model
-
-
-def _run(
-    ctx: Context,
-    plan: _Plan,
-    source: Stage,
-    params: dict[str, Any],
-    group: str,
-    notes: list[str],
-    env: dict[str, Any],
-) -> tuple[Path, Any]:
-    """Run one step into its own run folder; nothing of it remains if it fails."""
-    config = ctx.config
-    writer = RunWriter(
-        config.out,
-        "compress",
-        config.model,
-        ctx.variant,
-        params=params,
-        run_id=new_run_id(f"compress-{plan.label}", config.model, ctx.variant),
-        group=group,
-        parent=source.run_id if plan.step is not None else None,
-    ).start()
-    try:
-        metrics, step_notes, model = _measure(ctx, plan, source, writer)
-        path = writer.finish(metrics, env, [*notes, *step_notes])
-    except BaseException:
-        writer.abandon()
-        raise
-    return path, model
 
 
 def summary_frame(run_dirs: Sequence[str | Path]) -> pd.DataFrame:

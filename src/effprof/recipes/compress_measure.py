@@ -1,4 +1,5 @@
-"""What every compression step measures, and the services the api gives the methods.
+"""What every compression step measures, and running one planned step into its own run
+(:func:`run_step`: nothing of a step that fails remains).
 
 The measurements are the same for every step, so steps compare:
 
@@ -26,9 +27,9 @@ import torch
 from torch import Tensor, nn
 
 from effprof import schema as S
-from effprof.compression.methods import ONNX_FILE, Form, Services, Stage
+from effprof.compression.methods import ONNX_FILE, Form, Services, Stage, method_of
 from effprof.compression.reload import save_pruned
-from effprof.config.compress import CompressConfig
+from effprof.config.compress import DENSE, CompressConfig
 from effprof.data import ImagePair
 from effprof.data.fidelity import score_fidelity
 from effprof.measure.counting import count_model
@@ -37,8 +38,10 @@ from effprof.measure.onnx import export_onnx, ort_latency
 from effprof.models import ModelEntry
 from effprof.models.registry import DEBLURRING, IMAGE_OUT, UNKNOWN_OUT, VECTOR_OUT
 from effprof.recipes.compress_data import TaskData, first_output
+from effprof.recipes.compress_plan import PlannedRun
 from effprof.results import Missing
 from effprof.runs import RunWriter, read_record
+from effprof.runs.store import new_run_id
 from effprof.training import evaluate_pairs, restore_pairs
 
 
@@ -247,3 +250,56 @@ def save_model(ctx: Context, model: nn.Module, writer: RunWriter, label: str) ->
     writer.file_path(files.structure.name)
     writer.file_path(files.weights.name)
     return files.weights_bytes
+
+
+def measure_step(ctx: Context, plan: PlannedRun, source: Stage, writer: RunWriter):
+    """Run the plan's method (or the dense baseline) and measure what it made."""
+    if plan.step is None:
+        file_bytes = save_model(ctx, source.model, writer, DENSE)
+        return model_metrics(ctx, source.model, writer, file_bytes), [], source.model
+    tables = ctx.services.cache["latency_tables"]
+    lookups = tables["table"].lookups if "table" in tables else 0
+    result = method_of(plan.step).run(ctx.services, source, plan.step, writer)
+    if result.model is not None:
+        file_bytes = save_model(ctx, result.model, writer, plan.label)
+        metrics = model_metrics(ctx, result.model, writer, file_bytes)
+    elif result.form is not None:
+        metrics = form_metrics(ctx, source, result.form, writer)
+    else:
+        metrics, notes = inherited(source)
+        result.notes[:0] = notes
+    metrics.update(result.metrics)
+    if "table" in tables and tables["table"].lookups > lookups:  # this step used the table
+        tables["table"].save()
+        result.notes.append(tables["table"].describe())
+    return metrics, result.notes, result.model
+
+
+def run_step(
+    ctx: Context,
+    plan: PlannedRun,
+    source: Stage,
+    params: dict[str, Any],
+    group: str,
+    notes: list[str],
+    env: dict[str, Any],
+) -> tuple[Path, Any]:
+    """Run one step into its own run folder; nothing of it remains if it fails."""
+    config = ctx.config
+    writer = RunWriter(
+        config.out,
+        "compress",
+        config.model,
+        ctx.variant,
+        params=params,
+        run_id=new_run_id(f"compress-{plan.label}", config.model, ctx.variant),
+        group=group,
+        parent=source.run_id if plan.step is not None else None,
+    ).start()
+    try:
+        metrics, step_notes, model = measure_step(ctx, plan, source, writer)
+        path = writer.finish(metrics, env, [*notes, *step_notes])
+    except BaseException:
+        writer.abandon()
+        raise
+    return path, model
