@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -74,3 +76,21 @@ def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, step
 def test_without_a_config_the_missing_steps_are_named(tmp_path, capsys):
     code, _, err = run_cli(["compress", "--model", "mssnet", "--out", str(tmp_path)], capsys)
     assert code == 2 and "give --config FILE or --target macs=F" in err and "steps" in err
+
+
+@pytest.mark.parametrize("rounds", [0, 2])
+def test_retime_rounds_sets_the_final_interleaved_timing(tmp_path, capsys, rounds):
+    """--retime-rounds 0: no re-timing run; N: one re-timing run of N rounds over every step."""
+    path = config_file(tmp_path, [{"step": "fp16"}])
+    args = ["compress", "--config", str(path), "--out", str(tmp_path), "--progress", "none"]
+    code, _, err = run_cli([*args, "--retime-rounds", str(rounds)], capsys)
+    assert code == 0, err
+    retimes = [p for p in (tmp_path / "runs").iterdir() if "-retime-" in p.name]
+    if rounds == 0:
+        assert retimes == []
+        return
+    (retime,) = retimes
+    record = json.loads((retime / "run.json").read_text())
+    assert record["metrics"]["retimed_rounds"] == rounds
+    rounds_table = pd.read_parquet(retime / "retimed_rounds.parquet")
+    assert sorted(rounds_table["round"].unique()) == list(range(rounds))

@@ -80,10 +80,20 @@ OWN_FILES = [
       for name, path in s.OWN_FILES.items()),
 ]  # fmt: skip
 
-# the limit is named on every typer ("... <= 100" on the oldest, "less than or equal to 100")
+# the limit is named on every typer ("... <= 100" on the oldest, "less than or equal to 100"),
+# for both commands that re-time (compress: a config that would run, so only the option is wrong)
+FP16_ONLY = "steps:\n  - {step: fp16}\ntest_size: 16\ntest_count: 1\nort: false\n"
+RETIMING = {
+    "compare": (["compare", GOOD, GOOD, "--no-html"], h.good_store),
+    "compress": (
+        ["compress", "--config", "c.yaml", "--progress", "none"],
+        h.text_file("c.yaml", FP16_ONLY),
+    ),
+}
 RETIME = [
-    case("compare-retime", name, ["compare", GOOD, GOOD, "--retime-rounds", value, "--no-html"],
-         "Invalid value for '--retime-rounds'", setup=h.good_store, also=also)
+    case(f"{command}-retime", name, [*argv, "--retime-rounds", value],
+         "Invalid value for '--retime-rounds'", setup=setup, also=also)
+    for command, (argv, setup) in RETIMING.items()
     for name, value, also in (
         ("a-billion", "1000000000", "100"),
         ("one-past-the-limit", "101", "100"),
@@ -110,7 +120,6 @@ COMMANDS = {
     "train": ["train", "--steps", "1", "--batch", "1", "--crop", "16", "--progress", "none"],
     "compress": ["compress", "--config", "c.yaml", "--progress", "none"],
 }  # fmt: skip
-FP16_ONLY = "steps:\n  - {step: fp16}\ntest_size: 16\ntest_count: 1\nort: false\n"
 
 
 def _forward_case(command: str, model: str, expect: str, code: int = 2):

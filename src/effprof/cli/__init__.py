@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -55,6 +56,24 @@ def warn(message: str) -> None:
     """Print ``warning: message`` as one line on stderr."""
     err_console.print(
         f"warning: {one_line(message)}", markup=False, highlight=False, soft_wrap=True
+    )
+
+
+# Each round times every model once more; past this many the ratios do not get better, and a
+# command must end (a typo of 1,000,000,000 re-timed until killed).
+MAX_RETIME_ROUNDS = 100
+
+
+def retime_rounds_option(what: str) -> Any:
+    """``--retime-rounds`` of the commands that time models again, interleaved (compare, and
+    compress at its end); ``what`` says which: default 1, 0 for not at all, at most
+    :data:`MAX_RETIME_ROUNDS`."""
+    return typer.Option(
+        1,
+        "--retime-rounds",
+        min=0,
+        max=MAX_RETIME_ROUNDS,
+        help=f"{what}, interleaved, in this many rounds (0: do not; at most {MAX_RETIME_ROUNDS})",
     )
 
 

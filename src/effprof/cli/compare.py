@@ -18,16 +18,12 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from effprof.cli import app, check_output_file, console, table_console, warn
+from effprof.cli import app, check_output_file, console, retime_rounds_option, table_console, warn
 from effprof.cli.boundary import one_line
 from effprof.results import EffprofError
 
 if TYPE_CHECKING:
     from effprof.runs import BudgetCheck, Comparison, Rule, Verdict
-
-# Each round times every run's models once more; past this many the ratios do not get better,
-# and a comparison must end (a typo of 1,000,000,000 re-timed until killed).
-MAX_RETIME_ROUNDS = 100
 
 
 def _print_table(comparison: Comparison) -> None:
@@ -164,14 +160,7 @@ def compare(
         None, "--html", help="page to write (default <root>/comparisons/compare-<time>.html)"
     ),
     no_html: bool = typer.Option(False, "--no-html", help="print the table only"),
-    retime_rounds: int = typer.Option(
-        1,
-        "--retime-rounds",
-        min=0,
-        max=MAX_RETIME_ROUNDS,
-        help=f"time the runs' models again, interleaved, in this many rounds (0: do not; at "
-        f"most {MAX_RETIME_ROUNDS})",
-    ),
+    retime_rounds: int = retime_rounds_option("time the runs' models again"),
     trust_model: list[str] = typer.Option(
         [],
         "--trust-model",

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from effprof.cli import app, console, err_console, fail
+from effprof.cli import app, console, err_console, fail, retime_rounds_option
 from effprof.units import binary_bytes
 
 if TYPE_CHECKING:
@@ -177,6 +177,7 @@ def compress(
     ),
     progress: str = typer.Option(None, help="auto | bar | lines | none"),
     out: str = typer.Option(None, help="run store root (default reports/)"),
+    retime_rounds: int = retime_rounds_option("at the end, time the pipeline's models again"),
 ) -> None:
     """Compress a model step by step (prune, recover, int8, vq...; see configs/compress-*.yaml)."""
     from effprof.api.compress import compress as run_compress
@@ -207,7 +208,10 @@ def compress(
     bar = _Bar() if mode == "bar" else None
     handler = {"bar": bar, "lines": _lines, "none": None}[mode]
     try:
-        paths = [run.path for run in run_compress(settings, progress=handler)]
+        paths = [
+            run.path
+            for run in run_compress(settings, progress=handler, retime_rounds=retime_rounds)
+        ]
     finally:
         if bar is not None:
             bar.stop()
