@@ -30,10 +30,9 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
-import pandas as pd
 import psutil
 import torch
 from torch import nn
@@ -49,6 +48,9 @@ from effprof.measure.precision import (
 from effprof.measure.session import LatencySpec, Session, measured
 from effprof.models.inputs import InputSpec, as_inputs
 from effprof.results import Missing
+
+if TYPE_CHECKING:  # the spawned child imports this module: pandas stays out of its start-up
+    import pandas as pd
 
 CHILD_TIMEOUT_S = 1800.0
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -89,6 +91,8 @@ class MemoryResult:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per quantity: ``quantity``, ``bytes`` (null where missing), ``device``, ``method``."""
+        import pandas as pd
+
         rows = [
             {"quantity": name.removeprefix("memory_").removesuffix("_bytes"), "bytes": value}
             for name, value in self.summary().items()
