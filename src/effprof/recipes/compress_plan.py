@@ -100,6 +100,7 @@ def finished_runs(
 
 
 def run_notes(config: CompressConfig, ctx: Context, weights_note: str) -> list[str]:
+    """The notes every run of the pipeline carries: weights, data, quality and how it was timed."""
     c, inputs = config, ctx.data.inputs.describe()
     notes = [weights_note, *data_notes(ctx.data, config)]
     if ctx.data.task == DEBLURRING:
@@ -122,6 +123,7 @@ def run_notes(config: CompressConfig, ctx: Context, weights_note: str) -> list[s
 def run_params(
     config: CompressConfig, plan: PlannedRun, index: int, trained: int, pruned: bool
 ) -> dict[str, Any]:
+    """A step's run params: the step, its settings and hash, the pipeline and what it started from."""
     pipeline = config.model_dump(mode="json", exclude={"steps", "out", "resume", "progress"})
     return {
         "step": plan.label,
