@@ -4,7 +4,9 @@ contents are ``good``) by a damaged form. Used by the fault-injection tests of e
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,14 @@ def skip_unreadable_as_root(name: str) -> None:
     """chmod 000 stops no read by root: that case is skipped there, with the reason."""
     if name == "unreadable" and os.geteuid() == 0:
         pytest.skip("root reads a file whatever its mode, so chmod 000 cannot make it unreadable")
+
+
+def small_disk(folder: Path, size: str) -> Iterator[Path]:
+    """``folder`` as a tmpfs of ``size`` (``64k``, ``1m``) for as long as the generator lives: a
+    disk that fills up. Needs root and ``mount``; the test is skipped without them."""
+    folder.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]
+    if shutil.which("mount") is None or subprocess.run(command, capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=False)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import torch
 
 from effprof.cli import main
 from tests.cli import hostile as h
+from tests.faults import small_disk
 
 MODEL = ["--model", "tests.cli.tiny_models:tiny"]
 
@@ -312,13 +312,7 @@ def test_bad_input_is_one_line_and_writes_nothing(bad: Case, tmp_path, monkeypat
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 1 MiB tmpfs (needs root): a profile's tables fit, its 5 MiB report.html does not."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    command = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)]
-    if shutil.which("mount") is None or subprocess.run(command, capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield disk
-    subprocess.run(["umount", str(disk)], check=False)
+    yield from small_disk(tmp_path / "disk", "1m")
 
 
 def test_full_disk_is_refused_before_measuring(tiny_disk, capsys):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from torch import nn
 from effprof.files import move_file
 from effprof.measure.onnx import check_exportable, export_onnx, onnx_scratch
 from effprof.results import EffprofError
+from tests.faults import small_disk
 
 
 class _Svd(nn.Module):
@@ -99,13 +99,7 @@ def test_a_scratch_export_moves_into_a_run_on_the_same_filesystem(tmp_path, monk
 @pytest.fixture
 def full_disk(tmp_path):
     """A 64 KiB tmpfs (needs root): too small for a conv's ONNX file."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    command = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]
-    if shutil.which("mount") is None or subprocess.run(command, capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield disk
-    subprocess.run(["umount", str(disk)], check=False)
+    yield from small_disk(tmp_path / "disk", "64k")
 
 
 def test_a_full_disk_is_said_as_such_and_leaves_nothing(full_disk):
