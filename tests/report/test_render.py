@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from html import escape
 
 import pytest
 
@@ -136,3 +137,27 @@ def test_several_profile_runs_get_one_report_each(profile_run, tmp_path, capsys)
     with pytest.raises(SystemExit) as done:
         main(["report", str(first), str(second), "--out", str(tmp_path / "x.html")])
     assert done.value.code == 2 and "--out names one file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("params", "peers", "question"),
+    [
+        (6_756_161, True, "Why is mssnet small so cheap?"),  # fewer than 3 of the 4 peers with a count
+        (18_000_000, True, "Where does mssnet small's cost go?"),  # fewer than 2 of 4: not most
+        (30_000_000, True, "Where does mssnet small's cost go?"),  # more than every peer
+        (6_756_161, False, "Where does mssnet small's cost go?"),  # nothing to be cheap against
+    ],
+)  # fmt: skip
+def test_the_page_asks_why_so_cheap_only_where_the_run_shows_it(
+    profile_run, tmp_path, params, peers, question
+):
+    run = copy_run(profile_run, tmp_path, metrics={"param_count": params})
+    if not peers:  # a model whose entry declares no peers stores no peers tables
+        record = json.loads((run / "run.json").read_text())
+        record["tables"] = [t for t in record["tables"] if t not in ("peers", "peers_meta")]
+        (run / "run.json").write_text(json.dumps(record))
+        for name in ("peers", "peers_meta"):
+            (run / f"{name}.parquet").unlink()
+    page = render_report([run])
+    assert f"<title>{escape(question)}</title>" in page
+    assert ("so cheap?" in page) == question.endswith("so cheap?")

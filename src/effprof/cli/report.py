@@ -20,7 +20,7 @@ def report(
         None, help="HTML file to write (default: report.html in the profile run's folder)"
     ),
 ) -> None:
-    """Render the "why is it so cheap" report of stored profile runs (no model code needed)."""
+    """Render the HTML report of stored profile runs (no model code needed)."""
     from effprof.report.render import write_reports
 
     if out is not None:

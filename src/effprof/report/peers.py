@@ -30,6 +30,28 @@ def has_peers(view: RunView) -> bool:
     return _meta(view) is not None
 
 
+def params_below_peers(view: RunView) -> tuple[int, int] | None:
+    """(how many published peers have more parameters than this run's network, how many peers
+    publish a parameter count), or None when the run has no such peer or no parameter count."""
+    meta, params = _meta(view), view.number(S.PARAM_COUNT)
+    if meta is None or params is None or not meta.get("params"):
+        return None
+    published = pd.to_numeric(view.table("peers")[meta["params"]], errors="coerce").dropna()
+    if published.empty:
+        return None
+    return int((published * 1e6 > params).sum()), len(published)
+
+
+def title(view: RunView) -> str:
+    """The page's question. "Why is X so cheap?" states that X is cheap, so it is asked only when
+    the run shows it: fewer parameters than most published peers of its task. Otherwise the
+    page asks where the cost goes."""
+    below = params_below_peers(view)
+    if below is not None and below[0] * 2 > below[1]:
+        return f"Why is {view.title_name} so cheap?"
+    return f"Where does {view.title_name}'s cost go?"
+
+
 def _value_format(key: str, frame: pd.DataFrame):
     if pd.api.types.is_numeric_dtype(frame[key]):
         return lambda v: f"{v:g}"

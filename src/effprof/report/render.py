@@ -1,4 +1,5 @@
-"""Render stored runs into the "why is it so cheap" page (one self-contained HTML file).
+"""Render stored runs into the report page (one self-contained HTML file): "why is it so cheap?"
+where the run shows the model is (:func:`effprof.report.peers.title`), else where its cost goes.
 
 >>> path = write_report(["reports/runs/20261126-...-profile-mssnet-small-3f9a"])  # doctest: +SKIP
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from effprof import schema as S
 from effprof.report import page as html
+from effprof.report import peers
 from effprof.report.runview import RunView
 from effprof.report.sections import SECTIONS, RenderContext, Section
 from effprof.results import EffprofError
@@ -94,7 +96,7 @@ def _render(ctx: RenderContext) -> str:
         f"{subject.record.params.get('precision', '')} · run {subject.record.run_id}"
     )
     return html.page(
-        f"Why is {subject.title_name} so cheap?",
+        peers.title(subject),
         parts,
         subtitle=subtitle,
         nav=nav,
