@@ -49,18 +49,22 @@ def sections() -> tuple[Section, ...]:
     return tuple(sorted(found, key=lambda s: place[s.render.__module__]))
 
 
-def _split(views: Sequence[RunView]) -> tuple[RunView, list[RunView]]:
+def _open(run_dirs: Sequence[str | Path]) -> tuple[list[RunView], list[RunView]]:
+    """The profile runs among ``run_dirs`` (at least one) and the compress runs, each read once."""
+    if not run_dirs:
+        raise EffprofError("give at least one run folder")
+    views = [RunView.open(p) for p in run_dirs]
     subjects = [v for v in views if v.kind == "profile"]
     if not subjects:
         kinds = ", ".join(sorted({v.kind for v in views})) or "none"
         raise EffprofError(f"a report needs a profile run among the runs given (got: {kinds})")
-    return subjects[0], [v for v in views if v.kind == "compress"]
+    return subjects, [v for v in views if v.kind == "compress"]
 
 
-def _open(run_dirs: Sequence[str | Path]) -> tuple[RunView, list[RunView]]:
-    if not run_dirs:
-        raise EffprofError("give at least one run folder")
-    return _split([RunView.open(p) for p in run_dirs])
+def _write(subject: RunView, compress_runs: Sequence[RunView], out: str | Path | None) -> Path:
+    path = Path(out) if out is not None else subject.path / REPORT_FILE
+    write_text_atomic(path, _render(context(subject, compress_runs)))  # no half-written file
+    return path
 
 
 def context(subject: RunView, given: Sequence[RunView] = ()) -> RenderContext:
@@ -76,8 +80,8 @@ def answer(subject: RunView | str | Path, given: Sequence[RunView] = ()) -> list
 
 def render_report(run_dirs: Sequence[str | Path]) -> str:
     """The report page of the first profile run in ``run_dirs`` (compress runs add a section)."""
-    subject, compress_runs = _open(run_dirs)
-    return _render(context(subject, compress_runs))
+    subjects, compress_runs = _open(run_dirs)
+    return _render(context(subjects[0], compress_runs))
 
 
 def _render(ctx: RenderContext) -> str:
@@ -123,8 +127,8 @@ def inline_summary(run_dir: str | Path) -> str:
 
 def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> Path:
     """Render and write the report; default path: ``report.html`` in the first profile run's folder."""
-    subject, compress_runs = _open(run_dirs)
-    return write_reports([subject.path, *(r.path for r in compress_runs)], out)[0]
+    subjects, compress_runs = _open(run_dirs)
+    return _write(subjects[0], compress_runs, out)
 
 
 def write_reports(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> list[Path]:
@@ -132,17 +136,7 @@ def write_reports(run_dirs: Sequence[str | Path], out: str | Path | None = None)
 
     ``out`` names the file and needs exactly one profile run.
     """
-    if not run_dirs:
-        raise EffprofError("give at least one run folder")
-    views = [RunView.open(p) for p in run_dirs]
-    subjects = [v for v in views if v.kind == "profile"]
-    compress_runs = [v for v in views if v.kind == "compress"]
-    _split(views)  # the error when there is no profile run
+    subjects, compress_runs = _open(run_dirs)
     if out is not None and len(subjects) > 1:
         raise EffprofError(f"--out names one file but {len(subjects)} profile runs were given")
-    paths = []
-    for subject in subjects:
-        path = Path(out) if out is not None else subject.path / REPORT_FILE
-        write_text_atomic(path, _render(context(subject, compress_runs)))  # no half-written file
-        paths.append(path)
-    return paths
+    return [_write(subject, compress_runs, out) for subject in subjects]
